@@ -1,0 +1,208 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/airtab/airtab/crypto"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Signed messages are COSE_Sign1 structures (RFC 9052, section 4.2) wrapped
+// in CBOR tag 18, as in the EU Digital COVID Certificate:
+//
+//	18([ protected: bstr .cbor {1: -8, 4: kid}, unprotected: {}, payload: bstr, signature: bstr ])
+//
+// alg -8 is EdDSA (Ed25519) and kid is the signer's 8-byte key id. The
+// signature is Ed25519 over the domain-framed Sig_structure
+//
+//	len(domain) || domain || ["Signature1", protected, external_aad, payload]
+//
+// where domain names the message kind (see crypto.Domain) and external_aad is
+// empty except where a message kind says otherwise (payment codes and order
+// consents bind the credential id there).
+
+const (
+	coseTag       = 0xd2 // CBOR tag 18, COSE_Sign1, as one byte
+	coseAlgEdDSA  = -8
+	emptyMapCBOR  = 0xa0
+	sigStructName = "Signature1"
+)
+
+// message is implemented by every signed message body.
+type message interface {
+	kind() kind
+	validate() error
+}
+
+// kind is the static description of a signed message kind.
+type kind struct {
+	name    string        // for errors: "credential"
+	domain  crypto.Domain // signing domain
+	maxSize int           // cap on the whole COSE_Sign1, in bytes
+	signer  crypto.Purpose
+}
+
+type coseHeader struct {
+	Alg int64  `cbor:"1,keyasint,omitzero"`
+	Kid []byte `cbor:"4,keyasint,omitzero"`
+}
+
+type coseSign1 struct {
+	_           struct{} `cbor:",toarray"`
+	Protected   []byte
+	Unprotected cbor.RawMessage
+	Payload     []byte
+	Signature   []byte
+}
+
+// Signed is a decoded signed message: the body, the signer's key id and the
+// exact bytes received. Parse checks the form only; call Verify or
+// VerifyTrusted before believing anything in Body.
+type Signed[T message] struct {
+	Body  T
+	KeyID crypto.KeyID
+	// Raw is the complete COSE_Sign1 encoding. It is what travels, what is
+	// hashed into the invoice chain and what is stored.
+	Raw []byte
+
+	protected []byte
+	payload   []byte
+	signature []byte
+}
+
+// ErrSignature is matched by every signature verification failure.
+var ErrSignature = errors.New("signature does not verify")
+
+// Sign encodes body canonically and signs it with key under the body's
+// domain. external is the external_aad (nil for most kinds).
+func Sign[T message](body T, key crypto.PrivateKey, external []byte) (*Signed[T], error) {
+	k := body.kind()
+	if key.Purpose() != k.signer {
+		return nil, fmt.Errorf("sign %s: key is a %s key, want %s", k.name, key.Purpose(), k.signer)
+	}
+	if err := body.validate(); err != nil {
+		return nil, fmt.Errorf("sign %s: %w", k.name, err)
+	}
+	payload, err := marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("sign %s: encode: %w", k.name, err)
+	}
+	// Keep in Body exactly what the wire says (times in whole seconds), so
+	// the signer and every verifier see the same values.
+	var wire T
+	if err := decMode.Unmarshal(payload, &wire); err != nil {
+		return nil, fmt.Errorf("sign %s: decode back: %w", k.name, err)
+	}
+	kid := key.ID()
+	protected, err := marshal(coseHeader{Alg: coseAlgEdDSA, Kid: kid[:]})
+	if err != nil {
+		return nil, err
+	}
+	tbs, err := sigStructure(protected, external, payload)
+	if err != nil {
+		return nil, err
+	}
+	sig := key.Sign(k.domain, tbs)
+	enc, err := marshal(coseSign1{Protected: protected, Unprotected: cbor.RawMessage{emptyMapCBOR}, Payload: payload, Signature: sig})
+	if err != nil {
+		return nil, err
+	}
+	raw := append([]byte{coseTag}, enc...)
+	if len(raw) > k.maxSize {
+		return nil, fmt.Errorf("sign %s: %d bytes exceeds the cap of %d", k.name, len(raw), k.maxSize)
+	}
+	return &Signed[T]{Body: wire, KeyID: kid, Raw: raw, protected: protected, payload: payload, signature: sig}, nil
+}
+
+// Parse strictly decodes a signed message of kind T without checking its
+// signature: size cap, COSE structure, header, canonical CBOR, unknown and
+// duplicate fields, version and field validity.
+func Parse[T message](b []byte) (*Signed[T], error) {
+	var zero T
+	k := zero.kind()
+	name := k.name
+	if len(b) > k.maxSize {
+		return nil, decodeErr(name, "size %d bytes exceeds the cap of %d", len(b), k.maxSize)
+	}
+	if len(b) < 1 || b[0] != coseTag {
+		return nil, decodeErr(name, "not a COSE_Sign1 message (want CBOR tag 18)")
+	}
+	var env coseSign1
+	if err := decodeStrict(name+" envelope", b[1:], k.maxSize, &env); err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(env.Unprotected, []byte{emptyMapCBOR}) {
+		return nil, decodeErr(name, "unprotected header must be empty")
+	}
+	var h coseHeader
+	if err := decodeStrict(name+" header", env.Protected, 32, &h); err != nil {
+		return nil, err
+	}
+	if h.Alg != coseAlgEdDSA {
+		return nil, decodeErr(name, "algorithm %d, want EdDSA (-8)", h.Alg)
+	}
+	kid, err := crypto.KeyIDFromBytes(h.Kid)
+	if err != nil {
+		return nil, &DecodeError{Kind: name, Reason: "bad key id", Err: err}
+	}
+	if len(env.Signature) != crypto.SignatureSize {
+		return nil, decodeErr(name, "signature is %d bytes, want %d", len(env.Signature), crypto.SignatureSize)
+	}
+	s := &Signed[T]{KeyID: kid, Raw: bytes.Clone(b), protected: env.Protected, payload: env.Payload, signature: env.Signature}
+	if err := decodeStrict(name, env.Payload, k.maxSize, &s.Body); err != nil {
+		return nil, err
+	}
+	if err := s.Body.validate(); err != nil {
+		return nil, &DecodeError{Kind: name, Reason: "invalid", Err: err}
+	}
+	return s, nil
+}
+
+// Verify checks the signature with pub, which must have the signer purpose of
+// the kind and the key id named in the header.
+func (s *Signed[T]) Verify(pub crypto.PublicKey, external []byte) error {
+	k := s.Body.kind()
+	if pub.Purpose() != k.signer {
+		return fmt.Errorf("verify %s: key is a %s key, want %s: %w", k.name, pub.Purpose(), k.signer, ErrSignature)
+	}
+	if pub.ID() != s.KeyID {
+		return fmt.Errorf("verify %s: signed by key %s, not %s: %w", k.name, s.KeyID, pub.ID(), ErrSignature)
+	}
+	tbs, err := sigStructure(s.protected, external, s.payload)
+	if err != nil {
+		return err
+	}
+	if !pub.Verify(k.domain, tbs, s.signature) {
+		return fmt.Errorf("verify %s with key %s: %w", k.name, s.KeyID, ErrSignature)
+	}
+	return nil
+}
+
+// VerifyTrusted checks the signature against every key in tl with the
+// message's key id and the kind's signer purpose that is valid at time at.
+// It returns the key that verified.
+func (s *Signed[T]) VerifyTrusted(tl *crypto.TrustList, at time.Time, external []byte) (crypto.PublicKey, error) {
+	k := s.Body.kind()
+	tbs, err := sigStructure(s.protected, external, s.payload)
+	if err != nil {
+		return crypto.PublicKey{}, err
+	}
+	pub, err := tl.Verify(s.KeyID, k.signer, at, k.domain, tbs, s.signature)
+	if err != nil {
+		return crypto.PublicKey{}, fmt.Errorf("verify %s: %w", k.name, errors.Join(ErrSignature, err))
+	}
+	return pub, nil
+}
+
+// Hash returns the SHA-256 of the raw signed bytes.
+func (s *Signed[T]) Hash() Hash { return Sum(s.Raw) }
+
+func sigStructure(protected, external, payload []byte) ([]byte, error) {
+	if external == nil {
+		external = []byte{}
+	}
+	return marshal([]any{sigStructName, protected, external, payload})
+}

@@ -1,0 +1,137 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/airtab/airtab/crypto"
+)
+
+// InvoiceKind says whether an invoice records a sale or reverses one.
+type InvoiceKind uint
+
+// Invoice kinds. Stable numbers: do not reorder; add only at the end.
+const (
+	KindSale InvoiceKind = 1
+	KindVoid InvoiceKind = 2 // reverses the sale named in Voids; never a deletion
+)
+
+func (k InvoiceKind) String() string {
+	switch k {
+	case KindSale:
+		return "sale"
+	case KindVoid:
+		return "void"
+	}
+	return fmt.Sprintf("kind(%d)", uint(k))
+}
+
+// Invoice is the cabin server's durable record of one approved sale or one
+// void, signed by the aircraft key (DomainInvoice). Invoices of a flight are
+// numbered from 1 without gaps, and each carries the SHA-256 of the previous
+// invoice's signed bytes, so ground can tell a missing or altered invoice.
+//
+// A sale carries the passenger's payment code (or order consent) exactly as
+// scanned, so ground re-verifies the passenger's signature itself.
+type Invoice struct {
+	Version    uint        `cbor:"1,keyasint,omitzero"`
+	ID         ID          `cbor:"2,keyasint,omitzero"` // the idempotency key, end to end
+	Flight     FlightID    `cbor:"3,keyasint,omitzero"`
+	Aircraft   AircraftID  `cbor:"4,keyasint,omitzero"`
+	Seq        uint64      `cbor:"5,keyasint,omitzero"` // 1, 2, 3, ... per flight
+	Prev       Hash        `cbor:"6,keyasint,omitzero"` // hash of invoice Seq-1; zero for Seq 1
+	Kind       InvoiceKind `cbor:"7,keyasint,omitzero"`
+	Credential ID          `cbor:"8,keyasint,omitzero"`
+	Passenger  ID          `cbor:"9,keyasint,omitzero"`
+	Lines      []OrderLine `cbor:"10,keyasint,omitzero"` // priced from the manifest catalog
+	Total      Money       `cbor:"11,keyasint,omitzero"`
+	CreatedAt  time.Time   `cbor:"12,keyasint,omitzero"`
+	Code       []byte      `cbor:"13,keyasint,omitzero"` // sale: SignedPaymentCode Raw
+	Consent    []byte      `cbor:"14,keyasint,omitzero"` // sale, two-way mode: SignedOrderConsent Raw
+	Order      []byte      `cbor:"15,keyasint,omitzero"` // sale, two-way mode: the order's canonical CBOR
+	Voids      ID          `cbor:"16,keyasint,omitzero"` // void: the sale it reverses
+	Crew       string      `cbor:"17,keyasint,omitzero"` // crew id who made it
+}
+
+// SignedInvoice is an invoice with the aircraft's signature.
+type SignedInvoice = Signed[Invoice]
+
+func (Invoice) kind() kind {
+	return kind{name: "invoice", domain: DomainInvoice, maxSize: MaxInvoiceSize, signer: crypto.Aircraft}
+}
+
+func (v Invoice) validate() error {
+	err := firstErr(
+		checkVersion(v.Version),
+		required("id", !v.ID.IsZero()),
+		v.Flight.Validate(),
+		v.Aircraft.Validate(),
+		required("sequence number", v.Seq > 0),
+		required("previous hash", v.Seq == 1 || !v.Prev.IsZero()),
+		required("credential", !v.Credential.IsZero()),
+		required("passenger", !v.Passenger.IsZero()),
+		positive("total", v.Total),
+		required("created time", !v.CreatedAt.IsZero()),
+		textField("crew id", v.Crew, 1, 32),
+	)
+	if err != nil {
+		return err
+	}
+	if v.Seq == 1 && !v.Prev.IsZero() {
+		return errors.New("first invoice of a flight must have a zero previous hash")
+	}
+	switch v.Kind {
+	case KindSale:
+		return v.validateSale()
+	case KindVoid:
+		return firstErr(
+			required("voided sale", !v.Voids.IsZero()),
+			absent("payment code", v.Code == nil),
+			absent("consent", v.Consent == nil && v.Order == nil),
+		)
+	}
+	return fmt.Errorf("unknown invoice kind %d", uint(v.Kind))
+}
+
+func (v Invoice) validateSale() error {
+	err := firstErr(
+		validateLines(v.Lines, true),
+		absent("voided sale", v.Voids.IsZero()),
+	)
+	if err != nil {
+		return err
+	}
+	sum, err := LinesTotal(v.Lines, v.Total.Currency)
+	if err != nil {
+		return err
+	}
+	if sum != v.Total {
+		return fmt.Errorf("total %s is not the sum of the lines %s", v.Total, sum)
+	}
+	if (v.Code == nil) == (v.Consent == nil) {
+		return errors.New("a sale carries exactly one of payment code and order consent")
+	}
+	if (v.Consent == nil) != (v.Order == nil) {
+		return errors.New("an order consent travels with its order")
+	}
+	if v.Code != nil {
+		_, err = ParsePaymentCode(v.Code)
+		return err
+	}
+	if _, err := ParseOrderConsent(v.Consent); err != nil {
+		return err
+	}
+	_, err = DecodeOrder(v.Order)
+	return err
+}
+
+func absent(field string, ok bool) error {
+	if !ok {
+		return fmt.Errorf("unexpected %s", field)
+	}
+	return nil
+}
+
+// ParseInvoice strictly decodes a signed invoice; see Parse.
+func ParseInvoice(b []byte) (*SignedInvoice, error) { return Parse[Invoice](b) }
