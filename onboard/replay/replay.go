@@ -1,0 +1,588 @@
+// Package replay sends a cabin server's invoices to the ground once the
+// aircraft has a link, and applies the clearing receipts that come back.
+//
+// Invoices are published in sequence order to JetStream with the invoice id
+// as Nats-Msg-Id, many in flight at once (a sliding window, never one round
+// trip per invoice). An invoice is marked sent on its publish ack and cleared
+// only when ground's signed clearing receipt says the ledger committed it;
+// sent invoices without a receipt are sent again after ResendAfter. After an
+// interruption the replayer starts again from the lowest invoice not yet
+// acknowledged, so nothing is skipped; the duplicates this may send are
+// absorbed by JetStream's duplicate window and, beyond it, by the ledger's
+// own idempotency on the invoice id.
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/airtab/airtab/crypto"
+	"github.com/airtab/airtab/protocol"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Item is one invoice to send.
+type Item struct {
+	ID  protocol.ID
+	Seq uint64
+	Raw []byte // the SignedInvoice's bytes, exactly as journaled
+}
+
+// Counts are the journal's invoices by replay state.
+type Counts struct {
+	Pending int // not yet acknowledged by JetStream
+	Sent    int // acknowledged, no receipt yet
+	Cleared int // receipt received
+}
+
+// Journal is the cabin server's invoice journal as the replayer sees it.
+type Journal interface {
+	// ReplayBatch returns up to limit invoices with Seq > afterSeq that are
+	// pending, or were sent before resendBefore and have no receipt, in
+	// sequence order.
+	ReplayBatch(ctx context.Context, afterSeq uint64, resendBefore time.Time, limit int) ([]Item, error)
+	// MarkSent records JetStream's acknowledgement of the invoices.
+	MarkSent(ctx context.Context, ids []protocol.ID, at time.Time) error
+	// ApplyReceipt records a verified clearing receipt. It is idempotent,
+	// and it reports false for a receipt about an invoice or flight the
+	// journal does not hold.
+	ApplyReceipt(ctx context.Context, r *protocol.SignedReceipt) (bool, error)
+	// PendingClose returns the signed flight-close report when the flight
+	// is closed and ground has not yet accepted the report.
+	PendingClose(ctx context.Context) (raw []byte, ok bool, err error)
+	// Counts returns the number of invoices in each replay state.
+	Counts(ctx context.Context) (Counts, error)
+}
+
+// Config configures a Replayer.
+type Config struct {
+	Aircraft protocol.AircraftID
+	Flight   protocol.FlightID
+	Journal  Journal
+	// Trust holds the issuer keys that sign clearing receipts; a receipt
+	// that does not verify is never applied.
+	Trust *crypto.TrustList
+	// Window is how many publishes may await their ack at once.
+	// Default: 512. It must cover the link's bandwidth-delay product:
+	// 1 Mbit/s × 600 ms is 75 kB, about 150 invoices.
+	Window int
+	// ResendAfter is how long a sent invoice may wait for its receipt
+	// before it is sent again. Default: 2 minutes.
+	ResendAfter time.Duration
+	// HeartbeatTimeout: the link counts as down when no ground heartbeat
+	// arrived for this long. Default: 15 seconds.
+	HeartbeatTimeout time.Duration
+	// AckTimeout bounds the wait for one publish ack. Default: 30 seconds.
+	AckTimeout time.Duration
+	// Clock gives the time. Default: time.Now.
+	Clock func() time.Time
+	// Log receives progress and errors. Default: discard.
+	Log *slog.Logger
+}
+
+// Bounds on the configuration.
+const (
+	MaxWindow      = 4096
+	pollInterval   = time.Second
+	maxBackoff     = 30 * time.Second
+	receiptBatch   = 256
+	receiptWait    = 5 * time.Second
+	progressPeriod = 5 * time.Second
+)
+
+func (c *Config) setDefaults() error {
+	if err := firstErr(c.Aircraft.Validate(), c.Flight.Validate()); err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	if c.Journal == nil {
+		return errors.New("replay: no journal")
+	}
+	if c.Trust == nil || c.Trust.Len() == 0 {
+		return errors.New("replay: no issuer trust list for receipts")
+	}
+	if c.Window == 0 {
+		c.Window = 512
+	}
+	if c.Window < 1 || c.Window > MaxWindow {
+		return fmt.Errorf("replay: window %d, want 1 to %d", c.Window, MaxWindow)
+	}
+	if c.ResendAfter == 0 {
+		c.ResendAfter = 2 * time.Minute
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = 15 * time.Second
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = 30 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Status is what the replayer reports to the cabin server's status endpoint.
+type Status struct {
+	LinkUp        bool      `json:"link_up"`
+	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
+	// ClockSkew is ground's clock minus ours at the last heartbeat.
+	ClockSkew       time.Duration `json:"clock_skew_ns"`
+	Counts          Counts        `json:"counts"`
+	SentThisLink    int           `json:"sent_this_link"`
+	RatePerSecond   float64       `json:"rate_per_second"`
+	ETASeconds      float64       `json:"eta_seconds"`
+	CloseAccepted   bool          `json:"close_accepted"`
+	LastError       string        `json:"last_error,omitempty"`
+	ReceiptsApplied int           `json:"receipts_applied"`
+	ReceiptsBad     int           `json:"receipts_rejected"`
+}
+
+// Replayer moves invoices to the ground and receipts back.
+type Replayer struct {
+	cfg  Config
+	kick chan struct{}
+
+	mu     sync.Mutex
+	status Status
+	drainT  time.Time // when the current drain started
+	lastLog time.Time // when progress was last logged
+}
+
+// New checks cfg and returns a Replayer.
+func New(cfg Config) (*Replayer, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	return &Replayer{cfg: cfg, kick: make(chan struct{}, 1)}, nil
+}
+
+// Kick wakes the replayer, for example after a new invoice was committed or
+// the flight closed. It never blocks.
+func (r *Replayer) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns a snapshot of the replay state.
+func (r *Replayer) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.status
+	s.LinkUp = r.linkUpLocked()
+	return s
+}
+
+func (r *Replayer) linkUpLocked() bool {
+	return !r.status.LastHeartbeat.IsZero() && r.cfg.Clock().Sub(r.status.LastHeartbeat) < r.cfg.HeartbeatTimeout
+}
+
+// LinkUp reports whether a ground heartbeat arrived recently.
+func (r *Replayer) LinkUp() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.linkUpLocked()
+}
+
+// Run replays over nc until ctx ends. nc should reconnect forever
+// (nats.MaxReconnects(-1)) and ping often (nats.PingInterval of a few
+// seconds), and must use protocol.InboxPrefix(aircraft) as its inbox prefix
+// when the server enforces per-aircraft permissions.
+func (r *Replayer) Run(ctx context.Context, nc *nats.Conn) error {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(r.cfg.Window))
+	if err != nil {
+		return fmt.Errorf("replay: jetstream: %w", err)
+	}
+	sub, err := nc.Subscribe(protocol.HeartbeatSubject, r.onHeartbeat)
+	if err != nil {
+		return fmt.Errorf("replay: subscribe heartbeat: %w", err)
+	}
+	defer sub.Unsubscribe()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.receiptLoop(ctx, js)
+	}()
+	defer wg.Wait()
+
+	backoff := pollInterval
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		if r.LinkUp() && nc.IsConnected() {
+			if err := r.drain(ctx, js); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				r.setErr(err)
+				r.cfg.Log.Warn("replay interrupted; will resume", "err", err, "retry_in", backoff)
+				if !sleep(ctx, backoff) {
+					return nil
+				}
+				backoff = min(2*backoff, maxBackoff)
+				continue
+			}
+			backoff = pollInterval
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-r.kick:
+		}
+	}
+}
+
+func (r *Replayer) onHeartbeat(m *nats.Msg) {
+	h, err := protocol.DecodeHeartbeat(m.Data)
+	if err != nil {
+		r.cfg.Log.Warn("bad heartbeat", "err", err)
+		return
+	}
+	now := r.cfg.Clock()
+	r.mu.Lock()
+	wasUp := r.linkUpLocked()
+	r.status.LastHeartbeat = now
+	r.status.ClockSkew = h.Time.Sub(now)
+	r.mu.Unlock()
+	if !wasUp {
+		r.cfg.Log.Info("link up: ground heartbeat received", "ground_clock_skew", h.Time.Sub(now).Round(time.Millisecond))
+		r.Kick()
+	}
+}
+
+// drain publishes every invoice that needs sending, then the close report.
+func (r *Replayer) drain(ctx context.Context, js jetstream.JetStream) error {
+	if err := r.refreshCounts(ctx); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	pending := r.status.Counts.Pending
+	r.drainT = r.cfg.Clock()
+	r.status.SentThisLink = 0
+	r.mu.Unlock()
+	if pending > 0 {
+		r.cfg.Log.Info("replay starting", "pending", pending, "flight", r.cfg.Flight)
+	}
+	sent, err := r.publishAll(ctx, js)
+	if err != nil {
+		return err
+	}
+	if sent > 0 {
+		elapsed := r.cfg.Clock().Sub(r.drainT)
+		r.cfg.Log.Info("replay done", "sent", sent, "seconds", elapsed.Seconds())
+	}
+	if err := r.publishClose(ctx, js); err != nil {
+		return err
+	}
+	return r.refreshCounts(ctx)
+}
+
+type inflight struct {
+	item Item
+	fut  jetstream.PubAckFuture
+}
+
+// publishAll streams invoices through a sliding window of async publishes.
+// A collector marks the acknowledged ones sent, in order; the first failure
+// stops both, and everything from that invoice on stays pending for the
+// next attempt.
+func (r *Replayer) publishAll(ctx context.Context, js jetstream.JetStream) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	acks := make(chan inflight, r.cfg.Window)
+	var (
+		collected int
+		collErr   error
+		done      = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		collected, collErr = r.collect(ctx, acks)
+		if collErr != nil {
+			cancel()
+		}
+	}()
+	pubErr := r.publish(ctx, js, acks)
+	close(acks)
+	<-done
+	return collected, errors.Join(collErr, pubErr)
+}
+
+// publish sends every invoice the journal says needs sending, handing each
+// ack future to the collector.
+func (r *Replayer) publish(ctx context.Context, js jetstream.JetStream, acks chan<- inflight) error {
+	subject := protocol.InvoiceSubject(r.cfg.Aircraft, r.cfg.Flight)
+	resendBefore := r.cfg.Clock().Add(-r.cfg.ResendAfter)
+	var after uint64
+	for {
+		items, err := r.cfg.Journal.ReplayBatch(ctx, after, resendBefore, r.cfg.Window)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil // the collector failed and said why
+			}
+			return fmt.Errorf("read journal: %w", err)
+		}
+		if len(items) == 0 {
+			return nil
+		}
+		for _, it := range items {
+			if it.Seq <= after {
+				panic(fmt.Sprintf("replay: journal returned seq %d after %d", it.Seq, after))
+			}
+			msg := &nats.Msg{Subject: subject, Data: it.Raw, Header: nats.Header{}}
+			msg.Header.Set(jetstream.MsgIDHeader, it.ID.String())
+			fut, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(r.cfg.AckTimeout))
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("publish invoice %d (%s): %w", it.Seq, it.ID, err)
+			}
+			select {
+			case acks <- inflight{it, fut}:
+			case <-ctx.Done():
+				return nil
+			}
+			after = it.Seq
+		}
+	}
+}
+
+// collect waits for the publish acks in order and marks invoices sent in
+// groups. It stops at the first failure.
+func (r *Replayer) collect(ctx context.Context, in <-chan inflight) (int, error) {
+	const group = 64
+	var (
+		ids   []protocol.ID
+		total int
+	)
+	flush := func() error {
+		if len(ids) == 0 {
+			return nil
+		}
+		if err := r.cfg.Journal.MarkSent(ctx, ids, r.cfg.Clock()); err != nil {
+			return fmt.Errorf("mark %d invoices sent: %w", len(ids), err)
+		}
+		total += len(ids)
+		r.progress(len(ids))
+		ids = ids[:0]
+		return nil
+	}
+	timer := time.NewTimer(r.cfg.AckTimeout)
+	defer timer.Stop()
+	for f := range in {
+		timer.Reset(r.cfg.AckTimeout)
+		select {
+		case <-f.fut.Ok():
+		case err := <-f.fut.Err():
+			return total, errors.Join(flush(), fmt.Errorf("invoice %d (%s) not acknowledged: %w", f.item.Seq, f.item.ID, err))
+		case <-timer.C:
+			return total, errors.Join(flush(), fmt.Errorf("invoice %d (%s): no ack within %v", f.item.Seq, f.item.ID, r.cfg.AckTimeout))
+		case <-ctx.Done():
+			return total, errors.Join(flush(), ctx.Err())
+		}
+		ids = append(ids, f.item.ID)
+		if len(ids) >= group || len(in) == 0 {
+			if err := flush(); err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, flush()
+}
+
+// publishClose sends the signed flight-close report once the flight is
+// closed and every invoice has been acknowledged.
+func (r *Replayer) publishClose(ctx context.Context, js jetstream.JetStream) error {
+	raw, ok, err := r.cfg.Journal.PendingClose(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	c, err := r.cfg.Journal.Counts(ctx)
+	if err != nil {
+		return err
+	}
+	if c.Pending > 0 {
+		return nil // the next drain sends the rest first
+	}
+	msg := &nats.Msg{Subject: protocol.CloseSubject(r.cfg.Aircraft, r.cfg.Flight), Data: raw, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, "close-"+string(r.cfg.Flight))
+	actx, cancel := context.WithTimeout(ctx, r.cfg.AckTimeout)
+	defer cancel()
+	if _, err := js.PublishMsg(actx, msg); err != nil {
+		return fmt.Errorf("publish flight close: %w", err)
+	}
+	r.cfg.Log.Info("flight-close report sent", "flight", r.cfg.Flight)
+	return nil
+}
+
+// receiptLoop reads this aircraft's durable receipt consumer while ctx
+// lasts, re-creating it after link failures.
+func (r *Replayer) receiptLoop(ctx context.Context, js jetstream.JetStream) {
+	backoff := pollInterval
+	for ctx.Err() == nil {
+		if !r.LinkUp() {
+			if !sleep(ctx, pollInterval) {
+				return
+			}
+			continue
+		}
+		err := r.readReceipts(ctx, js)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			r.cfg.Log.Warn("receipts: will retry", "err", err, "retry_in", backoff)
+			if !sleep(ctx, backoff) {
+				return
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		backoff = pollInterval
+	}
+}
+
+func (r *Replayer) readReceipts(ctx context.Context, js jetstream.JetStream) error {
+	cctx, cancel := context.WithTimeout(ctx, r.cfg.AckTimeout)
+	cons, err := js.CreateOrUpdateConsumer(cctx, protocol.StreamReceipts, jetstream.ConsumerConfig{
+		Durable:       protocol.ReceiptConsumer(r.cfg.Aircraft),
+		FilterSubject: protocol.ReceiptFilter(r.cfg.Aircraft),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 4 * receiptBatch,
+	})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("receipt consumer: %w", err)
+	}
+	for ctx.Err() == nil && r.LinkUp() {
+		batch, err := cons.Fetch(receiptBatch, jetstream.FetchMaxWait(receiptWait))
+		if err != nil {
+			return fmt.Errorf("fetch receipts: %w", err)
+		}
+		for m := range batch.Messages() {
+			if err := r.applyReceipt(ctx, m); err != nil {
+				return err
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return fmt.Errorf("fetch receipts: %w", err)
+		}
+		if err := r.refreshCounts(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyReceipt verifies one receipt and records it. A receipt that fails
+// verification is refused for good (Term) and counted; a journal error is
+// returned so the message is redelivered.
+func (r *Replayer) applyReceipt(ctx context.Context, m jetstream.Msg) error {
+	rc, err := protocol.ParseReceipt(m.Data())
+	if err == nil {
+		_, err = rc.VerifyTrusted(r.cfg.Trust, rc.Body.At, nil)
+	}
+	if err == nil && rc.Body.Aircraft != r.cfg.Aircraft {
+		err = fmt.Errorf("receipt for aircraft %s, not %s", rc.Body.Aircraft, r.cfg.Aircraft)
+	}
+	if err != nil {
+		r.cfg.Log.Error("receipt refused", "subject", m.Subject(), "err", err)
+		r.mu.Lock()
+		r.status.ReceiptsBad++
+		r.mu.Unlock()
+		return m.Term()
+	}
+	known, err := r.cfg.Journal.ApplyReceipt(ctx, rc)
+	if err != nil {
+		return fmt.Errorf("apply receipt for invoice %s: %w", rc.Body.Invoice, err)
+	}
+	if !known {
+		r.cfg.Log.Warn("receipt for an invoice this journal does not hold", "flight", rc.Body.Flight, "invoice", rc.Body.Invoice, "status", rc.Body.Status)
+	}
+	r.mu.Lock()
+	r.status.ReceiptsApplied++
+	if rc.Body.Status == protocol.StatusCloseAccepted && rc.Body.Flight == r.cfg.Flight {
+		r.status.CloseAccepted = true
+	}
+	r.mu.Unlock()
+	return m.Ack()
+}
+
+func (r *Replayer) refreshCounts(ctx context.Context) error {
+	c, err := r.cfg.Journal.Counts(ctx)
+	if err != nil {
+		return fmt.Errorf("count invoices: %w", err)
+	}
+	r.mu.Lock()
+	r.status.Counts = c
+	r.mu.Unlock()
+	return nil
+}
+
+// progress records n more invoices acknowledged and logs the rate and the
+// time remaining every few seconds.
+func (r *Replayer) progress(n int) {
+	now := r.cfg.Clock()
+	r.mu.Lock()
+	r.status.SentThisLink += n
+	r.status.Counts.Pending = max(0, r.status.Counts.Pending-n)
+	r.status.Counts.Sent += n
+	elapsed := now.Sub(r.drainT).Seconds()
+	if elapsed > 0 {
+		r.status.RatePerSecond = float64(r.status.SentThisLink) / elapsed
+	}
+	if r.status.RatePerSecond > 0 {
+		r.status.ETASeconds = float64(r.status.Counts.Pending) / r.status.RatePerSecond
+	}
+	logNow := now.Sub(r.lastLog) >= progressPeriod
+	if logNow {
+		r.lastLog = now
+	}
+	s := r.status
+	r.mu.Unlock()
+	if logNow {
+		r.cfg.Log.Info("replay progress", "sent", s.SentThisLink, "pending", s.Counts.Pending,
+			"per_second", int(s.RatePerSecond), "eta_seconds", int(s.ETASeconds))
+	}
+}
+
+func (r *Replayer) setErr(err error) {
+	r.mu.Lock()
+	r.status.LastError = err.Error()
+	r.mu.Unlock()
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
