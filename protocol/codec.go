@@ -16,6 +16,12 @@ const Version = 1
 // encMode is RFC 8949 core deterministic encoding: shortest integers and
 // lengths, definite lengths, map keys sorted bytewise. Times are integer Unix
 // seconds.
+//
+// Every message field is tagged omitzero, and every slice field omitempty as
+// well, so a zero value and an empty list are both absent on the wire: one
+// value, one encoding. (omitzero alone would write an empty but non-nil
+// slice as a present empty array, a second encoding of "none" that the
+// strict decoder would have to accept.)
 var encMode = func() cbor.EncMode {
 	opts := cbor.CoreDetEncOptions()
 	opts.Time = cbor.TimeUnix

@@ -124,10 +124,13 @@ func Parse[T message](b []byte) (*Signed[T], error) {
 	var zero T
 	k := zero.kind()
 	name := k.name
+	if len(b) == 0 {
+		return nil, decodeErr(name, "empty input")
+	}
 	if len(b) > k.maxSize {
 		return nil, decodeErr(name, "size %d bytes exceeds the cap of %d", len(b), k.maxSize)
 	}
-	if len(b) < 1 || b[0] != coseTag {
+	if b[0] != coseTag {
 		return nil, decodeErr(name, "not a COSE_Sign1 message (want CBOR tag 18)")
 	}
 	var env coseSign1

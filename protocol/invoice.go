@@ -44,12 +44,12 @@ type Invoice struct {
 	Kind       InvoiceKind `cbor:"7,keyasint,omitzero"`
 	Credential ID          `cbor:"8,keyasint,omitzero"`
 	Passenger  ID          `cbor:"9,keyasint,omitzero"`
-	Lines      []OrderLine `cbor:"10,keyasint,omitzero"` // priced from the manifest catalog
+	Lines      []OrderLine `cbor:"10,keyasint,omitempty,omitzero"` // priced from the manifest catalog
 	Total      Money       `cbor:"11,keyasint,omitzero"`
 	CreatedAt  time.Time   `cbor:"12,keyasint,omitzero"`
-	Code       []byte      `cbor:"13,keyasint,omitzero"` // sale: SignedPaymentCode Raw
-	Consent    []byte      `cbor:"14,keyasint,omitzero"` // sale, two-way mode: SignedOrderConsent Raw
-	Order      []byte      `cbor:"15,keyasint,omitzero"` // sale, two-way mode: the order's canonical CBOR
+	Code       []byte      `cbor:"13,keyasint,omitempty,omitzero"` // sale: SignedPaymentCode Raw
+	Consent    []byte      `cbor:"14,keyasint,omitempty,omitzero"` // sale, two-way mode: SignedOrderConsent Raw
+	Order      []byte      `cbor:"15,keyasint,omitempty,omitzero"` // sale, two-way mode: the order's canonical CBOR
 	Voids      ID          `cbor:"16,keyasint,omitzero"` // void: the sale it reverses
 	Crew       string      `cbor:"17,keyasint,omitzero"` // crew id who made it
 }
@@ -87,8 +87,8 @@ func (v Invoice) validate() error {
 	case KindVoid:
 		return firstErr(
 			required("voided sale", !v.Voids.IsZero()),
-			absent("payment code", v.Code == nil),
-			absent("consent", v.Consent == nil && v.Order == nil),
+			absent("payment code", len(v.Code) == 0),
+			absent("consent", len(v.Consent) == 0 && len(v.Order) == 0),
 		)
 	}
 	return fmt.Errorf("unknown invoice kind %d", uint(v.Kind))
@@ -109,13 +109,14 @@ func (v Invoice) validateSale() error {
 	if sum != v.Total {
 		return fmt.Errorf("total %s is not the sum of the lines %s", v.Total, sum)
 	}
-	if (v.Code == nil) == (v.Consent == nil) {
+	hasCode, hasConsent, hasOrder := len(v.Code) > 0, len(v.Consent) > 0, len(v.Order) > 0
+	if hasCode == hasConsent {
 		return errors.New("a sale carries exactly one of payment code and order consent")
 	}
-	if (v.Consent == nil) != (v.Order == nil) {
+	if hasConsent != hasOrder {
 		return errors.New("an order consent travels with its order")
 	}
-	if v.Code != nil {
+	if hasCode {
 		_, err = ParsePaymentCode(v.Code)
 		return err
 	}

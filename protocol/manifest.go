@@ -30,11 +30,11 @@ type Manifest struct {
 	IssuedAt    time.Time     `cbor:"6,keyasint,omitzero"`
 	ExpiresAt   time.Time     `cbor:"7,keyasint,omitzero"`
 	Currency    Currency      `cbor:"8,keyasint,omitzero"` // the flight's selling currency
-	Credentials [][]byte      `cbor:"9,keyasint,omitzero"` // each a SignedCredential's Raw bytes
-	Deny        []DenyEntry   `cbor:"10,keyasint,omitzero"`
-	Trust       []TrustEntry  `cbor:"11,keyasint,omitzero"`
-	Crew        []CrewMember  `cbor:"12,keyasint,omitzero"`
-	Catalog     []CatalogItem `cbor:"13,keyasint,omitzero"`
+	Credentials [][]byte      `cbor:"9,keyasint,omitempty,omitzero"` // each a SignedCredential's Raw bytes
+	Deny        []DenyEntry   `cbor:"10,keyasint,omitempty,omitzero"`
+	Trust       []TrustEntry  `cbor:"11,keyasint,omitempty,omitzero"`
+	Crew        []CrewMember  `cbor:"12,keyasint,omitempty,omitzero"`
+	Catalog     []CatalogItem `cbor:"13,keyasint,omitempty,omitzero"`
 	Caps        Caps          `cbor:"14,keyasint,omitzero"`
 }
 
@@ -64,7 +64,7 @@ type DenyEntry struct {
 // TrustEntry is one trusted public key with its validity window.
 type TrustEntry struct {
 	Purpose   crypto.Purpose `cbor:"1,keyasint,omitzero"`
-	Key       []byte         `cbor:"2,keyasint,omitzero"` // 32 raw Ed25519 bytes
+	Key       []byte         `cbor:"2,keyasint,omitempty,omitzero"` // 32 raw Ed25519 bytes
 	NotBefore time.Time      `cbor:"3,keyasint,omitzero"`
 	NotAfter  time.Time      `cbor:"4,keyasint,omitzero"`
 }
@@ -260,9 +260,9 @@ type ManifestDelta struct {
 	Seq         uint64      `cbor:"5,keyasint,omitzero"` // 1, 2, 3, ... per base manifest
 	IssuedAt    time.Time   `cbor:"6,keyasint,omitzero"`
 	ExpiresAt   time.Time   `cbor:"7,keyasint,omitzero"` // new expiry of the manifest
-	Credentials [][]byte    `cbor:"8,keyasint,omitzero"`
-	Deny        []DenyEntry `cbor:"9,keyasint,omitzero"`
-	Undeny      []DenyEntry `cbor:"10,keyasint,omitzero"` // entries lifted (debt paid)
+	Credentials [][]byte    `cbor:"8,keyasint,omitempty,omitzero"`
+	Deny        []DenyEntry `cbor:"9,keyasint,omitempty,omitzero"`
+	Undeny      []DenyEntry `cbor:"10,keyasint,omitempty,omitzero"` // entries lifted (debt paid)
 }
 
 // SignedManifestDelta is a manifest delta with its issuer signature.

@@ -64,11 +64,16 @@ func (m Money) Validate() error {
 	return nil
 }
 
-// Add returns m+o. Both must be in the same currency; the sum must stay
-// within MaxMinor.
+// Add returns m+o. Both must be in the same currency and within MaxMinor,
+// and so must the sum.
 func (m Money) Add(o Money) (Money, error) {
 	if m.Currency != o.Currency {
 		return Money{}, fmt.Errorf("add %s to %s: %w", o.Currency, m.Currency, ErrCurrencyMismatch)
+	}
+	// Bounded operands cannot overflow int64; unbounded ones could wrap
+	// around to a sum that looks valid.
+	if err := firstErr(m.Validate(), o.Validate()); err != nil {
+		return Money{}, fmt.Errorf("add: %w", err)
 	}
 	s := Money{Minor: m.Minor + o.Minor, Currency: m.Currency}
 	if err := s.Validate(); err != nil {

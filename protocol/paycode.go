@@ -23,7 +23,7 @@ import (
 type PaymentCode struct {
 	Counter    uint64    `cbor:"1,keyasint,omitzero"`
 	Time       time.Time `cbor:"2,keyasint,omitzero"` // when the phone made the code
-	Credential []byte    `cbor:"3,keyasint,omitzero"` // full form only: a SignedCredential's Raw bytes
+	Credential []byte    `cbor:"3,keyasint,omitempty,omitzero"` // full form only: a SignedCredential's Raw bytes
 }
 
 // SignedPaymentCode is a payment code with its device signature.
@@ -37,6 +37,20 @@ func (PaymentCode) kind() kind {
 // compact code stays within QR version 6 at error correction M.
 const MaxCounter = 1<<32 - 1
 
+// maxCodeUnix is the latest time a payment code may carry, in Unix seconds
+// (2106-02-07T06:28:15Z). Like the counter it fits 32 bits, so a compact
+// code stays within QR version 6 at error correction M: a later time takes
+// a 9-byte CBOR integer instead of 5 and pushes the code to version 7.
+const maxCodeUnix = 1<<32 - 1
+
+func validCodeTime(t time.Time) error {
+	if t.Unix() > maxCodeUnix {
+		return fmt.Errorf("time %s: after the latest code time %s (Unix seconds must fit 32 bits)",
+			t.UTC().Format(time.RFC3339), time.Unix(maxCodeUnix, 0).UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
 func validCounter(c uint64) error {
 	if c == 0 || c > MaxCounter {
 		return fmt.Errorf("counter %d: want 1 to %d", c, uint64(MaxCounter))
@@ -48,8 +62,9 @@ func (p PaymentCode) validate() error {
 	err := firstErr(
 		validCounter(p.Counter),
 		required("time", !p.Time.IsZero() && p.Time.Unix() > 0),
+		validCodeTime(p.Time),
 	)
-	if err != nil || p.Credential == nil {
+	if err != nil || len(p.Credential) == 0 {
 		return err
 	}
 	if _, err := ParseCredential(p.Credential); err != nil {
@@ -117,7 +132,7 @@ type Order struct {
 	Version   uint        `cbor:"1,keyasint,omitzero"`
 	ID        ID          `cbor:"2,keyasint,omitzero"`
 	Flight    FlightID    `cbor:"3,keyasint,omitzero"`
-	Lines     []OrderLine `cbor:"4,keyasint,omitzero"`
+	Lines     []OrderLine `cbor:"4,keyasint,omitempty,omitzero"`
 	Total     Money       `cbor:"5,keyasint,omitzero"`
 	CreatedAt time.Time   `cbor:"6,keyasint,omitzero"`
 }
@@ -203,7 +218,7 @@ type OrderConsent struct {
 	Total      Money     `cbor:"3,keyasint,omitzero"`
 	Counter    uint64    `cbor:"4,keyasint,omitzero"`
 	Time       time.Time `cbor:"5,keyasint,omitzero"`
-	Credential []byte    `cbor:"6,keyasint,omitzero"`
+	Credential []byte    `cbor:"6,keyasint,omitempty,omitzero"`
 }
 
 // SignedOrderConsent is an order consent with its device signature.
@@ -221,7 +236,7 @@ func (c OrderConsent) validate() error {
 		validCounter(c.Counter),
 		required("time", !c.Time.IsZero() && c.Time.Unix() > 0),
 	)
-	if err != nil || c.Credential == nil {
+	if err != nil || len(c.Credential) == 0 {
 		return err
 	}
 	if _, err := ParseCredential(c.Credential); err != nil {

@@ -16,6 +16,12 @@ import (
 //	airtab.v1.manifest.<aircraft>.<flight>  request/reply       SignedManifest
 //	airtab.v1.delta.<aircraft>.<flight>     request/reply       SignedManifestDelta
 //	airtab.v1.heartbeat                     ground → all        ground's clock, while it is up
+//
+// An aircraft reads its receipts through one durable pull consumer on
+// StreamReceipts named ReceiptConsumer(a), and connects with the inbox
+// prefix InboxPrefix(a) (nats.CustomInboxPrefix): its permissions cover
+// that consumer and those inboxes only, so it can neither pull nor ack
+// another aircraft's receipts nor read replies meant for another aircraft.
 const subjectRoot = "airtab.v1"
 
 // JetStream streams.
@@ -56,31 +62,49 @@ var (
 	AllDeltas    = subjectRoot + ".delta.*.*"
 )
 
+// ReceiptConsumer is the name of aircraft a's durable pull consumer on
+// StreamReceipts, the only consumer its permissions let it use.
+func ReceiptConsumer(a AircraftID) string { return "receipts-" + string(a) }
+
+// InboxPrefix is the inbox prefix aircraft a must connect with
+// (nats.CustomInboxPrefix); its permissions let it subscribe to no other
+// inbox, so it cannot read replies meant for another aircraft.
+func InboxPrefix(a AircraftID) string { return "_INBOX." + string(a) }
+
+// ReceiptFilter is the filter subject of aircraft a's receipt consumer.
+func ReceiptFilter(a AircraftID) string { return fmt.Sprintf("%s.receipt.%s.*", subjectRoot, a) }
+
 // AircraftPermissions lists what aircraft a may publish and subscribe to:
-// its own invoice, close, manifest and delta subjects, its own receipts, the
-// heartbeat, its inbox and the JetStream API calls a publisher and a receipt
-// consumer need.
+// its own invoice and close subjects, requests for its own manifests and
+// deltas, the JetStream API calls that create and read its own receipt
+// consumer, acks on it, the heartbeat, and replies to its own inbox.
 func AircraftPermissions(a AircraftID) (publish, subscribe []string) {
 	own := func(kind string) string { return fmt.Sprintf("%s.%s.%s.*", subjectRoot, kind, a) }
+	cons := ReceiptConsumer(a)
 	publish = []string{
 		own("invoice"), own("close"), own("manifest"), own("delta"),
-		"$JS.API.CONSUMER.CREATE." + StreamReceipts + ".*." + own("receipt"),
-		"$JS.API.CONSUMER.INFO." + StreamReceipts + ".*",
-		"$JS.API.CONSUMER.MSG.NEXT." + StreamReceipts + ".*",
-		"$JS.ACK." + StreamReceipts + ".>",
-		"$JS.API.STREAM.INFO." + StreamReceipts,
-		"$JS.API.STREAM.INFO." + StreamInvoices,
+		"$JS.API.CONSUMER.CREATE." + StreamReceipts + "." + cons + "." + ReceiptFilter(a),
+		"$JS.API.CONSUMER.INFO." + StreamReceipts + "." + cons,
+		"$JS.API.CONSUMER.MSG.NEXT." + StreamReceipts + "." + cons,
+		"$JS.ACK." + StreamReceipts + "." + cons + ".>",
 	}
-	subscribe = []string{own("receipt"), HeartbeatSubject, "_INBOX.>"}
+	subscribe = []string{HeartbeatSubject, InboxPrefix(a) + ".>"}
 	return publish, subscribe
 }
 
+// subjectKinds are the kinds of per-aircraft subjects, as in the table above.
+var subjectKinds = map[string]bool{"invoice": true, "close": true, "receipt": true, "manifest": true, "delta": true}
+
 // ParseSubject splits a subject made by the functions above into its kind
-// ("invoice", "close", ...), aircraft and flight.
+// ("invoice", "close", ...), aircraft and flight. Wildcard subjects and
+// unknown kinds are refused.
 func ParseSubject(s string) (kind string, a AircraftID, f FlightID, err error) {
 	parts := strings.Split(s, ".")
 	if len(parts) != 5 || parts[0]+"."+parts[1] != subjectRoot {
 		return "", "", "", fmt.Errorf("subject %q: want %s.<kind>.<aircraft>.<flight>", trunc(s), subjectRoot)
+	}
+	if !subjectKinds[parts[2]] {
+		return "", "", "", fmt.Errorf("subject %q: unknown kind %q, want invoice, close, receipt, manifest or delta", trunc(s), trunc(parts[2]))
 	}
 	a, f = AircraftID(parts[3]), FlightID(parts[4])
 	if err := firstErr(a.Validate(), f.Validate()); err != nil {

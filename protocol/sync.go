@@ -35,7 +35,7 @@ type DeltaRequest struct {
 // each a SignedManifestDelta's Raw bytes. Superseded says a newer manifest
 // has been issued for the flight: fetch it instead.
 type DeltaBatch struct {
-	Deltas     [][]byte `cbor:"1,keyasint,omitzero"`
+	Deltas     [][]byte `cbor:"1,keyasint,omitempty,omitzero"`
 	Superseded bool     `cbor:"2,keyasint,omitzero"`
 }
 

@@ -150,8 +150,8 @@ type Replayer struct {
 	cfg  Config
 	kick chan struct{}
 
-	mu     sync.Mutex
-	status Status
+	mu      sync.Mutex
+	status  Status
 	drainT  time.Time // when the current drain started
 	lastLog time.Time // when progress was last logged
 }
