@@ -50,8 +50,8 @@ type Invoice struct {
 	Code       []byte      `cbor:"13,keyasint,omitempty,omitzero"` // sale: SignedPaymentCode Raw
 	Consent    []byte      `cbor:"14,keyasint,omitempty,omitzero"` // sale, two-way mode: SignedOrderConsent Raw
 	Order      []byte      `cbor:"15,keyasint,omitempty,omitzero"` // sale, two-way mode: the order's canonical CBOR
-	Voids      ID          `cbor:"16,keyasint,omitzero"` // void: the sale it reverses
-	Crew       string      `cbor:"17,keyasint,omitzero"` // crew id who made it
+	Voids      ID          `cbor:"16,keyasint,omitzero"`           // void: the sale it reverses
+	Crew       string      `cbor:"17,keyasint,omitzero"`           // crew id who made it
 }
 
 // SignedInvoice is an invoice with the aircraft's signature.

@@ -29,7 +29,7 @@ type Manifest struct {
 	Serial      uint64        `cbor:"5,keyasint,omitzero"` // grows with every manifest issued for the flight
 	IssuedAt    time.Time     `cbor:"6,keyasint,omitzero"`
 	ExpiresAt   time.Time     `cbor:"7,keyasint,omitzero"`
-	Currency    Currency      `cbor:"8,keyasint,omitzero"` // the flight's selling currency
+	Currency    Currency      `cbor:"8,keyasint,omitzero"`           // the flight's selling currency
 	Credentials [][]byte      `cbor:"9,keyasint,omitempty,omitzero"` // each a SignedCredential's Raw bytes
 	Deny        []DenyEntry   `cbor:"10,keyasint,omitempty,omitzero"`
 	Trust       []TrustEntry  `cbor:"11,keyasint,omitempty,omitzero"`

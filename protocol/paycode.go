@@ -22,7 +22,7 @@ import (
 // The compact form fits QR version 6 at error correction M (see SPEC.md).
 type PaymentCode struct {
 	Counter    uint64    `cbor:"1,keyasint,omitzero"`
-	Time       time.Time `cbor:"2,keyasint,omitzero"` // when the phone made the code
+	Time       time.Time `cbor:"2,keyasint,omitzero"`           // when the phone made the code
 	Credential []byte    `cbor:"3,keyasint,omitempty,omitzero"` // full form only: a SignedCredential's Raw bytes
 }
 
