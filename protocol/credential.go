@@ -68,8 +68,16 @@ func (c Credential) validate() error {
 		positive("limit", c.Limit),
 		positive("transaction cap", c.TxCap),
 		sameCurrency("limit", c.Limit, "transaction cap", c.TxCap),
+		capWithinLimit(c.TxCap, c.Limit),
 		window(c.NotBefore, c.NotAfter),
 	)
+}
+
+func capWithinLimit(txCap, limit Money) error {
+	if txCap.Minor > limit.Minor {
+		return fmt.Errorf("transaction cap %s exceeds the flight limit %s", txCap, limit)
+	}
+	return nil
 }
 
 // ValidAt reports whether t lies in [NotBefore, NotAfter).

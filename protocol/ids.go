@@ -90,10 +90,11 @@ func (h *Hash) UnmarshalText(b []byte) error {
 	if len(b) != 64 {
 		return fmt.Errorf("hash: want 64 hex characters, got %d", len(b))
 	}
-	_, err := hex.Decode(h[:], b)
-	if err != nil {
-		return fmt.Errorf("hash: not hex")
+	var v Hash
+	if _, err := hex.Decode(v[:], b); err != nil || v.String() != string(b) {
+		return fmt.Errorf("hash: want lower-case hex")
 	}
+	*h = v
 	return nil
 }
 

@@ -87,6 +87,7 @@ func (v Invoice) validate() error {
 	case KindVoid:
 		return firstErr(
 			required("voided sale", !v.Voids.IsZero()),
+			absent("lines", len(v.Lines) == 0),
 			absent("payment code", len(v.Code) == 0),
 			absent("consent", len(v.Consent) == 0 && len(v.Order) == 0),
 		)

@@ -180,8 +180,8 @@ func validateDeny(d []DenyEntry) error {
 		if e.Passenger.IsZero() && e.Credential.IsZero() {
 			return fmt.Errorf("deny entry %d: names neither passenger nor credential", i)
 		}
-		if e.Reason == 0 {
-			return fmt.Errorf("deny entry %d: missing reason", i)
+		if e.Reason < DenyArrears || e.Reason > DenyFraudSuspected {
+			return fmt.Errorf("deny entry %d: unknown reason %d", i, e.Reason)
 		}
 	}
 	return nil

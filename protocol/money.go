@@ -101,8 +101,8 @@ func (m Money) Mul(n int64) (Money, error) {
 // for example "12.50 EUR" or "300 JPY".
 func (m Money) String() string {
 	e, ok := m.Currency.Exponent()
-	if !ok {
-		return fmt.Sprintf("%d %s(minor)", m.Minor, m.Currency)
+	if !ok || m.Validate() != nil {
+		return fmt.Sprintf("%d %s(minor units, invalid)", m.Minor, m.Currency)
 	}
 	sign, v := "", m.Minor
 	if v < 0 {

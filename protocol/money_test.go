@@ -199,7 +199,7 @@ func TestCurrencyExponent(t *testing.T) {
 			t.Errorf("%q: valid, want an error", c)
 		}
 	}
-	if got := M(5, "XXX").String(); got != "5 XXX(minor)" {
+	if got := M(5, "XXX").String(); got != "5 XXX(minor units, invalid)" {
 		t.Errorf("unsupported currency String() = %q", got)
 	}
 }

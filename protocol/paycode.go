@@ -235,6 +235,7 @@ func (c OrderConsent) validate() error {
 		nonNegative("total", c.Total),
 		validCounter(c.Counter),
 		required("time", !c.Time.IsZero() && c.Time.Unix() > 0),
+		validCodeTime(c.Time),
 	)
 	if err != nil || len(c.Credential) == 0 {
 		return err

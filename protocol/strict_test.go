@@ -461,7 +461,7 @@ func TestStrictValidate(t *testing.T) {
 		{"ManifestDenyNeither", invalidBody(w, manifestCase(func(m *Manifest) { m.Deny[1].Credential = ID{} }), w.issuer, nil),
 			[]string{"deny entry 1: names neither passenger nor credential"}, nil},
 		{"ManifestDenyNoReason", invalidBody(w, manifestCase(func(m *Manifest) { m.Deny[0].Reason = 0 }), w.issuer, nil),
-			[]string{"deny entry 0: missing reason"}, nil},
+			[]string{"deny entry 0: unknown reason 0"}, nil},
 		{"ManifestExpiresBeforeIssued", invalidBody(w, manifestCase(func(m *Manifest) { m.ExpiresAt = m.IssuedAt.Add(-time.Second) }), w.issuer, nil),
 			[]string{"before it starts"}, nil},
 		{"ManifestBadAircraft", invalidBody(w, manifestCase(func(m *Manifest) { m.Aircraft = "D.AIUA" }), w.issuer, nil),

@@ -95,6 +95,23 @@ func AircraftPermissions(a AircraftID) (publish, subscribe []string) {
 // subjectKinds are the kinds of per-aircraft subjects, as in the table above.
 var subjectKinds = map[string]bool{"invoice": true, "close": true, "receipt": true, "manifest": true, "delta": true}
 
+// InvoiceMsgID is the Nats-Msg-Id of an invoice: its id, so JetStream's
+// duplicate window drops a re-sent copy and the ledger's own idempotency on
+// the same id covers re-sends after the window.
+func InvoiceMsgID(id ID) string { return id.String() }
+
+// CloseMsgID is the Nats-Msg-Id of a flight-close report.
+func CloseMsgID(f FlightID) string { return "close-" + string(f) }
+
+// ReceiptMsgID is the Nats-Msg-Id of the clearing receipt for an invoice, or
+// for a flight close when invoice is zero.
+func ReceiptMsgID(f FlightID, invoice ID) string {
+	if invoice.IsZero() {
+		return "receipt-close-" + string(f)
+	}
+	return "receipt-" + invoice.String()
+}
+
 // ParseSubject splits a subject made by the functions above into its kind
 // ("invoice", "close", ...), aircraft and flight. Wildcard subjects and
 // unknown kinds are refused.

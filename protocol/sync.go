@@ -88,7 +88,12 @@ func DecodeDeltaBatch(b []byte) (DeltaBatch, error) {
 }
 
 // EncodeHeartbeat returns the canonical CBOR of h.
-func EncodeHeartbeat(h Heartbeat) ([]byte, error) { return marshal(h) }
+func EncodeHeartbeat(h Heartbeat) ([]byte, error) {
+	if h.Time.IsZero() {
+		return nil, fmt.Errorf("heartbeat: missing time")
+	}
+	return marshal(h)
+}
 
 // DecodeHeartbeat strictly decodes a heartbeat.
 func DecodeHeartbeat(b []byte) (Heartbeat, error) {

@@ -342,7 +342,7 @@ func (r *Replayer) publish(ctx context.Context, js jetstream.JetStream, acks cha
 				panic(fmt.Sprintf("replay: journal returned seq %d after %d", it.Seq, after))
 			}
 			msg := &nats.Msg{Subject: subject, Data: it.Raw, Header: nats.Header{}}
-			msg.Header.Set(jetstream.MsgIDHeader, it.ID.String())
+			msg.Header.Set(jetstream.MsgIDHeader, protocol.InvoiceMsgID(it.ID))
 			fut, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(r.cfg.AckTimeout))
 			if err != nil {
 				if ctx.Err() != nil {
@@ -418,7 +418,7 @@ func (r *Replayer) publishClose(ctx context.Context, js jetstream.JetStream) err
 		return nil // the next drain sends the rest first
 	}
 	msg := &nats.Msg{Subject: protocol.CloseSubject(r.cfg.Aircraft, r.cfg.Flight), Data: raw, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, "close-"+string(r.cfg.Flight))
+	msg.Header.Set(jetstream.MsgIDHeader, protocol.CloseMsgID(r.cfg.Flight))
 	actx, cancel := context.WithTimeout(ctx, r.cfg.AckTimeout)
 	defer cancel()
 	if _, err := js.PublishMsg(actx, msg); err != nil {
