@@ -1,0 +1,422 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/airtab/airtab/onboard"
+	"github.com/airtab/airtab/protocol"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Cabin answers the calls. Required.
+	Cabin *onboard.Cabin
+	// Clock gives the time for sessions and rate limits. Default: time.Now.
+	Clock onboard.Clock
+	// Rand is the source of session tokens. Default: crypto/rand.
+	Rand io.Reader
+	// Logger receives structured logs. Default: discard.
+	Logger *slog.Logger
+	// SessionTTL is how long a crew session lasts. Default: 12 hours, a
+	// long-haul flight.
+	SessionTTL time.Duration
+	// MaxSessions bounds the sessions held (one per handheld). Default: 256.
+	MaxSessions int
+	// SignInAttempts is how many sign-in attempts each crew id and each
+	// handheld may make per SignInWindow; more get 429. Default: 5 per
+	// minute.
+	SignInAttempts int
+	SignInWindow   time.Duration
+	// MaxBodyBytes bounds a request body. Default: 16 KiB, far above a
+	// full-form payment code (1 200 QR characters) and a 32-line basket.
+	MaxBodyBytes int64
+	// RequestTimeout bounds how long a call may wait for the cabin server,
+	// the writer's queue included. Default: 10 s.
+	RequestTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.SessionTTL <= 0 {
+		c.SessionTTL = 12 * time.Hour
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 256
+	}
+	if c.SignInAttempts <= 0 {
+		c.SignInAttempts = 5
+	}
+	if c.SignInWindow <= 0 {
+		c.SignInWindow = time.Minute
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 16 << 10
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+}
+
+// maxLimiterKeys bounds the crew ids and handhelds the sign-in limiter
+// tracks at once.
+const maxLimiterKeys = 4096
+
+// Server is the handheld API. It is an http.Handler.
+type Server struct {
+	cfg      Config
+	cabin    *onboard.Cabin
+	log      *slog.Logger
+	mux      *http.ServeMux
+	sessions *sessions
+	signIns  *limiter
+}
+
+// New returns the handheld API over cfg.Cabin.
+func New(cfg Config) *Server {
+	cfg.setDefaults()
+	s := &Server{
+		cfg:      cfg,
+		cabin:    cfg.Cabin,
+		log:      cfg.Logger,
+		mux:      http.NewServeMux(),
+		sessions: newSessions(cfg.MaxSessions, cfg.SessionTTL, cfg.Rand),
+		signIns:  newLimiter(cfg.SignInAttempts, cfg.SignInWindow, maxLimiterKeys),
+	}
+	s.mux.HandleFunc("GET "+PathHealth, s.health)
+	s.mux.HandleFunc("POST "+PathSessions, s.signIn)
+	s.mux.HandleFunc("DELETE "+PathSessions, s.authed(s.signOut))
+	s.mux.HandleFunc("GET "+PathCatalog, s.authed(s.catalog))
+	s.mux.HandleFunc("POST "+PathSales, s.authed(s.authorize))
+	s.mux.HandleFunc("GET "+PathSales+"/{id}", s.authed(s.sale))
+	s.mux.HandleFunc("POST "+PathOrders, s.authed(s.createOrder))
+	s.mux.HandleFunc("POST "+PathVoids, s.authed(s.void))
+	s.mux.HandleFunc("POST "+PathLimit, s.authed(s.limit))
+	s.mux.HandleFunc("POST "+PathFlightClose, s.authed(s.closeFlight))
+	s.mux.HandleFunc("GET "+PathStatus, s.authed(s.status))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, onboard.Errorf(onboard.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	s.mux.ServeHTTP(w, r)
+}
+
+// HTTPServer returns an http.Server for the API over TLS with cert, with
+// every timeout and header size bounded. Serve it with ServeTLS(ln, "", "").
+func (s *Server) HTTPServer(cert tls.Certificate) *http.Server {
+	return &http.Server{
+		Handler:           s,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      s.cfg.RequestTimeout + 5*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    8 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// sessionKey is the context key of the caller's session.
+type sessionKey struct{}
+
+// authed wraps h so that it runs only for a live session on the handheld
+// that made it; everything else gets 401.
+func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		handheld, err := handheldID(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" {
+			s.writeError(w, r, onboard.Errorf(onboard.CodeUnauthorized, "%s", msgNoSession))
+			return
+		}
+		sess, why := s.sessions.lookup(token, handheld, s.cfg.Clock())
+		if why != "" {
+			s.writeError(w, r, onboard.Errorf(onboard.CodeUnauthorized, "%s", why))
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess)))
+	}
+}
+
+func sessionOf(r *http.Request) Session {
+	s, _ := r.Context().Value(sessionKey{}).(Session)
+	return s
+}
+
+// handheldID returns the handheld's id from its header: 1 to
+// MaxHandheldIDLen letters, digits, '.', '_', ':' or '-'.
+func handheldID(r *http.Request) (string, error) {
+	id := r.Header.Get(HandheldHeader)
+	if id == "" || len(id) > MaxHandheldIDLen || strings.Trim(id,
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") != "" {
+		return "", onboard.Errorf(onboard.CodeUnauthorized,
+			"header %s must name this handheld: 1 to %d letters, digits, '.', '_', ':' or '-'", HandheldHeader, MaxHandheldIDLen)
+	}
+	return id, nil
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
+	handheld, err := handheldID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req SignInRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.CrewID == "" || len(req.CrewID) > 32 {
+		s.writeError(w, r, onboard.Errorf(onboard.CodeInvalid, "crew_id: want 1 to 32 bytes"))
+		return
+	}
+	now := s.cfg.Clock()
+	if wait := s.signIns.allow(now, "crew:"+req.CrewID, "handheld:"+handheld); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		s.log.Warn("sign-in rate limited", "crew", req.CrewID, "handheld", handheld)
+		s.writeError(w, r, onboard.Errorf(onboard.CodeRateLimited,
+			"too many sign-in attempts: at most %d per %v for each crew id and handheld", s.cfg.SignInAttempts, s.cfg.SignInWindow))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	member, err := s.cabin.CheckCrew(ctx, req.CrewID, req.PIN)
+	if err != nil {
+		s.log.Warn("sign-in refused", "crew", req.CrewID, "handheld", handheld, "err", err)
+		s.writeError(w, r, err)
+		return
+	}
+	sess, err := s.sessions.create(member.ID, member.Role, handheld, now)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.log.Info("crew signed in", "crew", member.ID, "role", member.Role, "handheld", handheld)
+	s.writeJSON(w, http.StatusCreated, sess)
+}
+
+func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
+	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	s.sessions.remove(token)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
+	m := s.cabin.Manifest()
+	if m == nil {
+		s.writeError(w, r, onboard.ReasonErrorf(onboard.CodeUnavailable, protocol.ReasonNoManifest, "no flight manifest"))
+		return
+	}
+	s.writeJSON(w, http.StatusOK, Catalog{Currency: m.Currency(), Items: m.Catalog()})
+}
+
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
+	var req onboard.SaleRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req.Crew = sessionOf(r).CrewID
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	d, err := s.cabin.Authorize(ctx, req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) sale(w http.ResponseWriter, r *http.Request) {
+	id, err := protocol.ParseID(r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, onboard.Errorf(onboard.CodeInvalid, "invoice id: %v", err))
+		return
+	}
+	sale, err := s.cabin.Sale(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, sale)
+}
+
+func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
+	var req onboard.OrderRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	o, err := s.cabin.CreateOrder(r.Context(), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusCreated, o)
+}
+
+func (s *Server) void(w http.ResponseWriter, r *http.Request) {
+	var req onboard.VoidRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req.Crew = sessionOf(r).CrewID
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	v, err := s.cabin.Void(ctx, req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) limit(w http.ResponseWriter, r *http.Request) {
+	var req onboard.LimitRequest
+	if err := s.decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	a, err := s.cabin.Limit(r.Context(), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, a)
+}
+
+// purser is the crew role that may close the flight.
+const purser = "purser"
+
+func (s *Server) closeFlight(w http.ResponseWriter, r *http.Request) {
+	sess := sessionOf(r)
+	if sess.Role != purser {
+		s.writeError(w, r, onboard.Errorf(onboard.CodeForbidden, "closing the flight takes a purser; %s is %s", sess.CrewID, sess.Role))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	rep, err := s.cabin.CloseFlight(ctx, sess.CrewID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, rep)
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st, err := s.cabin.Status(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, st)
+}
+
+// decode reads one JSON value of at most MaxBodyBytes into v, refusing
+// unknown fields and trailing data.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		var extra json.RawMessage
+		switch err = dec.Decode(&extra); {
+		case err == io.EOF:
+			err = nil
+		case err == nil:
+			err = errors.New("data after the JSON value")
+		}
+	}
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return onboard.Errorf(onboard.CodeTooLarge, "request body over the limit of %d bytes", s.cfg.MaxBodyBytes)
+	}
+	if err != nil {
+		return onboard.ReasonErrorf(onboard.CodeInvalid, protocol.ReasonMalformed, "request body: %v", err)
+	}
+	return nil
+}
+
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("encode response", "err", err)
+		http.Error(w, `{"error":{"code":"internal","message":"internal error"}}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// writeError writes err as an ErrorBody with the status of its code. An
+// error that is not an *onboard.Error is logged and shown as "internal
+// error".
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := onboard.PublicError(err)
+	status := statusOf(e.Code)
+	if e.Code == onboard.CodeInternal {
+		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	} else {
+		s.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	s.writeJSON(w, status, ErrorBody{Error: e})
+}
+
+// statusOf is the one place error codes become HTTP statuses.
+func statusOf(c onboard.Code) int {
+	switch c {
+	case onboard.CodeInvalid:
+		return http.StatusBadRequest
+	case onboard.CodeUnauthorized:
+		return http.StatusUnauthorized
+	case onboard.CodeForbidden:
+		return http.StatusForbidden
+	case onboard.CodeNotFound:
+		return http.StatusNotFound
+	case onboard.CodeConflict:
+		return http.StatusConflict
+	case onboard.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case onboard.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case onboard.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// String describes the server for logs.
+func (s *Server) String() string {
+	id := s.cabin.Identity()
+	return fmt.Sprintf("handheld API for %s on %s", id.Flight, id.Aircraft)
+}

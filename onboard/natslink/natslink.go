@@ -1,0 +1,154 @@
+// Package natslink is the cabin server's link to ground over NATS. For now
+// it fetches the signed flight manifest and its deltas by request/reply
+// while the link is up (the replay of invoices comes next, here too).
+//
+// Nothing fetched is trusted: the cabin verifies every manifest and delta
+// against its issuer trust anchor before it uses or stores it.
+package natslink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/airtab/airtab/onboard"
+	"github.com/airtab/airtab/protocol"
+)
+
+// maxDeltaBatches bounds the delta batches one Sync fetches.
+const maxDeltaBatches = 64
+
+// ErrGround is wrapped by the error of a request ground answered with an
+// error reply (protocol.ErrorHeader).
+var ErrGround = errors.New("ground refused the request")
+
+// FetchManifest asks ground for the signed manifest of flight f on aircraft
+// a and returns its raw bytes, unverified.
+func FetchManifest(ctx context.Context, nc *nats.Conn, a protocol.AircraftID, f protocol.FlightID) ([]byte, error) {
+	msg, err := request(ctx, nc, protocol.ManifestSubject(a, f), nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch manifest: %w", err)
+	}
+	if len(msg.Data) > protocol.MaxManifestSize {
+		return nil, fmt.Errorf("fetch manifest: %d bytes, over the cap of %d", len(msg.Data), protocol.MaxManifestSize)
+	}
+	return msg.Data, nil
+}
+
+// FetchDeltas asks ground for the deltas of manifest baseSerial after
+// afterSeq.
+func FetchDeltas(ctx context.Context, nc *nats.Conn, a protocol.AircraftID, f protocol.FlightID, baseSerial, afterSeq uint64) (protocol.DeltaBatch, error) {
+	req, err := protocol.EncodeDeltaRequest(protocol.DeltaRequest{BaseSerial: baseSerial, AfterSeq: afterSeq})
+	if err != nil {
+		return protocol.DeltaBatch{}, fmt.Errorf("fetch deltas: %w", err)
+	}
+	msg, err := request(ctx, nc, protocol.DeltaSubject(a, f), req)
+	if err != nil {
+		return protocol.DeltaBatch{}, fmt.Errorf("fetch deltas after %d of serial %d: %w", afterSeq, baseSerial, err)
+	}
+	b, err := protocol.DecodeDeltaBatch(msg.Data)
+	if err != nil {
+		return protocol.DeltaBatch{}, fmt.Errorf("fetch deltas after %d of serial %d: %w", afterSeq, baseSerial, err)
+	}
+	return b, nil
+}
+
+func request(ctx context.Context, nc *nats.Conn, subject string, data []byte) (*nats.Msg, error) {
+	msg, err := nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: subject, Data: data})
+	if err != nil {
+		return nil, err
+	}
+	if e := msg.Header.Get(protocol.ErrorHeader); e != "" {
+		return nil, fmt.Errorf("%w: %s", ErrGround, e)
+	}
+	return msg, nil
+}
+
+// Sync brings the cabin's manifest up to date once: it fetches the
+// manifest if the cabin has none (or ground says a newer one supersedes
+// it), then the deltas after the last one applied, until ground has no
+// more. Each is verified and stored by the cabin before use.
+func Sync(ctx context.Context, nc *nats.Conn, cabin *onboard.Cabin) error {
+	id := cabin.Identity()
+	if cabin.Manifest() == nil {
+		if err := loadManifest(ctx, nc, cabin); err != nil {
+			return err
+		}
+	}
+	for range maxDeltaBatches {
+		m := cabin.Manifest()
+		b, err := FetchDeltas(ctx, nc, id.Aircraft, id.Flight, m.Serial(), m.DeltaSeq())
+		if err != nil {
+			return err
+		}
+		if b.Superseded {
+			if err := loadManifest(ctx, nc, cabin); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(b.Deltas) == 0 {
+			return nil
+		}
+		if _, err := cabin.ApplyDeltas(ctx, b.Deltas); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("sync: still more deltas after %d batches", maxDeltaBatches)
+}
+
+func loadManifest(ctx context.Context, nc *nats.Conn, cabin *onboard.Cabin) error {
+	id := cabin.Identity()
+	raw, err := FetchManifest(ctx, nc, id.Aircraft, id.Flight)
+	if err != nil {
+		return err
+	}
+	return cabin.LoadManifest(ctx, raw)
+}
+
+// Syncer runs Sync every Interval while its context lasts. A failed sync is
+// logged and tried again at the next interval: on an aircraft the link is
+// down most of the time, and no money moves here.
+type Syncer struct {
+	Conn  *nats.Conn
+	Cabin *onboard.Cabin
+	// Interval between syncs. Default: 30 s.
+	Interval time.Duration
+	// RequestTimeout bounds one sync. Default: 20 s.
+	RequestTimeout time.Duration
+	// Logger receives structured logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// Run syncs at once and then every Interval until ctx ends.
+func (s *Syncer) Run(ctx context.Context) {
+	interval, timeout, log := s.Interval, s.RequestTimeout, s.Logger
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	if timeout <= 0 {
+		timeout = 20 * time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		sctx, cancel := context.WithTimeout(ctx, timeout)
+		err := Sync(sctx, s.Conn, s.Cabin)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			log.Warn("manifest sync failed; will retry", "in", interval, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

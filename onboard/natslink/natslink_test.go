@@ -1,0 +1,182 @@
+package natslink_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	ft "github.com/airtab/airtab/onboard/internal/flighttest"
+	"github.com/airtab/airtab/onboard/natslink"
+	"github.com/airtab/airtab/protocol"
+)
+
+var ctx = context.Background()
+
+// runNATS starts an embedded nats-server on a random port and connects to
+// it.
+func runNATS(t *testing.T) *nats.Conn {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// ground answers manifest and delta requests the way the ground service
+// does, from what the test puts in it.
+type ground struct {
+	mu       sync.Mutex
+	manifest []byte
+	deltas   [][]byte // deltas of the manifest, in order
+	errReply string
+}
+
+func (g *ground) serve(t *testing.T, nc *nats.Conn, f *ft.Flight) {
+	t.Helper()
+	_, err := nc.Subscribe(protocol.ManifestSubject(f.Aircraft, f.ID), func(m *nats.Msg) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.errReply != "" {
+			reply := nats.NewMsg(m.Reply)
+			reply.Header.Set(protocol.ErrorHeader, g.errReply)
+			m.RespondMsg(reply)
+			return
+		}
+		m.Respond(g.manifest)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = nc.Subscribe(protocol.DeltaSubject(f.Aircraft, f.ID), func(m *nats.Msg) {
+		req, err := protocol.DecodeDeltaRequest(m.Data)
+		if err != nil {
+			t.Errorf("delta request: %v", err)
+			return
+		}
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		var b protocol.DeltaBatch
+		if req.BaseSerial != f.Serial() {
+			b.Superseded = true
+		} else {
+			for _, d := range g.deltas[min(req.AfterSeq, uint64(len(g.deltas))):] {
+				if len(b.Deltas) == 2 { // small batches, to exercise paging
+					break
+				}
+				b.Deltas = append(b.Deltas, d)
+			}
+		}
+		out, err := protocol.EncodeDeltaBatch(b)
+		if err != nil {
+			t.Errorf("delta batch: %v", err)
+			return
+		}
+		m.Respond(out)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSync(t *testing.T) {
+	nc := runNATS(t)
+	f := ft.New(t, ft.Options{Passengers: 1})
+	late := f.NewPassenger(false)
+	g := &ground{manifest: f.SignManifest(nil)}
+	for seq := uint64(1); seq <= 3; seq++ {
+		g.deltas = append(g.deltas, f.SignDelta(seq, func(d *protocol.ManifestDelta) {
+			if seq == 2 {
+				d.Credentials = [][]byte{late.Credential.Raw}
+			}
+		}))
+	}
+	g.serve(t, nc, f)
+	cabin, _ := f.OpenCabin(nil, nil)
+
+	if err := natslink.Sync(ctx, nc, cabin); err != nil {
+		t.Fatal(err)
+	}
+	m := cabin.Manifest()
+	if m == nil || m.Serial() != 1 || m.DeltaSeq() != 3 {
+		t.Fatalf("after sync: manifest %+v, want serial 1 with 3 deltas", m)
+	}
+	if _, ok := m.Credential(late.Credential.Body.ID); !ok {
+		t.Fatal("late registrant's credential missing after sync")
+	}
+
+	// Ground issues a newer manifest: the delta request says superseded.
+	g.mu.Lock()
+	g.manifest, g.deltas = f.SignManifest(nil), nil
+	g.mu.Unlock()
+	if err := natslink.Sync(ctx, nc, cabin); err != nil {
+		t.Fatal(err)
+	}
+	if got := cabin.Manifest().Serial(); got != 2 {
+		t.Fatalf("serial after superseded = %d, want 2", got)
+	}
+}
+
+func TestSyncErrors(t *testing.T) {
+	nc := runNATS(t)
+	f := ft.New(t, ft.Options{Passengers: 1})
+	cabin, _ := f.OpenCabin(nil, nil)
+
+	err := natslink.Sync(ctx, nc, cabin)
+	if !errors.Is(err, nats.ErrNoResponders) {
+		t.Fatalf("sync with no ground = %v, want no responders", err)
+	}
+	g := &ground{errReply: "404 no manifest for this flight"}
+	g.serve(t, nc, f)
+	if err := natslink.Sync(ctx, nc, cabin); !errors.Is(err, natslink.ErrGround) {
+		t.Fatalf("sync with an error reply = %v, want ErrGround", err)
+	}
+	// A manifest that does not verify is refused and not used.
+	g.mu.Lock()
+	g.errReply, g.manifest = "", []byte("forged")
+	g.mu.Unlock()
+	if err := natslink.Sync(ctx, nc, cabin); err == nil || cabin.Manifest() != nil {
+		t.Fatalf("sync with a forged manifest = %v, manifest %v; want refused", err, cabin.Manifest())
+	}
+}
+
+func TestSyncerRuns(t *testing.T) {
+	nc := runNATS(t)
+	f := ft.New(t, ft.Options{Passengers: 1})
+	g := &ground{manifest: f.SignManifest(nil)}
+	g.serve(t, nc, f)
+	cabin, _ := f.OpenCabin(nil, nil)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		(&natslink.Syncer{Conn: nc, Cabin: cabin, Interval: 10 * time.Millisecond}).Run(rctx)
+		close(done)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for cabin.Manifest() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no manifest after 10 s of syncing")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}

@@ -1,0 +1,432 @@
+// Package sqlite is the cabin server's journal on SQLite (modernc.org/sqlite,
+// no cgo): the invoices of one flight, the cached manifest and its deltas,
+// and the flight-close report. It implements onboard.Journal.
+//
+// Durability: WAL with synchronous=FULL, so a commit returns only after the
+// WAL is fsynced; one writer connection that starts every transaction with
+// BEGIN IMMEDIATE; a busy timeout; a small page cache, as the whole cabin
+// server must stay under 64 MiB. Readers use a separate pool of two
+// connections, which WAL lets run beside the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/airtab/airtab/onboard"
+	"github.com/airtab/airtab/protocol"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// schemaVersion is the journal's schema; a journal of another version is
+// refused rather than migrated.
+const schemaVersion = "1"
+
+// Settings of every connection, in the driver's _pragma form.
+const (
+	busyTimeoutMS = 5000
+	// cacheKiB is the page cache per connection. Three connections
+	// (one writer, two readers) take at most 3 × 2 MiB.
+	cacheKiB   = 2048
+	maxReaders = 2
+)
+
+// The invoices table keeps seq as the INTEGER PRIMARY KEY (SQLite's rowid)
+// and the invoice id as a UNIQUE key, rather than the other way round: a
+// rowid table with a BLOB primary key has the rowid and an extra index
+// anyway, so this saves an index and appends to the table in seq order.
+// UNIQUE (device_key, counter) is the atomic one-code-one-sale guarantee;
+// voids have no code, and SQLite's UNIQUE lets NULLs repeat. The device key
+// is the full 32-byte key, not the 8-byte key id: ids may collide, and two
+// devices must never block each other's codes.
+//
+// status, sent_at and the receipt columns are for the replayer: an invoice
+// stays until a clearing receipt says ground's ledger committed it.
+const schema = `
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS manifest (
+	id        INTEGER PRIMARY KEY CHECK (id = 1),
+	serial    INTEGER NOT NULL CHECK (serial > 0),
+	raw       BLOB NOT NULL,
+	stored_at INTEGER NOT NULL DEFAULT (unixepoch())
+) STRICT;
+CREATE TABLE IF NOT EXISTS manifest_deltas (
+	base_serial INTEGER NOT NULL,
+	seq         INTEGER NOT NULL CHECK (seq > 0),
+	raw         BLOB NOT NULL,
+	PRIMARY KEY (base_serial, seq)
+) STRICT;
+CREATE TABLE IF NOT EXISTS invoices (
+	seq            INTEGER PRIMARY KEY CHECK (seq > 0),
+	id             BLOB NOT NULL UNIQUE CHECK (length(id) = 16),
+	kind           INTEGER NOT NULL CHECK (kind IN (1, 2)),
+	device_key     BLOB CHECK (device_key IS NULL OR length(device_key) = 32),
+	counter        INTEGER,
+	credential     BLOB NOT NULL,
+	passenger      BLOB NOT NULL,
+	total_minor    INTEGER NOT NULL CHECK (total_minor > 0),
+	currency       TEXT NOT NULL,
+	created_at     INTEGER NOT NULL,
+	hash           BLOB NOT NULL CHECK (length(hash) = 32),
+	raw            BLOB NOT NULL,
+	status         TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'cleared')),
+	sent_at        INTEGER,
+	receipt        BLOB,
+	receipt_status INTEGER,
+	cleared_at     INTEGER,
+	UNIQUE (device_key, counter),
+	CHECK ((kind = 1) = (device_key IS NOT NULL AND counter IS NOT NULL))
+) STRICT;
+CREATE INDEX IF NOT EXISTS invoices_status ON invoices (status, seq);
+CREATE TABLE IF NOT EXISTS flight_state (
+	id        INTEGER PRIMARY KEY CHECK (id = 1),
+	closed_at INTEGER NOT NULL,
+	close_raw BLOB NOT NULL,
+	status    TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'cleared')),
+	receipt   BLOB
+) STRICT;
+`
+
+const insertInvoice = `INSERT INTO invoices
+	(seq, id, kind, device_key, counter, credential, passenger, total_minor, currency, created_at, hash, raw)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// Journal is an onboard.Journal in one SQLite file. It is safe for
+// concurrent use, though onboard.Cabin writes from one goroutine only.
+type Journal struct {
+	path   string
+	w      *sql.DB // one connection: the only writer
+	r      *sql.DB // readers
+	insert *sql.Stmt
+}
+
+var _ onboard.Journal = (*Journal)(nil)
+
+// Open opens or creates the journal at path for flight f on aircraft a. A
+// journal made for another flight or aircraft is refused: each flight has
+// its own file.
+func Open(ctx context.Context, path string, f protocol.FlightID, a protocol.AircraftID) (*Journal, error) {
+	j := &Journal{path: path}
+	var err error
+	if j.w, err = openDB(path, true); err != nil {
+		return nil, err
+	}
+	if err := j.init(ctx, f, a); err != nil {
+		j.w.Close()
+		return nil, err
+	}
+	if j.r, err = openDB(path, false); err != nil {
+		j.w.Close()
+		return nil, err
+	}
+	if j.insert, err = j.w.PrepareContext(ctx, insertInvoice); err != nil {
+		j.Close()
+		return nil, fmt.Errorf("journal %s: prepare: %w", path, err)
+	}
+	return j, nil
+}
+
+func openDB(path string, writer bool) (*sql.DB, error) {
+	pragmas := []string{
+		"journal_mode(WAL)",
+		"synchronous(FULL)",
+		fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS),
+		fmt.Sprintf("cache_size(-%d)", cacheKiB),
+		"foreign_keys(ON)",
+	}
+	if !writer {
+		pragmas = append(pragmas, "query_only(1)")
+	}
+	var q strings.Builder
+	for i, p := range pragmas {
+		if i > 0 {
+			q.WriteByte('&')
+		}
+		q.WriteString("_pragma=" + p)
+	}
+	if writer {
+		q.WriteString("&_txlock=immediate") // every transaction is BEGIN IMMEDIATE
+	}
+	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	db, err := sql.Open("sqlite", "file:"+escaped+"?"+q.String())
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: %w", path, err)
+	}
+	if writer {
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+	} else {
+		db.SetMaxOpenConns(maxReaders)
+		db.SetMaxIdleConns(maxReaders)
+	}
+	db.SetConnMaxLifetime(0)
+	return db, nil
+}
+
+// init creates the schema and checks the journal's flight and aircraft.
+func (j *Journal) init(ctx context.Context, f protocol.FlightID, a protocol.AircraftID) error {
+	tx, err := j.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("journal %s: create schema: %w", j.path, err)
+	}
+	want := map[string]string{"schema": schemaVersion, "flight": string(f), "aircraft": string(a)}
+	for _, k := range []string{"schema", "flight", "aircraft"} {
+		var got string
+		err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, k).Scan(&got)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)`, k, want[k]); err != nil {
+				return fmt.Errorf("journal %s: %w", j.path, err)
+			}
+		case err != nil:
+			return fmt.Errorf("journal %s: %w", j.path, err)
+		case got != want[k]:
+			return fmt.Errorf("journal %s holds %s %q, not %q: each flight needs its own journal", j.path, k, got, want[k])
+		}
+	}
+	return tx.Commit()
+}
+
+// Close checkpoints the WAL into the database file (best effort: the WAL is
+// durable either way) and closes the connections.
+func (j *Journal) Close() error {
+	if j.insert != nil {
+		j.insert.Close()
+	}
+	var errs []error
+	if j.r != nil {
+		errs = append(errs, j.r.Close())
+	}
+	if j.w != nil {
+		_, _ = j.w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+		errs = append(errs, j.w.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close journal %s: %w", j.path, err)
+	}
+	return nil
+}
+
+// Path returns the journal's file name.
+func (j *Journal) Path() string { return j.path }
+
+// Commit writes a group commit in one BEGIN IMMEDIATE transaction and
+// commits it: the invoices, and the flight-close report when there is one.
+// On any error the transaction is rolled back and nothing is written.
+func (j *Journal) Commit(ctx context.Context, b onboard.Batch) (err error) {
+	tx, err := j.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	stmt := tx.StmtContext(ctx, j.insert)
+	for _, e := range b.Invoices {
+		if err := insert(ctx, stmt, e); err != nil {
+			return err
+		}
+	}
+	if b.Close != nil {
+		fc, err := protocol.ParseFlightClose(b.Close)
+		if err != nil {
+			return fmt.Errorf("flight close: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO flight_state (id, closed_at, close_raw) VALUES (1, ?, ?)`,
+			fc.Body.ClosedAt.Unix(), b.Close); err != nil {
+			return fmt.Errorf("insert flight close: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func insert(ctx context.Context, stmt *sql.Stmt, e onboard.Entry) error {
+	inv := &e.Invoice.Body
+	var device any
+	var counter any
+	if inv.Kind == protocol.KindSale {
+		device, counter = e.Device.Bytes(), int64(e.Counter)
+	}
+	h := e.Invoice.Hash()
+	_, err := stmt.ExecContext(ctx, int64(inv.Seq), inv.ID[:], int64(inv.Kind), device, counter,
+		inv.Credential[:], inv.Passenger[:], inv.Total.Minor, string(inv.Total.Currency),
+		inv.CreatedAt.Unix(), h[:], e.Invoice.Raw)
+	if err != nil {
+		return fmt.Errorf("insert invoice %s (seq %d): %w", inv.ID, inv.Seq, err)
+	}
+	return nil
+}
+
+// Invoices calls fn for every invoice in sequence order.
+func (j *Journal) Invoices(ctx context.Context, fn func(onboard.Record) error) error {
+	rows, err := j.r.QueryContext(ctx, `SELECT raw, device_key, counter, status FROM invoices ORDER BY seq`)
+	if err != nil {
+		return fmt.Errorf("read invoices: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		rec, err := scanRecord(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read invoices: %w", err)
+	}
+	return nil
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanRecord(s scanner) (onboard.Record, error) {
+	var rec onboard.Record
+	var counter sql.NullInt64
+	var status string
+	if err := s.Scan(&rec.Raw, &rec.Device, &counter, &status); err != nil {
+		return rec, err
+	}
+	rec.Counter = uint64(counter.Int64)
+	rec.Status = onboard.InvoiceStatus(status)
+	return rec, nil
+}
+
+// Invoice returns the invoice with id, or an error wrapping
+// onboard.ErrNotFound.
+func (j *Journal) Invoice(ctx context.Context, id protocol.ID) (onboard.Record, error) {
+	row := j.r.QueryRowContext(ctx, `SELECT raw, device_key, counter, status FROM invoices WHERE id = ?`, id[:])
+	rec, err := scanRecord(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return rec, fmt.Errorf("invoice %s: %w", id, onboard.ErrNotFound)
+	}
+	if err != nil {
+		return rec, fmt.Errorf("read invoice %s: %w", id, err)
+	}
+	return rec, nil
+}
+
+// InvoiceCounts counts invoices by status.
+func (j *Journal) InvoiceCounts(ctx context.Context) (onboard.InvoiceCounts, error) {
+	var c onboard.InvoiceCounts
+	rows, err := j.r.QueryContext(ctx, `SELECT status, count(*) FROM invoices GROUP BY status`)
+	if err != nil {
+		return c, fmt.Errorf("count invoices: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var status string
+		var n int64
+		if err := rows.Scan(&status, &n); err != nil {
+			return c, fmt.Errorf("count invoices: %w", err)
+		}
+		switch onboard.InvoiceStatus(status) {
+		case onboard.StatusPending:
+			c.Pending = n
+		case onboard.StatusSent:
+			c.Sent = n
+		case onboard.StatusCleared:
+			c.Cleared = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return c, fmt.Errorf("count invoices: %w", err)
+	}
+	return c, nil
+}
+
+// FlightClose returns the stored flight-close report, or nil.
+func (j *Journal) FlightClose(ctx context.Context) ([]byte, error) {
+	var raw []byte
+	err := j.r.QueryRowContext(ctx, `SELECT close_raw FROM flight_state WHERE id = 1`).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read flight close: %w", err)
+	}
+	return raw, nil
+}
+
+// SaveManifest stores a manifest, replacing the one stored and its deltas,
+// in one transaction.
+func (j *Journal) SaveManifest(ctx context.Context, serial uint64, raw []byte) (err error) {
+	tx, err := j.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("save manifest: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM manifest_deltas`); err != nil {
+		return fmt.Errorf("save manifest: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO manifest (id, serial, raw) VALUES (1, ?, ?)`, int64(serial), raw); err != nil {
+		return fmt.Errorf("save manifest: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save manifest: %w", err)
+	}
+	return nil
+}
+
+// SaveDelta stores a manifest delta. A delta stored before under the same
+// serial and sequence number is replaced.
+func (j *Journal) SaveDelta(ctx context.Context, baseSerial, seq uint64, raw []byte) error {
+	_, err := j.w.ExecContext(ctx, `INSERT OR REPLACE INTO manifest_deltas (base_serial, seq, raw) VALUES (?, ?, ?)`,
+		int64(baseSerial), int64(seq), raw)
+	if err != nil {
+		return fmt.Errorf("save manifest delta %d: %w", seq, err)
+	}
+	return nil
+}
+
+// Manifest returns the stored manifest and the deltas of its serial in
+// order, or a nil manifest when none is stored.
+func (j *Journal) Manifest(ctx context.Context) ([]byte, [][]byte, error) {
+	var raw []byte
+	var serial int64
+	err := j.r.QueryRowContext(ctx, `SELECT serial, raw FROM manifest WHERE id = 1`).Scan(&serial, &raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read manifest: %w", err)
+	}
+	rows, err := j.r.QueryContext(ctx, `SELECT raw FROM manifest_deltas WHERE base_serial = ? ORDER BY seq`, serial)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read manifest deltas: %w", err)
+	}
+	defer rows.Close()
+	var deltas [][]byte
+	for rows.Next() {
+		var d []byte
+		if err := rows.Scan(&d); err != nil {
+			return nil, nil, fmt.Errorf("read manifest deltas: %w", err)
+		}
+		deltas = append(deltas, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read manifest deltas: %w", err)
+	}
+	return raw, deltas, nil
+}

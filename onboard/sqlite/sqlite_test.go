@@ -1,0 +1,171 @@
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airtab/airtab/onboard"
+	ft "github.com/airtab/airtab/onboard/internal/flighttest"
+	"github.com/airtab/airtab/onboard/sqlite"
+	"github.com/airtab/airtab/protocol"
+)
+
+var ctx = context.Background()
+
+// invoice signs a sale invoice with seq and prev paying with code.
+func invoice(t testing.TB, f *ft.Flight, seq uint64, prev protocol.Hash, code string) onboard.Entry {
+	t.Helper()
+	raw, err := protocol.FromQRText(protocol.PrefixPaymentCode, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := protocol.ParsePaymentCode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.Passengers[0]
+	lines := []protocol.OrderLine{{SKU: "COFFEE", Quantity: 1, UnitPrice: protocol.M(350, "EUR")}}
+	s, err := protocol.Sign(protocol.Invoice{Version: protocol.Version, ID: protocol.NewID(nil), Flight: f.ID,
+		Aircraft: f.Aircraft, Seq: seq, Prev: prev, Kind: protocol.KindSale, Credential: p.Credential.Body.ID,
+		Passenger: p.ID, Lines: lines, Total: protocol.M(350, "EUR"), CreatedAt: f.Now(), Code: raw, Crew: "fa1"},
+		f.AircraftKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return onboard.Entry{Invoice: s, Device: p.Wallet.DeviceKey(), Counter: pc.Body.Counter}
+}
+
+func TestCommitAndRead(t *testing.T) {
+	f := ft.New(t, ft.Options{Passengers: 1})
+	j := f.OpenJournal()
+	defer j.Close()
+	a := invoice(t, f, 1, protocol.Hash{}, f.Passengers[0].Code())
+	b := invoice(t, f, 2, a.Invoice.Hash(), f.Passengers[0].Code())
+	if err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{a, b}}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := j.Invoice(ctx, b.Invoice.Body.ID)
+	if err != nil || string(rec.Raw) != string(b.Invoice.Raw) || rec.Status != onboard.StatusPending || rec.Counter != b.Counter {
+		t.Fatalf("invoice = %+v, %v", rec, err)
+	}
+	if _, err := j.Invoice(ctx, protocol.NewID(nil)); !errors.Is(err, onboard.ErrNotFound) {
+		t.Fatalf("unknown invoice: %v, want ErrNotFound", err)
+	}
+	counts, err := j.InvoiceCounts(ctx)
+	if err != nil || counts.Pending != 2 {
+		t.Fatalf("counts = %+v, %v", counts, err)
+	}
+}
+
+// TestCommitAllOrNothing commits a batch whose second invoice reuses the
+// first one's code: the unique key on (device key, counter) fails the
+// batch, and neither invoice is written.
+func TestCommitAllOrNothing(t *testing.T) {
+	f := ft.New(t, ft.Options{Passengers: 1})
+	j := f.OpenJournal()
+	defer j.Close()
+	code := f.Passengers[0].Code()
+	a := invoice(t, f, 1, protocol.Hash{}, code)
+	b := invoice(t, f, 2, a.Invoice.Hash(), code)
+	err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{a, b}})
+	if err == nil || !strings.Contains(err.Error(), "UNIQUE") {
+		t.Fatalf("commit of one code twice = %v, want a unique-key failure", err)
+	}
+	n := 0
+	if err := j.Invoices(ctx, func(onboard.Record) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d invoices written by a failed batch, want 0", n)
+	}
+	// The same seq twice fails too.
+	c := invoice(t, f, 1, protocol.Hash{}, f.Passengers[0].Code())
+	if err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{a}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{c}}); err == nil {
+		t.Fatal("a second invoice with seq 1: no error")
+	}
+}
+
+func TestManifestStore(t *testing.T) {
+	f := ft.New(t, ft.Options{Passengers: 1})
+	j := f.OpenJournal()
+	defer j.Close()
+	if raw, _, err := j.Manifest(ctx); err != nil || raw != nil {
+		t.Fatalf("empty journal: manifest %v, %v", raw, err)
+	}
+	m1 := f.SignManifest(nil)
+	if err := j.SaveManifest(ctx, 1, m1); err != nil {
+		t.Fatal(err)
+	}
+	d1, d2 := f.SignDelta(1, nil), f.SignDelta(2, nil)
+	for i, d := range [][]byte{d2, d1} { // stored out of order, read in order
+		if err := j.SaveDelta(ctx, 1, uint64(2-i), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, deltas, err := j.Manifest(ctx)
+	if err != nil || string(raw) != string(m1) || len(deltas) != 2 || string(deltas[0]) != string(d1) {
+		t.Fatalf("manifest = %d bytes, %d deltas, %v", len(raw), len(deltas), err)
+	}
+	m2 := f.SignManifest(nil)
+	if err := j.SaveManifest(ctx, 2, m2); err != nil {
+		t.Fatal(err)
+	}
+	raw, deltas, err = j.Manifest(ctx)
+	if err != nil || string(raw) != string(m2) || len(deltas) != 0 {
+		t.Fatalf("after a new manifest: %d deltas, %v; want the new manifest and none", len(deltas), err)
+	}
+}
+
+func TestOpenRefusesOtherFlight(t *testing.T) {
+	f := ft.New(t, ft.Options{Passengers: 1})
+	f.OpenJournal().Close()
+	other, _ := protocol.NewFlightID("XX", "999", f.Now())
+	if _, err := sqlite.Open(ctx, f.JournalPath(), other, f.Aircraft); err == nil || !strings.Contains(err.Error(), "own journal") {
+		t.Fatalf("open for another flight = %v, want refused", err)
+	}
+}
+
+func TestFlightCloseStored(t *testing.T) {
+	f := ft.New(t, ft.Options{Passengers: 1})
+	j := f.OpenJournal()
+	defer j.Close()
+	fc, err := protocol.Sign(protocol.FlightClose{Version: protocol.Version, Flight: f.ID, Aircraft: f.Aircraft,
+		ClosedAt: f.Now().Add(time.Hour)}, f.AircraftKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Commit(ctx, onboard.Batch{Close: fc.Raw}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := j.FlightClose(ctx)
+	if err != nil || string(raw) != string(fc.Raw) {
+		t.Fatalf("flight close = %v", err)
+	}
+	if err := j.Commit(ctx, onboard.Batch{Close: fc.Raw}); err == nil {
+		t.Fatal("a second flight close: no error")
+	}
+}
+
+func TestPathWithSpecialCharacters(t *testing.T) {
+	f := ft.New(t, ft.Options{Passengers: 1})
+	dir := filepath.Join(t.TempDir(), "a?b#c%d")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	j, err := sqlite.Open(ctx, filepath.Join(dir, "j.db"), f.ID, f.Aircraft)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	if _, err := os.Stat(filepath.Join(dir, "j.db")); err != nil {
+		t.Fatalf("journal not at its path: %v", err)
+	}
+}
