@@ -1,0 +1,295 @@
+// Package api is the ground's HTTP JSON API: passenger registration and
+// self-service, signed by the passenger's device key (see auth.go), and the
+// back office's management endpoints behind a bearer token. Client is a Go
+// client for both.
+//
+// Passenger endpoints (signed by a device key):
+//
+//	POST /v1/passengers            register (signed by the key it enrolls)   → 201 Account
+//	GET  /v1/me                    the caller's account                      → 200 Account
+//	PUT  /v1/me/funding            link a wallet or a card                   → 200 Account
+//	POST /v1/me/devices            enroll another device key (+ its proof)   → 200 Account
+//	POST /v1/me/wallet/topups      top up the wallet                         → 200 Balance
+//	GET  /v1/me/wallet/{currency}  wallet balance                            → 200 Balance
+//	POST /v1/me/credentials        opt in to a flight                        → 201 (new) or 200 (same again) Credential
+//
+// Back-office endpoints ("Authorization: Bearer <token>"):
+//
+//	PUT  /v1/aircraft/{aircraft}             register an aircraft          → 201 or 200 AircraftView
+//	POST /v1/flights                         register or update a flight   → 201 or 200 FlightView
+//	GET  /v1/flights/{flight}                a flight                      → 200 FlightView
+//	PUT  /v1/flights/{flight}/crew           replace the crew roster       → 200 FlightView
+//	POST /v1/flights/{flight}/manifests      build and sign a manifest now → 201 ManifestView
+//	GET  /v1/passengers/{passenger}          a passenger's account         → 200 Account
+//	POST /v1/credentials/{credential}/revoke revoke a credential           → 200 Credential
+//	GET  /v1/arrears?limit=N                 passengers in arrears         → 200 ArrearsList
+//	     /v1/reports/…                       Config.Reports, when set
+//	GET  /healthz                            liveness, no auth             → 200
+//
+// Every error is an ErrorBody {"error": {"code", "message"}} with a code
+// from registry.Code and the status statusOf gives it. Request bodies are
+// capped (16 KiB for passengers, 1 MiB for the back office), must be one
+// JSON object, and may not hold unknown fields.
+package api
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/airtab/airtab/ground"
+	"github.com/airtab/airtab/ground/registry"
+	"github.com/airtab/airtab/protocol"
+)
+
+// Body caps, in bytes.
+const (
+	MaxPassengerBody  = 16 << 10
+	MaxBackOfficeBody = 1 << 20
+	// MinTokenLen is the shortest back-office token accepted, in bytes.
+	MinTokenLen = 16
+)
+
+// Config configures a Server. Registry and BackOfficeToken are required.
+type Config struct {
+	Registry *registry.Registry
+	// Funder tops up and reads wallets (ground/clearing implements it).
+	// When nil, the wallet endpoints answer "unavailable".
+	Funder ground.WalletFunder
+	// Reports, when set, serves everything under /v1/reports/ behind the
+	// back-office token. It sees the full request path.
+	Reports http.Handler
+	// BackOfficeToken is the bearer token of the back-office endpoints,
+	// at least MinTokenLen bytes.
+	BackOfficeToken string
+	// ReplayCacheSize bounds the signatures remembered against replay: at
+	// most this many signed requests in any 10 minutes (about 430 a
+	// second, 40 MiB at most). Default 262144.
+	ReplayCacheSize int
+	// Clock is the time request timestamps are checked against. Default
+	// time.Now.
+	Clock func() time.Time
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is the API as an http.Handler.
+type Server struct {
+	reg     *registry.Registry
+	funder  ground.WalletFunder
+	token   [sha256.Size]byte
+	replay  *replayCache
+	clock   func() time.Time
+	log     *slog.Logger
+	mux     *http.ServeMux
+	reports http.Handler
+}
+
+// New checks cfg and builds the server's routes.
+func New(cfg Config) (*Server, error) {
+	if cfg.Registry == nil {
+		return nil, errors.New("api: Config.Registry is required")
+	}
+	if len(cfg.BackOfficeToken) < MinTokenLen {
+		return nil, errors.New("api: Config.BackOfficeToken is required, at least 16 bytes")
+	}
+	if cfg.ReplayCacheSize <= 0 {
+		cfg.ReplayCacheSize = 1 << 18
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{
+		reg: cfg.Registry, funder: cfg.Funder, token: sha256.Sum256([]byte(cfg.BackOfficeToken)),
+		replay: newReplayCache(cfg.ReplayCacheSize), clock: cfg.Clock, log: cfg.Logger, mux: http.NewServeMux(), reports: cfg.Reports,
+	}
+	s.routes()
+	return s, nil
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// auth says how a route authenticates its caller.
+type auth int
+
+const (
+	authNone   auth = iota
+	authDevice      // a signature by an enrolled device key
+	authToken       // the back-office bearer token
+	authProof       // a signature by the key in the body (registration)
+)
+
+func (s *Server) routes() {
+	p, b := int64(MaxPassengerBody), int64(MaxBackOfficeBody)
+	s.route("POST /v1/passengers", authProof, p, s.createPassenger)
+	s.route("GET /v1/me", authDevice, p, s.getMe)
+	s.route("PUT /v1/me/funding", authDevice, p, s.setFunding)
+	s.route("POST /v1/me/devices", authDevice, p, s.enrollDevice)
+	s.route("POST /v1/me/wallet/topups", authDevice, p, s.topUp)
+	s.route("GET /v1/me/wallet/{currency}", authDevice, p, s.balance)
+	s.route("POST /v1/me/credentials", authDevice, p, s.optIn)
+
+	s.route("PUT /v1/aircraft/{aircraft}", authToken, b, s.putAircraft)
+	s.route("POST /v1/flights", authToken, b, s.postFlight)
+	s.route("GET /v1/flights/{flight}", authToken, b, s.getFlight)
+	s.route("PUT /v1/flights/{flight}/crew", authToken, b, s.putCrew)
+	s.route("POST /v1/flights/{flight}/manifests", authToken, b, s.postManifest)
+	s.route("GET /v1/passengers/{passenger}", authToken, b, s.getPassenger)
+	s.route("POST /v1/credentials/{credential}/revoke", authToken, b, s.revoke)
+	s.route("GET /v1/arrears", authToken, b, s.listArrears)
+	if s.reports != nil {
+		s.mux.Handle("/v1/reports/", s.tokenOnly(s.reports))
+	}
+	s.route("GET /healthz", authNone, p, func(c *call) error {
+		return c.json(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.route("/", authNone, p, func(c *call) error {
+		return registry.Errorf(registry.CodeNotFound, "no such endpoint: %s %s", c.r.Method, c.r.URL.Path)
+	})
+}
+
+// call is one request in hand.
+type call struct {
+	w         http.ResponseWriter
+	r         *http.Request
+	body      []byte
+	passenger protocol.ID // authDevice: the caller
+	device    registry.Device
+	signed    signedRequest // authDevice: the verified signature
+}
+
+// json writes the response. It returns nil always, so a handler can end
+// with "return c.json(...)": once the status is sent, a failed write (the
+// client went away) cannot become an error response.
+func (c *call) json(status int, v any) error {
+	c.w.Header().Set("Content-Type", "application/json")
+	c.w.WriteHeader(status)
+	_ = json.NewEncoder(c.w).Encode(v)
+	return nil
+}
+
+// decode parses the body as exactly one JSON object with no unknown fields.
+func (c *call) decode(v any) error {
+	if len(bytes.TrimSpace(c.body)) == 0 {
+		return registry.Errorf(registry.CodeInvalid, "empty body: want a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(c.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return registry.Errorf(registry.CodeInvalid, "malformed JSON: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return registry.Errorf(registry.CodeInvalid, "malformed JSON: data after the object")
+	}
+	return nil
+}
+
+type handler func(c *call) error
+
+func (s *Server) route(pattern string, a auth, maxBody int64, h handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		c := &call{w: w, r: r}
+		if err := s.serve(c, a, maxBody, h); err != nil {
+			s.writeError(c, err)
+		}
+	})
+}
+
+func (s *Server) serve(c *call, a auth, maxBody int64, h handler) error {
+	if a == authToken && !tokenMatches(c.r, s.token) {
+		return unauthorized("missing or wrong back-office token (Authorization: Bearer …)")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, maxBody))
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return registry.Errorf(registry.CodeTooLarge, "request body over the limit of %d bytes", maxBody)
+	}
+	if err != nil {
+		return registry.Errorf(registry.CodeInvalid, "read request body: %v", err)
+	}
+	c.body = body
+	if a == authDevice {
+		if err := s.authenticate(c); err != nil {
+			return err
+		}
+	}
+	return h(c)
+}
+
+// authenticate finds the enrolled device whose signature the request
+// carries. Key ids may collide, so every key with the id is tried.
+func (s *Server) authenticate(c *call) error {
+	now := s.clock()
+	sr, err := parseSigned(c.r, c.body, now)
+	if err != nil {
+		return err
+	}
+	devs, err := s.reg.DevicesByKeyID(c.r.Context(), sr.keyID)
+	if err != nil {
+		return err
+	}
+	if len(devs) == 0 {
+		return unauthorized("unknown device key %s: register first", sr.keyID)
+	}
+	for _, d := range devs {
+		if sr.verify(d.Key) {
+			c.passenger, c.device, c.signed = d.Passenger, d, sr
+			return s.replay.accept(sr, now)
+		}
+	}
+	return unauthorized("request signature does not verify under device key %s", sr.keyID)
+}
+
+func (s *Server) tokenOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !tokenMatches(r, s.token) {
+			s.writeError(&call{w: w, r: r}, unauthorized("missing or wrong back-office token (Authorization: Bearer …)"))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBackOfficeBody)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// statusOf maps each error code to its HTTP status: the one place where this
+// is decided.
+func statusOf(code registry.Code) int {
+	switch code {
+	case registry.CodeInvalid:
+		return http.StatusBadRequest
+	case registry.CodeUnauthorized:
+		return http.StatusUnauthorized
+	case registry.CodeForbidden, registry.CodeIneligible:
+		return http.StatusForbidden
+	case registry.CodeNotFound:
+		return http.StatusNotFound
+	case registry.CodeConflict:
+		return http.StatusConflict
+	case registry.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case registry.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func (s *Server) writeError(c *call, err error) {
+	code := registry.ErrorCode(err)
+	if code == registry.CodeInternal {
+		s.log.Error("api request failed", "method", c.r.Method, "path", c.r.URL.Path, "err", err)
+	} else {
+		s.log.Debug("api request refused", "method", c.r.Method, "path", c.r.URL.Path, "code", code, "err", err)
+	}
+	if code == registry.CodeUnauthorized {
+		c.w.Header().Set("WWW-Authenticate", `Airtab-Signature, Bearer realm="airtab-back-office"`)
+	}
+	c.json(statusOf(code), ErrorBody{Error: ErrorDetail{Code: code, Message: registry.ErrorMessage(err)}})
+}

@@ -1,0 +1,121 @@
+// Package natsvc is the ground's NATS side, apart from clearing: the
+// embedded nats-server with JetStream, the JetStream streams aircraft publish
+// into and read receipts from, the request/reply responder that serves flight
+// manifests and manifest deltas to cabin servers, and the heartbeat.
+//
+//	server.go     StartServer: the embedded nats-server (JetStream, file storage)
+//	streams.go    EnsureStreams: AIRTAB_INVOICES and AIRTAB_RECEIPTS
+//	responder.go  Responder: manifest and delta requests → the registry
+//	heartbeat.go  Heartbeat: ground's clock on airtab.v1.heartbeat
+package natsvc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// ServerConfig configures the embedded nats-server.
+type ServerConfig struct {
+	// Host is the listen address. Default "127.0.0.1".
+	Host string
+	// Port is the client port. 0 means 4222, the NATS default; -1 picks a
+	// free port (tests).
+	Port int
+	// StoreDir is where JetStream keeps its files. Required.
+	StoreDir string
+	// MaxPayload is the largest message, in bytes. Default 1 MiB, the NATS
+	// default: manifests and delta batches are capped below it.
+	MaxPayload int32
+	// ReadyTimeout bounds the wait for the server to accept connections.
+	// Default 10 s.
+	ReadyTimeout time.Duration
+	// Auth, when set, turns on authorization: ground's user and the
+	// registered aircraft's nkeys (see Auth). Without it any client may
+	// connect with full rights: for tests and a closed lab network only.
+	Auth *Auth
+	// Logger receives the server's log lines: notices (its start-up banner
+	// among them), debug and trace at Debug; warnings at Warn; errors and
+	// fatal errors at Error. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// StartServer starts an in-process nats-server with JetStream on file
+// storage in cfg.StoreDir and waits until it accepts connections. Stop it
+// with Shutdown and WaitForShutdown. Clients in the same process connect
+// with nats.InProcessServer(s); others at s.ClientURL().
+func StartServer(cfg ServerConfig) (*server.Server, error) {
+	if cfg.StoreDir == "" {
+		return nil, errors.New("natsvc: ServerConfig.StoreDir is required")
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	if cfg.MaxPayload == 0 {
+		cfg.MaxPayload = 1 << 20
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	opts := &server.Options{
+		ServerName: "airtab-ground",
+		Host:       cfg.Host,
+		Port:       cfg.Port,
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		MaxPayload: cfg.MaxPayload,
+		NoSigs:     true, // the ground process owns signal handling
+	}
+	if cfg.Auth != nil {
+		if err := cfg.Auth.apply(opts); err != nil {
+			return nil, err
+		}
+		cfg.Auth.base = opts.Clone()
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("natsvc: new server: %w", err)
+	}
+	s.SetLoggerV2(slogAdapter{cfg.Logger.With("component", "nats-server")}, false, false, false)
+	s.Start()
+	if !s.ReadyForConnections(cfg.ReadyTimeout) {
+		s.Shutdown()
+		s.WaitForShutdown()
+		return nil, fmt.Errorf("natsvc: nats-server on %s:%d not ready within %s", cfg.Host, cfg.Port, cfg.ReadyTimeout)
+	}
+	if !s.JetStreamEnabled() {
+		s.Shutdown()
+		s.WaitForShutdown()
+		return nil, errors.New("natsvc: nats-server started without JetStream")
+	}
+	return s, nil
+}
+
+// slogAdapter routes nats-server's logger to slog.
+type slogAdapter struct{ l *slog.Logger }
+
+// Noticef logs at Debug: nats-server's notices are its start-up banner
+// and routine events; "ground service up" says what matters.
+func (a slogAdapter) Noticef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
+
+// Warnf logs at Warn.
+func (a slogAdapter) Warnf(format string, v ...any) { a.l.Warn(fmt.Sprintf(format, v...)) }
+
+// Fatalf logs at Error. nats-server returns after a fatal error (its own
+// logger would exit); StartServer then reports the server not ready.
+func (a slogAdapter) Fatalf(format string, v ...any) { a.l.Error(fmt.Sprintf(format, v...)) }
+
+// Errorf logs at Error.
+func (a slogAdapter) Errorf(format string, v ...any) { a.l.Error(fmt.Sprintf(format, v...)) }
+
+// Debugf logs at Debug.
+func (a slogAdapter) Debugf(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
+
+// Tracef logs at Debug.
+func (a slogAdapter) Tracef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }

@@ -1,0 +1,84 @@
+package natsvc
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/airtab/airtab/protocol"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bounds on the streams. Messages are bounded above the protocol's size caps
+// (protocol.MaxInvoiceSize, MaxFlightCloseSize, MaxReceiptSize), so an
+// oversized message is stored and quarantined by clearing with a reason,
+// rather than refused at publish where the aircraft would retry it forever.
+// Streams are bounded by count and age with DiscardNew: a full stream
+// refuses a publish (the aircraft keeps the invoice and retries) rather than
+// dropping an old message.
+const (
+	InvoiceStreamMaxMsgSize = 16 << 10
+	ReceiptStreamMaxMsgSize = 4 << 10
+	StreamMaxMsgs           = 10_000_000
+)
+
+// Streams configures the JetStream streams. The zero value is the default.
+type Streams struct {
+	// Duplicates is the window in which JetStream drops a message whose
+	// Nats-Msg-Id it has seen. Default 2 minutes, the JetStream default.
+	// Exactly-once does not rest on it: the ledger is keyed by invoice id.
+	Duplicates time.Duration
+	// MaxAge is how long a message stays in a stream. Default 30 days, long
+	// enough for an aircraft offline for weeks to find its receipts. A cabin
+	// server keeps every invoice until it holds a receipt for it and replays
+	// what has none, so an aged-out invoice is replayed, not lost.
+	MaxAge time.Duration
+	// Replicas is the replica count on a clustered JetStream. Default 1.
+	Replicas int
+}
+
+// StreamConfigs returns the configurations EnsureStreams applies:
+//
+//	AIRTAB_INVOICES  airtab.v1.invoice.*.* and airtab.v1.close.*.*  file, limits retention, messages ≤ 16 KiB
+//	AIRTAB_RECEIPTS  airtab.v1.receipt.*.*                          file, limits retention, messages ≤ 4 KiB
+//
+// Limits retention (not work-queue) lets the clearing consumer and the
+// back office read the invoice stream independently, and lets each aircraft
+// have its own receipt consumer filtered to its subjects.
+func (s Streams) StreamConfigs() []jetstream.StreamConfig {
+	if s.Duplicates == 0 {
+		s.Duplicates = 2 * time.Minute
+	}
+	if s.MaxAge == 0 {
+		s.MaxAge = 30 * 24 * time.Hour
+	}
+	if s.Replicas == 0 {
+		s.Replicas = 1
+	}
+	base := func(name, desc string, maxMsg int32, subjects ...string) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name: name, Description: desc, Subjects: subjects,
+			Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew,
+			MaxMsgs: StreamMaxMsgs, MaxBytes: -1, MaxAge: s.MaxAge, MaxMsgSize: maxMsg,
+			Duplicates: s.Duplicates, Replicas: s.Replicas,
+		}
+	}
+	return []jetstream.StreamConfig{
+		base(protocol.StreamInvoices, "Airtab invoices and flight-close reports replayed by aircraft, until cleared", InvoiceStreamMaxMsgSize,
+			protocol.AllInvoices, protocol.AllCloses),
+		base(protocol.StreamReceipts, "Airtab clearing receipts, kept until each aircraft reads them", ReceiptStreamMaxMsgSize,
+			protocol.AllReceipts),
+	}
+}
+
+// EnsureStreams creates the streams, or updates them to cfg. It fails when
+// an existing stream differs in something JetStream cannot change in place
+// (storage, retention).
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Streams) error {
+	for _, sc := range cfg.StreamConfigs() {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("natsvc: ensure stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,202 @@
+package registry
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/airtab/airtab/crypto"
+	"github.com/airtab/airtab/protocol"
+	"github.com/nats-io/nkeys"
+)
+
+// Aircraft is a registered aircraft.
+type Aircraft struct {
+	ID protocol.AircraftID
+	// Key is the aircraft's signing key: its invoices and flight-close
+	// reports verify under it. One key belongs to one aircraft.
+	Key crypto.PublicKey
+	// NKey is the aircraft's NATS user public nkey ("U…"), optional. It is
+	// stored for per-aircraft NATS credentials limited to the aircraft's
+	// own subjects (protocol.AircraftPermissions); the ground service does
+	// not enforce it yet.
+	NKey         string
+	RegisteredAt time.Time
+}
+
+// RegisterAircraft registers an aircraft. Registering the same aircraft
+// again with the same key and nkey is a no-op (created is false); with a
+// different key or nkey, or with a key that another aircraft has, it is a
+// conflict: key rotation is not supported yet.
+func (r *Registry) RegisterAircraft(ctx context.Context, a Aircraft) (created bool, err error) {
+	if err := a.ID.Validate(); err != nil {
+		return false, invalid("%v", err)
+	}
+	if a.Key.Purpose() != crypto.Aircraft {
+		return false, invalid("aircraft %s: want an aircraft public key, got %v", a.ID, a.Key)
+	}
+	if a.NKey != "" && !nkeys.IsValidPublicUserKey(a.NKey) {
+		return false, invalid("aircraft %s: nkey %q is not a NATS user public key (U…)", a.ID, trunc(a.NKey))
+	}
+	a.RegisteredAt = r.now()
+	err = r.inTx(ctx, func(tx *sql.Tx) error {
+		old, err := getAircraft(ctx, tx, a.ID)
+		if err == nil {
+			return orConflict(nil, !old.Key.Equal(a.Key) || old.NKey != a.NKey,
+				"aircraft %s is already registered with another key or nkey", a.ID)
+		}
+		if ErrorCode(err) != CodeNotFound {
+			return err
+		}
+		if other, taken, err := aircraftByKey(ctx, tx, a.Key); err != nil || taken {
+			return orConflict(err, taken, "aircraft key %s is already registered for aircraft %s", a.Key.ID(), other)
+		}
+		created = true
+		return insertAircraft(ctx, tx, a)
+	})
+	if err == nil && created {
+		r.log.Info("aircraft registered", "aircraft", a.ID, "key", a.Key.ID())
+	}
+	return created, wrap(err, "registry: register aircraft %s", a.ID)
+}
+
+// FlightSpec describes a flight to register.
+type FlightSpec struct {
+	Carrier  string    // IATA airline code, two letters or digits
+	Number   string    // flight number: 1 to 4 digits and an optional letter
+	Date     time.Time // scheduled departure date; only its UTC date counts
+	Aircraft protocol.AircraftID
+	Currency protocol.Currency // the selling currency; needs a limit table
+	Catalog  []protocol.CatalogItem
+	Caps     protocol.Caps // zero fields take the defaults (DefaultCaps)
+}
+
+// Flight is a registered flight as the back office sees it.
+type Flight struct {
+	ID          protocol.FlightID
+	Aircraft    protocol.AircraftID
+	Currency    protocol.Currency
+	Catalog     []protocol.CatalogItem
+	Caps        protocol.Caps
+	Crew        []protocol.CrewMember
+	Serial      uint64 // of the latest manifest; 0 before the first
+	Credentials int    // live credentials
+	Revoked     int    // revoked credentials
+}
+
+// RegisterFlight registers a flight, or updates the catalog and caps of one
+// already registered (the next manifest carries them; deltas do not). The
+// aircraft must be registered; a registered flight's aircraft and currency
+// cannot change, as credentials and manifests already name them.
+func (r *Registry) RegisterFlight(ctx context.Context, spec FlightSpec) (Flight, bool, error) {
+	id, err := protocol.NewFlightID(spec.Carrier, spec.Number, spec.Date)
+	if err != nil {
+		return Flight{}, false, invalid("%v", err)
+	}
+	if err := spec.Currency.Validate(); err != nil {
+		return Flight{}, false, invalid("%v", err)
+	}
+	if err := r.policy.Supports(spec.Currency); err != nil {
+		return Flight{}, false, err
+	}
+	if err := validateCatalog(spec.Catalog, spec.Currency); err != nil {
+		return Flight{}, false, err
+	}
+	caps, err := fillCaps(spec.Caps, spec.Currency)
+	if err != nil {
+		return Flight{}, false, err
+	}
+	created := false
+	err = r.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := getAircraft(ctx, tx, spec.Aircraft); err != nil {
+			return err
+		}
+		old, err := getFlight(ctx, tx, id)
+		switch {
+		case err == nil && (old.aircraft != spec.Aircraft || old.currency != spec.Currency):
+			return conflict("flight %s is registered with aircraft %s selling in %s; they cannot change", id, old.aircraft, old.currency)
+		case err != nil && ErrorCode(err) != CodeNotFound:
+			return err
+		}
+		created = err != nil
+		return upsertFlight(ctx, tx, flightRow{id: id, aircraft: spec.Aircraft, currency: spec.Currency, catalog: spec.Catalog, caps: caps}, r.now())
+	})
+	if err != nil {
+		return Flight{}, false, wrap(err, "registry: register flight %s", id)
+	}
+	r.log.Info("flight registered", "flight", id, "aircraft", spec.Aircraft, "new", created)
+	f, err := r.FlightDetails(ctx, id)
+	return f, created, err
+}
+
+// FlightDetails returns a registered flight with its crew (PIN hashes
+// included: strip them before showing), latest manifest serial and
+// credential counts.
+func (r *Registry) FlightDetails(ctx context.Context, id protocol.FlightID) (Flight, error) {
+	var f Flight
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		row, err := getFlight(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		f = Flight{ID: id, Aircraft: row.aircraft, Currency: row.currency, Catalog: row.catalog, Caps: row.caps}
+		if f.Crew, err = getCrew(ctx, tx, id); err != nil {
+			return err
+		}
+		m, ok, err := latestManifest(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if ok {
+			f.Serial = m.serial
+		}
+		total, live, err := countCredentials(ctx, tx, id)
+		f.Credentials, f.Revoked = live, total-live
+		return err
+	})
+	return f, wrap(err, "registry: flight %s", id)
+}
+
+// SetCrew replaces a flight's crew roster. PINs given in the clear are
+// hashed with argon2id (Config.PINParams) and never stored; pre-hashed PINs
+// are checked for form. The next manifest carries the roster; deltas do not.
+func (r *Registry) SetCrew(ctx context.Context, f protocol.FlightID, crew []CrewInput) error {
+	if err := validateCrew(crew); err != nil {
+		return err
+	}
+	members := make([]protocol.CrewMember, 0, len(crew))
+	for _, m := range crew {
+		hash := m.PINHash
+		if m.PIN != "" {
+			h, err := crypto.HashPIN(m.PIN, r.pin, r.randReader())
+			if err != nil {
+				return invalid("crew member %s: %v", m.ID, err)
+			}
+			hash = h
+		}
+		members = append(members, protocol.CrewMember{ID: m.ID, Role: m.Role, PINHash: hash})
+	}
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := getFlight(ctx, tx, f); err != nil {
+			return err
+		}
+		return replaceCrew(ctx, tx, f, members)
+	})
+	if err == nil {
+		r.log.Info("crew roster set", "flight", f, "crew", len(members))
+	}
+	return wrap(err, "registry: set crew of %s", f)
+}
+
+// flightFor loads flight f and checks it is flown by aircraft a: what an
+// aircraft's sync request must satisfy.
+func flightFor(ctx context.Context, q querier, a protocol.AircraftID, f protocol.FlightID) (flightRow, error) {
+	fl, err := getFlight(ctx, q, f)
+	if err != nil {
+		return fl, err
+	}
+	if fl.aircraft != a {
+		return fl, Errorf(CodeForbidden, "aircraft %s does not fly %s", a, f)
+	}
+	return fl, nil
+}
