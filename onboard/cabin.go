@@ -117,6 +117,7 @@ type Cabin struct {
 	orders *orderBook
 	pins   chan struct{} // PIN hash slots
 	link   atomic.Value  // LinkState
+	replay atomic.Value  // func() ReplayProgress
 	stats  statCounters
 }
 
@@ -185,6 +186,9 @@ func (c *Cabin) Manifest() *Manifest { return c.manifest.Load() }
 
 // SetLinkState records the state of the link to the ground, for Status.
 func (c *Cabin) SetLinkState(s LinkState) { c.link.Store(s) }
+
+// SetReplayProgress gives Status a way to ask the replayer for its progress.
+func (c *Cabin) SetReplayProgress(f func() ReplayProgress) { c.replay.Store(f) }
 
 // Stats returns the writer's counters.
 func (c *Cabin) Stats() Stats {
@@ -595,6 +599,10 @@ func (c *Cabin) Status(ctx context.Context) (Status, error) {
 		st.SalesOpen = st.JournalError == ""
 	}
 	st.Link = c.link.Load().(LinkState)
+	if f, ok := c.replay.Load().(func() ReplayProgress); ok {
+		p := f()
+		st.Replay = &p
+	}
 	st.Stats = c.Stats()
 	return st, nil
 }

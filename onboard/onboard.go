@@ -183,6 +183,20 @@ type CloseReport struct {
 	Raw []byte `json:"raw"`
 }
 
+// ReplayProgress is what the replayer reports for Status: the last ground
+// heartbeat, how fast invoices are leaving and how long the rest will take,
+// and the receipts that came back.
+type ReplayProgress struct {
+	LastHeartbeat    time.Time `json:"last_heartbeat,omitzero"`
+	SentThisLink     int       `json:"sent_this_link"`
+	RatePerSecond    float64   `json:"rate_per_second"`
+	ETASeconds       float64   `json:"eta_seconds"`
+	ReceiptsApplied  int       `json:"receipts_applied"`
+	ReceiptsRejected int       `json:"receipts_rejected"`
+	CloseAccepted    bool      `json:"close_accepted"`
+	LastError        string    `json:"last_error,omitempty"`
+}
+
 // LinkState is the state of the link to the ground, as the replayer sees it.
 type LinkState string
 
@@ -208,7 +222,9 @@ type Status struct {
 	LastSeq   uint64          `json:"last_seq"`
 	Head      protocol.Hash   `json:"head"`
 	Link      LinkState       `json:"link"`
-	Stats     Stats           `json:"stats"`
+	// Replay is the replayer's progress, when one runs.
+	Replay *ReplayProgress `json:"replay,omitempty"`
+	Stats  Stats           `json:"stats"`
 	// JournalError is set when a journal failure has stopped sales until
 	// a restart.
 	JournalError string `json:"journal_error,omitempty"`

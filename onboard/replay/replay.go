@@ -53,8 +53,11 @@ type Journal interface {
 	// journal does not hold.
 	ApplyReceipt(ctx context.Context, r *protocol.SignedReceipt) (bool, error)
 	// PendingClose returns the signed flight-close report when the flight
-	// is closed and ground has not yet accepted the report.
-	PendingClose(ctx context.Context) (raw []byte, ok bool, err error)
+	// is closed, ground has not accepted the report, and it was not sent
+	// since resendBefore.
+	PendingClose(ctx context.Context, resendBefore time.Time) (raw []byte, ok bool, err error)
+	// MarkCloseSent records JetStream's acknowledgement of the report.
+	MarkCloseSent(ctx context.Context, at time.Time) error
 	// Counts returns the number of invoices in each replay state.
 	Counts(ctx context.Context) (Counts, error)
 }
@@ -83,6 +86,8 @@ type Config struct {
 	Clock func() time.Time
 	// Log receives progress and errors. Default: discard.
 	Log *slog.Logger
+	// OnLink, if set, is called when the link comes up or goes down.
+	OnLink func(up bool)
 }
 
 // Bounds on the configuration.
@@ -219,8 +224,19 @@ func (r *Replayer) Run(ctx context.Context, nc *nats.Conn) error {
 	backoff := pollInterval
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
+	wasUp := false
 	for {
-		if r.LinkUp() && nc.IsConnected() {
+		up := r.LinkUp() && nc.IsConnected()
+		if up != wasUp {
+			wasUp = up
+			if !up {
+				r.cfg.Log.Info("link down: no ground heartbeat", "timeout", r.cfg.HeartbeatTimeout)
+			}
+			if r.cfg.OnLink != nil {
+				r.cfg.OnLink(up)
+			}
+		}
+		if up {
 			if err := r.drain(ctx, js); err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -406,7 +422,7 @@ func (r *Replayer) collect(ctx context.Context, in <-chan inflight) (int, error)
 // publishClose sends the signed flight-close report once the flight is
 // closed and every invoice has been acknowledged.
 func (r *Replayer) publishClose(ctx context.Context, js jetstream.JetStream) error {
-	raw, ok, err := r.cfg.Journal.PendingClose(ctx)
+	raw, ok, err := r.cfg.Journal.PendingClose(ctx, r.cfg.Clock().Add(-r.cfg.ResendAfter))
 	if err != nil || !ok {
 		return err
 	}
@@ -423,6 +439,9 @@ func (r *Replayer) publishClose(ctx context.Context, js jetstream.JetStream) err
 	defer cancel()
 	if _, err := js.PublishMsg(actx, msg); err != nil {
 		return fmt.Errorf("publish flight close: %w", err)
+	}
+	if err := r.cfg.Journal.MarkCloseSent(ctx, r.cfg.Clock()); err != nil {
+		return fmt.Errorf("mark flight close sent: %w", err)
 	}
 	r.cfg.Log.Info("flight-close report sent", "flight", r.cfg.Flight)
 	return nil

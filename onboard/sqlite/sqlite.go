@@ -90,6 +90,7 @@ CREATE TABLE IF NOT EXISTS flight_state (
 	closed_at INTEGER NOT NULL,
 	close_raw BLOB NOT NULL,
 	status    TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'cleared')),
+	sent_at   INTEGER,
 	receipt   BLOB
 ) STRICT;
 `
@@ -102,6 +103,7 @@ const insertInvoice = `INSERT INTO invoices
 // concurrent use, though onboard.Cabin writes from one goroutine only.
 type Journal struct {
 	path   string
+	flight protocol.FlightID
 	w      *sql.DB // one connection: the only writer
 	r      *sql.DB // readers
 	insert *sql.Stmt
@@ -113,7 +115,7 @@ var _ onboard.Journal = (*Journal)(nil)
 // journal made for another flight or aircraft is refused: each flight has
 // its own file.
 func Open(ctx context.Context, path string, f protocol.FlightID, a protocol.AircraftID) (*Journal, error) {
-	j := &Journal{path: path}
+	j := &Journal{path: path, flight: f}
 	var err error
 	if j.w, err = openDB(path, true); err != nil {
 		return nil, err
@@ -229,11 +231,7 @@ func (j *Journal) Commit(ctx context.Context, b onboard.Batch) (err error) {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-		}
-	}()
+	defer rollbackOnError(tx, &err)
 	stmt := tx.StmtContext(ctx, j.insert)
 	for _, e := range b.Invoices {
 		if err := insert(ctx, stmt, e); err != nil {
@@ -429,4 +427,12 @@ func (j *Journal) Manifest(ctx context.Context) ([]byte, [][]byte, error) {
 		return nil, nil, fmt.Errorf("read manifest deltas: %w", err)
 	}
 	return raw, deltas, nil
+}
+
+// rollbackOnError rolls tx back when the function deferring it returns an
+// error.
+func rollbackOnError(tx *sql.Tx, err *error) {
+	if *err != nil {
+		tx.Rollback()
+	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/onboard"
+	"github.com/airtab/airtab/onboard/app"
 	"github.com/airtab/airtab/onboard/client"
 	ft "github.com/airtab/airtab/onboard/internal/flighttest"
 	"github.com/airtab/airtab/onboard/sqlite"
@@ -104,7 +105,7 @@ func TestBadFlags(t *testing.T) {
 func TestRun(t *testing.T) {
 	f := ft.New(t, ft.Options{Passengers: 1, RealTime: true})
 	dataDir := filepath.Join(t.TempDir(), "data")
-	m := NewMain()
+	m := app.NewMain()
 	if err := m.ParseFlags(setup(t, f, dataDir), io.Discard); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,463 @@
+// Package app is the cabin server program: its configuration, and the
+// parts it wires together (journal, cabin, handheld API, manifest sync,
+// replayer). cmd/onboard runs it from the command line; the simulator and
+// the tests run the same Main in process.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/airtab/airtab/crypto"
+	"github.com/airtab/airtab/onboard"
+	"github.com/airtab/airtab/onboard/httpapi"
+	"github.com/airtab/airtab/onboard/natslink"
+	"github.com/airtab/airtab/onboard/replay"
+	"github.com/airtab/airtab/onboard/sqlite"
+	"github.com/airtab/airtab/protocol"
+)
+
+// Config is the cabin server's configuration, from flags.
+type Config struct {
+	// DataDir holds the journal, the aircraft key and the TLS certificate.
+	// Default: ./airtab-onboard.
+	DataDir string
+	// Listen is the handheld API's address. Default: 127.0.0.1:8443.
+	Listen string
+	// Aircraft and Flight say who this cabin server is. Required.
+	Aircraft protocol.AircraftID
+	Flight   protocol.FlightID
+	// AircraftKeyFile holds the aircraft's signing key, created (mode
+	// 0600) if missing. Default: <DataDir>/aircraft.key.
+	AircraftKeyFile string
+	// IssuerKeyFile holds the issuer public key manifests must be signed
+	// with: the trust anchor. Required.
+	IssuerKeyFile string
+	// ManifestFile is a signed manifest to load at start. Optional.
+	ManifestFile string
+	// NATSURL is ground's NATS server, to fetch the manifest and deltas
+	// from while the link is up. Optional.
+	NATSURL string
+	// NATSCreds is the aircraft's NATS credentials file (JWT), for an
+	// operator-managed cluster. Optional.
+	NATSCreds string
+	// NATSNkey is the aircraft's NATS nkey seed file: its identity on
+	// ground's NATS, whose permissions let it publish only as itself.
+	// Optional.
+	NATSNkey string
+	// ReplayWindow is how many invoice publishes may await their ack at
+	// once. Default: 512.
+	ReplayWindow int
+	// ResendAfter is how long a sent invoice waits for its clearing
+	// receipt before it is sent again. Default: 2 minutes.
+	ResendAfter time.Duration
+	// SyncInterval is how often to fetch manifest deltas. Default: 30 s.
+	SyncInterval time.Duration
+	// TLSCert and TLSKey are the API's certificate and key, generated
+	// (self-signed ECDSA P-256) if neither exists. Default:
+	// <DataDir>/tls.crt and <DataDir>/tls.key.
+	TLSCert, TLSKey string
+	// SessionTTL is how long a crew session lasts. Default: 12 h.
+	SessionTTL time.Duration
+	// ShutdownTimeout bounds the graceful drain on SIGINT or SIGTERM.
+	// Default: 15 s.
+	ShutdownTimeout time.Duration
+	// LogFormat is "text" or "json"; LogLevel the least level logged.
+	LogFormat string
+	LogLevel  slog.Level
+	// MemoryLimitMiB is the Go runtime's soft memory limit
+	// (debug.SetMemoryLimit), unless GOMEMLIMIT is set: it makes the
+	// collector return a crew sign-in's argon2id memory (19 MiB with the
+	// default PIN parameters) promptly, so the whole server stays under the
+	// 64 MiB budget. SQLite's page cache (at most 6 MiB) is outside it.
+	// Default: 40; 0 for none.
+	MemoryLimitMiB int
+}
+
+// Main is the cabin server program: its configuration and the parts it
+// wires together. Run starts them; Close stops them in order.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+	// Clock gives the time. Default: time.Now.
+	Clock onboard.Clock
+	// Rand is the source of keys, certificates, session tokens and order
+	// ids. Default: crypto/rand.
+	Rand io.Reader
+
+	journal *sqlite.Journal
+	cabin   *onboard.Cabin
+	server  *http.Server
+	ln      net.Listener
+	nc      *nats.Conn
+	anchor  *crypto.TrustList
+	replay  *replay.Replayer
+
+	cancel context.CancelFunc // stops the background goroutines
+	wg     sync.WaitGroup
+	fp     string
+	closed sync.Once
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main {
+	return &Main{
+		Config: Config{
+			DataDir:         "airtab-onboard",
+			Listen:          "127.0.0.1:8443",
+			SyncInterval:    30 * time.Second,
+			SessionTTL:      12 * time.Hour,
+			ShutdownTimeout: 15 * time.Second,
+			LogFormat:       "text",
+			MemoryLimitMiB:  40,
+		},
+		Logger: slog.New(slog.DiscardHandler),
+		Clock:  time.Now,
+	}
+}
+
+// ParseFlags sets the configuration from command-line arguments.
+func (m *Main) ParseFlags(args []string, output io.Writer) error {
+	c := &m.Config
+	fs := flag.NewFlagSet("onboard", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `usage: onboard --aircraft ID --flight ID --issuer-key FILE [flags]
+
+Runs the Airtab cabin server: offline authorization against the cached flight
+manifest, a durable SQLite invoice journal, and the handheld API over TLS.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	var aircraft, flight, level string
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "`directory` for the journal, the aircraft key and the TLS certificate (created, mode 0700)")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "`address` of the handheld API (HTTPS)")
+	fs.StringVar(&aircraft, "aircraft", "", "aircraft registration `mark`, for example D-AIUA (required)")
+	fs.StringVar(&flight, "flight", "", "flight `id`, for example XX123-2026-11-21 (required)")
+	fs.StringVar(&c.AircraftKeyFile, "aircraft-key", "", "aircraft signing key `file`, created if missing (default <data-dir>/aircraft.key)")
+	fs.StringVar(&c.IssuerKeyFile, "issuer-key", "", "issuer public key `file`: the trust anchor manifests must be signed with (required)")
+	fs.StringVar(&c.ManifestFile, "manifest-file", "", "signed flight manifest `file` to load at start")
+	fs.StringVar(&c.NATSURL, "nats-url", "", "ground NATS `URL`: fetch the manifest and its deltas, replay invoices and take clearing receipts while the link is up")
+	fs.StringVar(&c.NATSCreds, "nats-creds", "", "aircraft NATS credentials `file` (JWT, for an operator-managed cluster)")
+	fs.StringVar(&c.NATSNkey, "nats-nkey", "", "aircraft NATS nkey seed `file`: the aircraft's identity on ground's NATS")
+	fs.IntVar(&c.ReplayWindow, "replay-window", 512, "invoice publishes awaiting their ack at once while replaying")
+	fs.DurationVar(&c.ResendAfter, "resend-after", 2*time.Minute, "resend an invoice when its clearing receipt has not come after this long")
+	fs.DurationVar(&c.SyncInterval, "sync-interval", c.SyncInterval, "how often to fetch manifest deltas over NATS")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate `file` (default <data-dir>/tls.crt, self-signed and generated if missing)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS key `file` (default <data-dir>/tls.key)")
+	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "how long a crew session lasts")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to drain requests on SIGINT or SIGTERM")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
+	fs.StringVar(&level, "log-level", "info", "least log `level`: debug, info, warn or error")
+	fs.IntVar(&c.MemoryLimitMiB, "memory-limit-mib", c.MemoryLimitMiB, "soft memory limit of the Go runtime in `MiB` (ignored when GOMEMLIMIT is set; 0 for none)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	c.Aircraft, c.Flight = protocol.AircraftID(aircraft), protocol.FlightID(flight)
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	return c.check()
+}
+
+func (c *Config) check() error {
+	switch {
+	case c.Aircraft == "" || c.Flight == "":
+		return errors.New("--aircraft and --flight are required")
+	case c.IssuerKeyFile == "":
+		return errors.New("--issuer-key is required: the issuer public key manifests must be signed with")
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("--log-format %q: want text or json", c.LogFormat)
+	}
+	if err := c.Aircraft.Validate(); err != nil {
+		return fmt.Errorf("--aircraft: %w", err)
+	}
+	if err := c.Flight.Validate(); err != nil {
+		return fmt.Errorf("--flight: %w", err)
+	}
+	return nil
+}
+
+func (c *Config) path(set, name string) string {
+	if set != "" {
+		return set
+	}
+	return filepath.Join(c.DataDir, name)
+}
+
+// Run starts the cabin server: it opens the journal and the cabin, loads the
+// manifest file, starts the handheld API and the manifest sync, and returns
+// once the API is listening.
+func (m *Main) Run(ctx context.Context) error {
+	c := &m.Config
+	if c.MemoryLimitMiB > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(c.MemoryLimitMiB) << 20)
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	key, err := m.aircraftKey()
+	if err != nil {
+		return err
+	}
+	issuer, err := crypto.ReadPublicKeyFile(c.IssuerKeyFile, crypto.Issuer)
+	if err != nil {
+		return fmt.Errorf("issuer trust anchor: %w", err)
+	}
+	anchor, err := crypto.NewTrustList(crypto.TrustedKey{Key: issuer,
+		NotBefore: time.Unix(0, 0), NotAfter: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		return err
+	}
+	m.anchor = anchor
+	journalPath := filepath.Join(c.DataDir, "journal-"+string(c.Flight)+".db")
+	if m.journal, err = sqlite.Open(ctx, journalPath, c.Flight, c.Aircraft); err != nil {
+		return err
+	}
+	m.cabin, err = onboard.Open(ctx, onboard.Config{Flight: c.Flight, Aircraft: c.Aircraft, AircraftKey: key,
+		Issuer: anchor, Journal: m.journal, Clock: m.Clock, Rand: m.Rand, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	if err := m.loadManifestFile(ctx); err != nil {
+		return err
+	}
+	if err := m.serve(); err != nil {
+		return err
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	if err := m.startSync(bg); err != nil {
+		return err
+	}
+	st, err := m.cabin.Status(ctx)
+	if err != nil {
+		return err
+	}
+	m.Logger.Info("cabin server listening", "addr", m.Addr(), "fingerprint", m.fp,
+		"flight", c.Flight, "aircraft", c.Aircraft, "journal", journalPath,
+		"sales_open", st.SalesOpen, "last_seq", st.LastSeq, "closed", st.Closed)
+	if st.SalesOff != nil {
+		m.Logger.Warn("sales are off", "reason", st.SalesOff.Name, "message", st.SalesOff.Message)
+	}
+	return nil
+}
+
+// aircraftKey loads the aircraft's signing key, creating it on first start,
+// and writes its public key beside it for ground to register.
+func (m *Main) aircraftKey() (crypto.PrivateKey, error) {
+	path := m.Config.path(m.Config.AircraftKeyFile, "aircraft.key")
+	key, created, err := crypto.LoadOrCreateKeyFile(path, crypto.Aircraft, m.Rand)
+	if err != nil {
+		return key, fmt.Errorf("aircraft key: %w", err)
+	}
+	if err := crypto.WritePublicKeyFile(strings.TrimSuffix(path, ".key")+".pub", key.Public()); err != nil {
+		return key, fmt.Errorf("aircraft public key: %w", err)
+	}
+	if created {
+		m.Logger.Warn("aircraft key created: register its public key with ground", "file", path, "public_key", key.Public().String())
+	}
+	return key, nil
+}
+
+// loadManifestFile loads --manifest-file, unless a newer manifest (say, one
+// fetched over NATS before a restart) is already in use.
+func (m *Main) loadManifestFile(ctx context.Context) error {
+	if m.Config.ManifestFile == "" {
+		return nil
+	}
+	raw, err := readFileMax(m.Config.ManifestFile, protocol.MaxManifestSize)
+	if err != nil {
+		return fmt.Errorf("manifest file: %w", err)
+	}
+	if s, err := protocol.ParseManifest(raw); err == nil {
+		if cur := m.cabin.Manifest(); cur != nil && cur.Serial() > s.Body.Serial {
+			m.Logger.Warn("manifest file is older than the manifest in use; keeping the newer",
+				"file_serial", s.Body.Serial, "serial", cur.Serial())
+			return nil
+		}
+	}
+	if err := m.cabin.LoadManifest(ctx, raw); err != nil {
+		return fmt.Errorf("manifest file %s: %w", m.Config.ManifestFile, err)
+	}
+	return nil
+}
+
+func readFileMax(path string, maxBytes int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, int64(maxBytes)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxBytes {
+		return nil, fmt.Errorf("%s: over the limit of %d bytes", path, maxBytes)
+	}
+	return b, nil
+}
+
+// serve starts the handheld API over TLS.
+func (m *Main) serve() error {
+	c := &m.Config
+	host, _, _ := net.SplitHostPort(c.Listen)
+	cert, created, err := httpapi.LoadOrCreateCertificate(c.path(c.TLSCert, "tls.crt"), c.path(c.TLSKey, "tls.key"),
+		[]string{host}, m.Clock(), m.Rand)
+	if err != nil {
+		return err
+	}
+	m.fp = httpapi.Fingerprint(cert)
+	if created {
+		m.Logger.Warn("TLS certificate created: pin its fingerprint on every handheld", "fingerprint", m.fp)
+	}
+	api := httpapi.New(httpapi.Config{Cabin: m.cabin, Clock: m.Clock, Rand: m.Rand, Logger: m.Logger, SessionTTL: c.SessionTTL})
+	m.server = api.HTTPServer(cert)
+	if m.ln, err = net.Listen("tcp", c.Listen); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	m.wg.Go(func() {
+		if err := m.server.ServeTLS(m.ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Logger.Error("handheld API stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// startSync connects to ground's NATS, if configured, and keeps the
+// manifest up to date in the background. The connection retries for as
+// long as the server runs: in the air the link is down.
+func (m *Main) startSync(ctx context.Context) error {
+	c := &m.Config
+	if c.NATSURL == "" {
+		return nil
+	}
+	opts := []nats.Option{
+		nats.Name("airtab-onboard " + string(c.Aircraft)),
+		nats.CustomInboxPrefix(protocol.InboxPrefix(c.Aircraft)),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(2 * time.Second),
+		// Notice a link that went silent in seconds, not the default minutes.
+		nats.PingInterval(5 * time.Second),
+		nats.MaxPingsOutstanding(3),
+	}
+	if c.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(c.NATSCreds))
+	}
+	if c.NATSNkey != "" {
+		o, err := nats.NkeyOptionFromSeed(c.NATSNkey)
+		if err != nil {
+			return fmt.Errorf("nats nkey: %w", err)
+		}
+		opts = append(opts, o)
+	}
+	nc, err := nats.Connect(c.NATSURL, opts...)
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	m.nc = nc
+	s := &natslink.Syncer{Conn: nc, Cabin: m.cabin, Interval: c.SyncInterval, Logger: m.Logger}
+	m.wg.Go(func() { s.Run(ctx) })
+	return m.startReplay(ctx, nc)
+}
+
+// startReplay runs the replayer on nc: invoices out, receipts in, and the
+// link state and progress into the cabin's status.
+func (m *Main) startReplay(ctx context.Context, nc *nats.Conn) error {
+	c := &m.Config
+	rp, err := replay.New(replay.Config{
+		Aircraft: c.Aircraft, Flight: c.Flight, Journal: m.journal, Trust: m.anchor,
+		Window: c.ReplayWindow, ResendAfter: c.ResendAfter, Clock: m.Clock, Log: m.Logger,
+		OnLink: func(up bool) {
+			if up {
+				m.cabin.SetLinkState(onboard.LinkUp)
+			} else {
+				m.cabin.SetLinkState(onboard.LinkDown)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	m.replay = rp
+	m.cabin.SetReplayProgress(func() onboard.ReplayProgress {
+		s := rp.Status()
+		return onboard.ReplayProgress{LastHeartbeat: s.LastHeartbeat, SentThisLink: s.SentThisLink,
+			RatePerSecond: s.RatePerSecond, ETASeconds: s.ETASeconds, ReceiptsApplied: s.ReceiptsApplied,
+			ReceiptsRejected: s.ReceiptsBad, CloseAccepted: s.CloseAccepted, LastError: s.LastError}
+	})
+	m.wg.Go(func() {
+		if err := rp.Run(ctx, nc); err != nil {
+			m.Logger.Error("replayer stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// Addr returns the handheld API's address, once Run has returned.
+func (m *Main) Addr() string {
+	if m.ln == nil {
+		return ""
+	}
+	return m.ln.Addr().String()
+}
+
+// Fingerprint returns the SHA-256 fingerprint of the API's certificate.
+func (m *Main) Fingerprint() string { return m.fp }
+
+// Replayer returns the replayer, once Run has returned with a NATS URL set.
+func (m *Main) Replayer() *replay.Replayer { return m.replay }
+
+// Cabin returns the cabin server's core, once Run has returned.
+func (m *Main) Cabin() *onboard.Cabin { return m.cabin }
+
+// Close stops the cabin server gracefully: the API stops taking requests
+// and drains those in flight (each waits for its commit), the manifest sync
+// stops, the writer finishes its queue, and the journal closes.
+func (m *Main) Close() error {
+	var errs []error
+	m.closed.Do(func() {
+		if m.server != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+			if err := m.server.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("drain handheld API: %w", err))
+			}
+			cancel()
+		}
+		if m.cancel != nil {
+			m.cancel()
+		}
+		m.wg.Wait()
+		if m.nc != nil {
+			m.nc.Close()
+		}
+		if m.cabin != nil {
+			errs = append(errs, m.cabin.Close())
+		}
+		if m.journal != nil {
+			errs = append(errs, m.journal.Close())
+		}
+	})
+	return errors.Join(errs...)
+}
