@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"time"
 
 	"github.com/airtab/airtab/crypto"
@@ -22,6 +23,25 @@ type Aircraft struct {
 	// not enforce it yet.
 	NKey         string
 	RegisteredAt time.Time
+}
+
+// NATSIdentities returns every registered aircraft that has a NATS nkey,
+// with that nkey, in aircraft order.
+func (r *Registry) NATSIdentities(ctx context.Context) (map[protocol.AircraftID]string, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT id, nkey FROM registry_aircraft WHERE nkey != '' ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("registry: list aircraft nkeys: %w", err)
+	}
+	defer rows.Close()
+	out := map[protocol.AircraftID]string{}
+	for rows.Next() {
+		var id, nkey string
+		if err := rows.Scan(&id, &nkey); err != nil {
+			return nil, fmt.Errorf("registry: list aircraft nkeys: %w", err)
+		}
+		out[protocol.AircraftID(id)] = nkey
+	}
+	return out, rows.Err()
 }
 
 // RegisterAircraft registers an aircraft. Registering the same aircraft
@@ -56,6 +76,9 @@ func (r *Registry) RegisterAircraft(ctx context.Context, a Aircraft) (created bo
 	})
 	if err == nil && created {
 		r.log.Info("aircraft registered", "aircraft", a.ID, "key", a.Key.ID())
+		if r.onAircraft != nil {
+			r.onAircraft(ctx)
+		}
 	}
 	return created, wrap(err, "registry: register aircraft %s", a.ID)
 }

@@ -66,6 +66,9 @@ type Config struct {
 	Rand io.Reader
 	// Logger. Default: slog.Default().
 	Logger *slog.Logger
+	// OnAircraft, when set, is called after an aircraft is registered, so
+	// the NATS server can let it in.
+	OnAircraft func(ctx context.Context)
 }
 
 // Registry is the ground registry over one SQLite database. It is safe for
@@ -83,6 +86,7 @@ type Registry struct {
 	reissueAfter time.Duration
 	clock        func() time.Time
 	log          *slog.Logger
+	onAircraft   func(context.Context)
 
 	randMu sync.Mutex
 	rand   io.Reader // nil: crypto/rand
@@ -99,6 +103,7 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Registry, error) {
 	r := &Registry{
 		db: db, issuer: cfg.Issuer, trust: cfg.Trust, scorer: cfg.Scorer, pin: cfg.PINParams,
 		manifestTTL: cfg.ManifestTTL, reissueAfter: cfg.ReissueAfter, clock: cfg.Clock, log: cfg.Logger, rand: cfg.Rand,
+		onAircraft: cfg.OnAircraft,
 	}
 	if r.scorer == nil {
 		r.scorer = HashScorer{}

@@ -1,0 +1,557 @@
+// Package app is the ground service program: its configuration, and the
+// parts it wires together (registry, HTTP API, NATS with JetStream, the
+// manifest responder, the heartbeat and clearing). cmd/ground runs it from
+// the command line; the simulator and the tests run the same Main in
+// process.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/airtab/airtab/crypto"
+	"github.com/airtab/airtab/ground"
+	"github.com/airtab/airtab/ground/api"
+	"github.com/airtab/airtab/ground/clearing"
+	"github.com/airtab/airtab/ground/natsvc"
+	"github.com/airtab/airtab/ground/registry"
+	"github.com/airtab/airtab/ground/store"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config configures Main. The zero value runs with the defaults below.
+type Config struct {
+	// DataDir holds the database, keys, token and JetStream files. It is
+	// created with mode 0700. Default "./airtab-ground".
+	DataDir string
+	// HTTPAddr is the API's listen address. Port 0 picks a free port.
+	// Default "127.0.0.1:8080".
+	HTTPAddr string
+	// NATSListen is the embedded nats-server's client address. Port 0
+	// picks a free port. Default "127.0.0.1:4222".
+	NATSListen string
+	// NATSURL, when set, connects to an external NATS server or cluster
+	// (with JetStream) instead of embedding one.
+	NATSURL string
+	// IssuerKeyFile is the issuer's private key file, created on first
+	// start; its public key is written next to it as issuer.pub. Default
+	// <DataDir>/issuer.key.
+	IssuerKeyFile string
+	// BackOfficeToken is the back-office bearer token (at least 16
+	// bytes). Default: read from <DataDir>/backoffice.token, which is
+	// created (mode 0600, 32 random bytes in hex) on first start.
+	BackOfficeToken string
+	// HeartbeatInterval between heartbeats. Default 5 s.
+	HeartbeatInterval time.Duration
+	// ShutdownTimeout bounds each step of Close. Default 15 s.
+	ShutdownTimeout time.Duration
+	// Clock is the registry's, the API's and the heartbeat's time.
+	// Default time.Now. The simulator passes its own.
+	Clock func() time.Time
+	// Rand is the source of passenger and credential ids and PIN salts.
+	// Default crypto/rand. The simulator passes a seeded reader.
+	Rand io.Reader
+	// Logger. Default: text to stderr at info level.
+	Logger *slog.Logger
+	// Acquirer captures card charges. Default: the bundled simulated
+	// acquirer (clearing.SimAcquirer), which approves every card.
+	Acquirer clearing.Acquirer
+	// NATSOpen turns off the embedded server's authorization: any client
+	// may connect with full rights. For a closed lab network only. By
+	// default ground connects with a per-start password and each aircraft
+	// with its registered nkey, limited to its own subjects.
+	NATSOpen bool
+}
+
+func (c *Config) setDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "airtab-ground"
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:8080"
+	}
+	if c.NATSListen == "" {
+		c.NATSListen = "127.0.0.1:4222"
+	}
+	if c.IssuerKeyFile == "" {
+		c.IssuerKeyFile = filepath.Join(c.DataDir, "issuer.key")
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = 5 * time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 15 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+}
+
+// Service is a long-running part that Main starts after the registry, NATS
+// and the streams are up, and stops (by cancelling ctx) in Close, after the
+// HTTP API and before NATS. The clearing service is one. Run returns nil
+// when ctx is cancelled; any other return stops the whole process.
+type Service interface {
+	Run(ctx context.Context) error
+}
+
+// Deps are the parts Main has opened, handed to Main.Wire.
+type Deps struct {
+	// DB is the ground database (store.Open: WAL, synchronous=FULL, one
+	// connection). Registry methods open their own transactions on it.
+	DB        *sql.DB
+	NATS      *nats.Conn
+	JetStream jetstream.JetStream
+	// Registry implements ground.Directory.
+	Registry *registry.Registry
+	// Issuer signs credentials, manifests and clearing receipts.
+	Issuer crypto.PrivateKey
+	// Clock is Config.Clock: pass it on so one clock rules the process.
+	Clock  func() time.Time
+	Logger *slog.Logger
+}
+
+// Extensions are what Main.Wire adds to the process.
+type Extensions struct {
+	// Funder serves the API's wallet top-ups and balances.
+	Funder ground.WalletFunder
+	// Reports is mounted at /v1/reports/ behind the back-office token.
+	Reports http.Handler
+	// Services run until Close.
+	Services []Service
+}
+
+// Main is the ground process: Run starts every part, Close stops them in
+// order. Tests run it exactly as the command does.
+type Main struct {
+	Config Config
+	// Wire, when set, builds the parts made elsewhere (clearing, ledger,
+	// reports) from Main's; Run calls it once, after NATS and the streams
+	// are up and before the API starts.
+	Wire func(ctx context.Context, d Deps) (Extensions, error)
+
+	log       *slog.Logger
+	auth      *natsvc.Auth
+	clearing  *clearing.Service
+	db        *sql.DB
+	reg       *registry.Registry
+	ns        *server.Server
+	nc        *nats.Conn
+	ncClosed  chan struct{}
+	natsURL   string
+	responder *natsvc.Responder
+	heartbeat *natsvc.Heartbeat
+	httpSrv   *http.Server
+	httpAddr  string
+	svcCancel context.CancelFunc
+	svcWG     sync.WaitGroup
+	serveWG   sync.WaitGroup
+
+	failOnce sync.Once
+	failed   chan struct{}
+	failErr  error
+	closeMu  sync.Mutex
+	closed   bool
+}
+
+// Run opens the data directory, the issuer key, the database and NATS,
+// ensures the JetStream streams, calls Wire, and starts the sync responder,
+// the heartbeat, the services and the HTTP API. It returns once all are
+// running; on an error it closes what it opened. Stop with Close.
+func (m *Main) Run(ctx context.Context) (err error) {
+	m.Config.setDefaults()
+	cfg := m.Config
+	m.log = cfg.Logger
+	m.failed = make(chan struct{})
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	issuer, err := m.loadIssuer()
+	if err != nil {
+		return err
+	}
+	token, err := m.backOfficeToken()
+	if err != nil {
+		return err
+	}
+	if m.db, err = store.Open(ctx, filepath.Join(cfg.DataDir, "ground.db")); err != nil {
+		return err
+	}
+	if m.reg, err = registry.New(ctx, m.db, registry.Config{Issuer: issuer, Clock: cfg.Clock, Rand: cfg.Rand, Logger: m.log,
+		OnAircraft: m.reloadNATSAuth}); err != nil {
+		return err
+	}
+	js, err := m.startNATS(ctx)
+	if err != nil {
+		return err
+	}
+	if err := natsvc.EnsureStreams(ctx, js, natsvc.Streams{}); err != nil {
+		return err
+	}
+	var ext Extensions
+	if m.Wire == nil {
+		m.Wire = m.wireClearing
+	}
+	if m.Wire != nil {
+		deps := Deps{DB: m.db, NATS: m.nc, JetStream: js, Registry: m.reg, Issuer: issuer, Clock: cfg.Clock, Logger: m.log}
+		if ext, err = m.Wire(ctx, deps); err != nil {
+			return fmt.Errorf("wire services: %w", err)
+		}
+	}
+	if m.responder, err = natsvc.StartResponder(ctx, natsvc.ResponderConfig{Conn: m.nc, Source: m.reg, Logger: m.log}); err != nil {
+		return err
+	}
+	if m.heartbeat, err = natsvc.StartHeartbeat(natsvc.HeartbeatConfig{Conn: m.nc, Interval: cfg.HeartbeatInterval, Clock: cfg.Clock, Logger: m.log}); err != nil {
+		return err
+	}
+	m.startServices(ext.Services)
+	if err := m.startHTTP(api.Config{Registry: m.reg, Funder: ext.Funder, Reports: ext.Reports, BackOfficeToken: token, Clock: cfg.Clock, Logger: m.log}); err != nil {
+		return err
+	}
+	m.log.Info("ground service up", "http", m.httpAddr, "nats", m.natsURL, "data", cfg.DataDir,
+		"issuer", issuer.ID(), "services", len(ext.Services))
+	return nil
+}
+
+// HTTPAddr is the API's address once Run has returned ("127.0.0.1:8080").
+func (m *Main) HTTPAddr() string { return m.httpAddr }
+
+// NATSURL is the NATS URL cabin servers connect to once Run has returned.
+func (m *Main) NATSURL() string { return m.natsURL }
+
+// Registry is the registry once Run has returned.
+func (m *Main) Registry() *registry.Registry { return m.reg }
+
+// Done is closed when a part fails on its own (the HTTP server, a service);
+// Err then says why. The process should Close and exit.
+func (m *Main) Done() <-chan struct{} { return m.failed }
+
+// Err is the failure that closed Done, or nil.
+func (m *Main) Err() error {
+	select {
+	case <-m.failed:
+		return m.failErr
+	default:
+		return nil
+	}
+}
+
+func (m *Main) fail(err error) {
+	m.failOnce.Do(func() {
+		m.failErr = err
+		m.log.Error("ground service failed", "err", err)
+		close(m.failed)
+	})
+}
+
+// loadIssuer reads the issuer key, creating it on first start, and writes
+// its public key to issuer.pub beside it for cabin servers.
+func (m *Main) loadIssuer() (crypto.PrivateKey, error) {
+	path := m.Config.IssuerKeyFile
+	k, created, err := crypto.LoadOrCreateKeyFile(path, crypto.Issuer, nil)
+	if err != nil {
+		return k, err
+	}
+	pub := filepath.Join(filepath.Dir(path), "issuer.pub")
+	if err := crypto.WritePublicKeyFile(pub, k.Public()); err != nil {
+		return k, err
+	}
+	if created {
+		m.log.Info("issuer key created", "key", path, "public", pub, "id", k.ID())
+	}
+	return k, nil
+}
+
+// backOfficeToken returns the configured token, or the one in the data
+// directory's token file, creating the file on first start. The token itself
+// is never logged.
+func (m *Main) backOfficeToken() (string, error) {
+	if t := m.Config.BackOfficeToken; t != "" {
+		if len(t) < api.MinTokenLen {
+			return "", fmt.Errorf("back-office token: %d bytes, want at least %d", len(t), api.MinTokenLen)
+		}
+		return t, nil
+	}
+	path := filepath.Join(m.Config.DataDir, "backoffice.token")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		t := strings.TrimSpace(string(b))
+		if len(t) < api.MinTokenLen {
+			return "", fmt.Errorf("back-office token file %s: %d bytes, want at least %d", path, len(t), api.MinTokenLen)
+		}
+		return t, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("back-office token: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	t := hex.EncodeToString(raw)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("back-office token: %w", err)
+	}
+	_, werr := f.WriteString(t + "\n")
+	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+		return "", fmt.Errorf("back-office token: write %s: %w", path, err)
+	}
+	m.log.Info("back-office token created", "file", path)
+	return t, nil
+}
+
+// startNATS starts the embedded server, or connects to NATSURL.
+func (m *Main) startNATS(ctx context.Context) (jetstream.JetStream, error) {
+	cfg := m.Config
+	m.ncClosed = make(chan struct{})
+	opts := []nats.Option{
+		nats.Name("airtab-ground"),
+		nats.MaxReconnects(-1),
+		nats.ClosedHandler(func(*nats.Conn) { close(m.ncClosed) }),
+	}
+	m.natsURL = cfg.NATSURL
+	if cfg.NATSURL == "" {
+		host, port, err := splitListen(cfg.NATSListen)
+		if err != nil {
+			return nil, err
+		}
+		if !cfg.NATSOpen {
+			if m.auth, err = m.natsAuth(ctx); err != nil {
+				return nil, err
+			}
+			opts = append(opts, nats.UserInfo(m.auth.GroundUser, m.auth.GroundPassword))
+		}
+		m.ns, err = natsvc.StartServer(natsvc.ServerConfig{Host: host, Port: port, StoreDir: filepath.Join(cfg.DataDir, "nats"), Auth: m.auth, Logger: m.log})
+		if err != nil {
+			return nil, err
+		}
+		m.natsURL = m.ns.ClientURL()
+		opts = append(opts, nats.InProcessServer(m.ns))
+	}
+	nc, err := nats.Connect(m.natsURL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", m.natsURL, err)
+	}
+	m.nc = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	return js, nil
+}
+
+// natsAuth builds the embedded server's authorization from the registered
+// aircraft.
+func (m *Main) natsAuth(ctx context.Context) (*natsvc.Auth, error) {
+	auth, err := natsvc.NewAuth()
+	if err != nil {
+		return nil, err
+	}
+	ids, err := m.reg.NATSIdentities(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for id, nkey := range ids {
+		auth.Aircraft = append(auth.Aircraft, natsvc.AircraftIdentity{ID: id, NKey: nkey})
+	}
+	return auth, nil
+}
+
+// reloadNATSAuth lets newly registered aircraft into the embedded server.
+func (m *Main) reloadNATSAuth(ctx context.Context) {
+	if m.auth == nil || m.ns == nil {
+		return
+	}
+	next, err := m.natsAuth(ctx)
+	if err == nil {
+		err = natsvc.SetAircraft(m.ns, m.auth, next.Aircraft)
+	}
+	if err != nil {
+		m.log.Error("NATS authorization not updated: the new aircraft cannot connect until a restart", "err", err)
+		return
+	}
+	m.log.Info("NATS authorization updated", "aircraft", len(next.Aircraft))
+}
+
+// wireClearing is the default Wire: the clearing service over the ground
+// database and JetStream, with the configured acquirer. It is also the
+// wallet funder and the reports handler.
+func (m *Main) wireClearing(ctx context.Context, d Deps) (Extensions, error) {
+	acq := m.Config.Acquirer
+	if acq == nil {
+		acq = clearing.NewSimAcquirer(clearing.SimConfig{Clock: d.Clock})
+	}
+	svc, err := clearing.New(ctx, clearing.Config{DB: d.DB, JS: d.JetStream, Directory: d.Registry,
+		IssuerKey: d.Issuer, Acquirer: acq, Clock: d.Clock, Logger: d.Logger})
+	if err != nil {
+		return Extensions{}, err
+	}
+	m.clearing = svc
+	return Extensions{Funder: svc, Reports: svc.Reports().Handler(), Services: []Service{svc}}, nil
+}
+
+// Clearing returns the clearing service once Run has returned, when the
+// default wiring is in use.
+func (m *Main) Clearing() *clearing.Service { return m.clearing }
+
+// DB returns the ground database once Run has returned.
+func (m *Main) DB() *sql.DB { return m.db }
+
+// splitListen parses host:port; port 0 asks nats-server for a free port.
+func splitListen(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("NATS listen address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("NATS listen address %q: bad port", addr)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	return host, port, nil
+}
+
+func (m *Main) startServices(svcs []Service) {
+	ctx, cancel := context.WithCancel(context.Background())
+	m.svcCancel = cancel
+	for _, s := range svcs {
+		m.svcWG.Go(func() {
+			if err := s.Run(ctx); err != nil && ctx.Err() == nil {
+				m.fail(fmt.Errorf("service %T: %w", s, err))
+			}
+		})
+	}
+}
+
+func (m *Main) startHTTP(cfg api.Config) error {
+	h, err := api.New(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", m.Config.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP listen: %w", err)
+	}
+	m.httpAddr = ln.Addr().String()
+	m.httpSrv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
+	}
+	m.serveWG.Go(func() {
+		if err := m.httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			m.fail(fmt.Errorf("HTTP server: %w", err))
+		}
+	})
+	return nil
+}
+
+// Close stops everything Run started, in order: the HTTP API (in-flight
+// requests finish), the sync responder and heartbeat, the services (the
+// clearing consumer finishes its batch), the NATS connection (drained), the
+// embedded nats-server, and the database. It is safe to call more than once.
+func (m *Main) Close() error {
+	m.closeMu.Lock()
+	defer m.closeMu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	timeout := m.Config.ShutdownTimeout
+	var errs []error
+	if m.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		if err := m.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("HTTP shutdown: %w", err))
+		}
+		cancel()
+		m.serveWG.Wait()
+	}
+	if m.responder != nil {
+		m.responder.Stop()
+	}
+	if m.heartbeat != nil {
+		m.heartbeat.Stop()
+	}
+	if m.svcCancel != nil {
+		m.svcCancel()
+		if !waitTimeout(&m.svcWG, timeout) {
+			errs = append(errs, fmt.Errorf("services did not stop within %s", timeout))
+		}
+	}
+	if m.nc != nil {
+		errs = append(errs, m.closeNATS(timeout))
+	}
+	if m.ns != nil {
+		m.ns.Shutdown()
+		m.ns.WaitForShutdown()
+	}
+	if m.db != nil {
+		if err := m.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close database: %w", err))
+		}
+	}
+	if m.log != nil {
+		m.log.Info("ground service stopped")
+	}
+	return errors.Join(errs...)
+}
+
+// closeNATS drains the connection (pending publishes are flushed) and waits
+// for it to close.
+func (m *Main) closeNATS(timeout time.Duration) error {
+	if err := m.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		m.nc.Close()
+		return fmt.Errorf("drain NATS: %w", err)
+	}
+	select {
+	case <-m.ncClosed:
+		return nil
+	case <-time.After(timeout):
+		m.nc.Close()
+		return fmt.Errorf("NATS connection did not drain within %s", timeout)
+	}
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}

@@ -1,0 +1,242 @@
+package clearing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/airtab/airtab/protocol"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// JetStream: the two streams, the durable consumer and receipt publishing.
+
+// Stream limits. Messages are bounded by the protocol's size caps; streams
+// by count and age, with DiscardNew so a full stream refuses a publish (the
+// aircraft keeps the invoice and retries) rather than dropping an old one.
+const (
+	// InvoiceStreamMaxMsgSize is larger than any invoice or close report
+	// (protocol.MaxInvoiceSize, MaxFlightCloseSize), so an oversized message
+	// is stored and rejected by clearing, not refused unseen.
+	InvoiceStreamMaxMsgSize = 16 << 10
+	// ReceiptStreamMaxMsgSize is larger than protocol.MaxReceiptSize.
+	ReceiptStreamMaxMsgSize = 4 << 10
+	// StreamMaxMsgs bounds each stream's message count.
+	StreamMaxMsgs = 10_000_000
+	// StreamMaxAge is how long a message is kept: long enough for an
+	// aircraft offline for weeks to find its receipts.
+	StreamMaxAge = 30 * 24 * time.Hour
+	// StreamDuplicates is the Nats-Msg-Id duplicate window. Past it, the
+	// ledger's own idempotency (the invoice id) protects.
+	StreamDuplicates = 10 * time.Minute
+)
+
+// InvoiceStreamConfig is the configuration EnsureStreams gives
+// protocol.StreamInvoices: invoices and flight-close reports, file storage.
+func InvoiceStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        protocol.StreamInvoices,
+		Description: "Airtab invoices and flight-close reports replayed by aircraft, until cleared",
+		Subjects:    []string{protocol.AllInvoices, protocol.AllCloses},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		MaxMsgs:     StreamMaxMsgs,
+		MaxBytes:    -1,
+		MaxAge:      StreamMaxAge,
+		MaxMsgSize:  InvoiceStreamMaxMsgSize,
+		Duplicates:  StreamDuplicates,
+		Replicas:    1,
+	}
+}
+
+// ReceiptStreamConfig is the configuration EnsureStreams gives
+// protocol.StreamReceipts: clearing receipts waiting for their aircraft.
+func ReceiptStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        protocol.StreamReceipts,
+		Description: "Airtab clearing receipts, kept until each aircraft reads them",
+		Subjects:    []string{protocol.AllReceipts},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		MaxMsgs:     StreamMaxMsgs,
+		MaxBytes:    -1,
+		MaxAge:      StreamMaxAge,
+		MaxMsgSize:  ReceiptStreamMaxMsgSize,
+		Duplicates:  StreamDuplicates,
+		Replicas:    1,
+	}
+}
+
+// EnsureStreams creates protocol.StreamInvoices and protocol.StreamReceipts
+// if they do not exist, with file storage. It is idempotent and tolerant of
+// streams someone else created: an existing stream is kept as it is when it
+// uses file storage and its subjects cover ours; subjects it lacks are
+// added. A stream with memory storage is an error (JetStream cannot change
+// storage, and invoices must survive a restart).
+func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
+	for _, want := range []jetstream.StreamConfig{InvoiceStreamConfig(), ReceiptStreamConfig()} {
+		if err := ensureStream(ctx, js, want); err != nil {
+			return fmt.Errorf("clearing: stream %s: %w", want.Name, err)
+		}
+	}
+	return nil
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {
+	for range 3 { // a concurrent creator can win the race once; then it exists
+		s, err := js.Stream(ctx, want.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			_, err = js.CreateStream(ctx, want)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				continue
+			}
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		have := s.CachedInfo().Config
+		if have.Storage != jetstream.FileStorage {
+			return fmt.Errorf("exists with %s storage, want file storage", have.Storage)
+		}
+		var missing []string
+		for _, subj := range want.Subjects {
+			if !slices.ContainsFunc(have.Subjects, func(p string) bool { return subjectCovers(p, subj) }) {
+				missing = append(missing, subj)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		have.Subjects = append(have.Subjects, missing...)
+		_, err = js.UpdateStream(ctx, have)
+		return err
+	}
+	return errors.New("created and deleted concurrently")
+}
+
+// subjectCovers reports whether subject filter pattern matches every subject
+// that filter subj matches: "a.>" covers "a.b.*", "a.*.c" covers "a.b.c".
+func subjectCovers(pattern, subj string) bool {
+	p, s := strings.Split(pattern, "."), strings.Split(subj, ".")
+	for i, tok := range p {
+		switch {
+		case tok == ">":
+			return len(s) > i
+		case i >= len(s):
+			return false
+		case tok == "*":
+			if s[i] == ">" {
+				return false
+			}
+		case tok != s[i]:
+			return false
+		}
+	}
+	return len(p) == len(s)
+}
+
+// consumerConfig is the durable pull consumer of the invoice stream.
+//
+// AckPolicy explicit: a message is acked only after its ledger commit and
+// its receipt's publish ack. AckWait (Config.AckWait, default 60s) exceeds
+// BatchTimeout, so a batch in progress is never redelivered under it.
+// MaxDeliver is unlimited (-1): JetStream would otherwise drop a message
+// after that many deliveries, and an invoice must never be dropped. Only
+// failures that are not the invoice's fault redeliver (an invoice's own
+// fault is quarantined and acked on its first delivery), and each is nak'd
+// with a delay that doubles per delivery up to a minute, so a long outage
+// costs a redelivery a minute, not a storm. MaxAckPending bounds what is
+// out at once; MaxRequestBatch bounds one fetch.
+func (s *Service) consumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:         s.cfg.Consumer,
+		Description:     "Airtab clearing",
+		DeliverPolicy:   jetstream.DeliverAllPolicy,
+		AckPolicy:       jetstream.AckExplicitPolicy,
+		AckWait:         s.cfg.AckWait,
+		MaxDeliver:      -1,
+		MaxAckPending:   4 * s.cfg.BatchSize,
+		MaxRequestBatch: s.cfg.BatchSize,
+		FilterSubjects:  []string{protocol.AllInvoices, protocol.AllCloses},
+	}
+}
+
+// fetch returns up to BatchSize messages: whatever is available at once,
+// or, when nothing is, the first to arrive within IdleWait plus whatever
+// has arrived by then.
+func (s *Service) fetch(ctx context.Context, cons jetstream.Consumer) ([]jetstream.Msg, error) {
+	msgs, err := drain(cons.FetchNoWait(s.cfg.BatchSize))
+	if err != nil || len(msgs) > 0 {
+		return msgs, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.IdleWait)
+	defer cancel()
+	first, err := drain(cons.Fetch(1, jetstream.FetchContext(wctx)))
+	if err != nil || len(first) == 0 {
+		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+			err = nil
+		}
+		return nil, err
+	}
+	more, err := drain(cons.FetchNoWait(s.cfg.BatchSize - 1))
+	return append(first, more...), err
+}
+
+func drain(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
+	if err != nil {
+		return nil, err
+	}
+	var out []jetstream.Msg
+	for m := range b.Messages() {
+		out = append(out, m)
+	}
+	if err := b.Error(); err != nil && len(out) == 0 {
+		return nil, err
+	}
+	return out, nil
+}
+
+// publishReceipts publishes the receipts of items to the receipt stream
+// with their message ids, all at once, and waits up to PublishTimeout for
+// JetStream's acks. An item whose receipt was not acknowledged gets verdict
+// retry: its message is nak'd and the stored receipt re-sent next time.
+func (s *Service) publishReceipts(ctx context.Context, items []*item) {
+	type pending struct {
+		it  *item
+		ack jetstream.PubAckFuture
+	}
+	var out []pending
+	for _, it := range items {
+		if it.verdict == retry || it.receipt == nil {
+			continue
+		}
+		m := nats.NewMsg(it.receiptSubject)
+		m.Data = it.receipt
+		f, err := s.cfg.JS.PublishMsgAsync(m, jetstream.WithMsgID(it.receiptMsgID), jetstream.WithExpectStream(protocol.StreamReceipts))
+		if err != nil {
+			it.infra(fmt.Errorf("publish receipt: %w", err))
+			continue
+		}
+		out = append(out, pending{it, f})
+	}
+	timer := time.NewTimer(s.cfg.PublishTimeout)
+	defer timer.Stop()
+	for _, p := range out {
+		select {
+		case <-p.ack.Ok():
+		case err := <-p.ack.Err():
+			p.it.infra(fmt.Errorf("publish receipt: %w", err))
+		case <-timer.C:
+			p.it.infra(errors.New("publish receipt: no ack within PublishTimeout"))
+		case <-ctx.Done():
+			p.it.infra(fmt.Errorf("publish receipt: %w", ctx.Err()))
+		}
+	}
+}

@@ -1,0 +1,620 @@
+package clearing
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/airtab/airtab/ground"
+	"github.com/airtab/airtab/ground/ledger"
+	"github.com/airtab/airtab/protocol"
+)
+
+// Every SQL statement of clearing. Times are Unix nanoseconds (UTC), NULL
+// when unset; ids and hashes are blobs; amounts integer minor units.
+//
+// clearing_invoices holds every invoice the aircraft authenticated (its
+// signature verified on the subject it came in on), keyed by invoice id: the
+// exactly-once key. clearing_rejects holds what could not be authenticated
+// (malformed, wrong aircraft, bad aircraft signature) or conflicts with an
+// invoice already held, keyed by the hash of the raw bytes, so garbage
+// carrying someone else's invoice id can never take that id.
+
+const schema = `
+CREATE TABLE IF NOT EXISTS clearing_invoices (
+	id             BLOB PRIMARY KEY CHECK (length(id) = 16),
+	hash           BLOB NOT NULL CHECK (length(hash) = 32),
+	raw            BLOB NOT NULL,
+	flight         TEXT NOT NULL,
+	aircraft       TEXT NOT NULL,
+	seq            INTEGER NOT NULL CHECK (seq > 0),
+	prev           BLOB NOT NULL,
+	kind           INTEGER NOT NULL CHECK (kind IN (1, 2)),
+	passenger      BLOB NOT NULL,
+	credential     BLOB NOT NULL,
+	amount         INTEGER NOT NULL CHECK (amount > 0),
+	currency       TEXT NOT NULL,
+	voids          BLOB,
+	created_at     INTEGER NOT NULL,
+	received_at    INTEGER NOT NULL,
+	updated_at     INTEGER NOT NULL,
+	status         TEXT NOT NULL,
+	reason         INTEGER NOT NULL DEFAULT 0,
+	detail         TEXT NOT NULL DEFAULT '',
+	funding        TEXT NOT NULL DEFAULT '',
+	attempt        INTEGER NOT NULL DEFAULT 0,
+	tries          INTEGER NOT NULL DEFAULT 0,
+	next_retry_at  INTEGER,
+	decline        TEXT NOT NULL DEFAULT '',
+	refund         TEXT NOT NULL DEFAULT '',
+	arrears        TEXT NOT NULL DEFAULT '',
+	collections_at INTEGER,
+	settled_at     INTEGER
+) STRICT;
+CREATE INDEX IF NOT EXISTS clearing_invoices_flight ON clearing_invoices (flight, seq);
+-- Covers the cumulative-limit query, so it reads no table rows.
+CREATE INDEX IF NOT EXISTS clearing_invoices_spend ON clearing_invoices (passenger, flight, currency, status, amount) WHERE kind = 1;
+CREATE INDEX IF NOT EXISTS clearing_invoices_voids ON clearing_invoices (voids) WHERE voids IS NOT NULL;
+CREATE INDEX IF NOT EXISTS clearing_invoices_due ON clearing_invoices (next_retry_at) WHERE next_retry_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS clearing_invoices_arrears ON clearing_invoices (arrears) WHERE arrears IN ('mark', 'clear');
+CREATE INDEX IF NOT EXISTS clearing_invoices_collections ON clearing_invoices (collections_at) WHERE collections_at IS NOT NULL;
+
+-- One payment-code counter per device authorizes at most one sale, however
+-- many aircraft saw the code.
+CREATE TABLE IF NOT EXISTS clearing_counters (
+	device  BLOB NOT NULL,
+	counter INTEGER NOT NULL,
+	invoice BLOB NOT NULL,
+	PRIMARY KEY (device, counter)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS clearing_rejects (
+	hash        BLOB PRIMARY KEY CHECK (length(hash) = 32),
+	subject     TEXT NOT NULL,
+	kind        TEXT NOT NULL,
+	aircraft    TEXT NOT NULL DEFAULT '',
+	flight      TEXT NOT NULL DEFAULT '',
+	invoice     BLOB,
+	seq         INTEGER NOT NULL DEFAULT 0,
+	reason      INTEGER NOT NULL,
+	detail      TEXT NOT NULL DEFAULT '',
+	raw         BLOB NOT NULL,
+	received_at INTEGER NOT NULL,
+	receipt     BLOB
+) STRICT;
+CREATE INDEX IF NOT EXISTS clearing_rejects_flight ON clearing_rejects (flight);
+
+CREATE TABLE IF NOT EXISTS clearing_closes (
+	hash        BLOB PRIMARY KEY CHECK (length(hash) = 32),
+	flight      TEXT NOT NULL,
+	aircraft    TEXT NOT NULL,
+	closed_at   INTEGER NOT NULL,
+	sales       INTEGER NOT NULL,
+	voids       INTEGER NOT NULL,
+	sales_total TEXT NOT NULL,
+	voids_total TEXT NOT NULL,
+	last_seq    INTEGER NOT NULL,
+	head        BLOB NOT NULL,
+	raw         BLOB NOT NULL,
+	received_at INTEGER NOT NULL,
+	receipt     BLOB
+) STRICT;
+CREATE INDEX IF NOT EXISTS clearing_closes_flight ON clearing_closes (flight, closed_at);
+`
+
+// cachedTx is a transaction that prepares each statement once: SQLite
+// takes about as long to parse a statement as to run it, and a batch runs
+// the same few statements hundreds of times. Not for concurrent use.
+type cachedTx struct {
+	*sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func beginCached(ctx context.Context, db *sql.DB) (*cachedTx, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &cachedTx{Tx: tx, stmts: map[string]*sql.Stmt{}}, nil
+}
+
+func (t *cachedTx) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := t.Tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	t.stmts[query] = st
+	return st, nil
+}
+
+// ExecContext runs query with a statement prepared once per transaction.
+func (t *cachedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := t.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// QueryContext runs query with a statement prepared once per transaction.
+func (t *cachedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := t.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// QueryRowContext runs query with a statement prepared once per transaction.
+func (t *cachedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := t.prepared(ctx, query)
+	if err != nil {
+		return t.Tx.QueryRowContext(ctx, query, args...) // Scan reports the same error
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// RefundState says what must still happen to the money of a voided sale.
+// Stored as text; stable values.
+type RefundState string
+
+// Refund states.
+const (
+	RefundNone   RefundState = ""       // nothing was charged, or not voided
+	RefundDue    RefundState = "refund" // a card capture to refund at the acquirer
+	RefundCancel RefundState = "cancel" // a capture of unknown outcome to void at the acquirer
+	RefundDone   RefundState = "done"   // refunded (or nothing was captured)
+)
+
+// ArrearsState tracks the Directory calls a charge outcome owes, so a
+// failed call is made again rather than forgotten. Stored as text; stable
+// values.
+type ArrearsState string
+
+// Arrears states.
+const (
+	ArrearsNone    ArrearsState = ""
+	ArrearsMark    ArrearsState = "mark" // MarkArrears due
+	ArrearsMarked  ArrearsState = "marked"
+	ArrearsClear   ArrearsState = "clear" // ClearArrears due
+	ArrearsCleared ArrearsState = "cleared"
+)
+
+// InvoiceRecord is clearing's record of one invoice its aircraft
+// authenticated.
+type InvoiceRecord struct {
+	ID          protocol.ID          `json:"id"`
+	Hash        protocol.Hash        `json:"hash"`
+	Flight      protocol.FlightID    `json:"flight"`
+	Aircraft    protocol.AircraftID  `json:"aircraft"`
+	Seq         uint64               `json:"seq"`
+	Prev        protocol.Hash        `json:"prev"`
+	Kind        protocol.InvoiceKind `json:"kind"`
+	Passenger   protocol.ID          `json:"passenger"`
+	Credential  protocol.ID          `json:"credential"`
+	Total       protocol.Money       `json:"total"`
+	Voids       protocol.ID          `json:"voids,omitzero"`
+	CreatedAt   time.Time            `json:"created_at"` // the aircraft's time
+	ReceivedAt  time.Time            `json:"received_at"`
+	UpdatedAt   time.Time            `json:"updated_at"`
+	Status      Status               `json:"status"`
+	Reason      protocol.Reason      `json:"reason,omitzero"` // quarantine reason
+	Detail      string               `json:"detail,omitempty"`
+	Funding     ground.FundingKind   `json:"funding,omitempty"`
+	Attempt     uint32               `json:"attempt,omitzero"` // capture attempt in use
+	Tries       int                  `json:"tries,omitzero"`   // charge tries so far
+	NextRetryAt time.Time            `json:"next_retry_at,omitzero"`
+	Decline     string               `json:"decline,omitempty"` // last decline or error
+	Refund      RefundState          `json:"refund,omitempty"`
+	Arrears     ArrearsState         `json:"arrears,omitempty"`
+	CollectAt   time.Time            `json:"collections_at,omitzero"`
+	SettledAt   time.Time            `json:"settled_at,omitzero"`
+	Raw         []byte               `json:"-"`
+}
+
+func nsOrNull(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+func fromNS(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
+
+func blobOrNull(id protocol.ID) any {
+	if id.IsZero() {
+		return nil
+	}
+	return id[:]
+}
+
+// invoiceColumns lists every column but raw; withRaw adds it.
+const invoiceColumns = `id, hash, flight, aircraft, seq, prev, kind, passenger, credential, amount, currency, voids,
+	created_at, received_at, updated_at, status, reason, detail, funding, attempt, tries, next_retry_at,
+	decline, refund, arrears, collections_at, settled_at`
+
+func scanInvoice(sc interface{ Scan(...any) error }, withRaw bool) (InvoiceRecord, error) {
+	var (
+		r                                             InvoiceRecord
+		id, hash, prev, pax, cred, voids              []byte
+		seq, kind, amount, created, received, updated int64
+		reason, attempt                               int64
+		cur, flight, aircraft, status, funding        string
+		refund, arrears                               string
+		next, collect, settled                        sql.NullInt64
+	)
+	dest := []any{&id, &hash, &flight, &aircraft, &seq, &prev, &kind, &pax, &cred, &amount, &cur, &voids,
+		&created, &received, &updated, &status, &reason, &r.Detail, &funding, &attempt, &r.Tries, &next,
+		&r.Decline, &refund, &arrears, &collect, &settled}
+	if withRaw {
+		dest = append(dest, &r.Raw)
+	}
+	if err := sc.Scan(dest...); err != nil {
+		return InvoiceRecord{}, err
+	}
+	copy(r.ID[:], id)
+	copy(r.Hash[:], hash)
+	copy(r.Prev[:], prev)
+	copy(r.Passenger[:], pax)
+	copy(r.Credential[:], cred)
+	copy(r.Voids[:], voids)
+	r.Flight, r.Aircraft, r.Seq, r.Kind = protocol.FlightID(flight), protocol.AircraftID(aircraft), uint64(seq), protocol.InvoiceKind(kind)
+	r.Total = protocol.Money{Minor: amount, Currency: protocol.Currency(cur)}
+	r.CreatedAt, r.ReceivedAt, r.UpdatedAt = time.Unix(0, created).UTC(), time.Unix(0, received).UTC(), time.Unix(0, updated).UTC()
+	r.Status, r.Reason, r.Funding, r.Attempt = Status(status), protocol.Reason(reason), ground.FundingKind(funding), uint32(attempt)
+	r.Refund, r.Arrears = RefundState(refund), ArrearsState(arrears)
+	r.NextRetryAt, r.CollectAt, r.SettledAt = fromNS(next), fromNS(collect), fromNS(settled)
+	return r, nil
+}
+
+// getInvoice returns the record with id (without raw), and false if none.
+func getInvoice(ctx context.Context, q ledger.Querier, id protocol.ID) (InvoiceRecord, bool, error) {
+	r, err := scanInvoice(q.QueryRowContext(ctx, `SELECT `+invoiceColumns+` FROM clearing_invoices WHERE id = ?`, id[:]), false)
+	if errors.Is(err, sql.ErrNoRows) {
+		return InvoiceRecord{}, false, nil
+	}
+	if err != nil {
+		return InvoiceRecord{}, false, fmt.Errorf("read invoice %s: %w", id, err)
+	}
+	return r, true, nil
+}
+
+// LookupInvoice returns clearing's record of an invoice, raw bytes included,
+// and false if clearing never accepted it (a reject is not a record).
+func LookupInvoice(ctx context.Context, db *sql.DB, id protocol.ID) (InvoiceRecord, bool, error) {
+	r, err := scanInvoice(db.QueryRowContext(ctx, `SELECT `+invoiceColumns+`, raw FROM clearing_invoices WHERE id = ?`, id[:]), true)
+	if errors.Is(err, sql.ErrNoRows) {
+		return InvoiceRecord{}, false, nil
+	}
+	if err != nil {
+		return InvoiceRecord{}, false, fmt.Errorf("clearing: read invoice %s: %w", id, err)
+	}
+	return r, true, nil
+}
+
+func insertInvoice(ctx context.Context, tx ledger.Querier, r InvoiceRecord) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO clearing_invoices (id, hash, raw, flight, aircraft, seq, prev, kind,
+		passenger, credential, amount, currency, voids, created_at, received_at, updated_at, status, reason, detail,
+		funding, attempt, tries, next_retry_at, decline, refund, arrears, collections_at, settled_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID[:], r.Hash[:], r.Raw, string(r.Flight), string(r.Aircraft), int64(r.Seq), r.Prev[:], int64(r.Kind),
+		r.Passenger[:], r.Credential[:], r.Total.Minor, string(r.Total.Currency), blobOrNull(r.Voids),
+		r.CreatedAt.UnixNano(), r.ReceivedAt.UnixNano(), r.UpdatedAt.UnixNano(), string(r.Status), int64(r.Reason), r.Detail,
+		string(r.Funding), int64(r.Attempt), r.Tries, nsOrNull(r.NextRetryAt), r.Decline, string(r.Refund), string(r.Arrears),
+		nsOrNull(r.CollectAt), nsOrNull(r.SettledAt))
+	if err != nil {
+		return fmt.Errorf("insert invoice %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// updateInvoice writes the mutable columns of r. The immutable ones (what
+// the aircraft signed) are never updated.
+func updateInvoice(ctx context.Context, tx ledger.Querier, r InvoiceRecord) error {
+	res, err := tx.ExecContext(ctx, `UPDATE clearing_invoices SET updated_at = ?, status = ?, reason = ?, detail = ?,
+		funding = ?, attempt = ?, tries = ?, next_retry_at = ?, decline = ?, refund = ?, arrears = ?,
+		collections_at = ?, settled_at = ? WHERE id = ?`,
+		r.UpdatedAt.UnixNano(), string(r.Status), int64(r.Reason), r.Detail, string(r.Funding), int64(r.Attempt), r.Tries,
+		nsOrNull(r.NextRetryAt), r.Decline, string(r.Refund), string(r.Arrears), nsOrNull(r.CollectAt), nsOrNull(r.SettledAt),
+		r.ID[:])
+	if err != nil {
+		return fmt.Errorf("update invoice %s: %w", r.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("update invoice %s: %d rows (%v): %w", r.ID, n, err, errInvariant)
+	}
+	return nil
+}
+
+// counterOwner returns the invoice that used the device's counter, if any.
+func counterOwner(ctx context.Context, tx ledger.Querier, device []byte, counter uint64) (protocol.ID, bool, error) {
+	var b []byte
+	err := tx.QueryRowContext(ctx, `SELECT invoice FROM clearing_counters WHERE device = ? AND counter = ?`, device, int64(counter)).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return protocol.ID{}, false, nil
+	}
+	if err != nil {
+		return protocol.ID{}, false, fmt.Errorf("read counter: %w", err)
+	}
+	var id protocol.ID
+	copy(id[:], b)
+	return id, true, nil
+}
+
+func insertCounter(ctx context.Context, tx ledger.Querier, device []byte, counter uint64, invoice protocol.ID) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO clearing_counters (device, counter, invoice) VALUES (?, ?, ?)`,
+		device, int64(counter), invoice[:])
+	if err != nil {
+		return fmt.Errorf("insert counter of %s: %w", invoice, err)
+	}
+	return nil
+}
+
+// activeStatuses are the sale statuses that count against a passenger's
+// limit: posted and not voided or quarantined.
+const activeStatuses = `('posted', 'settled', 'collections', 'pending-retry')`
+
+// spentOnFlight sums the passenger's active sales on the flight in currency c.
+func spentOnFlight(ctx context.Context, tx ledger.Querier, pax protocol.ID, f protocol.FlightID, c protocol.Currency) (int64, error) {
+	var sum int64
+	err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(amount), 0) FROM clearing_invoices
+		WHERE passenger = ? AND flight = ? AND kind = 1 AND currency = ? AND status IN `+activeStatuses,
+		pax[:], string(f), string(c)).Scan(&sum)
+	if err != nil {
+		return 0, fmt.Errorf("sum spend of %s on %s: %w", pax, f, err)
+	}
+	return sum, nil
+}
+
+// voidsOf returns the void invoices that name sale, other than except.
+func voidsOf(ctx context.Context, tx ledger.Querier, sale, except protocol.ID) ([]InvoiceRecord, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT `+invoiceColumns+` FROM clearing_invoices
+		WHERE voids = ? AND kind = 2 AND id <> ? AND status <> 'quarantined' LIMIT 16`, sale[:], except[:])
+	if err != nil {
+		return nil, fmt.Errorf("read voids of %s: %w", sale, err)
+	}
+	defer rows.Close()
+	var out []InvoiceRecord
+	for rows.Next() {
+		r, err := scanInvoice(rows, false)
+		if err != nil {
+			return nil, fmt.Errorf("read voids of %s: %w", sale, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// dueInvoices returns sales with charge or refund work due at now, oldest
+// due first.
+func dueInvoices(ctx context.Context, q ledger.Querier, now time.Time, limit int) ([]InvoiceRecord, error) {
+	return listInvoices(ctx, q, `WHERE next_retry_at IS NOT NULL AND next_retry_at <= ? ORDER BY next_retry_at LIMIT ?`,
+		now.UnixNano(), limit)
+}
+
+// arrearsDue returns invoices with a MarkArrears or ClearArrears call due.
+func arrearsDue(ctx context.Context, q ledger.Querier, limit int) ([]InvoiceRecord, error) {
+	return listInvoices(ctx, q, `WHERE arrears IN ('mark', 'clear') LIMIT ?`, limit)
+}
+
+func listInvoices(ctx context.Context, q ledger.Querier, where string, args ...any) ([]InvoiceRecord, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+invoiceColumns+` FROM clearing_invoices `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list invoices: %w", err)
+	}
+	defer rows.Close()
+	var out []InvoiceRecord
+	for rows.Next() {
+		r, err := scanInvoice(rows, false)
+		if err != nil {
+			return nil, fmt.Errorf("list invoices: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// setArrears records that the arrears call for id is done.
+func setArrears(ctx context.Context, tx ledger.Querier, id protocol.ID, from, to ArrearsState, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `UPDATE clearing_invoices SET arrears = ?, updated_at = ? WHERE id = ? AND arrears = ?`,
+		string(to), now.UnixNano(), id[:], string(from))
+	if err != nil {
+		return fmt.Errorf("set arrears of %s: %w", id, err)
+	}
+	return nil
+}
+
+// retryWalletNow makes the passenger's wallet invoices in collections due at
+// once: a top-up may now cover them.
+func retryWalletNow(ctx context.Context, tx ledger.Querier, pax protocol.ID, c protocol.Currency, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `UPDATE clearing_invoices SET next_retry_at = ?
+		WHERE passenger = ? AND kind = 1 AND status = 'collections' AND funding = 'wallet' AND currency = ?`,
+		now.UnixNano(), pax[:], string(c))
+	if err != nil {
+		return fmt.Errorf("schedule wallet retries of %s: %w", pax, err)
+	}
+	return nil
+}
+
+// RejectRecord is a message clearing could not accept as an invoice of its
+// aircraft: malformed, from the wrong aircraft, with a bad aircraft
+// signature, or reusing an invoice id with different content.
+type RejectRecord struct {
+	Hash       protocol.Hash       `json:"hash"`
+	Subject    string              `json:"subject"`
+	Kind       string              `json:"kind"` // "invoice" or "close"
+	Aircraft   protocol.AircraftID `json:"aircraft,omitempty"`
+	Flight     protocol.FlightID   `json:"flight,omitempty"`
+	Invoice    protocol.ID         `json:"invoice,omitzero"` // when it parsed
+	Seq        uint64              `json:"seq,omitzero"`
+	Reason     protocol.Reason     `json:"reason"`
+	Detail     string              `json:"detail,omitempty"`
+	ReceivedAt time.Time           `json:"received_at"`
+	Raw        []byte              `json:"-"`
+	Receipt    []byte              `json:"-"`
+}
+
+// insertReject stores r unless a reject with the same hash exists, and
+// returns the receipt stored for that hash (the first one made).
+func insertReject(ctx context.Context, tx ledger.Querier, r RejectRecord) ([]byte, error) {
+	_, err := tx.ExecContext(ctx, `INSERT INTO clearing_rejects (hash, subject, kind, aircraft, flight, invoice, seq,
+		reason, detail, raw, received_at, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING`,
+		r.Hash[:], r.Subject, r.Kind, string(r.Aircraft), string(r.Flight), blobOrNull(r.Invoice), int64(r.Seq),
+		int64(r.Reason), r.Detail, r.Raw, r.ReceivedAt.UnixNano(), r.Receipt)
+	if err != nil {
+		return nil, fmt.Errorf("insert reject: %w", err)
+	}
+	var receipt []byte
+	if err := tx.QueryRowContext(ctx, `SELECT receipt FROM clearing_rejects WHERE hash = ?`, r.Hash[:]).Scan(&receipt); err != nil {
+		return nil, fmt.Errorf("read reject: %w", err)
+	}
+	return receipt, nil
+}
+
+// CloseRecord is a flight-close report, as verified and stored.
+type CloseRecord struct {
+	Hash       protocol.Hash       `json:"hash"`
+	Flight     protocol.FlightID   `json:"flight"`
+	Aircraft   protocol.AircraftID `json:"aircraft"`
+	ClosedAt   time.Time           `json:"closed_at"`
+	Sales      uint64              `json:"sales"`
+	Voids      uint64              `json:"voids"`
+	SalesTotal []protocol.Money    `json:"sales_total"`
+	VoidsTotal []protocol.Money    `json:"voids_total"`
+	LastSeq    uint64              `json:"last_seq"`
+	Head       protocol.Hash       `json:"head"`
+	ReceivedAt time.Time           `json:"received_at"`
+	Raw        []byte              `json:"-"`
+	Receipt    []byte              `json:"-"`
+}
+
+// insertClose stores c unless it is stored already, and returns the receipt
+// stored for it.
+func insertClose(ctx context.Context, tx ledger.Querier, c CloseRecord) ([]byte, error) {
+	st, err := json.Marshal(c.SalesTotal)
+	if err != nil {
+		return nil, err
+	}
+	vt, err := json.Marshal(c.VoidsTotal)
+	if err != nil {
+		return nil, err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO clearing_closes (hash, flight, aircraft, closed_at, sales, voids,
+		sales_total, voids_total, last_seq, head, raw, received_at, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (hash) DO NOTHING`,
+		c.Hash[:], string(c.Flight), string(c.Aircraft), c.ClosedAt.UnixNano(), int64(c.Sales), int64(c.Voids),
+		string(st), string(vt), int64(c.LastSeq), c.Head[:], c.Raw, c.ReceivedAt.UnixNano(), c.Receipt)
+	if err != nil {
+		return nil, fmt.Errorf("insert flight close: %w", err)
+	}
+	var receipt []byte
+	if err := tx.QueryRowContext(ctx, `SELECT receipt FROM clearing_closes WHERE hash = ?`, c.Hash[:]).Scan(&receipt); err != nil {
+		return nil, fmt.Errorf("read flight close: %w", err)
+	}
+	return receipt, nil
+}
+
+// Report queries.
+
+// maxReportRows bounds the invoices and rejects one flight report reads.
+const maxReportRows = 100_000
+
+func flightInvoices(ctx context.Context, q ledger.Querier, f protocol.FlightID) ([]InvoiceRecord, error) {
+	return listInvoices(ctx, q, `WHERE flight = ? ORDER BY seq, received_at LIMIT ?`, string(f), maxReportRows)
+}
+
+func flightRejects(ctx context.Context, q ledger.Querier, f protocol.FlightID) ([]RejectRecord, error) {
+	rows, err := q.QueryContext(ctx, `SELECT hash, subject, kind, aircraft, flight, invoice, seq, reason, detail, received_at
+		FROM clearing_rejects WHERE flight = ? ORDER BY received_at LIMIT ?`, string(f), maxReportRows)
+	if err != nil {
+		return nil, fmt.Errorf("list rejects of %s: %w", f, err)
+	}
+	defer rows.Close()
+	var out []RejectRecord
+	for rows.Next() {
+		var (
+			r                  RejectRecord
+			hash, inv          []byte
+			aircraft, flight   string
+			seq, reason, recvd int64
+		)
+		if err := rows.Scan(&hash, &r.Subject, &r.Kind, &aircraft, &flight, &inv, &seq, &reason, &r.Detail, &recvd); err != nil {
+			return nil, fmt.Errorf("list rejects of %s: %w", f, err)
+		}
+		copy(r.Hash[:], hash)
+		copy(r.Invoice[:], inv)
+		r.Aircraft, r.Flight, r.Seq, r.Reason = protocol.AircraftID(aircraft), protocol.FlightID(flight), uint64(seq), protocol.Reason(reason)
+		r.ReceivedAt = time.Unix(0, recvd).UTC()
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// latestClose returns the flight's close report with the latest close time,
+// and false if there is none.
+func latestClose(ctx context.Context, q ledger.Querier, f protocol.FlightID) (CloseRecord, bool, error) {
+	var (
+		c                             CloseRecord
+		hash, head                    []byte
+		aircraft, st, vt              string
+		closed, sales, voids, last, r int64
+	)
+	err := q.QueryRowContext(ctx, `SELECT hash, aircraft, closed_at, sales, voids, sales_total, voids_total, last_seq, head, received_at
+		FROM clearing_closes WHERE flight = ? ORDER BY closed_at DESC, received_at DESC LIMIT 1`, string(f)).
+		Scan(&hash, &aircraft, &closed, &sales, &voids, &st, &vt, &last, &head, &r)
+	if errors.Is(err, sql.ErrNoRows) {
+		return CloseRecord{}, false, nil
+	}
+	if err != nil {
+		return CloseRecord{}, false, fmt.Errorf("read close of %s: %w", f, err)
+	}
+	copy(c.Hash[:], hash)
+	copy(c.Head[:], head)
+	c.Flight, c.Aircraft = f, protocol.AircraftID(aircraft)
+	c.ClosedAt, c.ReceivedAt = time.Unix(0, closed).UTC(), time.Unix(0, r).UTC()
+	c.Sales, c.Voids, c.LastSeq = uint64(sales), uint64(voids), uint64(last)
+	if err := json.Unmarshal([]byte(st), &c.SalesTotal); err != nil {
+		return CloseRecord{}, false, fmt.Errorf("read close of %s: sales total: %w", f, err)
+	}
+	if err := json.Unmarshal([]byte(vt), &c.VoidsTotal); err != nil {
+		return CloseRecord{}, false, fmt.Errorf("read close of %s: voids total: %w", f, err)
+	}
+	return c, true, nil
+}
+
+// collectionsOpened sums sales that entered collections in [from, to) and
+// are still there, per currency.
+func collectionsOpened(ctx context.Context, q ledger.Querier, from, to time.Time) (map[protocol.Currency]bucketSum, error) {
+	rows, err := q.QueryContext(ctx, `SELECT currency, COUNT(*), SUM(amount) FROM clearing_invoices
+		WHERE collections_at >= ? AND collections_at < ? AND kind = 1 AND status IN ('collections', 'pending-retry')
+		GROUP BY currency`, from.UnixNano(), to.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("sum collections: %w", err)
+	}
+	defer rows.Close()
+	out := map[protocol.Currency]bucketSum{}
+	for rows.Next() {
+		var (
+			cur    string
+			n, sum int64
+		)
+		if err := rows.Scan(&cur, &n, &sum); err != nil {
+			return nil, fmt.Errorf("sum collections: %w", err)
+		}
+		out[protocol.Currency(cur)] = bucketSum{count: n, minor: sum}
+	}
+	return out, rows.Err()
+}
+
+type bucketSum struct{ count, minor int64 }

@@ -1,0 +1,67 @@
+// Command ground runs Airtab's ground services: passenger registration and
+// credential issuance, flight manifests over NATS, and (once wired) clearing
+// and reconciliation.
+//
+//	go run ./ground/cmd/ground            # the same as "ground serve"
+//	go run ./ground/cmd/ground serve --help
+//	go run ./ground/cmd/ground report --flight XX123-2026-11-21 --format csv
+//
+// By default everything lives in ./airtab-ground: the SQLite database, the
+// issuer key (and issuer.pub, the public key to give cabin servers), the
+// back-office token and the embedded nats-server's JetStream files.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// commands are the subcommands. "serve" is the default.
+var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
+	"serve":  serveCommand,
+	"report": reportCommand,
+}
+
+// run runs the subcommand named by args[0] (serve when args is empty or
+// starts with a flag) and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	name := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		name, args = args[0], args[1:]
+	}
+	if name == "help" {
+		usage(stdout)
+		return 0
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "ground: unknown command %q\n\n", name)
+		usage(stderr)
+		return 2
+	}
+	return cmd(ctx, args, stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: ground <command> [flags]
+
+Airtab ground services: passenger registration, credentials, flight manifests
+over NATS, and clearing of replayed invoices.
+
+Commands:
+  serve    run the ground service (the default); "ground serve --help" lists its flags
+  report   print a flight's reconciliation or a day's settlement; "ground report --help"
+  help     show this text
+`)
+}

@@ -1,0 +1,359 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/airtab/airtab/crypto"
+	"github.com/airtab/airtab/ground"
+	"github.com/airtab/airtab/ground/api"
+	"github.com/airtab/airtab/ground/app"
+	"github.com/airtab/airtab/ground/natsvc"
+	"github.com/airtab/airtab/protocol"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// testService records that Main ran and stopped it.
+type testService struct {
+	started, stopped chan struct{}
+}
+
+func (s *testService) Run(ctx context.Context) error {
+	close(s.started)
+	<-ctx.Done()
+	close(s.stopped)
+	return nil
+}
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func startMain(t *testing.T, dir string, wire func(context.Context, app.Deps) (app.Extensions, error)) *app.Main {
+	t.Helper()
+	m := &app.Main{Config: app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", HeartbeatInterval: 50 * time.Millisecond, Logger: quiet}, Wire: wire}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestMainEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	svc := &testService{started: make(chan struct{}), stopped: make(chan struct{})}
+	var deps app.Deps
+	m := startMain(t, dir, func(_ context.Context, d app.Deps) (app.Extensions, error) {
+		deps = d
+		return app.Extensions{Services: []app.Service{svc}}, nil
+	})
+	defer m.Close()
+	if deps.Registry == nil || deps.JetStream == nil || deps.Issuer.IsZero() {
+		t.Fatalf("Wire got incomplete deps: %+v", deps)
+	}
+	var _ ground.Directory = deps.Registry
+
+	token, err := os.ReadFile(filepath.Join(dir, "backoffice.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuerPub, err := crypto.ReadPublicKeyFile(filepath.Join(dir, "issuer.pub"), crypto.Issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &api.Client{BaseURL: "http://" + m.HTTPAddr(), Token: strings.TrimSpace(string(token))}
+
+	// Back office: an aircraft and tomorrow's flight.
+	// It logs in to NATS with its own nkey.
+	ak, _ := crypto.GenerateKey(crypto.Aircraft, nil)
+	nk, _ := nkeys.CreateUser()
+	nkPub, _ := nk.PublicKey()
+	if _, err := c.RegisterAircraft(ctx, "D-AIUA", ak.Public(), nkPub); err != nil {
+		t.Fatal(err)
+	}
+	date := time.Now().UTC().AddDate(0, 0, 1)
+	fv, err := c.RegisterFlight(ctx, api.FlightRequest{Carrier: "XX", Number: "7", Date: date.Format(time.DateOnly), Aircraft: "D-AIUA", Currency: "EUR",
+		Catalog: []protocol.CatalogItem{{SKU: "water", Name: "Water", Price: protocol.M(200, "EUR")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A passenger whose score is eligible (the hash scorer decides, so
+	// try devices until one is).
+	var (
+		dev  crypto.PrivateKey
+		cred api.Credential
+	)
+	for i := 0; ; i++ {
+		if i == 20 {
+			t.Fatal("no eligible passenger in 20 tries")
+		}
+		dev, _ = crypto.GenerateKey(crypto.Device, nil)
+		acct, err := c.CreatePassenger(ctx, dev, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.SetFunding(ctx, dev, ground.FundingSource{Kind: ground.FundingWallet}); err != nil {
+			t.Fatal(err)
+		}
+		if acct.Score < acct.Threshold {
+			continue
+		}
+		if cred, err = c.OptIn(ctx, dev, fv.ID); err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+
+	// The aircraft fetches its manifest over NATS and trusts only issuer.pub.
+	if _, err := nats.Connect(m.NATSURL()); err == nil {
+		t.Fatal("a NATS client with no credentials connected")
+	}
+	nc, err := nats.Connect(m.NATSURL(), nats.Nkey(nkPub, nk.Sign), nats.CustomInboxPrefix(protocol.InboxPrefix("D-AIUA")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync(protocol.HeartbeatSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := nc.Request(protocol.ManifestSubject("D-AIUA", fv.ID), nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := msg.Header.Get(protocol.ErrorHeader); h != "" {
+		t.Fatalf("manifest request refused: %s", h)
+	}
+	man, err := protocol.ParseManifest(msg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl, _ := crypto.NewTrustList(crypto.TrustedKey{Key: issuerPub, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)})
+	if _, err := man.VerifyTrusted(tl, time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	creds, _ := man.Body.ParseCredentials()
+	if len(creds) != 1 || creds[0].Body.ID != cred.ID {
+		t.Fatalf("manifest credentials = %d, want the passenger's", len(creds))
+	}
+	if _, err := sub.NextMsg(10 * time.Second); err != nil {
+		t.Fatalf("no heartbeat: %v", err)
+	}
+	// The invoice stream takes the aircraft's publishes (the wired test
+	// service does not clear them).
+	js, _ := jetstream.New(nc)
+	if _, err := js.Publish(ctx, protocol.InvoiceSubject("D-AIUA", fv.ID), []byte("not an invoice")); err != nil {
+		t.Fatalf("invoice stream: %v", err)
+	}
+
+	waitFor(t, 10*time.Second, "service started", func() bool { return closed(svc.started) })
+	if err := m.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if !closed(svc.stopped) {
+		t.Fatal("Close returned before the service stopped")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+
+	// Restart on the same directory: same issuer key, same token, same
+	// passenger.
+	m2 := startMain(t, dir, nil)
+	defer m2.Close()
+	again, err := crypto.ReadPublicKeyFile(filepath.Join(dir, "issuer.pub"), crypto.Issuer)
+	if err != nil || !again.Equal(issuerPub) {
+		t.Fatalf("issuer key after restart = %v, %v; want %v", again, err, issuerPub)
+	}
+	c.BaseURL = "http://" + m2.HTTPAddr()
+	if _, err := c.Account(ctx, dev); err != nil {
+		t.Fatalf("account after restart: %v", err)
+	}
+	if _, err := c.Flight(ctx, fv.ID); err != nil {
+		t.Fatalf("back office after restart: %v", err)
+	}
+	if err := m2.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMainExternalNATS(t *testing.T) {
+	s, err := natsvc.StartServer(natsvc.ServerConfig{Port: -1, StoreDir: t.TempDir(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Shutdown(); s.WaitForShutdown() }()
+	m := &app.Main{Config: app.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSURL: s.ClientURL(), HeartbeatInterval: 50 * time.Millisecond,
+		BackOfficeToken: "external-nats-test-token", Logger: quiet}}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := os.Stat(filepath.Join(m.Config.DataDir, "nats")); !os.IsNotExist(err) {
+		t.Fatalf("an embedded JetStream directory exists with --nats-url: %v", err)
+	}
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.Stream(context.Background(), protocol.StreamReceipts); err != nil {
+		t.Fatalf("receipt stream on the external server: %v", err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+m.HTTPAddr()+"/v1/arrears", nil)
+	req.Header.Set("Authorization", "Bearer external-nats-test-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("back office with the configured token: %d", resp.StatusCode)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Running() {
+		t.Fatal("Close shut down an external server")
+	}
+}
+
+func TestMainRunFailureCleansUp(t *testing.T) {
+	dir := t.TempDir()
+	m := &app.Main{Config: app.Config{DataDir: dir, HTTPAddr: "not an address", NATSListen: "127.0.0.1:0", Logger: quiet}}
+	if err := m.Run(context.Background()); err == nil {
+		t.Fatal("Run with a bad HTTP address = nil")
+	}
+	// Everything Run opened was closed: the same directory starts again.
+	m2 := startMain(t, dir, nil)
+	if err := m2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bad := &app.Main{Config: app.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", BackOfficeToken: "short", Logger: quiet}}
+	if err := bad.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "token") {
+		t.Fatalf("Run with a short token = %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestServeCommand(t *testing.T) {
+	getenv = func(string) string { return "" }
+	defer func() { getenv = os.Getenv }()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"serve", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, &stdout, &stderr)
+	}()
+	waitFor(t, 30*time.Second, "ground service up", func() bool { return strings.Contains(stderr.String(), "ground service up") })
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit code %d, want 0; log:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "ground service stopped") {
+		t.Fatalf("no clean stop in the log:\n%s", stderr.String())
+	}
+}
+
+func TestHelpAndUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"serve", "--help"}, &out, &errb); code != 0 {
+		t.Fatalf("--help exit code %d", code)
+	}
+	for _, want := range []string{"-data", "-http", "-nats-listen", "-nats-url", "-issuer-key", "-heartbeat", "-shutdown-timeout", "-log-level", tokenEnv} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help does not mention %s:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "serve") {
+		t.Fatalf("help = %d %q", code, out.String())
+	}
+	if code := run(context.Background(), []string{"report", "--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "-flight") {
+		t.Fatalf("report --help = %d %q", code, out.String())
+	}
+	if code := run(context.Background(), []string{"fly"}, &out, &errb); code != 2 {
+		t.Fatalf("unknown command exit code %d, want 2", code)
+	}
+	if code := run(context.Background(), []string{"serve", "--log-level", "loud"}, &out, &errb); code != 2 {
+		t.Fatalf("bad log level exit code %d, want 2", code)
+	}
+}
+
+func TestReportCommand(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"report", "--data", dir, "--flight", "XX1-2026-11-21"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "no ground database") {
+		t.Fatalf("report without a database = %d %q", code, errb.String())
+	}
+	m := startMain(t, dir, nil)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"report"}, {"report", "--flight", "XX1-2026-11-21", "--settlement", "2026-11-21"}} {
+		if code := run(ctx, args, &out, &errb); code != 2 {
+			t.Fatalf("%v = %d, want 2", args, code)
+		}
+	}
+	out.Reset()
+	errb.Reset()
+	if code := run(ctx, []string{"report", "--data", dir, "--settlement", "2026-11-21", "--format", "csv"}, &out, &errb); code != 0 {
+		t.Fatalf("settlement = %d: %s", code, errb.String())
+	}
+	if out.Len() == 0 {
+		t.Fatal("settlement printed nothing")
+	}
+	errb.Reset()
+	if code := run(ctx, []string{"report", "--data", dir, "--flight", "XX1-2026-11-21"}, &out, &errb); code != 1 || errb.Len() == 0 {
+		t.Fatalf("report of a flight with no clearing data = %d %q, want 1 and a reason", code, errb.String())
+	}
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/airtab/airtab/ground/clearing"
+	"github.com/airtab/airtab/ground/store"
+	"github.com/airtab/airtab/protocol"
+)
+
+// reportCommand prints a flight's reconciliation report, or a day's
+// settlement summary, from the ground database. The report logic is
+// clearing's; this only opens the database and picks the report. It may run
+// while the service does: SQLite in WAL mode lets it read alongside.
+func reportCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ground report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "airtab-ground", "data `directory` of the ground service (holds ground.db)")
+	flight := fs.String("flight", "", "`flight` id, for example XX123-2026-11-21: print its reconciliation report")
+	day := fs.String("settlement", "", "UTC `date` YYYY-MM-DD: print that day's settlement summary per currency")
+	format := fs.String("format", "json", "output `format`: json or csv")
+	fs.Usage = func() {
+		fmt.Fprint(stdout, `usage: ground report (--flight <id> | --settlement <date>) [--format json|csv] [--data dir]
+
+Prints, from the ground database, a flight's reconciliation (what the aircraft
+reported against what ground received, settled, put in collections and voided;
+sequence gaps and hash-chain breaks) or a day's settlement summary.
+
+Flags:
+`)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(stderr)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if (*flight == "") == (*day == "") || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "ground report: give exactly one of --flight and --settlement")
+		return 2
+	}
+	if err := report(ctx, *data, *flight, *day, *format, stdout); err != nil {
+		fmt.Fprintf(stderr, "ground report: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func report(ctx context.Context, dataDir, flight, day, format string, w io.Writer) error {
+	if _, err := clearing.ParseFormat(format); err != nil {
+		return err
+	}
+	path := filepath.Join(dataDir, "ground.db")
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("no ground database at %s (--data): %w", path, err)
+	}
+	db, err := store.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	// A database where clearing never ran has no clearing tables yet.
+	if err := clearing.Migrate(ctx, db); err != nil {
+		return err
+	}
+	if flight != "" {
+		f, err := protocol.ParseFlightID(flight)
+		if err != nil {
+			return err
+		}
+		return clearing.WriteReport(ctx, db, f, format, w)
+	}
+	d, err := time.Parse(time.DateOnly, day)
+	if err != nil {
+		return fmt.Errorf("--settlement %q: want YYYY-MM-DD", day)
+	}
+	return clearing.WriteSettlement(ctx, db, d, format, w)
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/airtab/airtab/ground/app"
+)
+
+// tokenEnv names the environment variable that carries the back-office
+// token (not a flag: flags show in ps).
+const tokenEnv = "AIRTAB_BACKOFFICE_TOKEN"
+
+// getenv is os.Getenv, replaced in tests.
+var getenv = os.Getenv
+
+// serveCommand parses the serve flags, runs Main until ctx is cancelled
+// (SIGINT, SIGTERM) or a part fails, and closes it.
+func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseServeFlags(args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ground serve: %v\n", err)
+		return 2
+	}
+	m := &app.Main{Config: cfg}
+	if err := m.Run(ctx); err != nil {
+		cfg.Logger.Error("ground service did not start", "err", err)
+		return 1
+	}
+	code := 0
+	select {
+	case <-ctx.Done():
+		cfg.Logger.Info("shutting down", "cause", context.Cause(ctx))
+	case <-m.Done():
+		code = 1
+	}
+	if err := m.Close(); err != nil {
+		cfg.Logger.Error("shutdown", "err", err)
+		code = 1
+	}
+	return code
+}
+
+// parseServeFlags turns the serve flags and environment into a Config.
+func parseServeFlags(args []string, stdout, stderr io.Writer) (app.Config, error) {
+	var cfg app.Config
+	fs := flag.NewFlagSet("ground serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.DataDir, "data", "airtab-ground", "data `directory`: SQLite database ground.db, issuer.key and issuer.pub, backoffice.token, JetStream files in nats/ (created, mode 0700)")
+	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8080", "HTTP API listen `address`; port 0 picks a free port")
+	fs.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "embedded nats-server client listen `address` (JetStream on, files in <data>/nats); port 0 picks a free port")
+	fs.StringVar(&cfg.NATSURL, "nats-url", "", "connect to this external NATS server or cluster (JetStream enabled) instead of embedding one, for example nats://nats.example:4222")
+	fs.StringVar(&cfg.IssuerKeyFile, "issuer-key", "", "issuer private key `file`, created on first start; issuer.pub is written beside it for cabin servers (default <data>/issuer.key)")
+	fs.BoolVar(&cfg.NATSOpen, "nats-open", false, "let any client connect to the embedded NATS server with full rights (closed lab networks only); by default aircraft log in with their registered nkey and may use only their own subjects")
+	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 0, "interval between heartbeats on airtab.v1.heartbeat (default 5s)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 0, "bound on each shutdown step: HTTP requests, services, NATS drain (default 15s)")
+	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, `usage: ground serve [flags]
+
+Runs the Airtab ground service: the HTTP API (passenger registration and the
+back office), the NATS endpoint aircraft sync manifests from and replay
+invoices to (an embedded nats-server with JetStream unless --nats-url is
+given), and the wired services (clearing). Stops cleanly on SIGINT or SIGTERM.
+
+Environment:
+  %s   the back-office bearer token (at least 16 bytes). When unset,
+                            it is read from <data>/backoffice.token, which is created with
+                            a random token on first start.
+
+Flags:
+`, tokenEnv)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(stderr)
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return cfg, fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	cfg.BackOfficeToken = getenv(tokenEnv)
+	return cfg, nil
+}

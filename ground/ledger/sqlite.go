@@ -1,0 +1,444 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/airtab/airtab/protocol"
+)
+
+// The ledger's SQL. Times are stored as Unix nanoseconds (UTC); ids as
+// 16-byte blobs; amounts as integer minor units.
+
+const schema = `
+CREATE TABLE IF NOT EXISTS ledger_accounts (
+	id             BLOB PRIMARY KEY CHECK (length(id) = 16),
+	name           TEXT NOT NULL UNIQUE,
+	code           INTEGER NOT NULL CHECK (code > 0),
+	currency       TEXT NOT NULL CHECK (length(currency) = 3),
+	flags          INTEGER NOT NULL,
+	debits_posted  INTEGER NOT NULL DEFAULT 0 CHECK (debits_posted >= 0),
+	credits_posted INTEGER NOT NULL DEFAULT 0 CHECK (credits_posted >= 0),
+	created_at     INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS ledger_transfers (
+	id             BLOB PRIMARY KEY CHECK (length(id) = 16),
+	debit_account  BLOB NOT NULL REFERENCES ledger_accounts (id),
+	credit_account BLOB NOT NULL REFERENCES ledger_accounts (id),
+	amount         INTEGER NOT NULL CHECK (amount > 0),
+	currency       TEXT NOT NULL,
+	code           INTEGER NOT NULL CHECK (code > 0),
+	ref            BLOB NOT NULL CHECK (length(ref) = 16),
+	reverses       BLOB UNIQUE REFERENCES ledger_transfers (id), -- NULL unless a reversal; UNIQUE: reversed once
+	timestamp      INTEGER NOT NULL,
+	CHECK (debit_account <> credit_account)
+) STRICT;
+
+-- No index by account: every posting would pay for it, and only Check
+-- reads transfers by account, with one GROUP BY pass.
+CREATE INDEX IF NOT EXISTS ledger_transfers_ref ON ledger_transfers (ref);
+CREATE INDEX IF NOT EXISTS ledger_transfers_time ON ledger_transfers (timestamp);
+
+-- Transfers are immutable, and accounts change only in their posted
+-- totals, which only grow. The Go rules already hold to this; the triggers
+-- make a bug or a hand-edited row fail loudly instead of corrupting money.
+CREATE TRIGGER IF NOT EXISTS ledger_transfers_no_update BEFORE UPDATE ON ledger_transfers
+BEGIN SELECT RAISE(ABORT, 'ledger transfers are immutable: post a reversal'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_transfers_no_delete BEFORE DELETE ON ledger_transfers
+BEGIN SELECT RAISE(ABORT, 'ledger transfers are immutable: post a reversal'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_accounts_no_delete BEFORE DELETE ON ledger_accounts
+BEGIN SELECT RAISE(ABORT, 'ledger accounts are never deleted'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_accounts_totals_only BEFORE UPDATE ON ledger_accounts
+WHEN NEW.id IS NOT OLD.id OR NEW.name IS NOT OLD.name OR NEW.code IS NOT OLD.code
+	OR NEW.currency IS NOT OLD.currency OR NEW.flags IS NOT OLD.flags OR NEW.created_at IS NOT OLD.created_at
+	OR NEW.debits_posted < OLD.debits_posted OR NEW.credits_posted < OLD.credits_posted
+BEGIN SELECT RAISE(ABORT, 'ledger accounts change only by posting transfers'); END;
+`
+
+// Migrate creates the ledger's tables, indexes and triggers if they do not
+// exist. It is idempotent.
+func Migrate(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("ledger: migrate: %w", err)
+	}
+	return nil
+}
+
+// Querier is what the read functions need: a *sql.DB or a *sql.Tx.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// CreateAccounts creates accounts inside tx. An account that exists with the
+// same name, code, currency and flags is left as it is (idempotent); one that
+// exists with other fields is an *AccountError wrapping
+// ErrExistsWithDifferentFields. Nothing is written unless every account is
+// acceptable.
+func CreateAccounts(ctx context.Context, tx *sql.Tx, now time.Time, accounts ...Account) error {
+	return NewBatch(tx, now).CreateAccounts(ctx, accounts...)
+}
+
+// Post posts batch atomically inside tx at time now: every transfer is
+// checked against the rules (see rules.go) before anything is written, so a
+// refused batch returns a *TransferError and writes nothing, and the caller
+// may go on using tx. Transfers that exist with identical fields are
+// success. The caller commits.
+func Post(ctx context.Context, tx *sql.Tx, now time.Time, batch ...Transfer) (Result, error) {
+	b := NewBatch(tx, now)
+	res, err := b.Post(ctx, batch...)
+	if err != nil {
+		return Result{}, err
+	}
+	return res, b.Flush(ctx)
+}
+
+// Batch posts many calls' worth of transfers in one transaction and keeps
+// the accounts they touch in memory, writing each account's posted totals
+// once, at Flush, instead of once per transfer: a clearing batch moves the
+// same flight-revenue account hundreds of times. Each Post is atomic, as
+// the package-level Post is. Transfers are written as they are posted.
+//
+// Flush must be called before the transaction commits; until then the
+// accounts' stored totals lag the transfers (Check would fail). A Batch is
+// not safe for concurrent use.
+type Batch struct {
+	q    Querier
+	now  time.Time
+	st   *state
+	orig map[AccountID]totals // totals as loaded, to update only unchanged rows
+	done bool
+}
+
+// NewBatch starts a batch in tx at time now (the transfers' timestamp).
+func NewBatch(tx *sql.Tx, now time.Time) *Batch {
+	return &Batch{q: txQuerier{tx}, now: at(now), st: newState(), orig: map[AccountID]totals{}}
+}
+
+// CreateAccounts is the package-level CreateAccounts inside the batch.
+func (b *Batch) CreateAccounts(ctx context.Context, accounts ...Account) error {
+	if len(accounts) > MaxBatch {
+		return &AccountError{Err: fmt.Errorf("%d accounts exceed the limit of %d (MaxBatch): %w", len(accounts), MaxBatch, ErrBatchTooLarge)}
+	}
+	var missing []Account
+	for _, a := range accounts {
+		if err := a.validate(); err != nil {
+			return &AccountError{Name: a.Name, Err: err}
+		}
+		old, err := b.account(ctx, a.ID)
+		if errors.Is(err, ErrAccountNotFound) {
+			if !slices.ContainsFunc(missing, func(m Account) bool { return m.ID == a.ID }) {
+				missing = append(missing, a)
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !old.sameFields(a) {
+			return &AccountError{Name: a.Name, Err: ErrExistsWithDifferentFields}
+		}
+	}
+	for _, a := range missing {
+		_, err := b.q.ExecContext(ctx, `INSERT INTO ledger_accounts (id, name, code, currency, flags, created_at)
+			VALUES (?, ?, ?, ?, ?, ?)`,
+			a.ID[:], a.Name, int64(a.Code), string(a.Currency), int64(a.Flags), b.now.UnixNano())
+		if err != nil {
+			return fmt.Errorf("ledger: create account %q: %w", a.Name, err)
+		}
+		a.CreatedAt = b.now
+		b.st.accounts[a.ID] = &a
+		b.orig[a.ID] = totals{}
+	}
+	return nil
+}
+
+// Post posts transfers atomically, as the package-level Post does: a
+// refused call writes nothing and changes nothing in the batch.
+func (b *Batch) Post(ctx context.Context, transfers ...Transfer) (Result, error) {
+	if b.done {
+		return Result{}, errors.New("ledger: post to a flushed batch")
+	}
+	if len(transfers) == 0 {
+		return Result{}, nil
+	}
+	if len(transfers) > MaxBatch {
+		return Result{}, &TransferError{Index: MaxBatch, Err: fmt.Errorf("%d transfers exceed the limit of %d (MaxBatch): %w", len(transfers), MaxBatch, ErrBatchTooLarge)}
+	}
+	if err := b.load(ctx, transfers); err != nil {
+		return Result{}, err
+	}
+	undo := b.st.snapshot(transfers)
+	created, existed, err := plan(b.st, transfers, b.now)
+	if err != nil {
+		b.st.restore(undo)
+		return Result{}, err
+	}
+	if err := b.insert(ctx, created); err != nil {
+		return Result{}, err
+	}
+	return Result{Created: len(created), Existed: existed}, nil
+}
+
+// Flush writes the posted totals of every account the batch changed. An
+// account whose stored totals changed since the batch loaded it means a
+// second writer inside the transaction: a broken invariant, so it fails.
+func (b *Batch) Flush(ctx context.Context) error {
+	b.done = true
+	for id, o := range b.orig {
+		a := b.st.accounts[id]
+		if a.DebitsPosted == o.debits && a.CreditsPosted == o.credits {
+			continue
+		}
+		res, err := b.q.ExecContext(ctx, `UPDATE ledger_accounts SET debits_posted = ?, credits_posted = ?
+			WHERE id = ? AND debits_posted = ? AND credits_posted = ?`,
+			a.DebitsPosted, a.CreditsPosted, id[:], o.debits, o.credits)
+		if err != nil {
+			return fmt.Errorf("ledger: update account %q: %w", a.Name, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("ledger: account %q changed under the transaction (rows %d, %v): invariant broken", a.Name, n, err)
+		}
+	}
+	return nil
+}
+
+// totals are an account's posted totals as read, to update them only if no
+// one else has.
+type totals struct{ debits, credits int64 }
+
+// account returns the account with id from the batch, loading it once.
+func (b *Batch) account(ctx context.Context, id AccountID) (*Account, error) {
+	if a, ok := b.st.accounts[id]; ok {
+		return a, nil
+	}
+	a, err := loadAccount(ctx, b.q, id)
+	if err != nil {
+		return nil, err
+	}
+	b.st.accounts[id] = &a
+	b.orig[id] = totals{a.DebitsPosted, a.CreditsPosted}
+	return &a, nil
+}
+
+// load reads into the batch's state what transfers touch and it lacks.
+func (b *Batch) load(ctx context.Context, transfers []Transfer) error {
+	addTransfer := func(id TransferID) error {
+		if _, ok := b.st.transfers[id]; ok || id.IsZero() {
+			return nil
+		}
+		t, err := loadTransfer(ctx, b.q, id)
+		if errors.Is(err, errTransferNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		b.st.transfers[id] = t
+		return nil
+	}
+	for _, t := range transfers {
+		if err := addTransfer(t.ID); err != nil {
+			return err
+		}
+		if t.IsReversal() {
+			if err := addTransfer(t.Reverses); err != nil {
+				return err
+			}
+			if _, ok := b.st.reversed[t.Reverses]; !ok {
+				by, err := reversedBy(ctx, b.q, t.Reverses)
+				if err != nil {
+					return err
+				}
+				if !by.IsZero() {
+					b.st.reversed[t.Reverses] = by
+				}
+			}
+		}
+		for _, id := range []AccountID{t.Debit, t.Credit} {
+			if id.IsZero() {
+				continue
+			}
+			if _, err := b.account(ctx, id); err != nil && !errors.Is(err, ErrAccountNotFound) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// insert writes created transfers.
+func (b *Batch) insert(ctx context.Context, created []Transfer) error {
+	for _, t := range created {
+		var rev []byte
+		if t.IsReversal() {
+			rev = t.Reverses[:]
+		}
+		_, err := b.q.ExecContext(ctx, `INSERT INTO ledger_transfers
+			(id, debit_account, credit_account, amount, currency, code, ref, reverses, timestamp)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.ID[:], t.Debit[:], t.Credit[:], t.Amount.Minor, string(t.Amount.Currency), int64(t.Code), t.Ref[:], rev, t.Timestamp.UnixNano())
+		if err != nil {
+			return fmt.Errorf("ledger: insert transfer %s: %w", t.ID, err)
+		}
+	}
+	return nil
+}
+
+var errTransferNotFound = errors.New("transfer not found")
+
+const accountColumns = `id, name, code, currency, flags, debits_posted, credits_posted, created_at`
+
+func scanAccount(sc interface{ Scan(...any) error }) (Account, error) {
+	var (
+		a                 Account
+		id                []byte
+		code, flags, nsec int64
+		cur               string
+	)
+	if err := sc.Scan(&id, &a.Name, &code, &cur, &flags, &a.DebitsPosted, &a.CreditsPosted, &nsec); err != nil {
+		return Account{}, err
+	}
+	copy(a.ID[:], id)
+	a.Code, a.Currency, a.Flags = AccountCode(code), protocol.Currency(cur), AccountFlags(flags)
+	a.CreatedAt = time.Unix(0, nsec).UTC()
+	return a, nil
+}
+
+func loadAccount(ctx context.Context, q Querier, id AccountID) (Account, error) {
+	a, err := scanAccount(q.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM ledger_accounts WHERE id = ?`, id[:]))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, fmt.Errorf("ledger: account %s: %w", id, ErrAccountNotFound)
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("ledger: read account %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// LookupAccount returns the account with id, or an error wrapping
+// ErrAccountNotFound.
+func LookupAccount(ctx context.Context, q Querier, id AccountID) (Account, error) {
+	return loadAccount(ctx, q, id)
+}
+
+const transferColumns = `id, debit_account, credit_account, amount, currency, code, ref, reverses, timestamp`
+
+func scanTransfer(sc interface{ Scan(...any) error }) (Transfer, error) {
+	var (
+		t                       Transfer
+		id, deb, cred, ref, rev []byte
+		amount, code, nsec      int64
+		cur                     string
+	)
+	if err := sc.Scan(&id, &deb, &cred, &amount, &cur, &code, &ref, &rev, &nsec); err != nil {
+		return Transfer{}, err
+	}
+	copy(t.ID[:], id)
+	copy(t.Debit[:], deb)
+	copy(t.Credit[:], cred)
+	copy(t.Ref[:], ref)
+	copy(t.Reverses[:], rev)
+	t.Amount = protocol.Money{Minor: amount, Currency: protocol.Currency(cur)}
+	t.Code = TransferCode(code)
+	t.Timestamp = time.Unix(0, nsec).UTC()
+	return t, nil
+}
+
+func loadTransfer(ctx context.Context, q Querier, id TransferID) (Transfer, error) {
+	t, err := scanTransfer(q.QueryRowContext(ctx, `SELECT `+transferColumns+` FROM ledger_transfers WHERE id = ?`, id[:]))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Transfer{}, errTransferNotFound
+	}
+	if err != nil {
+		return Transfer{}, fmt.Errorf("ledger: read transfer %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// LookupTransfer returns the transfer with id, and false if there is none.
+func LookupTransfer(ctx context.Context, q Querier, id TransferID) (Transfer, bool, error) {
+	t, err := loadTransfer(ctx, q, id)
+	if errors.Is(err, errTransferNotFound) {
+		return Transfer{}, false, nil
+	}
+	return t, err == nil, err
+}
+
+func reversedBy(ctx context.Context, q Querier, orig TransferID) (TransferID, error) {
+	var id []byte
+	err := q.QueryRowContext(ctx, `SELECT id FROM ledger_transfers WHERE reverses = ?`, orig[:]).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return TransferID{}, nil
+	}
+	if err != nil {
+		return TransferID{}, fmt.Errorf("ledger: read reversal of %s: %w", orig, err)
+	}
+	var out TransferID
+	copy(out[:], id)
+	return out, nil
+}
+
+// MaxListed bounds the transfers TransfersByRef returns.
+const MaxListed = 1000
+
+// TransfersByRef returns the transfers with reference ref, oldest first, at
+// most MaxListed.
+func TransfersByRef(ctx context.Context, q Querier, ref protocol.ID) ([]Transfer, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+transferColumns+` FROM ledger_transfers WHERE ref = ?
+		ORDER BY timestamp, id LIMIT ?`, ref[:], MaxListed)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: transfers of %s: %w", ref, err)
+	}
+	defer rows.Close()
+	var out []Transfer
+	for rows.Next() {
+		t, err := scanTransfer(rows)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: transfers of %s: %w", ref, err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// CodeTotal is the sum of the transfers of one code and currency in a time
+// range, reversals apart from originals.
+type CodeTotal struct {
+	Code     TransferCode   `json:"code"`
+	Reversal bool           `json:"reversal"`
+	Count    int64          `json:"count"`
+	Amount   protocol.Money `json:"amount"`
+}
+
+// TotalsByCode sums the transfers posted in [from, to) by code, currency and
+// whether they are reversals, ordered by code, reversal, currency.
+func TotalsByCode(ctx context.Context, q Querier, from, to time.Time) ([]CodeTotal, error) {
+	rows, err := q.QueryContext(ctx, `SELECT code, reverses IS NOT NULL, currency, COUNT(*), SUM(amount)
+		FROM ledger_transfers WHERE timestamp >= ? AND timestamp < ?
+		GROUP BY code, reverses IS NOT NULL, currency ORDER BY 1, 2, 3`, from.UnixNano(), to.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("ledger: totals by code: %w", err)
+	}
+	defer rows.Close()
+	var out []CodeTotal
+	for rows.Next() {
+		var (
+			c         CodeTotal
+			code, sum int64
+			cur       string
+		)
+		if err := rows.Scan(&code, &c.Reversal, &cur, &c.Count, &sum); err != nil {
+			return nil, fmt.Errorf("ledger: totals by code: %w", err)
+		}
+		c.Code, c.Amount = TransferCode(code), protocol.Money{Minor: sum, Currency: protocol.Currency(cur)}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
