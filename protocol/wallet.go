@@ -79,6 +79,25 @@ func OpenWallet(dir string, opts WalletOptions) (*Wallet, error) {
 // DeviceKey returns the device public key, to enroll with the issuer.
 func (w *Wallet) DeviceKey() crypto.PublicKey { return w.key.Public() }
 
+// DomainGroundAPI is the signing domain of a passenger's requests to the
+// ground registration API.
+const DomainGroundAPI crypto.Domain = "airtab/ground-api/v1"
+
+// Public returns the device public key. With Sign it lets the wallet sign
+// the passenger's ground API requests.
+func (w *Wallet) Public() crypto.PublicKey { return w.key.Public() }
+
+// Sign signs a ground API request with the device key. Only
+// DomainGroundAPI is allowed: payment codes and consents are made by
+// PaymentCode and Consent, which keep the counter rules. Any other domain
+// is a programming error and panics.
+func (w *Wallet) Sign(domain crypto.Domain, msg []byte) []byte {
+	if domain != DomainGroundAPI {
+		panic(fmt.Sprintf("protocol: wallet signs only %s requests, not %s", DomainGroundAPI, domain))
+	}
+	return w.key.Sign(domain, msg)
+}
+
 // AddCredential checks and stores an issuer-signed credential: it must be
 // for this wallet's device key and, when trust is not nil, verify against
 // it at the current time. A newer credential for the same flight replaces

@@ -16,6 +16,7 @@ import (
 
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground/registry"
+	"github.com/airtab/airtab/protocol"
 )
 
 // Request signing. A passenger's requests are signed by one of their device
@@ -55,7 +56,7 @@ const (
 
 	// SigningDomain separates request signatures from every other
 	// signature a device key makes.
-	SigningDomain crypto.Domain = "airtab/ground-api/v1"
+	SigningDomain = protocol.DomainGroundAPI
 	// MaxClockSkew is how far a request's timestamp may be from the
 	// server's clock, either way.
 	MaxClockSkew = 5 * time.Minute

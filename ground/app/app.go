@@ -70,6 +70,9 @@ type Config struct {
 	Rand io.Reader
 	// Logger. Default: text to stderr at info level.
 	Logger *slog.Logger
+	// Scorer gives new passengers their credit score. Default: the
+	// registry's deterministic hash scorer.
+	Scorer registry.Scorer
 	// Acquirer captures card charges. Default: the bundled simulated
 	// acquirer (clearing.SimAcquirer), which approves every card.
 	Acquirer clearing.Acquirer
@@ -203,7 +206,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	if m.reg, err = registry.New(ctx, m.db, registry.Config{Issuer: issuer, Clock: cfg.Clock, Rand: cfg.Rand, Logger: m.log,
-		OnAircraft: m.reloadNATSAuth}); err != nil {
+		Scorer: cfg.Scorer, OnAircraft: m.reloadNATSAuth}); err != nil {
 		return err
 	}
 	js, err := m.startNATS(ctx)

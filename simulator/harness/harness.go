@@ -1,0 +1,341 @@
+// Package harness runs Airtab's real parts side by side on one machine: a
+// ground service (embedded NATS with JetStream, SQLite, HTTP API, clearing)
+// and cabin servers that reach it through the link emulator, with
+// passengers' reference wallets and handheld clients. The simulator, the
+// bench and the end-to-end trials all build on it.
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nkeys"
+
+	"github.com/airtab/airtab/crypto"
+	"github.com/airtab/airtab/ground"
+	"github.com/airtab/airtab/ground/api"
+	gapp "github.com/airtab/airtab/ground/app"
+	"github.com/airtab/airtab/ground/clearing"
+	"github.com/airtab/airtab/ground/registry"
+	oapp "github.com/airtab/airtab/onboard/app"
+	"github.com/airtab/airtab/onboard/client"
+	"github.com/airtab/airtab/onboard/linkemu"
+	"github.com/airtab/airtab/protocol"
+)
+
+// GroundOptions configure StartGround. The zero value is the production
+// default on a temporary directory.
+type GroundOptions struct {
+	Clock    func() time.Time
+	Rand     io.Reader
+	Scorer   registry.Scorer
+	Acquirer clearing.Acquirer
+	Logger   *slog.Logger
+}
+
+// Ground is a running ground service and a back-office client for it.
+type Ground struct {
+	Dir       string
+	Main      *gapp.Main
+	API       *api.Client
+	IssuerPub crypto.PublicKey
+	opts      GroundOptions
+}
+
+// StartGround runs a ground service in dir on free loopback ports.
+func StartGround(ctx context.Context, dir string, opts GroundOptions) (*Ground, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	g := &Ground{Dir: dir, opts: opts}
+	if err := g.start(ctx); err != nil {
+		return nil, err
+	}
+	pub, err := crypto.ReadPublicKeyFile(g.IssuerPubFile(), crypto.Issuer)
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	g.IssuerPub = pub
+	return g, nil
+}
+
+func (g *Ground) start(ctx context.Context) error {
+	natsListen := "127.0.0.1:0"
+	if g.Main != nil {
+		natsListen = g.Main.Config.NATSListen // keep the port: aircraft links point at it
+	}
+	m := &gapp.Main{Config: gapp.Config{DataDir: g.Dir, HTTPAddr: "127.0.0.1:0", NATSListen: natsListen,
+		HeartbeatInterval: time.Second, Clock: g.opts.Clock, Rand: g.opts.Rand, Scorer: g.opts.Scorer,
+		Acquirer: g.opts.Acquirer, Logger: g.opts.Logger}}
+	if err := m.Run(ctx); err != nil {
+		return fmt.Errorf("start ground: %w", err)
+	}
+	if _, port, err := net.SplitHostPort(strings.TrimPrefix(m.NATSURL(), "nats://")); err == nil {
+		m.Config.NATSListen = "127.0.0.1:" + port
+	}
+	token, err := os.ReadFile(filepath.Join(g.Dir, "backoffice.token"))
+	if err != nil {
+		m.Close()
+		return err
+	}
+	g.Main = m
+	g.API = &api.Client{BaseURL: "http://" + m.HTTPAddr(), Token: strings.TrimSpace(string(token)), Clock: g.opts.Clock}
+	return nil
+}
+
+// Restart stops the ground service and starts it again on the same data
+// directory and NATS port, as after a crash of the clearing process.
+func (g *Ground) Restart(ctx context.Context) error {
+	if err := g.Main.Close(); err != nil {
+		return fmt.Errorf("stop ground: %w", err)
+	}
+	return g.start(ctx)
+}
+
+// NATSAddr is the host:port of ground's NATS server.
+func (g *Ground) NATSAddr() string { return strings.TrimPrefix(g.Main.NATSURL(), "nats://") }
+
+// IssuerPubFile is the issuer public key file cabin servers trust.
+func (g *Ground) IssuerPubFile() string { return filepath.Join(g.Dir, "issuer.pub") }
+
+// Close stops the ground service.
+func (g *Ground) Close() error {
+	if g.Main == nil {
+		return nil
+	}
+	return g.Main.Close()
+}
+
+// Aircraft is a registered aircraft: its signing key and its NATS nkey,
+// both in files in its cabin server's data directory.
+type Aircraft struct {
+	ID      protocol.AircraftID
+	Dir     string // the cabin server's data directory
+	Key     crypto.PrivateKey
+	NKeyPub string
+}
+
+// KeyFile is the aircraft signing key file, where the cabin server looks
+// for it.
+func (a *Aircraft) KeyFile() string { return filepath.Join(a.Dir, "aircraft.key") }
+
+// NKeyFile is the aircraft's NATS nkey seed file.
+func (a *Aircraft) NKeyFile() string { return filepath.Join(a.Dir, "aircraft.nk") }
+
+// RegisterAircraft makes an aircraft's keys in dir and registers it with
+// ground.
+func (g *Ground) RegisterAircraft(ctx context.Context, id protocol.AircraftID, dir string, rnd io.Reader) (*Aircraft, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	a := &Aircraft{ID: id, Dir: dir}
+	var err error
+	if a.Key, _, err = crypto.LoadOrCreateKeyFile(a.KeyFile(), crypto.Aircraft, rnd); err != nil {
+		return nil, err
+	}
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, err
+	}
+	seed, _ := kp.Seed()
+	if a.NKeyPub, err = kp.PublicKey(); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(a.NKeyFile(), seed, 0o600); err != nil {
+		return nil, err
+	}
+	if _, err := g.API.RegisterAircraft(ctx, id, a.Key.Public(), a.NKeyPub); err != nil {
+		return nil, fmt.Errorf("register aircraft %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// Passenger is a registered passenger with a reference wallet.
+type Passenger struct {
+	Ref      string
+	Wallet   *protocol.Wallet
+	Account  api.Account
+	Eligible bool
+}
+
+// RegisterPassenger opens a wallet in dir, registers the passenger with
+// funding (and a wallet top-up when topUp is positive), and opts in to the
+// flight when the score allows. An ineligible passenger is returned with
+// Eligible false and no credential: that is the refusal a real app shows.
+func (g *Ground) RegisterPassenger(ctx context.Context, dir, ref string, funding ground.FundingSource, topUp protocol.Money,
+	f protocol.FlightID, opts protocol.WalletOptions) (*Passenger, error) {
+	w, err := protocol.OpenWallet(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	p := &Passenger{Ref: ref, Wallet: w}
+	if p.Account, err = g.API.CreatePassenger(ctx, w, ref); err != nil {
+		return nil, fmt.Errorf("passenger %s: %w", ref, err)
+	}
+	if _, err := g.API.SetFunding(ctx, w, funding); err != nil {
+		return nil, fmt.Errorf("passenger %s funding: %w", ref, err)
+	}
+	if topUp.Minor > 0 {
+		if _, err := g.API.TopUp(ctx, w, topUp, protocol.NewID(opts.Rand)); err != nil {
+			return nil, fmt.Errorf("passenger %s top-up: %w", ref, err)
+		}
+	}
+	cred, err := g.API.OptIn(ctx, w, f)
+	var apiErr *registry.Error
+	if errors.As(err, &apiErr) && apiErr.Code == registry.CodeIneligible {
+		return p, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("passenger %s opt-in: %w", ref, err)
+	}
+	if _, err := w.AddCredential(cred.COSE, nil); err != nil {
+		return nil, err
+	}
+	p.Eligible = true
+	return p, nil
+}
+
+// CabinOptions configure StartCabin.
+type CabinOptions struct {
+	Link         linkemu.Config
+	Clock        func() time.Time
+	Rand         io.Reader
+	ReplayWindow int
+	ResendAfter  time.Duration
+	Logger       *slog.Logger
+}
+
+// Cabin is a running cabin server whose NATS traffic to ground crosses the
+// link emulator.
+type Cabin struct {
+	Main     *oapp.Main
+	Link     *linkemu.Link
+	Aircraft *Aircraft
+	Flight   protocol.FlightID
+	ground   *Ground
+	opts     CabinOptions
+}
+
+// StartCabin runs aircraft a's cabin server for flight f, linked to ground
+// through a new link emulator, and waits until it holds a verified
+// manifest.
+func StartCabin(ctx context.Context, g *Ground, a *Aircraft, f protocol.FlightID, opts CabinOptions) (*Cabin, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	link, err := linkemu.Listen("127.0.0.1:0", g.NATSAddr(), opts.Link, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cabin{Link: link, Aircraft: a, Flight: f, ground: g, opts: opts}
+	if err := c.start(ctx); err != nil {
+		link.Close()
+		return nil, err
+	}
+	if err := c.WaitSalesOpen(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cabin) start(ctx context.Context) error {
+	m := oapp.NewMain()
+	m.Config.DataDir = c.Aircraft.Dir
+	m.Config.Listen = "127.0.0.1:0"
+	m.Config.Aircraft, m.Config.Flight = c.Aircraft.ID, c.Flight
+	m.Config.IssuerKeyFile = c.ground.IssuerPubFile()
+	m.Config.NATSURL = c.Link.URL()
+	m.Config.NATSNkey = c.Aircraft.NKeyFile()
+	m.Config.SyncInterval = 2 * time.Second
+	m.Config.MemoryLimitMiB = 0 // in-process: leave the host program's limit alone
+	if c.opts.ReplayWindow > 0 {
+		m.Config.ReplayWindow = c.opts.ReplayWindow
+	}
+	if c.opts.ResendAfter > 0 {
+		m.Config.ResendAfter = c.opts.ResendAfter
+	}
+	if c.opts.Clock != nil {
+		m.Clock = c.opts.Clock
+	}
+	m.Rand = c.opts.Rand
+	m.Logger = c.opts.Logger
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return fmt.Errorf("start cabin server %s: %w", c.Aircraft.ID, err)
+	}
+	c.Main = m
+	return nil
+}
+
+// Restart stops the cabin server gracefully and starts it again on the same
+// data directory.
+func (c *Cabin) Restart(ctx context.Context) error {
+	if err := c.Main.Close(); err != nil {
+		return err
+	}
+	return c.start(ctx)
+}
+
+// WaitSalesOpen waits until the cabin server holds a verified, unexpired
+// manifest.
+func (c *Cabin) WaitSalesOpen(ctx context.Context) error {
+	return Poll(ctx, 30*time.Second, "cabin server sales open", func() (bool, error) {
+		st, err := c.Main.Cabin().Status(ctx)
+		return err == nil && st.SalesOpen, err
+	})
+}
+
+// Handheld signs a crew member in on a new handheld client.
+func (c *Cabin) Handheld(ctx context.Context, id, crew, pin string) (*client.Client, error) {
+	cl, err := client.New(client.Config{URL: "https://" + c.Main.Addr(), Fingerprint: c.Main.Fingerprint(), Handheld: id, MaxConns: 8})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cl.SignIn(ctx, crew, pin); err != nil {
+		return nil, fmt.Errorf("handheld %s sign-in: %w", id, err)
+	}
+	return cl, nil
+}
+
+// Close stops the cabin server and its link.
+func (c *Cabin) Close() error {
+	var err error
+	if c.Main != nil {
+		err = c.Main.Close()
+	}
+	return errors.Join(err, c.Link.Close())
+}
+
+// Poll calls cond until it reports true, fails, or the timeout passes.
+func Poll(ctx context.Context, timeout time.Duration, what string, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	wait := 5 * time.Millisecond
+	for {
+		ok, err := cond()
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not within %v", what, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
