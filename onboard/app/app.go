@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/onboard"
@@ -56,8 +58,9 @@ type Config struct {
 	// operator-managed cluster. Optional.
 	NATSCreds string
 	// NATSNkey is the aircraft's NATS nkey seed file: its identity on
-	// ground's NATS, whose permissions let it publish only as itself.
-	// Optional.
+	// ground's NATS, whose permissions let it publish only as itself. It is
+	// created (mode 0600) with its public key beside it (.pub) on first
+	// start. Default: <DataDir>/aircraft.nk, used unless NATSCreds is set.
 	NATSNkey string
 	// ReplayWindow is how many invoice publishes may await their ack at
 	// once. Default: 512.
@@ -155,7 +158,7 @@ Flags:
 	fs.StringVar(&c.ManifestFile, "manifest-file", "", "signed flight manifest `file` to load at start")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "ground NATS `URL`: fetch the manifest and its deltas, replay invoices and take clearing receipts while the link is up")
 	fs.StringVar(&c.NATSCreds, "nats-creds", "", "aircraft NATS credentials `file` (JWT, for an operator-managed cluster)")
-	fs.StringVar(&c.NATSNkey, "nats-nkey", "", "aircraft NATS nkey seed `file`: the aircraft's identity on ground's NATS")
+	fs.StringVar(&c.NATSNkey, "nats-nkey", "", "aircraft NATS nkey seed `file`, created if missing: the aircraft's identity on ground's NATS (default <data-dir>/aircraft.nk)")
 	fs.IntVar(&c.ReplayWindow, "replay-window", 512, "invoice publishes awaiting their ack at once while replaying")
 	fs.DurationVar(&c.ResendAfter, "resend-after", 2*time.Minute, "resend an invoice when its clearing receipt has not come after this long")
 	fs.DurationVar(&c.SyncInterval, "sync-interval", c.SyncInterval, "how often to fetch manifest deltas over NATS")
@@ -279,6 +282,31 @@ func (m *Main) aircraftKey() (crypto.PrivateKey, error) {
 	return key, nil
 }
 
+// natsNkey returns the aircraft's nkey seed file, creating it with its
+// public key beside it on first start.
+func (m *Main) natsNkey() (string, error) {
+	path := m.Config.path(m.Config.NATSNkey, "aircraft.nk")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("nats nkey: %w", err)
+	}
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return "", fmt.Errorf("nats nkey: %w", err)
+	}
+	seed, _ := kp.Seed()
+	pub, _ := kp.PublicKey()
+	if err := os.WriteFile(path, append(seed, '\n'), 0o600); err != nil {
+		return "", fmt.Errorf("nats nkey: %w", err)
+	}
+	if err := os.WriteFile(path+".pub", []byte(pub+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("nats nkey: %w", err)
+	}
+	m.Logger.Warn("aircraft NATS nkey created: register its public key with ground", "file", path, "nkey", pub)
+	return path, nil
+}
+
 // loadManifestFile loads --manifest-file, unless a newer manifest (say, one
 // fetched over NATS before a restart) is already in use.
 func (m *Main) loadManifestFile(ctx context.Context) error {
@@ -365,8 +393,12 @@ func (m *Main) startSync(ctx context.Context) error {
 	if c.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(c.NATSCreds))
 	}
-	if c.NATSNkey != "" {
-		o, err := nats.NkeyOptionFromSeed(c.NATSNkey)
+	if c.NATSCreds == "" {
+		seedFile, err := m.natsNkey()
+		if err != nil {
+			return err
+		}
+		o, err := nats.NkeyOptionFromSeed(seedFile)
 		if err != nil {
 			return fmt.Errorf("nats nkey: %w", err)
 		}

@@ -1,6 +1,6 @@
 // Command ground runs Airtab's ground services: passenger registration and
-// credential issuance, flight manifests over NATS, and (once wired) clearing
-// and reconciliation.
+// credential issuance, flight manifests over NATS, clearing of replayed
+// invoices into the ledger, and reconciliation.
 //
 //	go run ./ground/cmd/ground            # the same as "ground serve"
 //	go run ./ground/cmd/ground serve --help
