@@ -291,7 +291,7 @@ func TestServeCommand(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, []string{"serve", "--data", t.TempDir(), "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, &stdout, &stderr)
+		done <- run(ctx, []string{"serve", "--data-dir", t.TempDir(), "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, &stdout, &stderr)
 	}()
 	waitFor(t, 30*time.Second, "ground service up", func() bool { return strings.Contains(stderr.String(), "ground service up") })
 	cancel()
@@ -308,7 +308,7 @@ func TestHelpAndUsage(t *testing.T) {
 	if code := run(context.Background(), []string{"serve", "--help"}, &out, &errb); code != 0 {
 		t.Fatalf("--help exit code %d", code)
 	}
-	for _, want := range []string{"-data", "-http", "-nats-listen", "-nats-url", "-issuer-key", "-heartbeat", "-shutdown-timeout", "-log-level", tokenEnv} {
+	for _, want := range []string{"-data-dir", "-http", "-nats-listen", "-nats-url", "-issuer-key", "-heartbeat", "-shutdown-timeout", "-log-level", tokenEnv} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help does not mention %s:\n%s", want, out.String())
 		}
@@ -332,7 +332,7 @@ func TestReportCommand(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
-	if code := run(ctx, []string{"report", "--data", dir, "--flight", "XX1-2026-11-21"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "no ground database") {
+	if code := run(ctx, []string{"report", "--data-dir", dir, "--flight", "XX1-2026-11-21"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "no ground database") {
 		t.Fatalf("report without a database = %d %q", code, errb.String())
 	}
 	m := startMain(t, dir, nil)
@@ -346,14 +346,14 @@ func TestReportCommand(t *testing.T) {
 	}
 	out.Reset()
 	errb.Reset()
-	if code := run(ctx, []string{"report", "--data", dir, "--settlement", "2026-11-21", "--format", "csv"}, &out, &errb); code != 0 {
+	if code := run(ctx, []string{"report", "--data-dir", dir, "--settlement", "2026-11-21", "--format", "csv"}, &out, &errb); code != 0 {
 		t.Fatalf("settlement = %d: %s", code, errb.String())
 	}
 	if out.Len() == 0 {
 		t.Fatal("settlement printed nothing")
 	}
 	errb.Reset()
-	if code := run(ctx, []string{"report", "--data", dir, "--flight", "XX1-2026-11-21"}, &out, &errb); code != 1 || errb.Len() == 0 {
+	if code := run(ctx, []string{"report", "--data-dir", dir, "--flight", "XX1-2026-11-21"}, &out, &errb); code != 1 || errb.Len() == 0 {
 		t.Fatalf("report of a flight with no clearing data = %d %q, want 1 and a reason", code, errb.String())
 	}
 }

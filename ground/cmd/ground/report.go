@@ -22,12 +22,12 @@ import (
 func reportCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ground report", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	data := fs.String("data", "airtab-ground", "data `directory` of the ground service (holds ground.db)")
+	data := fs.String("data-dir", "airtab-ground", "data `directory` of the ground service (holds ground.db)")
 	flight := fs.String("flight", "", "`flight` id, for example XX123-2026-11-21: print its reconciliation report")
 	day := fs.String("settlement", "", "UTC `date` YYYY-MM-DD: print that day's settlement summary per currency")
 	format := fs.String("format", "json", "output `format`: json or csv")
 	fs.Usage = func() {
-		fmt.Fprint(stdout, `usage: ground report (--flight <id> | --settlement <date>) [--format json|csv] [--data dir]
+		fmt.Fprint(stdout, `usage: ground report (--flight <id> | --settlement <date>) [--format json|csv] [--data-dir dir]
 
 Prints, from the ground database, a flight's reconciliation (what the aircraft
 reported against what ground received, settled, put in collections and voided;
@@ -62,7 +62,7 @@ func report(ctx context.Context, dataDir, flight, day, format string, w io.Write
 	}
 	path := filepath.Join(dataDir, "ground.db")
 	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("no ground database at %s (--data): %w", path, err)
+		return fmt.Errorf("no ground database at %s (--data-dir): %w", path, err)
 	}
 	db, err := store.Open(ctx, path)
 	if err != nil {

@@ -55,11 +55,11 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (app.Config, error
 	var cfg app.Config
 	fs := flag.NewFlagSet("ground serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.DataDir, "data", "airtab-ground", "data `directory`: SQLite database ground.db, issuer.key and issuer.pub, backoffice.token, JetStream files in nats/ (created, mode 0700)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "airtab-ground", "data `directory`: SQLite database ground.db, issuer.key and issuer.pub, backoffice.token, JetStream files in nats/ (created, mode 0700)")
 	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8080", "HTTP API listen `address`; port 0 picks a free port")
-	fs.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "embedded nats-server client listen `address` (JetStream on, files in <data>/nats); port 0 picks a free port")
+	fs.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "embedded nats-server client listen `address` (JetStream on, files in <data-dir>/nats); port 0 picks a free port")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "connect to this external NATS server or cluster (JetStream enabled) instead of embedding one, for example nats://nats.example:4222")
-	fs.StringVar(&cfg.IssuerKeyFile, "issuer-key", "", "issuer private key `file`, created on first start; issuer.pub is written beside it for cabin servers (default <data>/issuer.key)")
+	fs.StringVar(&cfg.IssuerKeyFile, "issuer-key", "", "issuer private key `file`, created on first start; issuer.pub is written beside it for cabin servers (default <data-dir>/issuer.key)")
 	fs.BoolVar(&cfg.NATSOpen, "nats-open", false, "let any client connect to the embedded NATS server with full rights (closed lab networks only); by default aircraft log in with their registered nkey and may use only their own subjects")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 0, "interval between heartbeats on airtab.v1.heartbeat (default 5s)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 0, "bound on each shutdown step: HTTP requests, services, NATS drain (default 15s)")
@@ -74,7 +74,7 @@ given), and the wired services (clearing). Stops cleanly on SIGINT or SIGTERM.
 
 Environment:
   %s   the back-office bearer token (at least 16 bytes). When unset,
-                            it is read from <data>/backoffice.token, which is created with
+                            it is read from <data-dir>/backoffice.token, which is created with
                             a random token on first start.
 
 Flags:
