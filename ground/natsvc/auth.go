@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/airtab/airtab/protocol"
 )
@@ -22,7 +23,8 @@ type Auth struct {
 	GroundPassword string
 	Aircraft       []AircraftIdentity
 
-	base *server.Options // the options the server started with
+	base       *server.Options // the options the server started with
+	groundHash string          // bcrypt of GroundPassword
 }
 
 // AircraftIdentity is an aircraft's NATS identity: its public user nkey
@@ -44,7 +46,15 @@ func NewAuth() (*Auth, error) {
 
 // apply writes the users and nkey users into opts.
 func (a *Auth) apply(opts *server.Options) error {
-	opts.Users = []*server.User{{Username: a.GroundUser, Password: a.GroundPassword}}
+	if a.groundHash == "" {
+		// The server keeps only a bcrypt hash of ground's password.
+		h, err := bcrypt.GenerateFromPassword([]byte(a.GroundPassword), bcrypt.DefaultCost)
+		if err != nil {
+			return fmt.Errorf("nats auth: %w", err)
+		}
+		a.groundHash = string(h)
+	}
+	opts.Users = []*server.User{{Username: a.GroundUser, Password: a.groundHash}}
 	opts.Nkeys = nil
 	for _, ac := range a.Aircraft {
 		if err := ac.ID.Validate(); err != nil {

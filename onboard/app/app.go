@@ -5,6 +5,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -68,6 +69,9 @@ type Config struct {
 	// ResendAfter is how long a sent invoice waits for its clearing
 	// receipt before it is sent again. Default: 2 minutes.
 	ResendAfter time.Duration
+	// ReconnectWait is how long the NATS client waits before reconnecting
+	// to the server it just lost. Default: 2 s.
+	ReconnectWait time.Duration
 	// SyncInterval is how often to fetch manifest deltas. Default: 30 s.
 	SyncInterval time.Duration
 	// TLSCert and TLSKey are the API's certificate and key, generated
@@ -385,10 +389,26 @@ func (m *Main) startSync(ctx context.Context) error {
 		nats.CustomInboxPrefix(protocol.InboxPrefix(c.Aircraft)),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(2 * time.Second),
+		nats.ReconnectWait(cmp.Or(c.ReconnectWait, 2*time.Second)),
 		// Notice a link that went silent in seconds, not the default minutes.
 		nats.PingInterval(5 * time.Second),
 		nats.MaxPingsOutstanding(3),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				m.Logger.Info("NATS link lost", "err", err)
+			}
+		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(fmt.Sprint(err)), "authorization") {
+				m.Logger.Warn("NATS refused this aircraft: register its nkey with ground", "err", err)
+				return
+			}
+			m.Logger.Debug("NATS connect failed; will retry", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { m.Logger.Info("NATS link back", "server", nc.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			m.Logger.Warn("NATS error (an authorization error means ground has not registered this aircraft's nkey)", "err", err)
+		}),
 	}
 	if c.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(c.NATSCreds))
@@ -460,6 +480,9 @@ func (m *Main) Fingerprint() string { return m.fp }
 
 // Replayer returns the replayer, once Run has returned with a NATS URL set.
 func (m *Main) Replayer() *replay.Replayer { return m.replay }
+
+// Journal returns the invoice journal, once Run has returned.
+func (m *Main) Journal() *sqlite.Journal { return m.journal }
 
 // Cabin returns the cabin server's core, once Run has returned.
 func (m *Main) Cabin() *onboard.Cabin { return m.cabin }
