@@ -81,6 +81,11 @@ type Config struct {
 	// default ground connects with a per-start password and each aircraft
 	// with its registered nkey, limited to its own subjects.
 	NATSOpen bool
+	// StreamDuplicates is the Nats-Msg-Id duplicate window of the invoice
+	// and receipt streams (natsvc.Streams.Duplicates). Default 2 minutes.
+	// Exactly-once does not rest on it; tests shorten it to show that a
+	// replay after the window is still posted once.
+	StreamDuplicates time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -213,7 +218,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := natsvc.EnsureStreams(ctx, js, natsvc.Streams{}); err != nil {
+	if err := natsvc.EnsureStreams(ctx, js, natsvc.Streams{Duplicates: cfg.StreamDuplicates}); err != nil {
 		return err
 	}
 	var ext Extensions
@@ -422,6 +427,10 @@ func (m *Main) wireClearing(ctx context.Context, d Deps) (Extensions, error) {
 // Clearing returns the clearing service once Run has returned, when the
 // default wiring is in use.
 func (m *Main) Clearing() *clearing.Service { return m.clearing }
+
+// NATS returns ground's own NATS connection once Run has returned. It has
+// ground's full rights: for tests and tools in the same process.
+func (m *Main) NATS() *nats.Conn { return m.nc }
 
 // DB returns the ground database once Run has returned.
 func (m *Main) DB() *sql.DB { return m.db }

@@ -69,6 +69,10 @@ type Config struct {
 	// ResendAfter is how long a sent invoice waits for its clearing
 	// receipt before it is sent again. Default: 2 minutes.
 	ResendAfter time.Duration
+	// ReceiptAckWait is how long a clearing receipt delivered over a
+	// connection that then dropped waits before it is delivered again.
+	// Default: 10 s.
+	ReceiptAckWait time.Duration
 	// ReconnectWait is how long the NATS client waits before reconnecting
 	// to the server it just lost. Default: 2 s.
 	ReconnectWait time.Duration
@@ -440,7 +444,7 @@ func (m *Main) startReplay(ctx context.Context, nc *nats.Conn) error {
 	c := &m.Config
 	rp, err := replay.New(replay.Config{
 		Aircraft: c.Aircraft, Flight: c.Flight, Journal: m.journal, Trust: m.anchor,
-		Window: c.ReplayWindow, ResendAfter: c.ResendAfter, Clock: m.Clock, Log: m.Logger,
+		Window: c.ReplayWindow, ResendAfter: c.ResendAfter, ReceiptAckWait: c.ReceiptAckWait, Clock: m.Clock, Log: m.Logger,
 		OnLink: func(up bool) {
 			if up {
 				m.cabin.SetLinkState(onboard.LinkUp)

@@ -343,13 +343,20 @@ func (c *conn) deliver(ctx context.Context, q <-chan chunk, dst net.Conn, counte
 		if !c.waitOpen(ctx) {
 			return
 		}
-		if _, err := dst.Write(ch.data); err != nil {
+		data, reset := ch.data, false
+		if cfg, _ := c.link.snapshot(); cfg.ResetEveryBytes > 0 {
+			// Cut the chunk where the connection's allowance ends.
+			if left := cfg.ResetEveryBytes - c.carried.Load(); int64(len(data)) >= left {
+				data, reset = data[:max(left, 0)], true
+			}
+		}
+		if _, err := dst.Write(data); err != nil {
 			c.close(false)
 			return
 		}
-		counter.Add(int64(len(ch.data)))
-		cfg, _ := c.link.snapshot()
-		if total := c.carried.Add(int64(len(ch.data))); cfg.ResetEveryBytes > 0 && total >= cfg.ResetEveryBytes {
+		counter.Add(int64(len(data)))
+		c.carried.Add(int64(len(data)))
+		if reset {
 			c.link.nResets.Add(1)
 			c.close(true)
 			return

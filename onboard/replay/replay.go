@@ -80,6 +80,11 @@ type Config struct {
 	// HeartbeatTimeout: the link counts as down when no ground heartbeat
 	// arrived for this long. Default: 15 seconds.
 	HeartbeatTimeout time.Duration
+	// ReceiptAckWait is the receipt consumer's AckWait: a receipt delivered
+	// over a connection that then dropped is delivered again after this
+	// long. Receipts are applied idempotently, so a redelivery costs only
+	// bytes. Default: 10 seconds.
+	ReceiptAckWait time.Duration
 	// AckTimeout bounds the wait for one publish ack. Default: 30 seconds.
 	AckTimeout time.Duration
 	// Clock gives the time. Default: time.Now.
@@ -92,12 +97,15 @@ type Config struct {
 
 // Bounds on the configuration.
 const (
+	// minWindow is where the publish window restarts after a broken drain.
+	minWindow      = 16
 	MaxWindow      = 4096
 	pollInterval   = time.Second
 	maxBackoff     = 30 * time.Second
 	receiptBatch   = 256
-	receiptWait    = 5 * time.Second
+	receiptWait    = 2 * time.Second
 	progressPeriod = 5 * time.Second
+	apiTimeout     = 5 * time.Second // one JetStream API call
 )
 
 func (c *Config) setDefaults() error {
@@ -121,6 +129,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = 15 * time.Second
+	}
+	if c.ReceiptAckWait == 0 {
+		c.ReceiptAckWait = 10 * time.Second
 	}
 	if c.AckTimeout == 0 {
 		c.AckTimeout = 30 * time.Second
@@ -157,8 +168,10 @@ type Replayer struct {
 
 	mu      sync.Mutex
 	status  Status
-	drainT  time.Time // when the current drain started
-	lastLog time.Time // when progress was last logged
+	window  int                // publishes allowed in flight now; see publishAll
+	cons    jetstream.Consumer // the receipt consumer, once created
+	drainT  time.Time          // when the current drain started
+	lastLog time.Time          // when progress was last logged
 }
 
 // New checks cfg and returns a Replayer.
@@ -213,11 +226,39 @@ func (r *Replayer) Run(ctx context.Context, nc *nats.Conn) error {
 	}
 	defer sub.Unsubscribe()
 
+	// A reconnect resumes an interrupted replay at once: on a link that
+	// drops every few seconds, waiting out a backoff would waste most of
+	// each connection's life.
+	reconnected := make(chan struct{}, 1)
+	receiptsReconnected := make(chan struct{}, 1)
+	status := nc.StatusChanged(nats.CONNECTED)
+	defer nc.RemoveStatusListener(status)
+
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		r.receiptLoop(ctx, js)
+		r.receiptLoop(ctx, js, receiptsReconnected)
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-status:
+				if !ok {
+					return
+				}
+				for _, ch := range []chan struct{}{reconnected, receiptsReconnected} {
+					select {
+					case ch <- struct{}{}:
+					default:
+					}
+				}
+				r.Kick()
+			}
+		}
 	}()
 	defer wg.Wait()
 
@@ -237,13 +278,21 @@ func (r *Replayer) Run(ctx context.Context, nc *nats.Conn) error {
 			}
 		}
 		if up {
-			if err := r.drain(ctx, js); err != nil {
+			select { // a reconnect before this drain is not news
+			case <-reconnected:
+			default:
+			}
+			sent, err := r.drain(ctx, js)
+			if sent > 0 {
+				backoff = pollInterval // the link carries traffic, if not for long
+			}
+			if err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				r.setErr(err)
-				r.cfg.Log.Warn("replay interrupted; will resume", "err", err, "retry_in", backoff)
-				if !sleep(ctx, backoff) {
+				r.cfg.Log.Warn("replay interrupted; will resume", "err", err, "sent", sent, "retry_in", backoff)
+				if !r.wait(ctx, backoff, reconnected) {
 					return nil
 				}
 				backoff = min(2*backoff, maxBackoff)
@@ -278,10 +327,26 @@ func (r *Replayer) onHeartbeat(m *nats.Msg) {
 	}
 }
 
+// wait sleeps for d, or until the connection is re-established. It
+// reports false when ctx ended.
+func (r *Replayer) wait(ctx context.Context, d time.Duration, reconnected <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-reconnected:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // drain publishes every invoice that needs sending, then the close report.
-func (r *Replayer) drain(ctx context.Context, js jetstream.JetStream) error {
+// It returns how many invoices JetStream acknowledged, also on an error.
+func (r *Replayer) drain(ctx context.Context, js jetstream.JetStream) (int, error) {
 	if err := r.refreshCounts(ctx); err != nil {
-		return err
+		return 0, err
 	}
 	r.mu.Lock()
 	pending := r.status.Counts.Pending
@@ -293,16 +358,16 @@ func (r *Replayer) drain(ctx context.Context, js jetstream.JetStream) error {
 	}
 	sent, err := r.publishAll(ctx, js)
 	if err != nil {
-		return err
+		return sent, err
 	}
 	if sent > 0 {
 		elapsed := r.cfg.Clock().Sub(r.drainT)
 		r.cfg.Log.Info("replay done", "sent", sent, "seconds", elapsed.Seconds())
 	}
 	if err := r.publishClose(ctx, js); err != nil {
-		return err
+		return sent, err
 	}
-	return r.refreshCounts(ctx)
+	return sent, r.refreshCounts(ctx)
 }
 
 type inflight struct {
@@ -314,10 +379,24 @@ type inflight struct {
 // A collector marks the acknowledged ones sent, in order; the first failure
 // stops both, and everything from that invoice on stays pending for the
 // next attempt.
+//
+// The window adapts, as TCP's does: it starts at Window, drops to
+// minWindow after a drain breaks off (a reset link loses whatever was in
+// flight, and resending a full window that a flaky link cannot carry makes
+// no progress), and grows by one for every ack, doubling each round trip.
 func (r *Replayer) publishAll(ctx context.Context, js jetstream.JetStream) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	acks := make(chan inflight, r.cfg.Window)
+	credits := make(chan struct{}, r.cfg.Window)
+	r.mu.Lock()
+	if r.window == 0 {
+		r.window = r.cfg.Window
+	}
+	for range r.window {
+		credits <- struct{}{}
+	}
+	r.mu.Unlock()
 	var (
 		collected int
 		collErr   error
@@ -325,20 +404,26 @@ func (r *Replayer) publishAll(ctx context.Context, js jetstream.JetStream) (int,
 	)
 	go func() {
 		defer close(done)
-		collected, collErr = r.collect(ctx, acks)
+		collected, collErr = r.collect(ctx, acks, credits)
 		if collErr != nil {
 			cancel()
 		}
 	}()
-	pubErr := r.publish(ctx, js, acks)
+	pubErr := r.publish(ctx, js, acks, credits)
 	close(acks)
 	<-done
-	return collected, errors.Join(collErr, pubErr)
+	if err := errors.Join(collErr, pubErr); err != nil {
+		r.mu.Lock()
+		r.window = min(minWindow, r.cfg.Window)
+		r.mu.Unlock()
+		return collected, err
+	}
+	return collected, nil
 }
 
 // publish sends every invoice the journal says needs sending, handing each
 // ack future to the collector.
-func (r *Replayer) publish(ctx context.Context, js jetstream.JetStream, acks chan<- inflight) error {
+func (r *Replayer) publish(ctx context.Context, js jetstream.JetStream, acks chan<- inflight, credits <-chan struct{}) error {
 	subject := protocol.InvoiceSubject(r.cfg.Aircraft, r.cfg.Flight)
 	resendBefore := r.cfg.Clock().Add(-r.cfg.ResendAfter)
 	var after uint64
@@ -359,6 +444,11 @@ func (r *Replayer) publish(ctx context.Context, js jetstream.JetStream, acks cha
 			}
 			msg := &nats.Msg{Subject: subject, Data: it.Raw, Header: nats.Header{}}
 			msg.Header.Set(jetstream.MsgIDHeader, protocol.InvoiceMsgID(it.ID))
+			select {
+			case <-credits:
+			case <-ctx.Done():
+				return nil
+			}
 			fut, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(r.cfg.AckTimeout))
 			if err != nil {
 				if ctx.Err() != nil {
@@ -378,7 +468,7 @@ func (r *Replayer) publish(ctx context.Context, js jetstream.JetStream, acks cha
 
 // collect waits for the publish acks in order and marks invoices sent in
 // groups. It stops at the first failure.
-func (r *Replayer) collect(ctx context.Context, in <-chan inflight) (int, error) {
+func (r *Replayer) collect(ctx context.Context, in <-chan inflight, credits chan<- struct{}) (int, error) {
 	const group = 64
 	var (
 		ids   []protocol.ID
@@ -410,6 +500,7 @@ func (r *Replayer) collect(ctx context.Context, in <-chan inflight) (int, error)
 			return total, errors.Join(flush(), ctx.Err())
 		}
 		ids = append(ids, f.item.ID)
+		r.grant(credits)
 		if len(ids) >= group || len(in) == 0 {
 			if err := flush(); err != nil {
 				return total, err
@@ -417,6 +508,24 @@ func (r *Replayer) collect(ctx context.Context, in <-chan inflight) (int, error)
 		}
 	}
 	return total, flush()
+}
+
+// grant returns the credit of an acknowledged publish and, while the window
+// is below Window, grants one more.
+func (r *Replayer) grant(credits chan<- struct{}) {
+	n := 1
+	r.mu.Lock()
+	if r.window < r.cfg.Window {
+		r.window++
+		n++
+	}
+	r.mu.Unlock()
+	for range n {
+		select {
+		case credits <- struct{}{}:
+		default: // full: the window is already open
+		}
+	}
 }
 
 // publishClose sends the signed flight-close report once the flight is
@@ -448,23 +557,28 @@ func (r *Replayer) publishClose(ctx context.Context, js jetstream.JetStream) err
 }
 
 // receiptLoop reads this aircraft's durable receipt consumer while ctx
-// lasts, re-creating it after link failures.
-func (r *Replayer) receiptLoop(ctx context.Context, js jetstream.JetStream) {
+// lasts, re-creating it after link failures. A failure after receipts were
+// applied, or a reconnect, retries at once: on a link that drops every few
+// seconds a growing backoff would leave the receipts waiting.
+func (r *Replayer) receiptLoop(ctx context.Context, js jetstream.JetStream, reconnected <-chan struct{}) {
 	backoff := pollInterval
 	for ctx.Err() == nil {
 		if !r.LinkUp() {
-			if !sleep(ctx, pollInterval) {
+			if !r.wait(ctx, pollInterval, reconnected) {
 				return
 			}
 			continue
 		}
-		err := r.readReceipts(ctx, js)
+		applied, err := r.readReceipts(ctx, js)
 		if ctx.Err() != nil {
 			return
 		}
+		if applied > 0 {
+			backoff = pollInterval
+		}
 		if err != nil {
-			r.cfg.Log.Warn("receipts: will retry", "err", err, "retry_in", backoff)
-			if !sleep(ctx, backoff) {
+			r.cfg.Log.Warn("receipts: will retry", "err", err, "applied", applied, "retry_in", backoff)
+			if !r.wait(ctx, backoff, reconnected) {
 				return
 			}
 			backoff = min(2*backoff, maxBackoff)
@@ -474,38 +588,59 @@ func (r *Replayer) receiptLoop(ctx context.Context, js jetstream.JetStream) {
 	}
 }
 
-func (r *Replayer) readReceipts(ctx context.Context, js jetstream.JetStream) error {
-	cctx, cancel := context.WithTimeout(ctx, r.cfg.AckTimeout)
+// readReceipts applies receipts while the link is up and returns how many
+// it applied.
+func (r *Replayer) readReceipts(ctx context.Context, js jetstream.JetStream) (int, error) {
+	// The durable consumer outlives connections: create it once, then only
+	// fetch, so a flaky link spends its bytes on receipts, not API calls.
+	if r.cons != nil {
+		n, err := r.fetchReceipts(ctx, r.cons)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			r.cons = nil // deleted on the server: create it again
+		}
+		return n, err
+	}
+	// A request lost to a drop mid-call gets no answer: wait seconds, not
+	// AckTimeout, before asking again.
+	cctx, cancel := context.WithTimeout(ctx, min(r.cfg.AckTimeout, apiTimeout))
 	cons, err := js.CreateOrUpdateConsumer(cctx, protocol.StreamReceipts, jetstream.ConsumerConfig{
 		Durable:       protocol.ReceiptConsumer(r.cfg.Aircraft),
 		FilterSubject: protocol.ReceiptFilter(r.cfg.Aircraft),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckWait:       30 * time.Second,
+		AckWait:       r.cfg.ReceiptAckWait,
 		MaxAckPending: 4 * receiptBatch,
 	})
 	cancel()
 	if err != nil {
-		return fmt.Errorf("receipt consumer: %w", err)
+		return 0, fmt.Errorf("receipt consumer: %w", err)
 	}
+	r.cons = cons
+	return r.fetchReceipts(ctx, cons)
+}
+
+// fetchReceipts pulls and applies receipts while the link is up.
+func (r *Replayer) fetchReceipts(ctx context.Context, cons jetstream.Consumer) (int, error) {
+	applied := 0
 	for ctx.Err() == nil && r.LinkUp() {
 		batch, err := cons.Fetch(receiptBatch, jetstream.FetchMaxWait(receiptWait))
 		if err != nil {
-			return fmt.Errorf("fetch receipts: %w", err)
+			return applied, fmt.Errorf("fetch receipts: %w", err)
 		}
 		for m := range batch.Messages() {
 			if err := r.applyReceipt(ctx, m); err != nil {
-				return err
+				return applied, err
 			}
+			applied++
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return fmt.Errorf("fetch receipts: %w", err)
+			return applied, fmt.Errorf("fetch receipts: %w", err)
 		}
 		if err := r.refreshCounts(ctx); err != nil {
-			return err
+			return applied, err
 		}
 	}
-	return nil
+	return applied, nil
 }
 
 // applyReceipt verifies one receipt and records it. A receipt that fails
