@@ -39,6 +39,9 @@ type GroundOptions struct {
 	Scorer   registry.Scorer
 	Acquirer clearing.Acquirer
 	Logger   *slog.Logger
+	// StreamDuplicates is the streams' duplicate window. Default: ground's
+	// (2 minutes).
+	StreamDuplicates time.Duration
 }
 
 // Ground is a running ground service and a back-office client for it.
@@ -75,7 +78,7 @@ func (g *Ground) start(ctx context.Context) error {
 	}
 	m := &gapp.Main{Config: gapp.Config{DataDir: g.Dir, HTTPAddr: "127.0.0.1:0", NATSListen: natsListen,
 		HeartbeatInterval: time.Second, Clock: g.opts.Clock, Rand: g.opts.Rand, Scorer: g.opts.Scorer,
-		Acquirer: g.opts.Acquirer, Logger: g.opts.Logger}}
+		Acquirer: g.opts.Acquirer, Logger: g.opts.Logger, StreamDuplicates: g.opts.StreamDuplicates}}
 	if err := m.Run(ctx); err != nil {
 		return fmt.Errorf("start ground: %w", err)
 	}
@@ -212,6 +215,12 @@ type CabinOptions struct {
 	ReplayWindow int
 	ResendAfter  time.Duration
 	Logger       *slog.Logger
+	// ReconnectWait is the NATS client's wait before reconnecting to the
+	// server it lost. Default: the cabin server's (2 s).
+	ReconnectWait time.Duration
+	// ReceiptAckWait is how long a receipt delivered over a dropped
+	// connection waits to be delivered again. Default: the cabin server's.
+	ReceiptAckWait time.Duration
 }
 
 // Cabin is a running cabin server whose NATS traffic to ground crosses the
@@ -252,6 +261,11 @@ func (c *Cabin) start(ctx context.Context) error {
 	m := oapp.NewMain()
 	m.Config.DataDir = c.Aircraft.Dir
 	m.Config.Listen = "127.0.0.1:0"
+	if c.Main != nil && c.Main.Addr() != "" {
+		// A restart keeps the handheld API's address, as a real cabin
+		// server's does: signed-in handhelds reconnect to it.
+		m.Config.Listen = c.Main.Addr()
+	}
 	m.Config.Aircraft, m.Config.Flight = c.Aircraft.ID, c.Flight
 	m.Config.IssuerKeyFile = c.ground.IssuerPubFile()
 	m.Config.NATSURL = c.Link.URL()
@@ -264,6 +278,8 @@ func (c *Cabin) start(ctx context.Context) error {
 	if c.opts.ResendAfter > 0 {
 		m.Config.ResendAfter = c.opts.ResendAfter
 	}
+	m.Config.ReconnectWait = c.opts.ReconnectWait
+	m.Config.ReceiptAckWait = c.opts.ReceiptAckWait
 	if c.opts.Clock != nil {
 		m.Clock = c.opts.Clock
 	}
