@@ -1,0 +1,99 @@
+// Package sim is the simulator's engine: it flies whole Airtab flights and
+// fleets end to end with the real parts that simulator/harness runs (ground
+// with embedded NATS and SQLite, cabin servers behind the link emulator,
+// reference wallets, handheld clients over the real API), then counts what
+// those parts did and checks the money invariants.
+//
+// Every random choice derives from Config.Seed, and every passenger is
+// served by one handheld in a fixed order, so the same seed gives the same
+// totals however the goroutines interleave.
+//
+//	config.go    Config and its defaults
+//	sim.go       Run: ground, registration, the feeder flight, the fleet, landing, counting
+//	flight.go    one flight: passengers, cabin server, service rounds, voids, close, landing
+//	people.go    the passenger mix, the catalog and the baskets
+//	handheld.go  a handheld as crew use it: retries with the same invoice id, its own record
+//	fraud.go     the fraud attempts, each of which must be declined
+//	chaos.go     link outages and cabin-server crashes
+//	count.go     counting from the parts and checking the invariants
+//	report.go    the report
+package sim
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/airtab/airtab/protocol"
+)
+
+// Config configures a run. The zero value is not valid; start from
+// DefaultConfig.
+type Config struct {
+	// Seed drives every random choice. Default 42.
+	Seed uint64
+	// Passengers is the seats sold per flight. Default 180 (an A320).
+	Passengers int
+	// Handhelds is the handhelds per cabin. Default 3.
+	Handhelds int
+	// Flights is the number of aircraft flying at once. Default 1.
+	Flights int
+	// Outages makes the link flaky during the flight: brief up periods
+	// with connection resets and black holes, so invoices replay in part
+	// mid-flight.
+	Outages bool
+	// Crash stops and restarts each cabin server at random moments
+	// (in process: Main.Close then Run on the same data directory).
+	Crash bool
+	// Fraud adds attempts that must all be declined: forged, tampered,
+	// screenshot-replayed, double-scanned, over-limit, deny-listed,
+	// wrong-flight and expired codes.
+	Fraud bool
+	// DeclineRate is the share of card tokens, 0 to 1, the simulated
+	// acquirer declines on the ground. Default 0.
+	DeclineRate float64
+	// Currency is the flights' currency. Default EUR.
+	Currency protocol.Currency
+	// QROut, when set, is a directory to write sample payment codes to as
+	// PNG files.
+	QROut string
+	// Dir is where the run's data goes. Default: a new temporary
+	// directory, removed afterwards unless Keep.
+	Dir string
+	// Keep keeps the data directory.
+	Keep bool
+	// Progress receives progress lines. Default: none.
+	Progress io.Writer
+	// Logger receives the parts' logs. Default: none.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the default flight: one A320 with three handhelds.
+func DefaultConfig() Config {
+	return Config{Seed: 42, Passengers: 180, Handhelds: 3, Flights: 1, Currency: "EUR"}
+}
+
+// Bounds on a run.
+const (
+	MaxPassengers = 850 // an A380
+	MaxHandhelds  = 16
+	MaxFlights    = 100
+)
+
+// Validate checks the configuration against its bounds.
+func (c *Config) Validate() error {
+	switch {
+	case c.Passengers < 10 || c.Passengers > MaxPassengers:
+		return fmt.Errorf("passengers %d: want 10 to %d", c.Passengers, MaxPassengers)
+	case c.Handhelds < 1 || c.Handhelds > MaxHandhelds:
+		return fmt.Errorf("handhelds %d: want 1 to %d", c.Handhelds, MaxHandhelds)
+	case c.Flights < 1 || c.Flights > MaxFlights:
+		return fmt.Errorf("flights %d: want 1 to %d", c.Flights, MaxFlights)
+	case c.DeclineRate < 0 || c.DeclineRate > 1:
+		return fmt.Errorf("decline rate %g: want 0 to 1", c.DeclineRate)
+	}
+	if c.Currency == "" {
+		c.Currency = "EUR"
+	}
+	return c.Currency.Validate()
+}
