@@ -220,7 +220,7 @@ type approval struct {
 // concurrent authorizations from several goroutines, kills the server with
 // SIGKILL at a random moment, restarts it on the same data directory, and
 // checks that every approval a client received is in the journal with the
-// same sequence number, total and hash; a few times over. The last run ends
+// same sequence number, total and hash; twenty times over. The last run ends
 // with SIGTERM and must shut down cleanly. Set AIRTAB_CRASH_SEED to replay
 // a run's kill timings.
 func TestCrashRecovery(t *testing.T) {
@@ -237,7 +237,10 @@ func TestCrashRecovery(t *testing.T) {
 	t.Logf("seed %d (replay with %s=%d)", seed, seedEnv, seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 
-	const clients, rounds = 8, 4
+	// 20 SIGKILLs at random moments under load, then one SIGTERM that must
+	// shut down cleanly.
+	const clients, kills = 8, 20
+	const rounds = kills + 1
 	f := ft.New(t, ft.Options{Passengers: clients, RealTime: true, Limit: protocol.M(100_000_000, "EUR"),
 		TxCap: protocol.M(100_000, "EUR"),
 		Caps: protocol.Caps{AircraftExposure: protocol.M(1_000_000_000, "EUR"), CodeFreshSeconds: 120,
