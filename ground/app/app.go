@@ -47,6 +47,12 @@ type Config struct {
 	// NATSListen is the embedded nats-server's client address. Port 0
 	// picks a free port. Default "127.0.0.1:4222".
 	NATSListen string
+	// NATSTLSCert and NATSTLSKey are PEM files with the embedded
+	// nats-server's certificate and private key. When both are set, cabin
+	// servers must connect with TLS (trusting this certificate or its CA);
+	// ground's own in-process connection needs none. Only for the embedded
+	// server: an error with NATSURL. Default: no TLS.
+	NATSTLSCert, NATSTLSKey string
 	// NATSURL, when set, connects to an external NATS server or cluster
 	// (with JetStream) instead of embedding one.
 	NATSURL string
@@ -344,6 +350,9 @@ func (m *Main) startNATS(ctx context.Context) (jetstream.JetStream, error) {
 		nats.ClosedHandler(func(*nats.Conn) { close(m.ncClosed) }),
 	}
 	m.natsURL = cfg.NATSURL
+	if cfg.NATSURL != "" && (cfg.NATSTLSCert != "" || cfg.NATSTLSKey != "") {
+		return nil, errors.New("NATS TLS certificate and key apply to the embedded server, not to an external one at the NATS URL")
+	}
 	if cfg.NATSURL == "" {
 		host, port, err := splitListen(cfg.NATSListen)
 		if err != nil {
@@ -355,14 +364,15 @@ func (m *Main) startNATS(ctx context.Context) (jetstream.JetStream, error) {
 			}
 			opts = append(opts, nats.UserInfo(m.auth.GroundUser, m.auth.GroundPassword))
 		}
-		m.ns, err = natsvc.StartServer(natsvc.ServerConfig{Host: host, Port: port, StoreDir: filepath.Join(cfg.DataDir, "nats"), Auth: m.auth, Logger: m.log})
+		m.ns, err = natsvc.StartServer(natsvc.ServerConfig{Host: host, Port: port, StoreDir: filepath.Join(cfg.DataDir, "nats"),
+			Auth: m.auth, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, Logger: m.log})
 		if err != nil {
 			return nil, err
 		}
-		m.natsURL = m.ns.ClientURL()
+		m.natsURL = m.ns.ClientURL() // tls:// when TLS is on
 		opts = append(opts, nats.InProcessServer(m.ns))
 	}
-	nc, err := nats.Connect(m.natsURL, opts...)
+	nc, err := nats.Connect(m.connectURL(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", m.natsURL, err)
 	}
@@ -372,6 +382,18 @@ func (m *Main) startNATS(ctx context.Context) (jetstream.JetStream, error) {
 		return nil, err
 	}
 	return js, nil
+}
+
+// connectURL is the URL ground's own connection dials. In process it is
+// nats://: the server waives TLS for in-process clients (nothing crosses a
+// wire), while a tls:// URL would make the client insist on a handshake and
+// verify the certificate against the listen address, which fails for a
+// certificate issued to a host name or a 0.0.0.0 listen.
+func (m *Main) connectURL() string {
+	if m.ns == nil {
+		return m.natsURL
+	}
+	return "nats://" + m.ns.Addr().String()
 }
 
 // natsAuth builds the embedded server's authorization from the registered

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -37,6 +38,12 @@ type ServerConfig struct {
 	// registered aircraft's nkeys (see Auth). Without it any client may
 	// connect with full rights: for tests and a closed lab network only.
 	Auth *Auth
+	// TLSCert and TLSKey are PEM files with the server's certificate and
+	// private key. When both are set, every client over the network must
+	// connect with TLS (a plaintext client is refused); in-process clients
+	// (nats.InProcessServer) need no TLS, since nothing crosses a wire.
+	// Setting only one is an error. Default: no TLS.
+	TLSCert, TLSKey string
 	// Logger receives the server's log lines: notices (its start-up banner
 	// among them), debug and trace at Debug; warnings at Warn; errors and
 	// fatal errors at Error. Default: slog.Default().
@@ -76,6 +83,11 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 		if err := cfg.Auth.apply(opts); err != nil {
 			return nil, err
 		}
+	}
+	if err := applyTLS(opts, cfg.TLSCert, cfg.TLSKey); err != nil {
+		return nil, err
+	}
+	if cfg.Auth != nil {
 		cfg.Auth.base = opts.Clone()
 	}
 	s, err := server.NewServer(opts)
@@ -95,6 +107,34 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 		return nil, errors.New("natsvc: nats-server started without JetStream")
 	}
 	return s, nil
+}
+
+// applyTLS makes opts require TLS from clients, with the certificate and
+// key in certFile and keyFile, when both are set.
+func applyTLS(opts *server.Options, certFile, keyFile string) error {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil
+	case keyFile == "":
+		return fmt.Errorf("natsvc: TLS certificate %s given without its key file", certFile)
+	case certFile == "":
+		return fmt.Errorf("natsvc: TLS key %s given without its certificate file", keyFile)
+	}
+	// Read each file first so the error names the one that is missing or
+	// unreadable; GenTLSConfig's own error names neither.
+	for _, f := range []string{certFile, keyFile} {
+		if _, err := os.ReadFile(f); err != nil {
+			return fmt.Errorf("natsvc: TLS: %w", err)
+		}
+	}
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: certFile, KeyFile: keyFile})
+	if err != nil {
+		return fmt.Errorf("natsvc: TLS certificate %s, key %s: %w", certFile, keyFile, err)
+	}
+	opts.TLSConfig = tc
+	opts.TLS = true
+	opts.TLSCert, opts.TLSKey = certFile, keyFile
+	return nil
 }
 
 // slogAdapter routes nats-server's logger to slog.

@@ -63,6 +63,12 @@ type Config struct {
 	// created (mode 0600) with its public key beside it (.pub) on first
 	// start. Default: <DataDir>/aircraft.nk, used unless NATSCreds is set.
 	NATSNkey string
+	// NATSCA is a PEM file with the certificate (or its CA's) that ground's
+	// NATS server must present. When set, the connection always uses TLS,
+	// whether NATSURL says tls:// or nats://, and never falls back to
+	// plaintext; the file is read again on each reconnect. Default: none
+	// (the system roots, and TLS only if the URL or server asks for it).
+	NATSCA string
 	// ReplayWindow is how many invoice publishes may await their ack at
 	// once. Default: 512.
 	ReplayWindow int
@@ -167,6 +173,7 @@ Flags:
 	fs.StringVar(&c.NATSURL, "nats-url", "", "ground NATS `URL`: fetch the manifest and its deltas, replay invoices and take clearing receipts while the link is up")
 	fs.StringVar(&c.NATSCreds, "nats-creds", "", "aircraft NATS credentials `file` (JWT, for an operator-managed cluster)")
 	fs.StringVar(&c.NATSNkey, "nats-nkey", "", "aircraft NATS nkey seed `file`, created if missing: the aircraft's identity on ground's NATS (default <data-dir>/aircraft.nk)")
+	fs.StringVar(&c.NATSCA, "nats-ca", "", "PEM `file` with ground NATS's certificate or its CA: connect to ground over TLS only, trusting it (ground serve --nats-tls-cert)")
 	fs.IntVar(&c.ReplayWindow, "replay-window", 512, "invoice publishes awaiting their ack at once while replaying")
 	fs.DurationVar(&c.ResendAfter, "resend-after", 2*time.Minute, "resend an invoice when its clearing receipt has not come after this long")
 	fs.DurationVar(&c.SyncInterval, "sync-interval", c.SyncInterval, "how often to fetch manifest deltas over NATS")
@@ -427,6 +434,10 @@ func (m *Main) startSync(ctx context.Context) error {
 			return fmt.Errorf("nats nkey: %w", err)
 		}
 		opts = append(opts, o)
+	}
+	if c.NATSCA != "" {
+		// RootCAs also sets Secure: no plaintext fallback. Its errors name the file.
+		opts = append(opts, nats.RootCAs(c.NATSCA))
 	}
 	nc, err := nats.Connect(c.NATSURL, opts...)
 	if err != nil {

@@ -308,7 +308,7 @@ func TestHelpAndUsage(t *testing.T) {
 	if code := run(context.Background(), []string{"serve", "--help"}, &out, &errb); code != 0 {
 		t.Fatalf("--help exit code %d", code)
 	}
-	for _, want := range []string{"-data-dir", "-http", "-nats-listen", "-nats-url", "-issuer-key", "-heartbeat", "-shutdown-timeout", "-log-level", tokenEnv} {
+	for _, want := range []string{"-data-dir", "-http", "-nats-listen", "-nats-url", "-nats-tls-cert", "-nats-tls-key", "-issuer-key", "-heartbeat", "-shutdown-timeout", "-log-level", tokenEnv} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help does not mention %s:\n%s", want, out.String())
 		}

@@ -58,6 +58,8 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (app.Config, error
 	fs.StringVar(&cfg.DataDir, "data-dir", "airtab-ground", "data `directory`: SQLite database ground.db, issuer.key and issuer.pub, backoffice.token, JetStream files in nats/ (created, mode 0700)")
 	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8080", "HTTP API listen `address`; port 0 picks a free port")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "embedded nats-server client listen `address` (JetStream on, files in <data-dir>/nats); port 0 picks a free port")
+	fs.StringVar(&cfg.NATSTLSCert, "nats-tls-cert", "", "PEM certificate `file` for the embedded NATS server; with --nats-tls-key, cabin servers must connect over TLS (give them this certificate or its CA with onboard --nats-ca)")
+	fs.StringVar(&cfg.NATSTLSKey, "nats-tls-key", "", "PEM private key `file` for --nats-tls-cert")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "connect to this external NATS server or cluster (JetStream enabled) instead of embedding one, for example nats://nats.example:4222")
 	fs.StringVar(&cfg.IssuerKeyFile, "issuer-key", "", "issuer private key `file`, created on first start; issuer.pub is written beside it for cabin servers (default <data-dir>/issuer.key)")
 	fs.BoolVar(&cfg.NATSOpen, "nats-open", false, "let any client connect to the embedded NATS server with full rights (closed lab networks only); by default aircraft log in with their registered nkey and may use only their own subjects")

@@ -79,7 +79,7 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("--help exit code %d, want 0", code)
 	}
 	for _, flag := range []string{"data-dir", "listen", "aircraft", "flight", "aircraft-key", "issuer-key",
-		"manifest-file", "nats-url", "nats-creds", "sync-interval", "tls-cert", "tls-key", "session-ttl",
+		"manifest-file", "nats-url", "nats-creds", "nats-ca", "sync-interval", "tls-cert", "tls-key", "session-ttl",
 		"shutdown-timeout", "log-format", "log-level", "memory-limit-mib"} {
 		if !strings.Contains(out.String(), "-"+flag) {
 			t.Errorf("--help does not mention --%s", flag)
