@@ -102,6 +102,7 @@ func (r *run) count(ctx context.Context) (*Report, error) {
 	}
 	fr.Role = "feeder"
 	rep.Feeder = &fr
+	c.strayDoubles()
 	rep.Totals.Lost, rep.Totals.DoubleCharged = c.lost, c.double
 	if len(r.flights) > 0 {
 		rep.SampleCode = r.flights[0].sample
@@ -126,6 +127,7 @@ type counter struct {
 	iv           *Invariants
 	rep          *Report
 	lost, double int
+	seen         map[protocol.ID]bool // invoice ids the handhelds hold as approvals
 }
 
 func (c *counter) violation(iv *bool, format string, args ...any) {
@@ -173,8 +175,14 @@ func (c *counter) flight(ctx context.Context, f *flight) (FlightReport, error) {
 	if cr := f.closed; cr != nil {
 		fr.Journal = JournalCounts{Sales: cr.Sales, Voids: cr.Voids, SalesMinor: in(cr.SalesTotal, cur), VoidsMinor: in(cr.VoidsTotal, cur), LastSeq: cr.LastSeq}
 	}
-	fr.Journal.Cleared = f.final.Invoices.Cleared
-	fr.Journal.Outstanding = f.final.Invoices.Pending + f.final.Invoices.Sent
+	// Read the journal again now, rather than trusting the state the
+	// landing wait saw.
+	st, err := f.status(ctx)
+	if err != nil {
+		return fr, fmt.Errorf("cabin status %s: %w", f.id, err)
+	}
+	fr.Journal.Cleared = st.Invoices.Cleared
+	fr.Journal.Outstanding = st.Invoices.Pending + st.Invoices.Sent
 	// Ground's clearing records.
 	crep, err := c.run.g.Main.Clearing().Reports().Flight(ctx, f.id)
 	if err != nil {
@@ -223,8 +231,12 @@ func (c *counter) reconcile(fr *FlightReport, voids int) {
 // exactlyOnce checks each approval against the ledger and the acquirer:
 // posted exactly once (never lost), charged at most once.
 func (c *counter) exactlyOnce(f *flight, sales []onboard.Sale) {
+	if c.seen == nil {
+		c.seen = map[protocol.ID]bool{}
+	}
 	for _, s := range sales {
 		id := s.InvoiceID
+		c.seen[id] = true
 		switch n := c.posts.sales[id]; {
 		case n == 0:
 			c.lost++
@@ -236,6 +248,18 @@ func (c *counter) exactlyOnce(f *flight, sales []onboard.Sale) {
 			c.double++
 			c.violation(&c.iv.ExactlyOnce, "%s: sale %s charged %d times in the ledger, captured %d times by the acquirer",
 				f.id, id, c.posts.charges[id], c.run.acq.Captures(id))
+		}
+	}
+}
+
+// strayDoubles counts invoices posted more than once that no handheld
+// holds as an approval (an answer lost on the way, or a fraud attempt that
+// got through): exactlyOnce only looks at the handhelds' approvals.
+func (c *counter) strayDoubles() {
+	for id, n := range c.posts.sales {
+		if n > 1 && !c.seen[id] {
+			c.double++
+			c.violation(&c.iv.ExactlyOnce, "sale %s, held by no handheld, posted %d times", id, n)
 		}
 	}
 }
@@ -278,6 +302,13 @@ func (c *counter) fraud(f *flight, fr *FlightReport) {
 	l := f.fraud
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if c.run.cfg.Fraud && f != c.run.feeder {
+		for k := fraudForged; k <= fraudDenyListed; k++ {
+			if l.attempts[k.String()] == 0 {
+				c.violation(&c.iv.FraudRejected, "%s: no %s attempt was made: the fraud run did not test it", f.id, k)
+			}
+		}
+	}
 	if len(l.attempts) == 0 {
 		return
 	}
