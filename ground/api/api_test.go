@@ -124,11 +124,11 @@ func (e *env) setupFlight() protocol.FlightID {
 func (e *env) passenger(ref string) (Account, crypto.PrivateKey) {
 	e.t.Helper()
 	dev, _ := crypto.GenerateKey(crypto.Device, nil)
-	a, err := e.c.CreatePassenger(e.ctx, dev, ref)
-	if err != nil {
+	if _, err := e.c.CreatePassenger(e.ctx, dev, ref); err != nil {
 		e.t.Fatal(err)
 	}
-	if a, err = e.c.SetFunding(e.ctx, dev, ground.FundingSource{Kind: ground.FundingWallet}); err != nil {
+	a, err := e.c.SetFunding(e.ctx, dev, ground.FundingSource{Kind: ground.FundingWallet})
+	if err != nil {
 		e.t.Fatal(err)
 	}
 	return a, dev

@@ -53,7 +53,6 @@ func TestQuarantine(t *testing.T) {
 
 	type msg struct {
 		inv     *protocol.SignedInvoice
-		raw     []byte // when not inv.Raw
 		subject string // when not the flight's
 	}
 	tests := []struct {

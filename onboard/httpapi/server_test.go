@@ -87,13 +87,6 @@ func httpStatus(t *testing.T, err error) int {
 	return he.StatusCode
 }
 
-func apiReason(err error) protocol.Reason {
-	if e, ok := errors.AsType[*onboard.Error](err); ok {
-		return e.Reason
-	}
-	return 0
-}
-
 func sale(code string, lines ...onboard.Line) onboard.SaleRequest {
 	return onboard.SaleRequest{InvoiceID: protocol.NewID(nil), Code: code, Lines: lines}
 }

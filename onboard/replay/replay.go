@@ -721,17 +721,6 @@ func (r *Replayer) setErr(err error) {
 	r.mu.Unlock()
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 func firstErr(errs ...error) error {
 	for _, err := range errs {
 		if err != nil {
