@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -133,6 +134,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.IntVar(&o.Passengers, "passengers", 850, "passengers on the flight whose cabin server memory is measured")
 	fs.BoolVar(&o.SkipRSS, "skip-rss", false, "skip the cabin server memory measurement")
 	fs.Uint64Var(&o.Seed, "seed", 42, "random seed")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `usage: go run ./simulator bench [flags]
 
@@ -161,6 +163,14 @@ Flags:
 	}
 	o.Progress = stderr
 	bench.ReplayFunc = measureReplay
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "simulator bench: %v\n", err)
+			return 1
+		}
+		defer stop()
+	}
 	res, err := bench.Run(ctx, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "simulator bench: %v\n", err)
@@ -192,4 +202,21 @@ func measureReplay(ctx context.Context, o bench.ReplayOptions) (bench.ReplayMeas
 			"(%d up, %d down) ÷ bandwidth + one round trip, as the emulated link caps each direction on its own; "+
 			"against both directions' bytes together the bound is %.2f s and the ratio %.2f",
 			r.BytesUp, r.BytesDown, r.BoundSeconds, r.Ratio)}, nil
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
