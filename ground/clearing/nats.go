@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airtab/airtab/ground/natsvc"
 	"github.com/airtab/airtab/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,62 +16,31 @@ import (
 
 // JetStream: the two streams, the durable consumer and receipt publishing.
 
-// Stream limits. Messages are bounded by the protocol's size caps; streams
-// by count and age, with DiscardNew so a full stream refuses a publish (the
-// aircraft keeps the invoice and retries) rather than dropping an old one.
+// The streams' configuration has one source, natsvc.Streams, which ground's
+// NATS service applies at start; clearing only makes sure the streams exist
+// (EnsureStreams) so it can also run against a JetStream nobody set up.
+
+// Message size bounds of the streams, above the protocol's size caps.
 const (
-	// InvoiceStreamMaxMsgSize is larger than any invoice or close report
-	// (protocol.MaxInvoiceSize, MaxFlightCloseSize), so an oversized message
-	// is stored and rejected by clearing, not refused unseen.
-	InvoiceStreamMaxMsgSize = 16 << 10
-	// ReceiptStreamMaxMsgSize is larger than protocol.MaxReceiptSize.
-	ReceiptStreamMaxMsgSize = 4 << 10
-	// StreamMaxMsgs bounds each stream's message count.
-	StreamMaxMsgs = 10_000_000
-	// StreamMaxAge is how long a message is kept: long enough for an
-	// aircraft offline for weeks to find its receipts.
-	StreamMaxAge = 30 * 24 * time.Hour
-	// StreamDuplicates is the Nats-Msg-Id duplicate window. Past it, the
-	// ledger's own idempotency (the invoice id) protects.
-	StreamDuplicates = 10 * time.Minute
+	InvoiceStreamMaxMsgSize = natsvc.InvoiceStreamMaxMsgSize
+	ReceiptStreamMaxMsgSize = natsvc.ReceiptStreamMaxMsgSize
 )
 
-// InvoiceStreamConfig is the configuration EnsureStreams gives
+// InvoiceStreamConfig is the default configuration of
 // protocol.StreamInvoices: invoices and flight-close reports, file storage.
-func InvoiceStreamConfig() jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        protocol.StreamInvoices,
-		Description: "Airtab invoices and flight-close reports replayed by aircraft, until cleared",
-		Subjects:    []string{protocol.AllInvoices, protocol.AllCloses},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     jetstream.FileStorage,
-		Discard:     jetstream.DiscardNew,
-		MaxMsgs:     StreamMaxMsgs,
-		MaxBytes:    -1,
-		MaxAge:      StreamMaxAge,
-		MaxMsgSize:  InvoiceStreamMaxMsgSize,
-		Duplicates:  StreamDuplicates,
-		Replicas:    1,
-	}
-}
+func InvoiceStreamConfig() jetstream.StreamConfig { return defaultStream(protocol.StreamInvoices) }
 
-// ReceiptStreamConfig is the configuration EnsureStreams gives
+// ReceiptStreamConfig is the default configuration of
 // protocol.StreamReceipts: clearing receipts waiting for their aircraft.
-func ReceiptStreamConfig() jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        protocol.StreamReceipts,
-		Description: "Airtab clearing receipts, kept until each aircraft reads them",
-		Subjects:    []string{protocol.AllReceipts},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     jetstream.FileStorage,
-		Discard:     jetstream.DiscardNew,
-		MaxMsgs:     StreamMaxMsgs,
-		MaxBytes:    -1,
-		MaxAge:      StreamMaxAge,
-		MaxMsgSize:  ReceiptStreamMaxMsgSize,
-		Duplicates:  StreamDuplicates,
-		Replicas:    1,
+func ReceiptStreamConfig() jetstream.StreamConfig { return defaultStream(protocol.StreamReceipts) }
+
+func defaultStream(name string) jetstream.StreamConfig {
+	for _, c := range (natsvc.Streams{}).StreamConfigs() {
+		if c.Name == name {
+			return c
+		}
 	}
+	panic("clearing: natsvc has no stream " + name)
 }
 
 // EnsureStreams creates protocol.StreamInvoices and protocol.StreamReceipts
