@@ -401,6 +401,10 @@ func (m *Main) startSync(ctx context.Context) error {
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(cmp.Or(c.ReconnectWait, 2*time.Second)),
+		// No reconnect buffer: a publish while the link is down fails at
+		// once instead of going out first on the next connection, ahead of
+		// earlier invoices lost in transit (replay.Run requires it).
+		nats.ReconnectBufSize(-1),
 		// Notice a link that went silent in seconds, not the default minutes.
 		nats.PingInterval(5 * time.Second),
 		nats.MaxPingsOutstanding(3),

@@ -216,7 +216,16 @@ func (r *Replayer) LinkUp() bool {
 // (nats.MaxReconnects(-1)) and ping often (nats.PingInterval of a few
 // seconds), and must use protocol.InboxPrefix(aircraft) as its inbox prefix
 // when the server enforces per-aircraft permissions.
+//
+// nc must have no reconnect buffer (nats.ReconnectBufSize(-1)), and Run
+// refuses one that has: with a buffer, the invoices published between a
+// drop and the replayer noticing it would go out first on the next
+// connection, ahead of earlier ones lost in transit, and the stream would
+// no longer hold a flight's invoices in sequence order.
 func (r *Replayer) Run(ctx context.Context, nc *nats.Conn) error {
+	if nc.Opts.ReconnectBufSize != -1 {
+		return errors.New("replay: the NATS connection buffers publishes while it reconnects; connect with nats.ReconnectBufSize(-1)")
+	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(r.cfg.Window))
 	if err != nil {
 		return fmt.Errorf("replay: jetstream: %w", err)
@@ -627,15 +636,31 @@ func (r *Replayer) readReceipts(ctx context.Context, js jetstream.JetStream) (in
 func (r *Replayer) fetchReceipts(ctx context.Context, cons jetstream.Consumer) (int, error) {
 	applied := 0
 	for ctx.Err() == nil && r.LinkUp() {
+		// The fetch's expiry is left to the server (the client waits a
+		// second longer): a client deadline shorter than a slow link's
+		// delay would abandon pulls the server still fills, and each
+		// receipt so delivered would wait out its AckWait.
 		batch, err := cons.Fetch(receiptBatch, jetstream.FetchMaxWait(receiptWait))
 		if err != nil {
 			return applied, fmt.Errorf("fetch receipts: %w", err)
 		}
-		for m := range batch.Messages() {
-			if err := r.applyReceipt(ctx, m); err != nil {
-				return applied, err
+		msgs := batch.Messages()
+	read:
+		for {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break read
+				}
+				if err := r.applyReceipt(ctx, m); err != nil {
+					return applied, err
+				}
+				applied++
+			case <-ctx.Done():
+				// Stopping: what the fetch still brings is delivered
+				// again after its AckWait.
+				return applied, nil
 			}
-			applied++
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			return applied, fmt.Errorf("fetch receipts: %w", err)
