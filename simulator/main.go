@@ -26,8 +26,10 @@ import (
 )
 
 func main() {
-	if os.Getenv(bench.CabinChildEnv) == "1" {
-		os.Exit(bench.RunCabinChild())
+	if os.Getenv(harness.CabinChildEnv) == "1" {
+		// This program is a cabin server child of its own (the bench's
+		// memory section, the simulator's --crash).
+		os.Exit(harness.RunCabinChild())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -80,7 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg sim.Config, asJSON, verbos
 	fs.IntVar(&cfg.Handhelds, "handhelds", cfg.Handhelds, fmt.Sprintf("handhelds per cabin, working at once (1 to %d)", sim.MaxHandhelds))
 	fs.IntVar(&cfg.Flights, "flights", cfg.Flights, fmt.Sprintf("aircraft flying at once, each with its own cabin server and link, landing and replaying together into one ground (1 to %d)", sim.MaxFlights))
 	fs.BoolVar(&cfg.Outages, "outages", false, "a flaky link in flight: brief up periods with connection resets and black holes, so invoices replay in part mid-flight")
-	fs.BoolVar(&cfg.Crash, "crash", false, "stop and restart each cabin server at random moments of the service and once during the replay (in process: Close, then Run on the same data directory)")
+	fs.BoolVar(&cfg.Crash, "crash", false, "kill each cabin server with SIGKILL at random moments of the service and once during the replay, and restart it on the same data directory (the cabin servers then run as child processes of this program)")
 	fs.BoolVar(&cfg.Fraud, "fraud", false, "forged, tampered, screenshot-replayed, double-scanned, over-limit, deny-listed, wrong-flight and expired codes: every one must be declined")
 	fs.Float64Var(&cfg.DeclineRate, "decline-rate", 0, "share of cards (0 to 1) the simulated acquirer declines on the ground: those sales end in collections")
 	fs.StringVar(&cfg.QROut, "qr-out", "", "directory to write sample payment codes to as PNG")

@@ -176,6 +176,8 @@ Flags:
 	fs.StringVar(&c.NATSCA, "nats-ca", "", "PEM `file` with ground NATS's certificate or its CA: connect to ground over TLS only, trusting it (ground serve --nats-tls-cert)")
 	fs.IntVar(&c.ReplayWindow, "replay-window", 512, "invoice publishes awaiting their ack at once while replaying")
 	fs.DurationVar(&c.ResendAfter, "resend-after", 2*time.Minute, "resend an invoice when its clearing receipt has not come after this long")
+	fs.DurationVar(&c.ReceiptAckWait, "receipt-ack-wait", 10*time.Second, "deliver a clearing receipt again after this long when the link dropped before this server acknowledged it")
+	fs.DurationVar(&c.ReconnectWait, "reconnect-wait", cmp.Or(c.ReconnectWait, 2*time.Second), "wait this long before reconnecting to ground's NATS after losing it")
 	fs.DurationVar(&c.SyncInterval, "sync-interval", c.SyncInterval, "how often to fetch manifest deltas over NATS")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate `file` (default <data-dir>/tls.crt, self-signed and generated if missing)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS key `file` (default <data-dir>/tls.key)")

@@ -90,11 +90,12 @@ type Options struct {
 	// sales per 10 minutes).
 	SalesPerPassenger int
 	// SkipRSS skips the memory section, which runs the cabin server as a
-	// child process (see RunCabinChild); tests cannot always re-execute.
+	// child process (see harness.RunCabinChild); tests cannot always
+	// re-execute.
 	SkipRSS bool
 	// Executable is the program re-executed as the cabin server child; it
-	// must call RunCabinChild when CabinChildEnv is "1". Default: this
-	// program (os.Executable).
+	// must call harness.RunCabinChild when harness.CabinChildEnv is "1".
+	// Default: this program (os.Executable).
 	Executable string
 	// Seed makes the passengers' wallet keys and the baskets replayable.
 	// Default: from the clock; the Result reports it.

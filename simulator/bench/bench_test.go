@@ -10,13 +10,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airtab/airtab/simulator/harness"
 )
 
 // TestMain lets the test binary be the cabin server child, as the
 // simulator's main is when the bench runs for real.
 func TestMain(m *testing.M) {
-	if os.Getenv(CabinChildEnv) == "1" {
-		os.Exit(RunCabinChild())
+	if os.Getenv(harness.CabinChildEnv) == "1" {
+		os.Exit(harness.RunCabinChild())
 	}
 	os.Exit(m.Run())
 }

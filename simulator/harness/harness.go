@@ -71,14 +71,24 @@ func StartGround(ctx context.Context, dir string, opts GroundOptions) (*Ground, 
 	return g, nil
 }
 
-func (g *Ground) start(ctx context.Context) error {
+// Config is the configuration the ground service runs with: its data
+// directory, a free HTTP port and, once it has run, the NATS port it
+// listened on, which aircraft links keep pointing at. The crash trials run
+// a ground process of their own with it; the clock, random source, scorer,
+// acquirer and logger are values of this process, which such a process
+// replaces with its own.
+func (g *Ground) Config() gapp.Config {
 	natsListen := "127.0.0.1:0"
 	if g.Main != nil {
 		natsListen = g.Main.Config.NATSListen // keep the port: aircraft links point at it
 	}
-	m := &gapp.Main{Config: gapp.Config{DataDir: g.Dir, HTTPAddr: "127.0.0.1:0", NATSListen: natsListen,
+	return gapp.Config{DataDir: g.Dir, HTTPAddr: "127.0.0.1:0", NATSListen: natsListen,
 		HeartbeatInterval: time.Second, Clock: g.opts.Clock, Rand: g.opts.Rand, Scorer: g.opts.Scorer,
-		Acquirer: g.opts.Acquirer, Logger: g.opts.Logger, StreamDuplicates: g.opts.StreamDuplicates}}
+		Acquirer: g.opts.Acquirer, Logger: g.opts.Logger, StreamDuplicates: g.opts.StreamDuplicates}
+}
+
+func (g *Ground) start(ctx context.Context) error {
+	m := &gapp.Main{Config: g.Config()}
 	if err := m.Run(ctx); err != nil {
 		return fmt.Errorf("start ground: %w", err)
 	}
@@ -103,6 +113,13 @@ func (g *Ground) Restart(ctx context.Context) error {
 	}
 	return g.start(ctx)
 }
+
+// Start starts the ground service again after Close, on the same data
+// directory and NATS port. In between, another process may have run ground
+// on the directory (the crash trials run it as a child process and kill
+// it), provided that process has exited: two cannot share the database,
+// the JetStream files or the port.
+func (g *Ground) Start(ctx context.Context) error { return g.start(ctx) }
 
 // NATSAddr is the host:port of ground's NATS server.
 func (g *Ground) NATSAddr() string { return strings.TrimPrefix(g.Main.NATSURL(), "nats://") }
@@ -221,17 +238,33 @@ type CabinOptions struct {
 	// ReceiptAckWait is how long a receipt delivered over a dropped
 	// connection waits to be delivered again. Default: the cabin server's.
 	ReceiptAckWait time.Duration
+	// Process runs the cabin server as a child process (see
+	// StartCabinProcess) instead of in this one, so that Kill can end it
+	// with SIGKILL. The child keeps the system clock (Clock must be nil)
+	// and crypto/rand (Rand is not used), and its log goes to Logger.
+	Process bool
+	// Executable is the program run as the child; its main (or TestMain)
+	// must call RunCabinChild when CabinChildEnv is "1". Default: this
+	// program (os.Executable).
+	Executable string
+	// StatusCrew and StatusPIN are the crew member the harness signs in as,
+	// on a handheld of its own, to read a child's status: its API serves
+	// the status to signed-in crew only. Required with Process.
+	StatusCrew, StatusPIN string
 }
 
 // Cabin is a running cabin server whose NATS traffic to ground crosses the
 // link emulator.
 type Cabin struct {
+	// Main is the cabin server in this process; nil when it runs as a
+	// child process (CabinOptions.Process).
 	Main     *oapp.Main
 	Link     *linkemu.Link
 	Aircraft *Aircraft
 	Flight   protocol.FlightID
 	ground   *Ground
 	opts     CabinOptions
+	child    *cabinChild // set when the cabin server runs as a child process
 }
 
 // StartCabin runs aircraft a's cabin server for flight f, linked to ground
@@ -258,6 +291,9 @@ func StartCabin(ctx context.Context, g *Ground, a *Aircraft, f protocol.FlightID
 }
 
 func (c *Cabin) start(ctx context.Context) error {
+	if c.opts.Process {
+		return c.startProcess(ctx)
+	}
 	m := oapp.NewMain()
 	m.Config.DataDir = c.Aircraft.Dir
 	m.Config.Listen = "127.0.0.1:0"
@@ -296,6 +332,12 @@ func (c *Cabin) start(ctx context.Context) error {
 // Restart stops the cabin server gracefully and starts it again on the same
 // data directory.
 func (c *Cabin) Restart(ctx context.Context) error {
+	if c.child != nil {
+		if err := c.child.proc.Stop(); err != nil {
+			return err
+		}
+		return c.start(ctx)
+	}
 	if err := c.Main.Close(); err != nil {
 		return err
 	}
@@ -305,15 +347,20 @@ func (c *Cabin) Restart(ctx context.Context) error {
 // WaitSalesOpen waits until the cabin server holds a verified, unexpired
 // manifest.
 func (c *Cabin) WaitSalesOpen(ctx context.Context) error {
+	if c.child != nil {
+		if err := c.child.waitManifest(ctx); err != nil {
+			return err
+		}
+	}
 	return Poll(ctx, 30*time.Second, "cabin server sales open", func() (bool, error) {
-		st, err := c.Main.Cabin().Status(ctx)
+		st, err := c.Status(ctx)
 		return err == nil && st.SalesOpen, err
 	})
 }
 
 // Handheld signs a crew member in on a new handheld client.
 func (c *Cabin) Handheld(ctx context.Context, id, crew, pin string) (*client.Client, error) {
-	cl, err := client.New(client.Config{URL: "https://" + c.Main.Addr(), Fingerprint: c.Main.Fingerprint(), Handheld: id, MaxConns: 8})
+	cl, err := client.New(client.Config{URL: "https://" + c.Addr(), Fingerprint: c.Fingerprint(), Handheld: id, MaxConns: 8})
 	if err != nil {
 		return nil, err
 	}
@@ -328,6 +375,9 @@ func (c *Cabin) Close() error {
 	var err error
 	if c.Main != nil {
 		err = c.Main.Close()
+	}
+	if c.child != nil {
+		err = c.child.close()
 	}
 	return errors.Join(err, c.Link.Close())
 }

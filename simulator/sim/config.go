@@ -42,8 +42,11 @@ type Config struct {
 	// with connection resets and black holes, so invoices replay in part
 	// mid-flight.
 	Outages bool
-	// Crash stops and restarts each cabin server at random moments
-	// (in process: Main.Close then Run on the same data directory).
+	// Crash kills each cabin server with SIGKILL at random moments and
+	// restarts it on the same data directory. The main flights' cabin
+	// servers then run as child processes of this program, whose main (or
+	// TestMain) must call harness.RunCabinChild when
+	// harness.CabinChildEnv is "1".
 	Crash bool
 	// Fraud adds attempts that must all be declined: forged, tampered,
 	// screenshot-replayed, double-scanned, over-limit, deny-listed,

@@ -32,7 +32,7 @@ type flight struct {
 	pax      []*passenger
 	rng      *rand.Rand // the orchestrator's choices: outage windows, crash points
 
-	cabinMu sync.Mutex // guards cabin.Main across restarts
+	cabinMu sync.Mutex // keeps status reads off a cabin server being restarted
 	cabin   *harness.Cabin
 	hh      []*handheld
 
@@ -57,23 +57,26 @@ func (f *flight) progress(format string, args ...any) {
 	}
 }
 
-// status reads the cabin server's status.
+// status reads the cabin server's status: the cabin server's own answer,
+// from its core in process or over its handheld API from a child process.
 func (f *flight) status(ctx context.Context) (onboard.Status, error) {
 	f.cabinMu.Lock()
 	defer f.cabinMu.Unlock()
-	return f.cabin.Main.Cabin().Status(ctx)
+	return f.cabin.Status(ctx)
 }
 
-// restart stops the cabin server and starts it again on its data
-// directory, as after a crash, and waits until it can sell again.
-func (f *flight) restart(ctx context.Context) error {
+// crash ends the cabin server as a crash would and starts it again on its
+// data directory, and waits until it can sell again. With --crash the cabin
+// server is a child process and is killed with SIGKILL: whatever it had not
+// committed is lost, and the handhelds' requests in flight break off.
+func (f *flight) crash(ctx context.Context) error {
 	f.cabinMu.Lock()
 	defer f.cabinMu.Unlock()
-	if err := f.cabin.Restart(ctx); err != nil {
-		return fmt.Errorf("%s: restart cabin server: %w", f.number, err)
+	if err := f.cabin.Kill(ctx); err != nil {
+		return fmt.Errorf("%s: kill and restart cabin server: %w", f.number, err)
 	}
 	f.crashes.Add(1)
-	st, err := f.cabin.Main.Cabin().Status(ctx)
+	st, err := f.cabin.Status(ctx)
 	if err != nil || st.Closed {
 		return err
 	}
@@ -100,9 +103,16 @@ func (f *flight) sell(ctx context.Context, h *handheld, p *passenger, code strin
 // waits until the manifest it fetched carries every passenger in arrears.
 func (f *flight) startCabin(ctx context.Context) error {
 	r := f.run
+	// With --crash the main flights' cabin servers run as child processes,
+	// which can be killed; the feeder flight never crashes and stays in
+	// process. A child draws its keys and tokens from crypto/rand rather
+	// than the seed: none of them is counted. The harness reads a child's
+	// status as the purser, on a handheld of its own.
+	purser := crew(1)[0]
 	c, err := harness.StartCabin(ctx, r.g, f.aircraft, f.id, harness.CabinOptions{
 		Rand: newReader(r.cfg.Seed, "cabin", f.idx), Logger: r.log,
 		ResendAfter: 5 * time.Second, ReconnectWait: 250 * time.Millisecond,
+		Process: r.cfg.Crash && !f.feeder, StatusCrew: purser.ID, StatusPIN: purser.PIN,
 	})
 	if err != nil {
 		return err
@@ -395,21 +405,24 @@ func (f *flight) waitArrearsMarked(ctx context.Context) error {
 
 // land brings the link back, first at satellite speed on approach, then at
 // the gate, and waits until every invoice is cleared and ground accepted
-// the close report. With --crash the cabin server is restarted once while
-// it replays.
+// the close report. With --crash the cabin server is killed and restarted
+// once while it replays.
 func (f *flight) land(ctx context.Context) error {
 	start := time.Now()
 	l := f.cabin.Link
 	l.SetConfig(linkemu.Config{Latency: 300 * time.Millisecond, BitsPerSecond: 2_000_000})
 	l.SetState(linkemu.Up)
 	if f.run.cfg.Crash {
+		var cleared int64
 		_ = harness.Poll(ctx, 10*time.Second, "replay under way", func() (bool, error) {
 			st, err := f.status(ctx)
-			return err == nil && st.Invoices.Cleared > 0, nil
+			cleared = st.Invoices.Cleared
+			return err == nil && cleared > 0, nil
 		})
-		if err := f.restart(ctx); err != nil {
+		if err := f.crash(ctx); err != nil {
 			return err
 		}
+		f.progress("cabin server killed (SIGKILL) and restarted during the replay, %d invoices cleared before", cleared)
 	} else if err := sleep(ctx, time.Second); err != nil {
 		return err
 	}
@@ -421,8 +434,9 @@ func (f *flight) land(ctx context.Context) error {
 	return nil
 }
 
-// startCrashes restarts the cabin server at seeded points of the service
-// (counted in answered requests) with --crash. The returned func stops it.
+// startCrashes kills and restarts the cabin server at seeded points of the
+// service (counted in answered requests) with --crash. The returned func
+// stops it.
 func (f *flight) startCrashes(ctx context.Context) func() {
 	if !f.run.cfg.Crash {
 		return func() {}
@@ -449,11 +463,11 @@ func (f *flight) startCrashes(ctx context.Context) func() {
 			}
 			// The restart itself runs to the end even when the service
 			// stops meanwhile: a half-restarted cabin server would be gone.
-			if err := f.restart(ctx); err != nil {
+			if err := f.crash(ctx); err != nil {
 				f.crashErr.Store(&err)
 				return
 			}
-			f.progress("cabin server crashed and restarted after %d answers", f.served.Load())
+			f.progress("cabin server killed (SIGKILL) and restarted after %d answers", f.served.Load())
 		}
 	}()
 	var once sync.Once

@@ -15,7 +15,8 @@ import (
 )
 
 // retryFor bounds how long a handheld keeps retrying one request while the
-// cabin server is away (a crash and restart takes about a second).
+// cabin server is away (a crash and restart takes about a second) or its
+// sign-ins are rate limited (attempts per minute).
 const retryFor = 60 * time.Second
 
 // handheld is a crew member's handheld as the simulator drives it. It keeps
@@ -26,6 +27,13 @@ type handheld struct {
 	id, crew, pin string
 	cl            *client.Client
 	ids           io.Reader // invoice ids, chosen before the request is sent
+
+	// signMu serialises sign-ins, and sessions counts them: a restarted
+	// cabin server forgot every session, and the goroutines sharing this
+	// handheld then sign in once between them rather than once each, as
+	// the API allows only a few sign-ins a minute per crew member.
+	signMu   sync.Mutex
+	sessions uint64
 
 	mu        sync.Mutex
 	approvals []onboard.Sale // sales approved, as answered
@@ -51,12 +59,15 @@ func (h *handheld) newID() protocol.ID {
 }
 
 // retry runs call until it answers, signing in again after a cabin-server
-// restart and waiting out the restart itself. A refusal that a retry
+// restart and waiting out the restart itself: a graceful one, or a killed
+// process whose connections broke off mid-request and whose port refuses
+// connections until the new process listens. A refusal that a retry
 // cannot change (invalid, conflict, forbidden) is returned at once.
 func (h *handheld) retry(ctx context.Context, what string, call func() error) error {
 	deadline := time.Now().Add(retryFor)
 	wait := 20 * time.Millisecond
 	for {
+		session := h.session()
 		err := call()
 		if err == nil {
 			return nil
@@ -64,7 +75,7 @@ func (h *handheld) retry(ctx context.Context, what string, call func() error) er
 		var oe *onboard.Error
 		switch {
 		case errors.As(err, &oe) && oe.Code == onboard.CodeUnauthorized:
-			if _, serr := h.cl.SignIn(ctx, h.crew, h.pin); serr != nil && !transient(serr) {
+			if serr := h.signIn(ctx, session); serr != nil && !transient(serr) && !rateLimited(serr) {
 				return fmt.Errorf("%s: sign in again: %w", what, serr)
 			}
 		case !transient(err):
@@ -80,6 +91,36 @@ func (h *handheld) retry(ctx context.Context, what string, call func() error) er
 		}
 		wait = min(2*wait, 500*time.Millisecond)
 	}
+}
+
+// session returns the count of sign-ins so far.
+func (h *handheld) session() uint64 {
+	h.signMu.Lock()
+	defer h.signMu.Unlock()
+	return h.sessions
+}
+
+// signIn signs the crew member in again, unless another goroutine did
+// since the refused call started (session is the count it started with).
+func (h *handheld) signIn(ctx context.Context, session uint64) error {
+	h.signMu.Lock()
+	defer h.signMu.Unlock()
+	if h.sessions != session {
+		return nil
+	}
+	if _, err := h.cl.SignIn(ctx, h.crew, h.pin); err != nil {
+		return err
+	}
+	h.sessions++
+	return nil
+}
+
+// rateLimited reports whether err is the API's refusal of one sign-in too
+// many: a refused attempt does not count against the limit, so a later
+// one succeeds.
+func rateLimited(err error) bool {
+	oe, ok := errors.AsType[*onboard.Error](err)
+	return ok && oe.Code == onboard.CodeRateLimited
 }
 
 // transient reports whether err may go away on a retry: the server is

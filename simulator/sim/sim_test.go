@@ -2,10 +2,22 @@ package sim
 
 import (
 	"context"
+	"os"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/airtab/airtab/simulator/harness"
 )
+
+// TestMain lets the test binary be the cabin server child that --crash
+// kills, as the simulator's main is when it flies for real.
+func TestMain(m *testing.M) {
+	if os.Getenv(harness.CabinChildEnv) == "1" {
+		os.Exit(harness.RunCabinChild())
+	}
+	os.Exit(m.Run())
+}
 
 // TestSmallFlightEverythingGoesWrong flies a small flight with fraud,
 // crashes, a flaky link and card declines, twice with the same seed (at

@@ -80,7 +80,7 @@ func TestHelp(t *testing.T) {
 	}
 	for _, flag := range []string{"data-dir", "listen", "aircraft", "flight", "aircraft-key", "issuer-key",
 		"manifest-file", "nats-url", "nats-creds", "nats-ca", "sync-interval", "tls-cert", "tls-key", "session-ttl",
-		"shutdown-timeout", "log-format", "log-level", "memory-limit-mib"} {
+		"shutdown-timeout", "log-format", "log-level", "memory-limit-mib", "reconnect-wait", "receipt-ack-wait"} {
 		if !strings.Contains(out.String(), "-"+flag) {
 			t.Errorf("--help does not mention --%s", flag)
 		}
