@@ -116,6 +116,7 @@ type Main struct {
 	// ids. Default: crypto/rand.
 	Rand io.Reader
 
+	lock    *os.File // the data directory's lock, held while running
 	journal *sqlite.Journal
 	cabin   *onboard.Cabin
 	server  *http.Server
@@ -232,16 +233,21 @@ func (m *Main) Run(ctx context.Context) error {
 	if c.MemoryLimitMiB > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(c.MemoryLimitMiB) << 20)
 	}
+	// The trust anchor first: a mistyped path must not leave a new data
+	// directory and aircraft key behind.
+	issuer, err := crypto.ReadPublicKeyFile(c.IssuerKeyFile, crypto.Issuer)
+	if err != nil {
+		return fmt.Errorf("issuer trust anchor: %w", err)
+	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
+	}
+	if m.lock, err = lockDataDir(c.DataDir); err != nil {
+		return err
 	}
 	key, err := m.aircraftKey()
 	if err != nil {
 		return err
-	}
-	issuer, err := crypto.ReadPublicKeyFile(c.IssuerKeyFile, crypto.Issuer)
-	if err != nil {
-		return fmt.Errorf("issuer trust anchor: %w", err)
 	}
 	anchor, err := crypto.NewTrustList(crypto.TrustedKey{Key: issuer,
 		NotBefore: time.Unix(0, 0), NotAfter: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)})
@@ -459,6 +465,9 @@ func (m *Main) startSync(ctx context.Context) error {
 // link state and progress into the cabin's status.
 func (m *Main) startReplay(ctx context.Context, nc *nats.Conn) error {
 	c := &m.Config
+	if err := replay.CheckConn(nc); err != nil {
+		return err
+	}
 	rp, err := replay.New(replay.Config{
 		Aircraft: c.Aircraft, Flight: c.Flight, Journal: m.journal, Trust: m.anchor,
 		Window: c.ReplayWindow, ResendAfter: c.ResendAfter, ReceiptAckWait: c.ReceiptAckWait, Clock: m.Clock, Log: m.Logger,
@@ -533,6 +542,9 @@ func (m *Main) Close() error {
 		}
 		if m.journal != nil {
 			errs = append(errs, m.journal.Close())
+		}
+		if m.lock != nil {
+			m.lock.Close() // releases the data directory
 		}
 	})
 	return errors.Join(errs...)

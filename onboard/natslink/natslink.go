@@ -124,7 +124,11 @@ type Syncer struct {
 	Logger *slog.Logger
 }
 
-// Run syncs at once and then every Interval until ctx ends.
+// Run syncs at once and then every Interval until ctx ends, and at once
+// whenever the connection to ground comes (back) up, so a cabin server
+// whose aircraft was just registered sells within seconds rather than at
+// the next interval. While there is no connection it does not ask, and says
+// why once.
 func (s *Syncer) Run(ctx context.Context) {
 	interval, timeout, log := s.Interval, s.RequestTimeout, s.Logger
 	if interval <= 0 {
@@ -136,19 +140,48 @@ func (s *Syncer) Run(ctx context.Context) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	t := time.NewTicker(interval)
+	connected := s.Conn.StatusChanged(nats.CONNECTED)
+	defer s.Conn.RemoveStatusListener(connected)
+	t := time.NewTimer(interval)
 	defer t.Stop()
+	waiting := false
+	retry := time.Second // after a failure, doubling up to interval
 	for {
-		sctx, cancel := context.WithTimeout(ctx, timeout)
-		err := Sync(sctx, s.Conn, s.Cabin)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			log.Warn("manifest sync failed; will retry", "in", interval, "err", err)
+		next := interval
+		if s.Conn.IsConnected() {
+			waiting = false
+			sctx, cancel := context.WithTimeout(ctx, timeout)
+			err := Sync(sctx, s.Conn, s.Cabin)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				// Soon again: a link just up may not reach ground's
+				// responders yet, and a manifest missing means no sales.
+				next, retry = min(retry, interval), min(2*retry, interval)
+				log.Warn("manifest sync failed; will retry", "in", next, "err", err)
+			} else {
+				retry = time.Second
+			}
+		} else if !waiting {
+			waiting = true
+			log.Info("manifest sync waits for the link to ground", "nats_status", s.Conn.Status().String(), "last_error", lastError(s.Conn))
 		}
+		t.Reset(next)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case _, ok := <-connected:
+			if !ok { // the connection was closed: only the ticker is left
+				connected = nil
+			}
 		}
 	}
+}
+
+// lastError is the connection's last error as text, or "none".
+func lastError(nc *nats.Conn) string {
+	if err := nc.LastError(); err != nil {
+		return err.Error()
+	}
+	return "none"
 }

@@ -3,6 +3,8 @@ package natslink_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -179,4 +181,72 @@ func TestSyncerRuns(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestSyncerSyncsOnConnect: a cabin server started before its link is up
+// (or before ground knows its aircraft) fetches the manifest as soon as the
+// connection comes up, not at the next interval, which here is an hour.
+func TestSyncerSyncsOnConnect(t *testing.T) {
+	// Take a free port for a server that is not running yet.
+	probe, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go probe.Start()
+	if !probe.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	port := probe.Addr().(*net.TCPAddr).Port
+	probe.Shutdown()
+	probe.WaitForShutdown()
+
+	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", port), nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond), nats.ReconnectBufSize(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	f := ft.New(t, ft.Options{Passengers: 1})
+	cabin, _ := f.OpenCabin(nil, nil)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		(&natslink.Syncer{Conn: nc, Cabin: cabin, Interval: time.Hour}).Run(rctx)
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+	time.Sleep(100 * time.Millisecond) // the syncer's first round finds no link
+	if cabin.Manifest() != nil {
+		t.Fatal("a manifest with no server running")
+	}
+
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	gc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gc.Close)
+	g := &ground{manifest: f.SignManifest(nil)}
+	g.serve(t, gc, f)
+	if err := gc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The cabin's connection may come up before ground's responders
+	// subscribe: then the sync on connect fails and is tried again within
+	// seconds. Either way the manifest comes long before the hour.
+	deadline := time.Now().Add(30 * time.Second)
+	for cabin.Manifest() == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no manifest 30 s after the link came up (interval 1 h); connection %s", nc.Status())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -217,14 +217,10 @@ func (r *Replayer) LinkUp() bool {
 // seconds), and must use protocol.InboxPrefix(aircraft) as its inbox prefix
 // when the server enforces per-aircraft permissions.
 //
-// nc must have no reconnect buffer (nats.ReconnectBufSize(-1)), and Run
-// refuses one that has: with a buffer, the invoices published between a
-// drop and the replayer noticing it would go out first on the next
-// connection, ahead of earlier ones lost in transit, and the stream would
-// no longer hold a flight's invoices in sequence order.
+// nc must pass CheckConn; Run refuses one that does not.
 func (r *Replayer) Run(ctx context.Context, nc *nats.Conn) error {
-	if nc.Opts.ReconnectBufSize != -1 {
-		return errors.New("replay: the NATS connection buffers publishes while it reconnects; connect with nats.ReconnectBufSize(-1)")
+	if err := CheckConn(nc); err != nil {
+		return err
 	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(r.cfg.Window))
 	if err != nil {
@@ -317,6 +313,18 @@ func (r *Replayer) Run(ctx context.Context, nc *nats.Conn) error {
 		case <-r.kick:
 		}
 	}
+}
+
+// CheckConn reports whether nc suits a replay: it must have no reconnect
+// buffer (nats.ReconnectBufSize(-1)). With a buffer, the invoices published
+// between a drop and the replayer noticing it would go out first on the
+// next connection, ahead of earlier ones lost in transit, and the stream
+// would no longer hold a flight's invoices in sequence order.
+func CheckConn(nc *nats.Conn) error {
+	if nc.Opts.ReconnectBufSize >= 0 {
+		return errors.New("replay: the NATS connection buffers publishes while it reconnects; connect with nats.ReconnectBufSize(-1)")
+	}
+	return nil
 }
 
 func (r *Replayer) onHeartbeat(m *nats.Msg) {
@@ -462,7 +470,11 @@ func (r *Replayer) publish(ctx context.Context, js jetstream.JetStream, acks cha
 			case <-ctx.Done():
 				return nil
 			}
-			fut, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(r.cfg.AckTimeout))
+			// No retry inside nats.go: it re-sends one invoice that found
+			// no stream (ground restarting) a little later, after the
+			// invoices behind it. The drain fails instead, and the next one
+			// resends from that invoice, in order.
+			fut, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(r.cfg.AckTimeout), jetstream.WithRetryAttempts(0))
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -134,6 +136,61 @@ func TestRun(t *testing.T) {
 	pub, err := crypto.ReadPublicKeyFile(filepath.Join(dataDir, "aircraft.pub"), crypto.Aircraft)
 	if err != nil || !pub.Equal(f.AircraftKey.Public()) {
 		t.Fatalf("aircraft.pub = %v, %v", pub, err)
+	}
+}
+
+// TestDataDirInUse: a second cabin server on the same data directory is
+// refused while the first runs (two writers would each keep their own
+// sequence and chain head), and may start once the first has stopped. A
+// missing trust anchor fails before anything is written.
+func TestDataDirInUse(t *testing.T) {
+	f := ft.New(t, ft.Options{Passengers: 1, RealTime: true})
+	dataDir := filepath.Join(t.TempDir(), "data")
+	args := setup(t, f, dataDir)
+	start := func() (*app.Main, error) {
+		m := app.NewMain()
+		if err := m.ParseFlags(args, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Run(ctx); err != nil {
+			m.Close()
+			return nil, err
+		}
+		return m, nil
+	}
+	first, err := start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second, err := start(); err == nil || !strings.Contains(err.Error(), "in use by another cabin server") {
+		if second != nil {
+			second.Close()
+		}
+		first.Close()
+		t.Fatalf("second cabin server on the same data dir: %v, want refused as in use", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := start()
+	if err != nil {
+		t.Fatalf("after the first stopped: %v", err)
+	}
+	again.Close()
+
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	m := app.NewMain()
+	if err := m.ParseFlags([]string{"--data-dir", fresh, "--aircraft", string(f.Aircraft), "--flight", string(f.ID),
+		"--issuer-key", filepath.Join(t.TempDir(), "missing.pub")}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Run(ctx); err == nil || !strings.Contains(err.Error(), "issuer trust anchor") {
+		m.Close()
+		t.Fatalf("run with a missing issuer key: %v", err)
+	}
+	m.Close()
+	if _, err := os.Stat(fresh); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a failed start left %s behind (%v)", fresh, err)
 	}
 }
 
