@@ -167,6 +167,8 @@ type Main struct {
 	log       *slog.Logger
 	auth      *natsvc.Auth
 	clearing  *clearing.Service
+	lock      *os.File // the data directory's lock, held while running
+	up        bool     // Run succeeded: Close logs the stop
 	db        *sql.DB
 	reg       *registry.Registry
 	ns        *server.Server
@@ -204,6 +206,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
+	}
+	if m.lock, err = store.LockDir(cfg.DataDir); err != nil {
+		return err
 	}
 	issuer, err := m.loadIssuer()
 	if err != nil {
@@ -247,6 +252,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.startHTTP(api.Config{Registry: m.reg, Funder: ext.Funder, Reports: ext.Reports, BackOfficeToken: token, Clock: cfg.Clock, Logger: m.log}); err != nil {
 		return err
 	}
+	m.up = true
 	m.log.Info("ground service up", "http", m.httpAddr, "nats", m.natsURL, "data", cfg.DataDir,
 		"issuer", issuer.ID(), "services", len(ext.Services))
 	return nil
@@ -557,7 +563,10 @@ func (m *Main) Close() error {
 			errs = append(errs, fmt.Errorf("close database: %w", err))
 		}
 	}
-	if m.log != nil {
+	if m.lock != nil {
+		m.lock.Close() // releases the data directory
+	}
+	if m.log != nil && m.up {
 		m.log.Info("ground service stopped")
 	}
 	return errors.Join(errs...)

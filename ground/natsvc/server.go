@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -89,6 +91,15 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 	}
 	if cfg.Auth != nil {
 		cfg.Auth.base = opts.Clone()
+	}
+	if cfg.Port > 0 {
+		// nats-server reports a port in use only in its log and then never
+		// becomes ready; find out first, to say so.
+		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+		if err != nil {
+			return nil, fmt.Errorf("natsvc: %w", err)
+		}
+		ln.Close()
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

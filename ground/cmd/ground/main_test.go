@@ -266,6 +266,30 @@ func TestMainRunFailureCleansUp(t *testing.T) {
 	}
 }
 
+// TestMainRefusesBusyDirAndPort: a second ground service on a data
+// directory in use is refused, and so is a NATS port in use, each with an
+// error naming the problem at once.
+func TestMainRefusesBusyDirAndPort(t *testing.T) {
+	dir := t.TempDir()
+	first := startMain(t, dir, nil)
+	defer first.Close()
+	second := &app.Main{Config: app.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", Logger: quiet}}
+	if err := second.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "in use by another ground service") {
+		second.Close()
+		t.Fatalf("second ground on the same data dir: %v, want refused as in use", err)
+	}
+
+	// Without the check before the server starts, the error would be the
+	// server's readiness timeout, which does not say why.
+	busy := strings.TrimPrefix(first.NATSURL(), "nats://")
+	other := &app.Main{Config: app.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", NATSListen: busy, Logger: quiet}}
+	err := other.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		other.Close()
+		t.Fatalf("ground on a NATS port in use: %v, want an error saying the address is in use", err)
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe for the logger and the test to share.
 type syncBuffer struct {
 	mu sync.Mutex
