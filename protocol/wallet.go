@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,6 +132,19 @@ func (w *Wallet) Credential(f FlightID) (*SignedCredential, bool) {
 	defer w.mu.Unlock()
 	c, ok := w.creds[f]
 	return c, ok
+}
+
+// Credentials returns every stored credential, ordered by flight, for an
+// app to list what the passenger may pay on.
+func (w *Wallet) Credentials() []*SignedCredential {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]*SignedCredential, 0, len(w.creds))
+	for _, c := range w.creds {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *SignedCredential) int { return strings.Compare(string(a.Body.Flight), string(b.Body.Flight)) })
+	return out
 }
 
 // ErrNoCredential is returned when the wallet holds no credential for a

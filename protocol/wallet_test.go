@@ -138,6 +138,9 @@ func TestAddCredential(t *testing.T) {
 		if !ok || !bytes.Equal(got.Raw, raw) {
 			t.Fatalf("credential lost across reopen")
 		}
+		if all := re.Credentials(); len(all) != 1 || !bytes.Equal(all[0].Raw, raw) {
+			t.Fatalf("Credentials() = %d credentials, want the one added", len(all))
+		}
 	})
 	t.Run("ErrOtherDevice", func(t *testing.T) {
 		raw := w.credential(w.key(crypto.Device).Public()).Raw
