@@ -182,7 +182,10 @@ func (r *Registry) FlightDetails(ctx context.Context, id protocol.FlightID) (Fli
 
 // SetCrew replaces a flight's crew roster. PINs given in the clear are
 // hashed with argon2id (Config.PINParams) and never stored; pre-hashed PINs
-// are checked for form. The next manifest carries the roster; deltas do not.
+// are checked for form. Deltas do not carry the roster: when the flight
+// already has a manifest, a fresh one is issued with the new roster in the
+// same transaction, and cabin servers, told at their next sync that theirs
+// is superseded, fetch it.
 func (r *Registry) SetCrew(ctx context.Context, f protocol.FlightID, crew []CrewInput) error {
 	if err := validateCrew(crew); err != nil {
 		return err
@@ -199,14 +202,25 @@ func (r *Registry) SetCrew(ctx context.Context, f protocol.FlightID, crew []Crew
 		}
 		members = append(members, protocol.CrewMember{ID: m.ID, Role: m.Role, PINHash: hash})
 	}
+	reissued := false
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := getFlight(ctx, tx, f); err != nil {
+		fl, err := getFlight(ctx, tx, f)
+		if err != nil {
 			return err
 		}
-		return replaceCrew(ctx, tx, f, members)
+		if err := replaceCrew(ctx, tx, f, members); err != nil {
+			return err
+		}
+		_, issued, err := latestManifest(ctx, tx, f)
+		if err != nil || !issued {
+			return err
+		}
+		reissued = true
+		_, err = r.buildManifest(ctx, tx, fl)
+		return err
 	})
 	if err == nil {
-		r.log.Info("crew roster set", "flight", f, "crew", len(members))
+		r.log.Info("crew roster set", "flight", f, "crew", len(members), "manifest_reissued", reissued)
 	}
 	return wrap(err, "registry: set crew of %s", f)
 }

@@ -464,6 +464,27 @@ func TestManifest(t *testing.T) {
 		t.Fatalf("stored manifests = %d, want 2", got)
 	}
 	wantCode(t, func() error { _, err := f.reg.BuildManifest(f.ctx, "XX9-2026-11-21"); return err }(), CodeNotFound)
+
+	// A roster changed after a manifest was issued comes with a fresh
+	// manifest (deltas do not carry the crew), and the aircraft holding
+	// the older one is told it is superseded.
+	if err := f.reg.SetCrew(f.ctx, fl, []CrewInput{{ID: "c1", Role: "purser", PIN: "1234"}, {ID: "c9", Role: "attendant", PIN: "5678"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.count("registry_manifests"); got != 3 {
+		t.Fatalf("stored manifests after the roster changed = %d, want 3", got)
+	}
+	b, err := f.reg.SyncDeltas(f.ctx, "D-AIUA", fl, protocol.DeltaRequest{BaseSerial: 2})
+	if err != nil || !b.Superseded {
+		t.Fatalf("delta request on manifest 2 after the roster changed = %+v, %v; want superseded", b, err)
+	}
+	latest, err := f.reg.SyncManifest(f.ctx, "D-AIUA", fl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := f.verifyManifest(latest.Raw).Body; m.Serial != 3 || len(m.Crew) != 2 || m.Crew[1].ID != "c9" {
+		t.Fatalf("manifest after the roster changed: serial %d crew %+v", m.Serial, m.Crew)
+	}
 }
 
 func TestSyncManifest(t *testing.T) {
