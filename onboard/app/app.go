@@ -468,6 +468,9 @@ func (m *Main) startReplay(ctx context.Context, nc *nats.Conn) error {
 	if err := replay.CheckConn(nc); err != nil {
 		return err
 	}
+	// Down until ground's first heartbeat: "unknown" is for a cabin server
+	// with no link configured at all.
+	m.cabin.SetLinkState(onboard.LinkDown)
 	rp, err := replay.New(replay.Config{
 		Aircraft: c.Aircraft, Flight: c.Flight, Journal: m.journal, Trust: m.anchor,
 		Window: c.ReplayWindow, ResendAfter: c.ResendAfter, ReceiptAckWait: c.ReceiptAckWait, Clock: m.Clock, Log: m.Logger,

@@ -818,9 +818,11 @@ func TestCloseWaitsForEveryInvoice(t *testing.T) {
 // TestBrokenLinkMidBatch replays through a link that breaks mid-batch and
 // checks every invoice ends in the stream once, in sequence order, every
 // invoice is marked sent, MarkSent never runs ahead of an unmarked
-// invoice, and the close follows the last invoice. Its resets case fails
-// the order check in about four runs out of ten today: see
-// TestStreamOrderWhenLinkDropsWhileJournalIsSlow.
+// invoice, and the close follows the last invoice. Its resets case guards
+// the order on a link that resets every 8 KiB: a replayer that published
+// between a reset and its collector failing the drain would put invoices
+// ahead of earlier ones lost in transit (see
+// TestStreamOrderWhenLinkDropsWhileJournalIsSlow).
 func TestBrokenLinkMidBatch(t *testing.T) {
 	// A rate cap stretches the replay so the fault lands mid-batch.
 	slow := linkemu.Config{Latency: 2 * time.Millisecond, BitsPerSecond: 1_000_000}
@@ -897,25 +899,29 @@ func TestBrokenLinkMidBatch(t *testing.T) {
 }
 
 // TestStreamOrderWhenLinkDropsWhileJournalIsSlow: the replayer must not
-// publish while the connection is down. It does today, and the invoices it
-// publishes then overtake earlier ones in the stream.
+// publish while the connection is down, or the invoices it publishes then
+// overtake earlier ones in the stream.
 //
 // nats.go keeps what is published while a connection is reconnecting in its
 // reconnect buffer (8 MB unless nats.ReconnectBufSize(-1)) and writes that
 // buffer first on the new connection, before anything published after the
-// reconnect. The replayer keeps publishing after the link drops until its
-// collector fails the drain. A journal write (MarkSent) in progress delays
-// that failure, and the publisher, holding credits from the acks being
-// written, sends invoices 129 to 192 into the buffer. The invoices lost in
-// transit before them (some of 65 to 128) are re-sent from the lowest
-// unacknowledged, after the buffer: they reach the stream after 129 to 192.
-// TestBrokenLinkMidBatch/resets shows the same on a link that resets every
-// 8 KiB, in about four runs out of ten, without a slow journal: there the
-// publisher sends between the reset and the collector's failure.
-//
-// The invoices still all arrive once (JetStream drops the copies) and the
-// journal still acknowledges in order; what breaks is "published in
-// sequence order", and the ground then clears them out of order.
+// reconnect. The replayer's publisher goes on after the link drops until
+// its collector fails the drain. A journal write (MarkSent) in progress
+// delays that failure, and the publisher, holding credits from the acks
+// being written, is handed invoices 129 to 192. Were they buffered, the
+// invoices lost in transit before them (some of 65 to 128), re-sent from
+// the lowest unacknowledged, would reach the stream after them: the
+// invoices would still all arrive once (JetStream drops the copies) and
+// the journal would still acknowledge in order, but they would not be
+// published in sequence order, and ground would clear them out of order.
+// The cabin server's connection has no reconnect buffer (Run refuses one,
+// see CheckConn), and the replayer publishes without nats.go's retries
+// (jetstream.WithRetryAttempts(0)), so the first publish while
+// disconnected fails the drain: the test checks that the publisher asks
+// for no page after 192 while disconnected and nothing is buffered, and
+// that the stream ends complete and in order. TestBrokenLinkMidBatch/resets covers the same on a link
+// that resets every 8 KiB, without a slow journal: there the publisher
+// would send between the reset and the collector's failure.
 func TestStreamOrderWhenLinkDropsWhileJournalIsSlow(t *testing.T) {
 	e := newEnv(t)
 	const n = 200
@@ -975,8 +981,15 @@ func TestStreamOrderWhenLinkDropsWhileJournalIsSlow(t *testing.T) {
 	for end := time.Now().Add(time.Second); time.Now().Before(end) && !pastPage(192)(); {
 		time.Sleep(5 * time.Millisecond)
 	}
-	buffered, _ := nc.Buffered()
-	t.Logf("published while disconnected: through 192: %v; %d bytes in nats.go's reconnect buffer", pastPage(192)(), buffered)
+	if nc.IsConnected() {
+		t.Fatal("the cabin reconnected through a link that is down")
+	}
+	if pastPage(192)() {
+		t.Error("the publisher read the page after invoice 192 while disconnected: its publishes of 129 to 192 did not fail")
+	}
+	if buffered, err := nc.Buffered(); err != nil || buffered != 0 {
+		t.Errorf("%d bytes (%v) in nats.go's reconnect buffer while disconnected, want none", buffered, err)
+	}
 
 	l.SetConfig(linkemu.Config{})
 	releaseMark()
@@ -1174,10 +1187,11 @@ func TestWindowRestartsAtOneAfterBrokenDrain(t *testing.T) {
 	if pubs[0].seq != 4 {
 		t.Errorf("the drain after the break started at invoice %d, want 4", pubs[0].seq)
 	}
-	// Never more in flight than one plus the acks so far.
+	// Never more published than one plus two per ack so far: each ack frees
+	// its own slot and grows the window by one.
 	for _, p := range pubs {
 		if p.n > 1+2*p.released {
-			t.Errorf("publish %d (invoice %d) with only %d acks released: more than %d in flight", p.n, p.seq, p.released, 1+p.released)
+			t.Errorf("publish %d (invoice %d) with only %d acks released: more than %d published", p.n, p.seq, p.released, 1+2*p.released)
 		}
 	}
 	if c := e.j.counts(); c.Pending != 0 || c.Sent != len(items) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -145,6 +146,9 @@ func StartCabinProcess(ctx context.Context, exe string, args []string, logger *s
 				p.seen.Do(func() { close(p.manifest) })
 			}
 		}
+		// A scan error (a line over the buffer) ends the loop early: read
+		// the rest, or the child blocks on its next log write.
+		io.Copy(io.Discard, stderr)
 		p.err = cmd.Wait()
 		close(p.done)
 	}()

@@ -2,7 +2,7 @@ package harness
 
 import (
 	"context"
-	"os/exec"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,20 +18,16 @@ import (
 // with SIGKILL and restarts it: the approved sale survives in the journal,
 // the new process listens on the same address with the same certificate, a
 // retry of the sale with its invoice id gets the original approval back,
-// and Close leaves no process behind. This package's test binary cannot be
-// the child (its TestMain belongs to the ground crash trials), so the test
-// builds the simulator, whose main is one.
+// and Close leaves no process behind. The child is this test binary (the
+// default CabinOptions.Executable), which TestMain runs as a cabin server
+// when CabinChildEnv is set.
 func TestCabinProcessKill(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the simulator and runs a cabin server child")
+		t.Skip("runs a cabin server child")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	exe := filepath.Join(dir, "simulator")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", exe, "github.com/airtab/airtab/simulator").CombinedOutput(); err != nil {
-		t.Fatalf("build the simulator: %v\n%s", err, out)
-	}
 	g, err := StartGround(ctx, filepath.Join(dir, "ground"), GroundOptions{Scorer: fixedScore(720)})
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +52,7 @@ func TestCabinProcessKill(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c, err := StartCabin(ctx, g, a, fv.ID, CabinOptions{Process: true, Executable: exe, StatusCrew: "p1", StatusPIN: "2468"})
+	c, err := StartCabin(ctx, g, a, fv.ID, CabinOptions{Process: true, StatusCrew: "p1", StatusPIN: "2468"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,8 +98,12 @@ func TestCabinProcessKill(t *testing.T) {
 	if st.LastSeq != 1 {
 		t.Fatalf("journal after the kill holds %d invoices, want 1", st.LastSeq)
 	}
+	// The new process knows no session of the old one: it refuses the
+	// handheld's token, which a failure to reach it would not show.
 	if _, err := hh.Authorize(ctx, req); err == nil {
 		t.Fatal("a session of the killed process still works")
+	} else if oe, ok := errors.AsType[*onboard.Error](err); !ok || oe.Code != onboard.CodeUnauthorized {
+		t.Fatalf("sale with a session of the killed process: %v, want %s", err, onboard.CodeUnauthorized)
 	}
 	if _, err := hh.SignIn(ctx, "p1", "2468"); err != nil {
 		t.Fatal(err)

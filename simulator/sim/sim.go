@@ -88,8 +88,9 @@ func (r *run) mark(name string) {
 }
 
 // closeAll stops every part, the cabin servers at once: each one's Close
-// waits for its replayer's pending JetStream fetch of receipts, which does
-// not watch the context (onboard/replay's receiptWait).
+// drains its handheld API and waits for its replayer and other goroutines
+// to end (or, for a cabin server child under Crash, for the process to shut
+// down), waits that would add up aircraft by aircraft.
 func (r *run) closeAll() {
 	var wg sync.WaitGroup
 	for _, f := range append([]*flight{r.feeder}, r.flights...) {
