@@ -545,9 +545,11 @@ func (m *Main) Close() error {
 	if m.heartbeat != nil {
 		m.heartbeat.Stop()
 	}
+	stuck := false
 	if m.svcCancel != nil {
 		m.svcCancel()
 		if !waitTimeout(&m.svcWG, timeout) {
+			stuck = true
 			errs = append(errs, fmt.Errorf("services did not stop within %s", timeout))
 		}
 	}
@@ -563,8 +565,10 @@ func (m *Main) Close() error {
 			errs = append(errs, fmt.Errorf("close database: %w", err))
 		}
 	}
-	if m.lock != nil {
-		m.lock.Close() // releases the data directory
+	if m.lock != nil && !stuck {
+		// Released only when every service stopped: one still running
+		// would share the directory with the next ground started on it.
+		m.lock.Close()
 	}
 	if m.log != nil && m.up {
 		m.log.Info("ground service stopped")

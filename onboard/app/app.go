@@ -20,6 +20,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -125,10 +126,11 @@ type Main struct {
 	anchor  *crypto.TrustList
 	replay  *replay.Replayer
 
-	cancel context.CancelFunc // stops the background goroutines
-	wg     sync.WaitGroup
-	fp     string
-	closed sync.Once
+	cancel   context.CancelFunc // stops the background goroutines
+	stopping atomic.Bool        // Close is closing the NATS connection
+	wg       sync.WaitGroup
+	fp       string
+	closed   sync.Once
 }
 
 // NewMain returns a Main with the default configuration.
@@ -228,7 +230,12 @@ func (c *Config) path(set, name string) string {
 // Run starts the cabin server: it opens the journal and the cabin, loads the
 // manifest file, starts the handheld API and the manifest sync, and returns
 // once the API is listening.
-func (m *Main) Run(ctx context.Context) error {
+func (m *Main) Run(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.Close() // whatever Run opened, the data directory's lock too
+		}
+	}()
 	c := &m.Config
 	if c.MemoryLimitMiB > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(c.MemoryLimitMiB) << 20)
@@ -428,6 +435,16 @@ func (m *Main) startSync(ctx context.Context) error {
 			}
 			m.Logger.Debug("NATS connect failed; will retry", "err", err)
 		}),
+		// nats.go gives up after the same authorization error twice in a
+		// row; an aircraft whose nkey ground registers later (or re-keys)
+		// must go on trying, as on any other refusal.
+		nats.IgnoreAuthErrorAbort(),
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			if m.stopping.Load() {
+				return
+			}
+			m.Logger.Error("NATS connection closed for good: no manifest sync or replay until the cabin server restarts", "last_error", nc.LastError())
+		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { m.Logger.Info("NATS link back", "server", nc.ConnectedUrlRedacted()) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			m.Logger.Warn("NATS error (an authorization error means ground has not registered this aircraft's nkey)", "err", err)
@@ -538,6 +555,7 @@ func (m *Main) Close() error {
 		}
 		m.wg.Wait()
 		if m.nc != nil {
+			m.stopping.Store(true)
 			m.nc.Close()
 		}
 		if m.cabin != nil {

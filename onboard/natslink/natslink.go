@@ -171,7 +171,7 @@ func (s *Syncer) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		case _, ok := <-connected:
-			if !ok { // the connection was closed: only the ticker is left
+			if !ok { // closed by RemoveStatusListener only; never spin on it
 				connected = nil
 			}
 		}

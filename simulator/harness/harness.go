@@ -154,6 +154,19 @@ func (a *Aircraft) NKeyFile() string { return filepath.Join(a.Dir, "aircraft.nk"
 // RegisterAircraft makes an aircraft's keys in dir and registers it with
 // ground.
 func (g *Ground) RegisterAircraft(ctx context.Context, id protocol.AircraftID, dir string, rnd io.Reader) (*Aircraft, error) {
+	a, err := NewAircraft(id, dir, rnd)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.Register(ctx, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// NewAircraft makes an aircraft's signing key and NATS nkey in dir, where
+// its cabin server finds them, without registering it.
+func NewAircraft(id protocol.AircraftID, dir string, rnd io.Reader) (*Aircraft, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -173,10 +186,15 @@ func (g *Ground) RegisterAircraft(ctx context.Context, id protocol.AircraftID, d
 	if err := os.WriteFile(a.NKeyFile(), seed, 0o600); err != nil {
 		return nil, err
 	}
-	if _, err := g.API.RegisterAircraft(ctx, id, a.Key.Public(), a.NKeyPub); err != nil {
-		return nil, fmt.Errorf("register aircraft %s: %w", id, err)
-	}
 	return a, nil
+}
+
+// Register registers aircraft a (its signing key and nkey) with ground.
+func (g *Ground) Register(ctx context.Context, a *Aircraft) error {
+	if _, err := g.API.RegisterAircraft(ctx, a.ID, a.Key.Public(), a.NKeyPub); err != nil {
+		return fmt.Errorf("register aircraft %s: %w", a.ID, err)
+	}
+	return nil
 }
 
 // Passenger is a registered passenger with a reference wallet.

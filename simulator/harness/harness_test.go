@@ -137,3 +137,62 @@ func TestFlightEndToEnd(t *testing.T) {
 type fixedScore int
 
 func (s fixedScore) Score(context.Context, registry.Applicant) (int, error) { return int(s), nil }
+
+// TestCabinStartedBeforeItsAircraftIsRegistered: a cabin server that starts
+// before ground knows its nkey is refused by a NATS server that already
+// checks other aircraft's nkeys, again and again; once the aircraft is
+// registered it connects, fetches its manifest and opens sales. (nats.go on
+// its own stops reconnecting after two authorization errors in a row.)
+func TestCabinStartedBeforeItsAircraftIsRegistered(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	g, err := StartGround(ctx, filepath.Join(dir, "ground"), GroundOptions{Scorer: fixedScore(720)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	// Another aircraft first: from now on the server checks nkeys.
+	if _, err := g.RegisterAircraft(ctx, "D-AIUB", filepath.Join(dir, "other"), nil); err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewAircraft("D-AIUA", filepath.Join(dir, "cabin"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	today := time.Now().UTC()
+	f := protocol.FlightID("XX123-" + today.Format(time.DateOnly))
+	link, err := linkemu.Listen("127.0.0.1:0", g.NATSAddr(), linkemu.Config{}, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cabin{Link: link, Aircraft: a, Flight: f, ground: g, opts: CabinOptions{ReconnectWait: 20 * time.Millisecond, Logger: testLogger()}}
+	if err := c.start(ctx); err != nil {
+		link.Close()
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Refused many times over while unregistered (each attempt opens a
+	// connection through the link).
+	if err := Poll(ctx, time.Minute, "ten refused connection attempts", func() (bool, error) {
+		return link.Stats().Conns >= 10, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Register(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	fv, err := g.API.RegisterFlight(ctx, api.FlightRequest{Carrier: "XX", Number: "123", Date: today.Format(time.DateOnly),
+		Aircraft: a.ID, Currency: "EUR", Catalog: []protocol.CatalogItem{{SKU: "coffee", Name: "Coffee", Price: protocol.M(350, "EUR"), Category: "drink"}}})
+	if err != nil || fv.ID != f {
+		t.Fatalf("register flight: %v, %v (want %s)", fv.ID, err, f)
+	}
+	if _, err := g.API.SetCrew(ctx, f, []api.CrewEntry{{ID: "p1", Role: "purser", PIN: "2468"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitSalesOpen(ctx); err != nil {
+		st, _ := c.Status(ctx)
+		t.Fatalf("%v (status %+v, link %+v)", err, st, link.Stats())
+	}
+}
