@@ -101,11 +101,11 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("POST "+PathSessions, s.signIn)
 	s.mux.HandleFunc("DELETE "+PathSessions, s.authed(s.signOut))
 	s.mux.HandleFunc("GET "+PathCatalog, s.authed(s.catalog))
-	s.mux.HandleFunc("POST "+PathSales, s.authed(s.authorize))
+	s.mux.HandleFunc("POST "+PathSales, s.authed(jsonCall(s, http.StatusOK, s.authorize)))
 	s.mux.HandleFunc("GET "+PathSales+"/{id}", s.authed(s.sale))
-	s.mux.HandleFunc("POST "+PathOrders, s.authed(s.createOrder))
-	s.mux.HandleFunc("POST "+PathVoids, s.authed(s.void))
-	s.mux.HandleFunc("POST "+PathLimit, s.authed(s.limit))
+	s.mux.HandleFunc("POST "+PathOrders, s.authed(jsonCall(s, http.StatusCreated, s.createOrder)))
+	s.mux.HandleFunc("POST "+PathVoids, s.authed(jsonCall(s, http.StatusOK, s.void)))
+	s.mux.HandleFunc("POST "+PathLimit, s.authed(jsonCall(s, http.StatusOK, s.limit)))
 	s.mux.HandleFunc("POST "+PathFlightClose, s.authed(s.closeFlight))
 	s.mux.HandleFunc("GET "+PathStatus, s.authed(s.status))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -237,21 +237,34 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, Catalog{Currency: m.Currency(), Items: m.Catalog()})
 }
 
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
-	var req onboard.SaleRequest
-	if err := s.decode(w, r, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+// jsonCall makes a handler that decodes the request body into Req, calls
+// fn, and answers with its result and status, or with its error.
+func jsonCall[Req, Resp any](s *Server, status int, fn func(r *http.Request, req Req) (Resp, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if err := s.decode(w, r, &req); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		resp, err := fn(r, req)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.writeJSON(w, status, resp)
 	}
+}
+
+// withTimeout bounds a call that waits for the journal writer.
+func (s *Server) withTimeout(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+}
+
+func (s *Server) authorize(r *http.Request, req onboard.SaleRequest) (onboard.Decision, error) {
 	req.Crew = sessionOf(r).CrewID
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	ctx, cancel := s.withTimeout(r)
 	defer cancel()
-	d, err := s.cabin.Authorize(ctx, req)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, http.StatusOK, d)
+	return s.cabin.Authorize(ctx, req)
 }
 
 func (s *Server) sale(w http.ResponseWriter, r *http.Request) {
@@ -268,49 +281,19 @@ func (s *Server) sale(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, sale)
 }
 
-func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
-	var req onboard.OrderRequest
-	if err := s.decode(w, r, &req); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	o, err := s.cabin.CreateOrder(r.Context(), req)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, http.StatusCreated, o)
+func (s *Server) createOrder(r *http.Request, req onboard.OrderRequest) (onboard.OrderQR, error) {
+	return s.cabin.CreateOrder(r.Context(), req)
 }
 
-func (s *Server) void(w http.ResponseWriter, r *http.Request) {
-	var req onboard.VoidRequest
-	if err := s.decode(w, r, &req); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) void(r *http.Request, req onboard.VoidRequest) (*onboard.Sale, error) {
 	req.Crew = sessionOf(r).CrewID
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	ctx, cancel := s.withTimeout(r)
 	defer cancel()
-	v, err := s.cabin.Void(ctx, req)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, http.StatusOK, v)
+	return s.cabin.Void(ctx, req)
 }
 
-func (s *Server) limit(w http.ResponseWriter, r *http.Request) {
-	var req onboard.LimitRequest
-	if err := s.decode(w, r, &req); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	a, err := s.cabin.Limit(r.Context(), req)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, http.StatusOK, a)
+func (s *Server) limit(r *http.Request, req onboard.LimitRequest) (onboard.LimitAnswer, error) {
+	return s.cabin.Limit(r.Context(), req)
 }
 
 // purser is the crew role that may close the flight.
@@ -322,7 +305,7 @@ func (s *Server) closeFlight(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, onboard.Errorf(onboard.CodeForbidden, "closing the flight takes a purser; %s is %s", sess.CrewID, sess.Role))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	ctx, cancel := s.withTimeout(r)
 	defer cancel()
 	rep, err := s.cabin.CloseFlight(ctx, sess.CrewID)
 	if err != nil {
