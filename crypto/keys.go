@@ -150,6 +150,17 @@ func (k PublicKey) Verify(domain Domain, msg, sig []byte) bool {
 	return ed25519.Verify(ed25519.PublicKey(k.k[:]), domain.frame(msg), sig)
 }
 
+// VerifyRaw reports whether sig is k's plain Ed25519 signature over msg,
+// with no domain framing. It is the check for SignRaw: use it only for a
+// structure whose signed bytes carry a domain themselves (Domain.Frame
+// inside COSE_Sign1's external_aad).
+func (k PublicKey) VerifyRaw(msg, sig []byte) bool {
+	if k.IsZero() || len(sig) != SignatureSize {
+		return false
+	}
+	return ed25519.Verify(ed25519.PublicKey(k.k[:]), msg, sig)
+}
+
 // String returns the text form, for example "airtab-device-pub:3b6a…".
 func (k PublicKey) String() string {
 	if k.IsZero() {
@@ -261,6 +272,18 @@ func (k PrivateKey) Sign(domain Domain, msg []byte) []byte {
 		panic("crypto: " + err.Error())
 	}
 	return ed25519.Sign(ed25519.PrivateKey(k.full[:]), domain.frame(msg))
+}
+
+// SignRaw signs msg as it is, with no domain framing. Use it only for a
+// structure that carries its own domain separation inside the signed bytes:
+// a COSE_Sign1 Sig_structure whose external_aad starts with Domain.Frame, so
+// that stock COSE libraries verify the result. Everything else uses Sign.
+// It panics on a zero key, a programming error.
+func (k PrivateKey) SignRaw(msg []byte) []byte {
+	if k.IsZero() {
+		panic("crypto: SignRaw with zero private key")
+	}
+	return ed25519.Sign(ed25519.PrivateKey(k.full[:]), msg)
 }
 
 // String never shows key material.

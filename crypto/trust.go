@@ -198,6 +198,16 @@ func (t *TrustList) Verify(id KeyID, p Purpose, at time.Time, d Domain, msg, sig
 	if err := d.check(); err != nil {
 		return PublicKey{}, fmt.Errorf("verify %s key %s: %w", p, id, err)
 	}
+	return t.verify(id, p, at, func(k PublicKey) bool { return k.Verify(d, msg, sig) })
+}
+
+// VerifyRaw is Verify for a plain signature with no domain framing (see
+// PublicKey.VerifyRaw): the signed bytes must carry the domain themselves.
+func (t *TrustList) VerifyRaw(id KeyID, p Purpose, at time.Time, msg, sig []byte) (PublicKey, error) {
+	return t.verify(id, p, at, func(k PublicKey) bool { return k.VerifyRaw(msg, sig) })
+}
+
+func (t *TrustList) verify(id KeyID, p Purpose, at time.Time, ok func(PublicKey) bool) (PublicKey, error) {
 	keys, known := t.candidates(id, p, at)
 	switch {
 	case !known:
@@ -206,7 +216,7 @@ func (t *TrustList) Verify(id KeyID, p Purpose, at time.Time, d Domain, msg, sig
 		return PublicKey{}, fmt.Errorf("verify %s key %s at %s: %w", p, id, fmtTime(at), ErrKeyNotValid)
 	}
 	for _, k := range keys {
-		if k.Verify(d, msg, sig) {
+		if ok(k) {
 			return k, nil
 		}
 	}

@@ -16,13 +16,18 @@ import (
 //	18([ protected: bstr .cbor {1: -8, 4: kid}, unprotected: {}, payload: bstr, signature: bstr ])
 //
 // alg -8 is EdDSA (Ed25519) and kid is the signer's 8-byte key id. The
-// signature is Ed25519 over the domain-framed Sig_structure
+// signature is plain Ed25519 over the RFC 9052 Sig_structure
 //
-//	len(domain) || domain || ["Signature1", protected, external_aad, payload]
+//	["Signature1", protected, external_aad, payload]
 //
-// where domain names the message kind (see crypto.Domain) and external_aad is
-// empty except where a message kind says otherwise (payment codes and order
-// consents bind the credential id there).
+// so stock COSE libraries sign and verify Airtab messages. Domain separation
+// lives inside external_aad, which is authenticated but never transmitted:
+//
+//	external_aad = len(domain) || domain || kind-specific bytes
+//
+// where domain names the message kind (see crypto.Domain) and the
+// kind-specific bytes are empty except where a message kind says otherwise
+// (payment codes and order consents bind the credential id there).
 
 const (
 	coseTag       = 0xd2 // CBOR tag 18, COSE_Sign1, as one byte
@@ -77,7 +82,8 @@ type Signed[T message] struct {
 var ErrSignature = errors.New("signature does not verify")
 
 // Sign encodes body canonically and signs it with key under the body's
-// domain. external is the external_aad (nil for most kinds).
+// domain. external is the kind-specific part of the external_aad (nil for
+// most kinds; see ExternalAAD).
 func Sign[T message](body T, key crypto.PrivateKey, external []byte) (*Signed[T], error) {
 	k := body.kind()
 	if key.Purpose() != k.signer {
@@ -101,11 +107,11 @@ func Sign[T message](body T, key crypto.PrivateKey, external []byte) (*Signed[T]
 	if err != nil {
 		return nil, err
 	}
-	tbs, err := sigStructure(protected, external, payload)
+	tbs, err := sigStructure(protected, ExternalAAD(k.domain, external), payload)
 	if err != nil {
 		return nil, err
 	}
-	sig := key.Sign(k.domain, tbs)
+	sig := key.SignRaw(tbs)
 	enc, err := marshal(coseSign1{Protected: protected, Unprotected: cbor.RawMessage{emptyMapCBOR}, Payload: payload, Signature: sig})
 	if err != nil {
 		return nil, err
@@ -174,11 +180,11 @@ func (s *Signed[T]) Verify(pub crypto.PublicKey, external []byte) error {
 	if pub.ID() != s.KeyID {
 		return fmt.Errorf("verify %s: signed by key %s, not %s: %w", k.name, s.KeyID, pub.ID(), ErrSignature)
 	}
-	tbs, err := sigStructure(s.protected, external, s.payload)
+	tbs, err := sigStructure(s.protected, ExternalAAD(k.domain, external), s.payload)
 	if err != nil {
 		return err
 	}
-	if !pub.Verify(k.domain, tbs, s.signature) {
+	if !pub.VerifyRaw(tbs, s.signature) {
 		return fmt.Errorf("verify %s with key %s: %w", k.name, s.KeyID, ErrSignature)
 	}
 	return nil
@@ -189,11 +195,11 @@ func (s *Signed[T]) Verify(pub crypto.PublicKey, external []byte) error {
 // It returns the key that verified.
 func (s *Signed[T]) VerifyTrusted(tl *crypto.TrustList, at time.Time, external []byte) (crypto.PublicKey, error) {
 	k := s.Body.kind()
-	tbs, err := sigStructure(s.protected, external, s.payload)
+	tbs, err := sigStructure(s.protected, ExternalAAD(k.domain, external), s.payload)
 	if err != nil {
 		return crypto.PublicKey{}, err
 	}
-	pub, err := tl.Verify(s.KeyID, k.signer, at, k.domain, tbs, s.signature)
+	pub, err := tl.VerifyRaw(s.KeyID, k.signer, at, tbs, s.signature)
 	if err != nil {
 		return crypto.PublicKey{}, fmt.Errorf("verify %s: %w", k.name, errors.Join(ErrSignature, err))
 	}
@@ -203,9 +209,16 @@ func (s *Signed[T]) VerifyTrusted(tl *crypto.TrustList, at time.Time, external [
 // Hash returns the SHA-256 of the raw signed bytes.
 func (s *Signed[T]) Hash() Hash { return Sum(s.Raw) }
 
-func sigStructure(protected, external, payload []byte) ([]byte, error) {
-	if external == nil {
-		external = []byte{}
-	}
-	return marshal([]any{sigStructName, protected, external, payload})
+// ExternalAAD returns the COSE external_aad of a message of the kind signed
+// under domain: len(domain) as one byte, the domain's ASCII bytes, then the
+// kind-specific bytes (the credential id for payment codes and order
+// consents, nothing for other kinds). Because every kind has its own domain,
+// a signature over one kind never verifies as another, even for identical
+// payloads, while the Sig_structure stays exactly RFC 9052's.
+func ExternalAAD(domain crypto.Domain, specific []byte) []byte {
+	return domain.Frame(specific)
+}
+
+func sigStructure(protected, externalAAD, payload []byte) ([]byte, error) {
+	return marshal([]any{sigStructName, protected, externalAAD, payload})
 }

@@ -270,19 +270,18 @@ func vecAddValid[T message](b *vectorBuilder, name, kindSlug, desc string, body 
 		t.Fatalf("vector %s: %v", name, err)
 	}
 	k := body.kind()
-	tbs, err := sigStructure(s.protected, aad, s.payload)
+	fullAAD := ExternalAAD(k.domain, aad)
+	tbs, err := sigStructure(s.protected, fullAAD, s.payload)
 	if err != nil {
 		t.Fatal(err)
 	}
-	framed := append([]byte{byte(len(k.domain))}, k.domain...)
-	framed = append(framed, tbs...)
 	v := validVector{
 		Name: name, Kind: kindSlug, Description: desc, Domain: string(k.domain),
 		Signer: signer, SignerPublic: key.Public().String(), KeyID: key.ID().String(),
-		Credential: credName, ExternalAAD: hex.EncodeToString(aad),
+		Credential: credName, ExternalAAD: hex.EncodeToString(fullAAD),
 		Payload: hex.EncodeToString(s.payload), PayloadDiag: vecDiag(t, s.payload),
 		Protected: hex.EncodeToString(s.protected), SigStructure: hex.EncodeToString(tbs),
-		ToBeSigned: hex.EncodeToString(framed), Signature: hex.EncodeToString(s.signature),
+		ToBeSigned: hex.EncodeToString(tbs), Signature: hex.EncodeToString(s.signature),
 		COSE: hex.EncodeToString(s.Raw), COSESize: len(s.Raw), COSESHA256: s.Hash().String(),
 		VerifyAt: at.Unix(), Expect: "valid",
 	}
@@ -326,11 +325,11 @@ func (b *vectorBuilder) signRaw(domain crypto.Domain, key crypto.PrivateKey, pay
 }
 
 func (b *vectorBuilder) sigOver(domain crypto.Domain, key crypto.PrivateKey, protected, aad, payload []byte) []byte {
-	tbs, err := sigStructure(protected, aad, payload)
+	tbs, err := sigStructure(protected, ExternalAAD(domain, aad), payload)
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	return key.Sign(domain, tbs)
+	return key.SignRaw(tbs)
 }
 
 func (b *vectorBuilder) envelope(protected, unprotected, payload, sig []byte) []byte {
@@ -894,7 +893,7 @@ func (c *vectorChecker) checkValid(t *testing.T, v validVector) {
 		t.Fatalf("signer %s does not match the keys section", v.Signer)
 	}
 
-	// By hand: protected header, Sig_structure, domain framing, envelope.
+	// By hand: protected header, external_aad, Sig_structure, envelope.
 	kid := vecHex(t, v.KeyID)
 	wantProt := append([]byte{0xa2, 0x01, 0x27, 0x04, 0x48}, kid...)
 	if !bytes.Equal(protected, wantProt) {
@@ -907,10 +906,17 @@ func (c *vectorChecker) checkValid(t *testing.T, v validVector) {
 	if got := hex.EncodeToString(sigStruct); got != v.SigStructure {
 		t.Errorf("sig_structure = %s, want %s", v.SigStructure, got)
 	}
-	tbs := append([]byte{byte(len(v.Domain))}, v.Domain...)
-	tbs = append(tbs, sigStruct...)
+	wantAAD := append([]byte{byte(len(v.Domain))}, v.Domain...)
+	if v.Credential != "" {
+		id := c.credByName(t, v.Credential).Body.ID
+		wantAAD = append(wantAAD, id[:]...)
+	}
+	if !bytes.Equal(aad, wantAAD) {
+		t.Errorf("external_aad = %x, want len(domain) || domain || credential id = %x", aad, wantAAD)
+	}
+	tbs := sigStruct
 	if got := hex.EncodeToString(tbs); got != v.ToBeSigned {
-		t.Errorf("to_be_signed = %s, want %s", v.ToBeSigned, got)
+		t.Errorf("to_be_signed = %s, want the Sig_structure %s", v.ToBeSigned, got)
 	}
 	if !ed25519.Verify(ed25519.PublicKey(pub.Bytes()), tbs, sig) {
 		t.Errorf("crypto/ed25519 does not verify the signature over to_be_signed")
@@ -938,13 +944,6 @@ func (c *vectorChecker) checkValid(t *testing.T, v validVector) {
 			t.Errorf("qr_text_len = %d, want %d", v.QRTextLen, len(v.QRText))
 		}
 	}
-	if v.Credential != "" {
-		id := c.credByName(t, v.Credential).Body.ID
-		if !bytes.Equal(aad, id[:]) {
-			t.Errorf("external_aad is not the id of %s", v.Credential)
-		}
-	}
-
 	// With the package: the whole verifier pipeline.
 	if err := c.verify(v.Kind, raw, v.QRText, v.Credential, time.Unix(v.VerifyAt, 0).UTC()); err != nil {
 		t.Fatalf("verify: %v", err)
@@ -1225,8 +1224,8 @@ func vecClassify(err error) string {
 // payment codes changed, which breaks every deployed wallet and verifier.
 const vecGoldenCompactCode = "" +
 	"d2844da201270448ba5e1f364a9a5af6a04da2011a00010001021a6b01649858" +
-	"403f7a13b051d5be50abbb4381a562186be7703dacb4ab680d0cddb7a38a1f8e" +
-	"efab80790d85e783027643ba9cec86b9204ac5e5cb004b1b0dbec41c2de50b850d"
+	"40b1125ff8f0f02b974d88c7a48cfbb9e1c87437c3f43fbe8f623085ed5d7f22" +
+	"9689f5b1aad7b147b8dbb3c30247658863d2a8d70442634c92085e97c68cb9fb03"
 
 // TestGoldenPaymentCode pins the wire bytes of a compact payment code and
 // checks it fits QR version 6 at error correction M.

@@ -332,11 +332,11 @@ func protectedHeader(t testing.TB, key crypto.PrivateKey) []byte {
 // that only the decoder's strictness can reject them.
 func signParts(t testing.TB, domain crypto.Domain, key crypto.PrivateKey, protected, payload, external []byte) []byte {
 	t.Helper()
-	tbs, err := sigStructure(protected, external, payload)
+	tbs, err := sigStructure(protected, ExternalAAD(domain, external), payload)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return coseBytes(t, protected, []byte{emptyMapCBOR}, payload, key.Sign(domain, tbs))
+	return coseBytes(t, protected, []byte{emptyMapCBOR}, payload, key.SignRaw(tbs))
 }
 
 // signPayload signs a hand-made payload as a message of kind T.

@@ -2,8 +2,8 @@
 """Independent check of protocol/testdata/vectors.json (see protocol/SPEC.md).
 
 Written from SPEC.md alone, sharing no code with the Go implementation:
-its own CBOR decoder and canonical encoder, Base45 encoder, Sig_structure and
-domain framing, and Ed25519 from the `cryptography` package (skipped, with a
+its own CBOR decoder and canonical encoder, Base45 encoder, external_aad and
+RFC 9052 Sig_structure, and Ed25519 from the `cryptography` package (skipped, with a
 warning, when that package is missing; everything else needs only the
 standard library).
 
@@ -222,9 +222,10 @@ def sig_structure(protected, aad, payload):
     return encode(["Signature1", protected, aad, payload])
 
 
-def framed(domain, data):
+def external_aad(domain, specific=b""):
+    """SPEC.md section 3.2: len(domain) || domain || kind-specific bytes."""
     d = domain.encode("ascii")
-    return bytes([len(d)]) + d + data
+    return bytes([len(d)]) + d + specific
 
 
 def ed25519_ok(pub, msg, sig):
@@ -278,6 +279,7 @@ class Checker:
         self.f = f
         self.keys = {}  # name -> dict
         self.creds = {}  # name -> raw
+        self.cred_ids = {}  # name -> credential id (body field 2)
         self.failures = 0
         for k in f["keys"]:
             seed = hashlib.sha256(k["seed_input"].encode()).digest()
@@ -298,6 +300,7 @@ class Checker:
         for v in f["valid"]:
             if v["kind"] == "credential":
                 self.creds[v["name"]] = bytes.fromhex(v["cose"])
+                self.cred_ids[v["name"]] = parse_cose("credential", self.creds[v["name"]])[4].get(2)
 
     def trusted(self, kid, purpose, at):
         """Public key bytes for kid with purpose, trusted at time at."""
@@ -318,7 +321,7 @@ class Checker:
         domain, purpose, _, _ = KINDS[kind]
         kid, protected, payload, sig, body = parse_cose(kind, raw)
         pub = self.trusted(kid, purpose, at)
-        if not ed25519_ok(pub, framed(domain, sig_structure(protected, aad, payload)), sig):
+        if not ed25519_ok(pub, sig_structure(protected, external_aad(domain, aad), payload), sig):
             raise Invalid("signature", "%s signature does not verify" % kind)
         return body
 
@@ -338,7 +341,7 @@ class Checker:
         device, cred_id = cred.get(4), cred.get(2)
         if hashlib.sha256(device).digest()[:8] != kid:
             raise Invalid("unknown-key", "credential is for another device")
-        if not ed25519_ok(device, framed(domain, sig_structure(protected, cred_id, payload)), sig):
+        if not ed25519_ok(device, sig_structure(protected, external_aad(domain, cred_id), payload), sig):
             raise Invalid("signature", "device signature does not verify")
         return body
 
@@ -376,12 +379,14 @@ class Checker:
             protected, payload = bytes.fromhex(v["protected"]), bytes.fromhex(v["payload"])
             aad = bytes.fromhex(v["external_aad"])
             ss = sig_structure(protected, aad, payload)
+            cred_id = self.cred_ids[v["credential"]] if v.get("credential") else b""
             checks = {
                 "domain": v["domain"] == domain and k["purpose"] == purpose,
+                "external_aad": aad == external_aad(domain, cred_id),
                 "protected": protected == encode(Map([(1, -8), (4, bytes.fromhex(k["key_id"]))])),
                 "sig_structure": ss.hex() == v["sig_structure"],
-                "to_be_signed": framed(domain, ss).hex() == v["to_be_signed"],
-                "ed25519": ed25519_ok(k["pub"], framed(domain, ss), bytes.fromhex(v["signature"])),
+                "to_be_signed": ss.hex() == v["to_be_signed"],
+                "ed25519": ed25519_ok(k["pub"], ss, bytes.fromhex(v["signature"])),
                 "cose": raw == encode(Tag(18, [protected, Map([]), payload, bytes.fromhex(v["signature"])])),
                 "sha256": hashlib.sha256(raw).hexdigest() == v["cose_sha256"],
             }
