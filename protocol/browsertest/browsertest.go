@@ -107,6 +107,11 @@ func New(t testing.TB, opts Options) *Browser {
 	t.Helper()
 	path := FindChromium()
 	if path == "" {
+		if os.Getenv("CI") != "" {
+			// CI installs chromium (.ci/run): a missing browser there is a
+			// broken set-up, never a reason to pass.
+			t.Fatalf("chromium not found under CI=%s: %s cannot run", os.Getenv("CI"), t.Name())
+		}
 		t.Skipf("chromium not found (install Debian package chromium): %s is skipped", t.Name())
 	}
 	profile, err := os.MkdirTemp("", "airtab-chromium-*")
