@@ -33,6 +33,7 @@ import (
 	"github.com/airtab/airtab/onboard/replay"
 	"github.com/airtab/airtab/onboard/sqlite"
 	"github.com/airtab/airtab/protocol"
+	"github.com/airtab/airtab/protocol/cli"
 )
 
 // Config is the cabin server's configuration, from flags.
@@ -189,7 +190,9 @@ Flags:
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	fs.StringVar(&level, "log-level", "info", "least log `level`: debug, info, warn or error")
 	fs.IntVar(&c.MemoryLimitMiB, "memory-limit-mib", c.MemoryLimitMiB, "soft memory limit of the Go runtime in `MiB` (ignored when GOMEMLIMIT is set; 0 for none)")
-	if err := fs.Parse(args); err != nil {
+	// cli.ParseFlags is fs.Parse with errors that say the form a value
+	// wants ("--sync-interval 5": want a duration with a unit).
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -18,6 +18,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/airtab/airtab/protocol/cli"
 )
 
 func main() {
@@ -34,34 +36,47 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 }
 
 // run runs the subcommand named by args[0] (serve when args is empty or
-// starts with a flag) and returns the exit code.
+// starts with a flag other than a help flag) and returns the exit code: 0
+// done or help printed, 1 failed, 2 bad command line.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && cli.IsHelp(args[0]) {
+		if args[0] == "help" && len(args) > 1 { // "ground help report"
+			if cmd, ok := commands[args[1]]; ok {
+				return cmd(ctx, []string{"--help"}, stdout, stderr)
+			}
+			return unknownCommand(args[1], stderr)
+		}
+		usage(stdout)
+		return cli.ExitOK
+	}
 	name := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		name, args = args[0], args[1:]
 	}
-	if name == "help" {
-		usage(stdout)
-		return 0
-	}
 	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(stderr, "ground: unknown command %q\n\n", name)
-		usage(stderr)
-		return 2
+		return unknownCommand(name, stderr)
 	}
 	return cmd(ctx, args, stdout, stderr)
 }
 
+func unknownCommand(name string, stderr io.Writer) int {
+	fmt.Fprintf(stderr, "ground: unknown command %q\n\n", name)
+	usage(stderr)
+	return cli.ExitUsage
+}
+
 func usage(w io.Writer) {
-	fmt.Fprint(w, `usage: ground <command> [flags]
+	fmt.Fprint(w, `usage: ground [command] [flags]
 
 Airtab ground services: passenger registration, credentials, flight manifests
-over NATS, and clearing of replayed invoices.
+over NATS, clearing of replayed invoices, and reconciliation.
 
 Commands:
-  serve    run the ground service (the default); "ground serve --help" lists its flags
-  report   print a flight's reconciliation or a day's settlement; "ground report --help"
-  help     show this text
+  serve    run the ground service (the default when no command is given)
+  report   print a flight's reconciliation (JSON or CSV) or a day's settlement
+  help     show this text; "ground help <command>" shows a command's flags
+
+"ground <command> --help" lists a command's flags.
 `)
 }

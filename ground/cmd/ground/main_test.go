@@ -327,28 +327,69 @@ func TestServeCommand(t *testing.T) {
 	}
 }
 
+// TestHelpAndUsage pins the Go tools' conventions: help on stdout with exit
+// 0, a bad command line on stderr with the usage and exit 2.
 func TestHelpAndUsage(t *testing.T) {
-	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"serve", "--help"}, &out, &errb); code != 0 {
-		t.Fatalf("--help exit code %d", code)
+	serveFlags := []string{"-data-dir", "-http", "-nats-listen", "-nats-url", "-nats-tls-cert", "-nats-tls-key", "-issuer-key", "-heartbeat", "-shutdown-timeout", "-log-level", tokenEnv}
+	reportFlags := []string{"-flight", "-settlement", "-format", "-data-dir"}
+	commands := []string{"serve", "report", "help"}
+	for _, tc := range []struct {
+		args []string
+		want []string // on stdout
+	}{
+		{[]string{"help"}, commands},
+		{[]string{"-h"}, commands},
+		{[]string{"-help"}, commands},
+		{[]string{"--help"}, commands},
+		{[]string{"help", "serve"}, serveFlags},
+		{[]string{"help", "report"}, reportFlags},
+		{[]string{"serve", "--help"}, serveFlags},
+		{[]string{"serve", "-h"}, serveFlags},
+		{[]string{"serve", "help"}, serveFlags},
+		{[]string{"report", "--help"}, reportFlags},
+		{[]string{"report", "help"}, reportFlags},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), tc.args, &stdout, &stderr); code != 0 {
+				t.Fatalf("ground %q: exit code %d, want 0; stderr %q", tc.args, code, stderr.String())
+			}
+			if stderr.Len() != 0 {
+				t.Errorf("ground %q wrote to stderr: %q", tc.args, stderr.String())
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("ground %q does not mention %s:\n%s", tc.args, want, stdout.String())
+				}
+			}
+		})
 	}
-	for _, want := range []string{"-data-dir", "-http", "-nats-listen", "-nats-url", "-nats-tls-cert", "-nats-tls-key", "-issuer-key", "-heartbeat", "-shutdown-timeout", "-log-level", tokenEnv} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("help does not mention %s:\n%s", want, out.String())
-		}
-	}
-	out.Reset()
-	if code := run(context.Background(), []string{"help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "serve") {
-		t.Fatalf("help = %d %q", code, out.String())
-	}
-	if code := run(context.Background(), []string{"report", "--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "-flight") {
-		t.Fatalf("report --help = %d %q", code, out.String())
-	}
-	if code := run(context.Background(), []string{"fly"}, &out, &errb); code != 2 {
-		t.Fatalf("unknown command exit code %d, want 2", code)
-	}
-	if code := run(context.Background(), []string{"serve", "--log-level", "loud"}, &out, &errb); code != 2 {
-		t.Fatalf("bad log level exit code %d, want 2", code)
+	for _, tc := range []struct {
+		args []string
+		want string // on stderr
+	}{
+		{[]string{"fly"}, `ground: unknown command "fly"`},
+		{[]string{"help", "fly"}, `ground: unknown command "fly"`},
+		{[]string{"--bogus"}, "flag provided but not defined: -bogus\nusage: ground serve"},
+		{[]string{"serve", "--bogus"}, "flag provided but not defined: -bogus\nusage: ground serve"},
+		{[]string{"serve", "extra"}, "ground serve: unexpected arguments: extra"},
+		{[]string{"serve", "--log-level", "loud"}, `--log-level "loud": want debug, info, warn or error`},
+		{[]string{"serve", "--heartbeat", "5"}, `invalid value "5" for flag -heartbeat: want a duration with a unit, such as 30s, 2m or 1h30m`},
+		{[]string{"report", "--bogus"}, "flag provided but not defined: -bogus\nusage: ground report"},
+		{[]string{"report"}, "ground report: give exactly one of --flight and --settlement\nusage: ground report"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), tc.args, &stdout, &stderr); code != 2 {
+				t.Fatalf("ground %q: exit code %d, want 2", tc.args, code)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("ground %q wrote to stdout: %q", tc.args, stdout.String())
+			}
+			if !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("ground %q: stderr %q, want it to contain %q", tc.args, stderr.String(), tc.want)
+			}
+		})
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 
@@ -18,7 +19,7 @@ func TestMainNATSTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := natstest.WriteSelfSigned(t, dir)
 	cfg, err := parseServeFlags([]string{"--data-dir", t.TempDir(), "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",
-		"--nats-tls-cert", certFile, "--nats-tls-key", keyFile}, nil, nil)
+		"--nats-tls-cert", certFile, "--nats-tls-key", keyFile}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,17 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/airtab/airtab/ground/clearing"
 	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/protocol"
+	"github.com/airtab/airtab/protocol/cli"
 )
 
 // reportCommand prints a flight's reconciliation report, or a day's
@@ -21,13 +22,12 @@ import (
 // while the service does: SQLite in WAL mode lets it read alongside.
 func reportCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ground report", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	data := fs.String("data-dir", "airtab-ground", "data `directory` of the ground service (holds ground.db)")
 	flight := fs.String("flight", "", "`flight` id, for example XX123-2026-11-21: print its reconciliation report")
 	day := fs.String("settlement", "", "UTC `date` YYYY-MM-DD: print that day's settlement summary per currency")
 	format := fs.String("format", "json", "output `format`: json or csv")
 	fs.Usage = func() {
-		fmt.Fprint(stdout, `usage: ground report (--flight <id> | --settlement <date>) [--format json|csv] [--data-dir dir]
+		fmt.Fprint(fs.Output(), `usage: ground report (--flight <id> | --settlement <date>) [--format json|csv] [--data-dir dir]
 
 Prints, from the ground database, a flight's reconciliation (what the aircraft
 reported against what ground received, settled, put in collections and voided;
@@ -35,19 +35,16 @@ sequence gaps and hash-chain breaks) or a day's settlement summary.
 
 Flags:
 `)
-		fs.SetOutput(stdout)
 		fs.PrintDefaults()
-		fs.SetOutput(stderr)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := cli.Parse(fs, args, stdout, stderr); !ok {
+		return code
 	}
-	if (*flight == "") == (*day == "") || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "ground report: give exactly one of --flight and --settlement")
-		return 2
+	if fs.NArg() > 0 {
+		return cli.Usage(fs, stderr, "unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if (*flight == "") == (*day == "") {
+		return cli.Usage(fs, stderr, "give exactly one of --flight and --settlement")
 	}
 	if err := report(ctx, *data, *flight, *day, *format, stdout); err != nil {
 		fmt.Fprintf(stderr, "ground report: %v\n", err)

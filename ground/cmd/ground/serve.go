@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/airtab/airtab/ground/app"
+	"github.com/airtab/airtab/protocol/cli"
 )
 
 // tokenEnv names the environment variable that carries the back-office
@@ -24,19 +25,21 @@ var getenv = os.Getenv
 // (SIGINT, SIGTERM) or a part fails, and closes it.
 func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseServeFlags(args, stdout, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return cli.ExitOK
+	case errors.Is(err, errUsagePrinted):
+		return cli.ExitUsage
+	case err != nil:
 		fmt.Fprintf(stderr, "ground serve: %v\n", err)
-		return 2
+		return cli.ExitUsage
 	}
 	m := &app.Main{Config: cfg}
 	if err := m.Run(ctx); err != nil {
 		cfg.Logger.Error("ground service did not start", "err", err)
 		return 1
 	}
-	code := 0
+	code := cli.ExitOK
 	select {
 	case <-ctx.Done():
 		cfg.Logger.Info("shutting down", "cause", context.Cause(ctx))
@@ -50,11 +53,16 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return code
 }
 
-// parseServeFlags turns the serve flags and environment into a Config.
+// errUsagePrinted is a bad command line whose error and usage the flag
+// package has printed already.
+var errUsagePrinted = errors.New("bad command line")
+
+// parseServeFlags turns the serve flags and environment into a Config. It
+// returns flag.ErrHelp after printing the help on stdout, errUsagePrinted
+// after printing a flag error on stderr, or another error to print.
 func parseServeFlags(args []string, stdout, stderr io.Writer) (app.Config, error) {
 	var cfg app.Config
 	fs := flag.NewFlagSet("ground serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.DataDir, "data-dir", "airtab-ground", "data `directory`: SQLite database ground.db, issuer.key and issuer.pub, backoffice.token, JetStream files in nats/ (created, mode 0700)")
 	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8080", "HTTP API listen `address`; port 0 picks a free port")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "embedded nats-server client listen `address` (JetStream on, files in <data-dir>/nats); port 0 picks a free port")
@@ -67,7 +75,7 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (app.Config, error
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 0, "bound on each shutdown step: HTTP requests, services, NATS drain (default 15s)")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	fs.Usage = func() {
-		fmt.Fprintf(stdout, `usage: ground serve [flags]
+		fmt.Fprintf(fs.Output(), `usage: ground serve [flags]
 
 Runs the Airtab ground service: the HTTP API (passenger registration and the
 back office), the NATS endpoint aircraft sync manifests from and replay
@@ -81,12 +89,13 @@ Environment:
 
 Flags:
 `, tokenEnv)
-		fs.SetOutput(stdout)
 		fs.PrintDefaults()
-		fs.SetOutput(stderr)
 	}
-	if err := fs.Parse(args); err != nil {
-		return cfg, err
+	if code, ok := cli.Parse(fs, args, stdout, stderr); !ok {
+		if code == cli.ExitOK {
+			return cfg, flag.ErrHelp
+		}
+		return cfg, errUsagePrinted
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))

@@ -43,7 +43,7 @@ const (
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := run(ctx, strings.Split(os.Getenv(argsEnv), "\x1f"), os.Stderr)
+		code := run(ctx, strings.Split(os.Getenv(argsEnv), "\x1f"), os.Stdout, os.Stderr)
 		stop()
 		os.Exit(code)
 	}
@@ -76,29 +76,55 @@ func setup(t *testing.T, f *ft.Flight, dataDir string) []string {
 }
 
 func TestHelp(t *testing.T) {
-	var out bytes.Buffer
-	if code := run(ctx, []string{"--help"}, &out); code != 0 {
-		t.Fatalf("--help exit code %d, want 0", code)
-	}
-	for _, flag := range []string{"data-dir", "listen", "aircraft", "flight", "aircraft-key", "issuer-key",
-		"manifest-file", "nats-url", "nats-creds", "nats-ca", "sync-interval", "tls-cert", "tls-key", "session-ttl",
-		"shutdown-timeout", "log-format", "log-level", "memory-limit-mib", "reconnect-wait", "receipt-ack-wait"} {
-		if !strings.Contains(out.String(), "-"+flag) {
-			t.Errorf("--help does not mention --%s", flag)
-		}
+	for _, arg := range []string{"help", "-h", "-help", "--help"} {
+		t.Run(arg, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(ctx, []string{arg}, &stdout, &stderr); code != 0 {
+				t.Fatalf("onboard %s: exit code %d, want 0; stderr %q", arg, code, stderr.String())
+			}
+			if stderr.Len() != 0 {
+				t.Errorf("onboard %s wrote to stderr: %q", arg, stderr.String())
+			}
+			for _, flag := range []string{"data-dir", "listen", "aircraft", "flight", "aircraft-key", "issuer-key",
+				"manifest-file", "nats-url", "nats-creds", "nats-ca", "sync-interval", "tls-cert", "tls-key", "session-ttl",
+				"shutdown-timeout", "log-format", "log-level", "memory-limit-mib", "reconnect-wait", "receipt-ack-wait"} {
+				if !strings.Contains(stdout.String(), "-"+flag) {
+					t.Errorf("onboard %s does not mention --%s", arg, flag)
+				}
+			}
+		})
 	}
 }
 
 func TestBadFlags(t *testing.T) {
-	for _, args := range [][]string{
-		{},
-		{"--aircraft", "D-AIUA", "--flight", "XX123-2026-11-21"},
-		{"--aircraft", "not a mark", "--flight", "XX123-2026-11-21", "--issuer-key", "x"},
-		{"--aircraft", "D-AIUA", "--flight", "XX123-2026-11-21", "--issuer-key", "x", "--log-format", "xml"},
+	const flight = "XX123-2026-11-21"
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		stderr string // what stderr must say
+	}{
+		{"NoFlags", []string{}, "--aircraft and --flight are required"},
+		{"NoIssuerKey", []string{"--aircraft", "D-AIUA", "--flight", flight}, "--issuer-key is required"},
+		{"BadAircraft", []string{"--aircraft", "not a mark", "--flight", flight, "--issuer-key", "x"}, "--aircraft"},
+		{"BadLogFormat", []string{"--aircraft", "D-AIUA", "--flight", flight, "--issuer-key", "x", "--log-format", "xml"}, `--log-format "xml": want text or json`},
+		{"UnknownFlag", []string{"--bogus"}, "flag provided but not defined: -bogus\nusage: onboard"},
+		{"UnknownCommand", []string{"fly"}, "unexpected arguments: fly"},
+		{"DurationWithoutUnit", []string{"--sync-interval", "5"},
+			`invalid value "5" for flag -sync-interval: want a duration with a unit, such as 30s, 2m or 1h30m`},
+		{"NotANumber", []string{"--replay-window", "lots"}, `invalid value "lots" for flag -replay-window: want a whole number`},
 	} {
-		if code := run(ctx, args, io.Discard); code != 2 {
-			t.Errorf("run %q: exit code %d, want 2", args, code)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(ctx, tc.args, &stdout, &stderr); code != 2 {
+				t.Errorf("run %q: exit code %d, want 2", tc.args, code)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("run %q wrote to stdout: %q", tc.args, stdout.String())
+			}
+			if !strings.Contains(stderr.String(), tc.stderr) {
+				t.Errorf("run %q: stderr %q, want it to contain %q", tc.args, stderr.String(), tc.stderr)
+			}
+		})
 	}
 }
 
