@@ -22,6 +22,7 @@ import (
 	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/protocol"
+	"github.com/airtab/airtab/protocol/passengerapi"
 )
 
 const token = "test-back-office-token-0123456789"
@@ -294,7 +295,7 @@ func TestRequestSigning(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			status, ed := e.raw(http.MethodGet, "/v1/me", nil, tc.dev, tc.at, tc.mod)
-			if status != http.StatusUnauthorized || ed.Code != registry.CodeUnauthorized || ed.Message == "" {
+			if status != http.StatusUnauthorized || ed.Code != passengerapi.CodeUnauthorized || ed.Message == "" {
 				t.Fatalf("got %d %+v, want 401 unauthorized", status, ed)
 			}
 		})
@@ -347,7 +348,7 @@ func TestBadInput(t *testing.T) {
 			"WrongType":    `{"flight": 7}`,
 		} {
 			status, ed := e.raw(http.MethodPost, "/v1/me/credentials", []byte(body), dev, now, nil)
-			if status != http.StatusBadRequest || ed.Code != registry.CodeInvalid {
+			if status != http.StatusBadRequest || ed.Code != passengerapi.CodeInvalid {
 				t.Errorf("%s: got %d %+v, want 400 invalid", name, status, ed)
 			}
 		}
@@ -358,7 +359,7 @@ func TestBadInput(t *testing.T) {
 	t.Run("ErrTooLarge", func(t *testing.T) {
 		body := []byte(`{"flight": "` + strings.Repeat("x", MaxPassengerBody) + `"}`)
 		status, ed := e.raw(http.MethodPost, "/v1/me/credentials", body, dev, now, nil)
-		if status != http.StatusRequestEntityTooLarge || ed.Code != registry.CodeTooLarge {
+		if status != http.StatusRequestEntityTooLarge || ed.Code != passengerapi.CodeTooLarge {
 			t.Fatalf("got %d %+v, want 413", status, ed)
 		}
 	})
@@ -374,7 +375,7 @@ func TestBadInput(t *testing.T) {
 		_, err := e.c.Passenger(e.ctx, protocol.ID{1})
 		wantAPIError(t, err, registry.CodeNotFound)
 		status, ed := e.raw(http.MethodGet, "/v1/passengers/xyz", nil, nil, now, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) })
-		if status != http.StatusBadRequest || ed.Code != registry.CodeInvalid {
+		if status != http.StatusBadRequest || ed.Code != passengerapi.CodeInvalid {
 			t.Fatalf("bad id: got %d %+v", status, ed)
 		}
 	})
@@ -396,7 +397,7 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("message %q", ae.Message)
 		}
 		got, err := e.c.Account(e.ctx, dev)
-		if err != nil || got.Funding == nil || got.Funding.Kind != ground.FundingWallet {
+		if err != nil || got.Funding == nil || got.Funding.Kind != passengerapi.FundingWallet {
 			t.Fatalf("funding after a refused card = %+v, %v; want the wallet unchanged", got.Funding, err)
 		}
 	})
@@ -410,7 +411,7 @@ func TestBadInput(t *testing.T) {
 	})
 	t.Run("ErrUnknownEndpoint", func(t *testing.T) {
 		status, ed := e.raw(http.MethodGet, "/v1/nothing", nil, nil, now, nil)
-		if status != http.StatusNotFound || ed.Code != registry.CodeNotFound {
+		if status != http.StatusNotFound || ed.Code != passengerapi.CodeNotFound {
 			t.Fatalf("got %d %+v", status, ed)
 		}
 	})
@@ -427,7 +428,7 @@ func TestBackOfficeToken(t *testing.T) {
 					r.Header.Set("Authorization", h)
 				}
 			})
-			if status != http.StatusUnauthorized || ed.Code != registry.CodeUnauthorized {
+			if status != http.StatusUnauthorized || ed.Code != passengerapi.CodeUnauthorized {
 				t.Errorf("%s %s: got %d %+v, want 401", name, path, status, ed)
 			}
 		}

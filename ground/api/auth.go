@@ -1,12 +1,9 @@
 package api
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -16,82 +13,39 @@ import (
 
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground/registry"
-	"github.com/airtab/airtab/protocol"
+	"github.com/airtab/airtab/protocol/passengerapi"
 )
 
-// Request signing. A passenger's requests are signed by one of their device
-// keys: the private key never leaves the phone, and every request proves the
-// caller holds it.
-//
-//	Airtab-Device:    <key id: 16 lower-case hex characters>
-//	Airtab-Timestamp: <Unix seconds, decimal>
-//	Airtab-Nonce:     <32 lower-case hex characters, random per request>
-//	Airtab-Signature: <standard base64 of the Ed25519 signature>
-//
-// The signature is crypto's domain-separated Ed25519 (domain
-// "airtab/ground-api/v1") over the signing string
-//
-//	METHOD "\n" REQUEST-TARGET "\n" TIMESTAMP "\n" NONCE "\n" hex(SHA-256(body))
-//
-// where REQUEST-TARGET is the escaped path and query as sent
-// ("/v1/me/wallet/EUR"). The timestamp must be within MaxClockSkew of the
-// server's clock. A signature is accepted once: the server remembers every
-// signature it accepted until its timestamp is MaxClockSkew old, so a
-// captured request cannot be replayed within the window and is stale after
-// it (each server instance remembers its own; every passenger operation is
-// idempotent besides). The nonce makes two identical requests in the same
-// second sign differently (Ed25519 signatures are deterministic); a client
-// that retries signs again with a fresh nonce.
-//
-// Registration (POST /v1/passengers) is signed the same way by the key it
-// enrolls, as proof of possession. Enrolling another device (POST
-// /v1/me/devices) is signed by an enrolled key and carries, in
-// Airtab-Device-Proof, the new key's signature over the same signing string.
+// Request signing is the contract's (protocol/passengerapi, SPEC §10.5):
+// every passenger request is signed by one of the passenger's device keys.
+// This file checks those signatures: the headers' form, the timestamp
+// within MaxClockSkew, and a signature accepted once.
 const (
-	HeaderDevice    = "Airtab-Device"
-	HeaderTimestamp = "Airtab-Timestamp"
-	HeaderNonce     = "Airtab-Nonce"
-	HeaderSignature = "Airtab-Signature"
-	HeaderProof     = "Airtab-Device-Proof"
+	HeaderDevice    = passengerapi.HeaderDevice
+	HeaderTimestamp = passengerapi.HeaderTimestamp
+	HeaderNonce     = passengerapi.HeaderNonce
+	HeaderSignature = passengerapi.HeaderSignature
+	HeaderProof     = passengerapi.HeaderProof
 
 	// SigningDomain separates request signatures from every other
 	// signature a device key makes.
-	SigningDomain = protocol.DomainGroundAPI
+	SigningDomain = passengerapi.SigningDomain
 	// MaxClockSkew is how far a request's timestamp may be from the
 	// server's clock, either way.
-	MaxClockSkew = 5 * time.Minute
+	MaxClockSkew = passengerapi.MaxClockSkew
 )
 
 // Signer is a device key that signs requests; crypto.PrivateKey is one.
-type Signer interface {
-	Public() crypto.PublicKey
-	Sign(domain crypto.Domain, msg []byte) []byte
-}
+type Signer = passengerapi.Signer
 
 // SigningString returns the bytes a device signs for a request.
 func SigningString(method, target string, timestamp int64, nonce string, body []byte) []byte {
-	sum := sha256.Sum256(body)
-	return []byte(method + "\n" + target + "\n" + strconv.FormatInt(timestamp, 10) + "\n" + nonce + "\n" + hex.EncodeToString(sum[:]))
+	return passengerapi.SigningString(method, target, timestamp, nonce, body)
 }
 
-// SignRequest sets the signing headers on req, whose body is body, signed by
-// dev at time now with a nonce from rnd (crypto/rand when nil). It returns
-// the signing string, which a second key may sign too (HeaderProof).
+// SignRequest sets the signing headers on req (passengerapi.SignRequest).
 func SignRequest(req *http.Request, body []byte, dev Signer, now time.Time, rnd io.Reader) []byte {
-	if rnd == nil {
-		rnd = rand.Reader
-	}
-	var n [16]byte
-	if _, err := io.ReadFull(rnd, n[:]); err != nil {
-		panic(fmt.Sprintf("api: read nonce: %v", err)) // crypto/rand never fails
-	}
-	ts, nonce := now.Unix(), hex.EncodeToString(n[:])
-	msg := SigningString(req.Method, req.URL.RequestURI(), ts, nonce, body)
-	req.Header.Set(HeaderDevice, dev.Public().ID().String())
-	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderNonce, nonce)
-	req.Header.Set(HeaderSignature, base64.StdEncoding.EncodeToString(dev.Sign(SigningDomain, msg)))
-	return msg
+	return passengerapi.SignRequest(req, body, dev, now, rnd)
 }
 
 // signedRequest is a request's parsed signing headers.

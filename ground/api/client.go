@@ -17,14 +17,15 @@ import (
 	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/protocol"
+	"github.com/airtab/airtab/protocol/passengerapi"
 )
 
 // maxResponse bounds what the client reads of a response, in bytes (a
 // manifest view is about 1.2 MiB at most).
 const maxResponse = 4 << 20
 
-// Client is a Go client of the API, for passenger apps (and the simulator)
-// and for the back office. Passenger calls take the device key that signs
+// Client is a Go client of the API, for the simulator and the back office
+// (passenger apps use passengerapi.Client, which needs nothing of ground). Passenger calls take the device key that signs
 // them; back-office calls use Token. A refused call returns the server's
 // *registry.Error, so callers can switch on its Code.
 type Client struct {
@@ -101,7 +102,7 @@ func (c *Client) do(ctx context.Context, r request) (int, error) {
 	if resp.StatusCode >= 300 {
 		var eb ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
-			return resp.StatusCode, &registry.Error{Code: eb.Error.Code, Message: eb.Error.Message}
+			return resp.StatusCode, &registry.Error{Code: registry.Code(eb.Error.Code), Message: eb.Error.Message}
 		}
 		return resp.StatusCode, fmt.Errorf("%s %s: HTTP %d: %s", r.method, r.path, resp.StatusCode, trunc(string(data)))
 	}
@@ -132,8 +133,22 @@ func (c *Client) Account(ctx context.Context, dev Signer) (Account, error) {
 // SetFunding links a funding source.
 func (c *Client) SetFunding(ctx context.Context, dev Signer, f ground.FundingSource) (Account, error) {
 	var a Account
-	_, err := c.do(ctx, request{method: http.MethodPut, path: "/v1/me/funding", in: f, out: &a, dev: dev})
+	in := passengerapi.Funding{Kind: passengerapi.FundingKind(f.Kind), Network: string(f.Network), Token: f.Token,
+		Last4: f.Last4, ExpMonth: f.ExpMonth, ExpYear: f.ExpYear}
+	_, err := c.do(ctx, request{method: http.MethodPut, path: "/v1/me/funding", in: in, out: &a, dev: dev})
 	return a, err
+}
+
+// Charges returns up to limit of the passenger's charges (all up to
+// passengerapi.MaxCharges when limit is 0).
+func (c *Client) Charges(ctx context.Context, dev Signer, limit int) (passengerapi.ChargeList, error) {
+	var l passengerapi.ChargeList
+	path := "/v1/me/charges"
+	if limit > 0 {
+		path += "?limit=" + strconv.Itoa(limit)
+	}
+	_, err := c.do(ctx, request{method: http.MethodGet, path: path, out: &l, dev: dev})
+	return l, err
 }
 
 // EnrollDevice adds newDev to the passenger dev belongs to; both sign.

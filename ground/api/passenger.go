@@ -1,18 +1,34 @@
 package api
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strconv"
 
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/protocol"
+	"github.com/airtab/airtab/protocol/passengerapi"
 )
 
 // MaxTopUpMajor bounds one wallet top-up, in major units of its currency
 // (10 000.00 EUR, 10 000 JPY).
-const MaxTopUpMajor = 10_000
+const MaxTopUpMajor = passengerapi.MaxTopUpMajor
+
+// ChargeSource is clearing as the passenger API sees it: a passenger's
+// charges, and a retry of their collections when they link a new card.
+type ChargeSource interface {
+	// PassengerCharges returns up to limit of the passenger's charges,
+	// newest first, and whether more exist.
+	PassengerCharges(ctx context.Context, passenger protocol.ID, limit int) ([]passengerapi.Charge, bool, error)
+	// RetryPassenger makes the passenger's charges in collections due for
+	// a retry at once.
+	RetryPassenger(ctx context.Context, passenger protocol.ID) error
+}
 
 func invalid(format string, args ...any) error {
 	return registry.Errorf(registry.CodeInvalid, format, args...)
@@ -58,15 +74,73 @@ func (s *Server) getMe(c *call) error {
 	return c.json(http.StatusOK, accountView(p, s.reg.Policy()))
 }
 
+// setFunding links a funding source. A new card retries the charges in
+// collections at once: paying with it is how a passenger clears arrears.
 func (s *Server) setFunding(c *call) error {
-	var f ground.FundingSource
-	if err := c.decode(&f); err != nil {
+	var req passengerapi.Funding
+	if err := c.decode(&req); err != nil {
 		return err
 	}
+	f := ground.FundingSource{Kind: ground.FundingKind(req.Kind), Network: ground.CardNetwork(req.Network), Token: req.Token,
+		Last4: req.Last4, ExpMonth: req.ExpMonth, ExpYear: req.ExpYear}
 	if err := s.reg.SetFunding(c.r.Context(), c.passenger, f); err != nil {
 		return err
 	}
+	if s.charges != nil {
+		if err := s.charges.RetryPassenger(c.r.Context(), c.passenger); err != nil {
+			return fmt.Errorf("retry collections of %s: %w", c.passenger, err)
+		}
+	}
 	return s.getMe(c)
+}
+
+// listCharges answers the passenger's receipts: each charge, and the totals
+// charged and owed per currency.
+func (s *Server) listCharges(c *call) error {
+	if s.charges == nil {
+		return registry.Errorf(registry.CodeUnavailable, "charges are not available on this server")
+	}
+	limit := passengerapi.MaxCharges
+	if v := c.r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > passengerapi.MaxCharges {
+			return invalid("limit %q: want 1 to %d", trunc(v), passengerapi.MaxCharges)
+		}
+		limit = n
+	}
+	list, more, err := s.charges.PassengerCharges(c.r.Context(), c.passenger, limit)
+	if err != nil {
+		return fmt.Errorf("charges of %s: %w", c.passenger, err)
+	}
+	return c.json(http.StatusOK, chargeList(list, more))
+}
+
+// chargeList totals the charges: settled sales are charged, sales in
+// collections owed.
+func chargeList(list []passengerapi.Charge, more bool) passengerapi.ChargeList {
+	out := passengerapi.ChargeList{Charges: list, Charged: []protocol.Money{}, Owed: []protocol.Money{}, Truncated: more}
+	if out.Charges == nil {
+		out.Charges = []passengerapi.Charge{}
+	}
+	charged, owed := map[protocol.Currency]int64{}, map[protocol.Currency]int64{}
+	for _, ch := range list {
+		if ch.Kind != "sale" {
+			continue
+		}
+		switch ch.Status {
+		case passengerapi.ChargeSettled:
+			charged[ch.Amount.Currency] += ch.Amount.Minor
+		case passengerapi.ChargeCollections:
+			owed[ch.Amount.Currency] += ch.Amount.Minor
+		}
+	}
+	for _, cur := range slices.Sorted(maps.Keys(charged)) {
+		out.Charged = append(out.Charged, protocol.M(charged[cur], cur))
+	}
+	for _, cur := range slices.Sorted(maps.Keys(owed)) {
+		out.Owed = append(out.Owed, protocol.M(owed[cur], cur))
+	}
+	return out
 }
 
 // enrollDevice adds a device key. The request is signed by an enrolled key

@@ -12,6 +12,9 @@
 //	POST /v1/me/wallet/topups      top up the wallet                         → 200 Balance
 //	GET  /v1/me/wallet/{currency}  wallet balance                            → 200 Balance
 //	POST /v1/me/credentials        opt in to a flight                        → 201 (new) or 200 (same again) Credential
+//	GET  /v1/me/charges?limit=N    the passenger's charges (receipts)        → 200 ChargeList
+//
+// Their bodies, signing and errors are the contract in protocol/passengerapi.
 //
 // Back-office endpoints ("Authorization: Bearer <token>"):
 //
@@ -37,19 +40,23 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/protocol"
+	"github.com/airtab/airtab/protocol/passengerapi"
 )
 
 // Body caps, in bytes.
 const (
-	MaxPassengerBody  = 16 << 10
+	MaxPassengerBody  = passengerapi.MaxBody
 	MaxBackOfficeBody = 1 << 20
 	// MinTokenLen is the shortest back-office token accepted, in bytes.
 	MinTokenLen = 16
@@ -61,6 +68,10 @@ type Config struct {
 	// Funder tops up and reads wallets (ground/clearing implements it).
 	// When nil, the wallet endpoints answer "unavailable".
 	Funder ground.WalletFunder
+	// Charges lists a passenger's charges and retries their collections
+	// when they link a new card (ground/clearing implements it). When nil,
+	// GET /v1/me/charges answers "unavailable".
+	Charges ChargeSource
 	// Reports, when set, serves everything under /v1/reports/ behind the
 	// back-office token. It sees the full request path.
 	Reports http.Handler
@@ -82,6 +93,7 @@ type Config struct {
 type Server struct {
 	reg     *registry.Registry
 	funder  ground.WalletFunder
+	charges ChargeSource
 	token   [sha256.Size]byte
 	replay  *replayCache
 	clock   func() time.Time
@@ -108,7 +120,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{
-		reg: cfg.Registry, funder: cfg.Funder, token: sha256.Sum256([]byte(cfg.BackOfficeToken)),
+		reg: cfg.Registry, funder: cfg.Funder, charges: cfg.Charges, token: sha256.Sum256([]byte(cfg.BackOfficeToken)),
 		replay: newReplayCache(cfg.ReplayCacheSize), clock: cfg.Clock, log: cfg.Logger, mux: http.NewServeMux(), reports: cfg.Reports,
 	}
 	s.routes()
@@ -137,6 +149,7 @@ func (s *Server) routes() {
 	s.route("POST /v1/me/wallet/topups", authDevice, p, s.topUp)
 	s.route("GET /v1/me/wallet/{currency}", authDevice, p, s.balance)
 	s.route("POST /v1/me/credentials", authDevice, p, s.optIn)
+	s.route("GET /v1/me/charges", authDevice, p, s.listCharges)
 
 	s.route("PUT /v1/aircraft/{aircraft}", authToken, b, s.putAircraft)
 	s.route("POST /v1/flights", authToken, b, s.postFlight)
@@ -185,7 +198,7 @@ func (c *call) decode(v any) error {
 	dec := json.NewDecoder(bytes.NewReader(c.body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return registry.Errorf(registry.CodeInvalid, "malformed JSON: %v", err)
+		return registry.Errorf(registry.CodeInvalid, "%s", jsonProblem(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return registry.Errorf(registry.CodeInvalid, "malformed JSON: data after the object")
@@ -291,5 +304,65 @@ func (s *Server) writeError(c *call, err error) {
 	if code == registry.CodeUnauthorized {
 		c.w.Header().Set("WWW-Authenticate", `Airtab-Signature, Bearer realm="airtab-back-office"`)
 	}
-	c.json(statusOf(code), ErrorBody{Error: ErrorDetail{Code: code, Message: registry.ErrorMessage(err)}})
+	c.json(statusOf(code), ErrorBody{Error: ErrorDetail{Code: passengerapi.Code(code), Message: registry.ErrorMessage(err)}})
+}
+
+// jsonProblem says what is wrong with a request body in the API's terms:
+// field names as in the JSON, JSON types, never Go's types.
+func jsonProblem(err error) string {
+	if e, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		field := e.Field
+		if field == "" {
+			field = "the body"
+		}
+		return fmt.Sprintf("%s: got a JSON %s, want %s", field, e.Value, jsonKind(e.Type))
+	}
+	if e, ok := errors.AsType[*json.SyntaxError](err); ok {
+		return fmt.Sprintf("malformed JSON at byte %d: %s", e.Offset, strings.TrimPrefix(e.Error(), "json: "))
+	}
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return "malformed JSON: the body ends early"
+	}
+	if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
+		return "unknown field " + f
+	}
+	if _, after, ok := strings.Cut(msg, "Go value of type "); ok {
+		_ = after // never show a Go type
+		return "malformed JSON: a value of the wrong type"
+	}
+	return msg
+}
+
+// jsonKind names the JSON a Go type is read from.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "a base64 string"
+		}
+		return "an array"
+	case reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "a string of hex characters" // ids, hashes
+		}
+		return "an array"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "another type"
 }

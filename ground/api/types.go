@@ -4,141 +4,52 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/protocol"
+	"github.com/airtab/airtab/protocol/passengerapi"
 )
 
-// JSON bodies of the API, shared by the server and Client. Ids are 32
+// JSON bodies of the API. The passenger side is the contract in
+// protocol/passengerapi, named here too so callers of this package need not
+// import both; the back-office bodies below are ground's own. Ids are 32
 // lower-case hex characters, keys their prefixed text form
 // ("airtab-device-pub:…"), money {"minor": 1250, "currency": "EUR"}, times
 // RFC 3339 UTC, signed messages ("cose") standard base64 of the COSE_Sign1
 // bytes.
-
-// ErrorBody is the body of every error response.
-type ErrorBody struct {
-	Error ErrorDetail `json:"error"`
-}
-
-// ErrorDetail is a stable code (see registry.Code) and a message.
-type ErrorDetail struct {
-	Code    registry.Code `json:"code"`
-	Message string        `json:"message"`
-}
-
-// CreatePassengerRequest is the body of POST /v1/passengers.
-type CreatePassengerRequest struct {
-	DeviceKey   string `json:"device_key"`             // airtab-device-pub:…
-	ExternalRef string `json:"external_ref,omitempty"` // optional opaque reference
-}
-
-// DeviceRequest is the body of POST /v1/me/devices.
-type DeviceRequest struct {
-	DeviceKey string `json:"device_key"`
-}
-
-// TopUpRequest is the body of POST /v1/me/wallet/topups. Ref is the
-// client's idempotency key: the same ref never credits twice.
-type TopUpRequest struct {
-	Amount protocol.Money `json:"amount"`
-	Ref    protocol.ID    `json:"ref"`
-}
-
-// Balance is a wallet balance.
-type Balance struct {
-	Balance protocol.Money `json:"balance"`
-}
-
-// OptInRequest is the body of POST /v1/me/credentials.
-type OptInRequest struct {
-	Flight protocol.FlightID `json:"flight"`
-}
-
-// Account is a passenger's account: GET /v1/me, and the back office's
-// GET /v1/passengers/{id}.
-type Account struct {
-	Passenger   protocol.ID `json:"passenger"`
-	ExternalRef string      `json:"external_ref,omitempty"`
-	Score       int         `json:"score"`
-	Threshold   int         `json:"eligibility_threshold"`
-	Eligible    bool        `json:"eligible"`
-	// Ineligible says why the passenger may not opt in, when they may not.
-	Ineligible string `json:"ineligible_reason,omitempty"`
-	// Limits are the per-flight limit and per-sale cap of the passenger's
-	// score band, one per supported currency; absent below the threshold.
-	Limits []Limits `json:"limits,omitempty"`
-	// Funding is the funding source without the acquirer token.
-	Funding      *ground.FundingSource `json:"funding,omitempty"`
-	Devices      []string              `json:"devices"`
-	Arrears      []ArrearsEntry        `json:"arrears"`
-	Credentials  []CredentialSummary   `json:"credentials"`
-	ScoreHistory []ScoreEvent          `json:"score_history"`
-	CreatedAt    time.Time             `json:"created_at"`
-}
-
-// Limits are the limits of a score band in one currency.
-type Limits struct {
-	Limit protocol.Money `json:"limit"`
-	TxCap protocol.Money `json:"tx_cap"`
-}
-
-// ArrearsEntry is an unpaid invoice.
-type ArrearsEntry struct {
-	Passenger protocol.ID `json:"passenger"`
-	Invoice   protocol.ID `json:"invoice"`
-	Since     time.Time   `json:"since"`
-}
+type (
+	// ErrorBody is the body of every error response.
+	ErrorBody = passengerapi.ErrorBody
+	// ErrorDetail is a stable code and a message.
+	ErrorDetail = passengerapi.ErrorDetail
+	// CreatePassengerRequest is the body of POST /v1/passengers.
+	CreatePassengerRequest = passengerapi.CreatePassengerRequest
+	// DeviceRequest is the body of POST /v1/me/devices.
+	DeviceRequest = passengerapi.DeviceRequest
+	// TopUpRequest is the body of POST /v1/me/wallet/topups.
+	TopUpRequest = passengerapi.TopUpRequest
+	// Balance is a wallet balance.
+	Balance = passengerapi.Balance
+	// OptInRequest is the body of POST /v1/me/credentials.
+	OptInRequest = passengerapi.OptInRequest
+	// Account is a passenger's account: GET /v1/me, and the back office's
+	// GET /v1/passengers/{id}.
+	Account = passengerapi.Account
+	// Limits are the limits of a score band in one currency.
+	Limits = passengerapi.Limits
+	// ArrearsEntry is an unpaid invoice.
+	ArrearsEntry = passengerapi.ArrearsEntry
+	// ScoreEvent is one change of a passenger's score.
+	ScoreEvent = passengerapi.ScoreEvent
+	// CredentialSummary lists a credential in an account.
+	CredentialSummary = passengerapi.CredentialSummary
+	// Credential is an issued credential.
+	Credential = passengerapi.Credential
+)
 
 // ArrearsList is the body of GET /v1/arrears.
 type ArrearsList struct {
 	Arrears   []ArrearsEntry `json:"arrears"`
 	Truncated bool           `json:"truncated"` // more than the limit are open
-}
-
-// ScoreEvent is one change of a passenger's score.
-type ScoreEvent struct {
-	Score  int       `json:"score"`
-	Change int       `json:"change"`
-	Reason string    `json:"reason"`
-	At     time.Time `json:"at"`
-}
-
-// CredentialSummary lists a credential in an account.
-type CredentialSummary struct {
-	ID       protocol.ID       `json:"id"`
-	Flight   protocol.FlightID `json:"flight"`
-	Limit    protocol.Money    `json:"limit"`
-	NotAfter time.Time         `json:"not_after"`
-	Revoked  bool              `json:"revoked"`
-}
-
-// Credential is an issued credential: its fields for a person to read and
-// the signed COSE bytes the wallet stores (protocol.Wallet.AddCredential).
-type Credential struct {
-	ID        protocol.ID       `json:"id"`
-	Passenger protocol.ID       `json:"passenger"`
-	Device    string            `json:"device"`
-	Flight    protocol.FlightID `json:"flight"`
-	Limit     protocol.Money    `json:"limit"`
-	TxCap     protocol.Money    `json:"tx_cap"`
-	NotBefore time.Time         `json:"not_before"`
-	NotAfter  time.Time         `json:"not_after"`
-	IssuedAt  time.Time         `json:"issued_at"`
-	RevokedAt *time.Time        `json:"revoked_at,omitempty"`
-	COSE      []byte            `json:"cose"`
-}
-
-// Parse decodes the signed credential and checks it says what the JSON
-// fields say. Verify it against the issuer's trust list before use.
-func (c Credential) Parse() (*protocol.SignedCredential, error) {
-	s, err := protocol.ParseCredential(c.COSE)
-	if err != nil {
-		return nil, err
-	}
-	if s.Body.ID != c.ID || s.Body.Flight != c.Flight || s.Body.Limit != c.Limit || s.Body.TxCap != c.TxCap {
-		return nil, fmt.Errorf("credential %s: the signed bytes do not match the JSON fields", c.ID)
-	}
-	return s, nil
 }
 
 // AircraftRequest is the body of PUT /v1/aircraft/{aircraft}.
@@ -227,10 +138,9 @@ func accountView(p registry.Passenger, pol registry.LimitPolicy) Account {
 		Passenger: p.ID, ExternalRef: p.ExternalRef, Score: p.Score, Threshold: pol.Threshold(), CreatedAt: p.CreatedAt,
 		Devices: []string{}, Arrears: []ArrearsEntry{}, Credentials: []CredentialSummary{}, ScoreHistory: []ScoreEvent{},
 	}
-	if p.Funding != nil {
-		f := *p.Funding
-		f.Token = ""
-		a.Funding = &f
+	if f := p.Funding; f != nil {
+		a.Funding = &passengerapi.Funding{Kind: passengerapi.FundingKind(f.Kind), Network: string(f.Network),
+			Last4: f.Last4, ExpMonth: f.ExpMonth, ExpYear: f.ExpYear} // never the token
 	}
 	for _, d := range p.Devices {
 		a.Devices = append(a.Devices, d.String())

@@ -149,6 +149,9 @@ type Deps struct {
 type Extensions struct {
 	// Funder serves the API's wallet top-ups and balances.
 	Funder ground.WalletFunder
+	// Charges serves the passenger's receipts (GET /v1/me/charges) and
+	// retries their collections when they link a new card.
+	Charges api.ChargeSource
 	// Reports is mounted at /v1/reports/ behind the back-office token.
 	Reports http.Handler
 	// Services run until Close.
@@ -249,7 +252,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.startServices(ext.Services)
-	if err := m.startHTTP(api.Config{Registry: m.reg, Funder: ext.Funder, Reports: ext.Reports, BackOfficeToken: token, Clock: cfg.Clock, Logger: m.log}); err != nil {
+	if err := m.startHTTP(api.Config{Registry: m.reg, Funder: ext.Funder, Charges: ext.Charges, Reports: ext.Reports, BackOfficeToken: token, Clock: cfg.Clock, Logger: m.log}); err != nil {
 		return err
 	}
 	m.up = true
@@ -449,7 +452,7 @@ func (m *Main) wireClearing(ctx context.Context, d Deps) (Extensions, error) {
 		return Extensions{}, err
 	}
 	m.clearing = svc
-	return Extensions{Funder: svc, Reports: svc.Reports().Handler(), Services: []Service{svc}}, nil
+	return Extensions{Funder: svc, Charges: svc, Reports: svc.Reports().Handler(), Services: []Service{svc}}, nil
 }
 
 // Clearing returns the clearing service once Run has returned, when the

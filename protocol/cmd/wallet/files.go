@@ -10,9 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/airtab/airtab/ground/api"
-	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/protocol"
+	"github.com/airtab/airtab/protocol/passengerapi"
 )
 
 // Files the command keeps in the wallet directory beside protocol.Wallet's.
@@ -66,7 +65,7 @@ func readPassenger(dir string) (protocol.ID, error) {
 // top-up whose answer was lost (a crash, a timeout) is sent again under the
 // same key and ground credits it once; the key is dropped only when ground
 // has answered: credited, or refused outright.
-func topUpOnce(ctx context.Context, c *api.Client, w *protocol.Wallet, dir string, amount protocol.Money) (protocol.Money, error) {
+func topUpOnce(ctx context.Context, c *passengerapi.Client, w *protocol.Wallet, dir string, amount protocol.Money) (protocol.Money, error) {
 	path := filepath.Join(dir, pendingTopUpFile)
 	ref, err := pendingRef(path, amount)
 	if err != nil {
@@ -83,7 +82,7 @@ func topUpOnce(ctx context.Context, c *api.Client, w *protocol.Wallet, dir strin
 		// A refusal credited nothing, and the same key would only be
 		// refused again; any other failure (no answer, an internal
 		// error) may have come after the credit, so the key stays.
-		if code := registry.ErrorCode(err); code != registry.CodeInternal && code != registry.CodeUnavailable {
+		if code := passengerapi.ErrorCode(err); code != passengerapi.CodeInternal && code != passengerapi.CodeUnavailable {
 			os.Remove(path)
 		}
 		return protocol.Money{}, err

@@ -8,9 +8,8 @@ import (
 	"time"
 
 	"github.com/airtab/airtab/crypto"
-	"github.com/airtab/airtab/ground/api"
-	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/protocol"
+	"github.com/airtab/airtab/protocol/passengerapi"
 )
 
 // registerCommand creates (or opens) the wallet, registers its passenger,
@@ -64,9 +63,9 @@ and --top-up on a later run tops up again.
 	if err != nil {
 		return failure(stderr, fs.Name(), err)
 	}
-	c := &api.Client{BaseURL: *groundURL}
+	c := &passengerapi.Client{BaseURL: *groundURL}
 	acct, err := c.CreatePassenger(ctx, w, *ref)
-	if registry.ErrorCode(err) == registry.CodeConflict {
+	if passengerapi.ErrorCode(err) == passengerapi.CodeConflict {
 		// Either this device key is enrolled already (a re-run: fetch the
 		// passenger it belongs to), or the reference is someone else's
 		// (then the device is unknown and the conflict stands).
@@ -144,10 +143,10 @@ reason and exit code 1.
 	if err != nil {
 		return failure(stderr, fs.Name(), err)
 	}
-	c := &api.Client{BaseURL: *groundURL}
+	c := &passengerapi.Client{BaseURL: *groundURL}
 	cred, err := c.OptIn(ctx, w, f)
-	if registry.ErrorCode(err) == registry.CodeIneligible {
-		fmt.Fprintf(stderr, "%s: not eligible for %s: %s\n", fs.Name(), f, registry.ErrorMessage(err))
+	if passengerapi.ErrorCode(err) == passengerapi.CodeIneligible {
+		fmt.Fprintf(stderr, "%s: not eligible for %s: %s\n", fs.Name(), f, errorMessage(err))
 		return 1
 	}
 	if err != nil {
@@ -191,7 +190,7 @@ ledger holds it.
 	if err != nil {
 		return failure(stderr, fs.Name(), err)
 	}
-	c := &api.Client{BaseURL: *groundURL}
+	c := &passengerapi.Client{BaseURL: *groundURL}
 	b, err := c.WalletBalance(ctx, w, cur)
 	if err != nil {
 		return failure(stderr, fs.Name(), groundError(*groundURL, err))
@@ -200,16 +199,24 @@ ledger holds it.
 	return 0
 }
 
+// errorMessage returns the message of ground's refusal in err.
+func errorMessage(err error) string {
+	if e, ok := errors.AsType[*passengerapi.Error](err); ok {
+		return e.Message
+	}
+	return err.Error()
+}
+
 // groundError says what ground answered, or that it could not be reached.
 func groundError(url string, err error) error {
-	if e, ok := errors.AsType[*registry.Error](err); ok {
+	if e, ok := errors.AsType[*passengerapi.Error](err); ok {
 		return fmt.Errorf("ground refused (%s): %s", e.Code, e.Message)
 	}
 	return fmt.Errorf("ground at %s (--ground): %w", url, err)
 }
 
 // printAccount prints the account as ground returned it.
-func printAccount(w io.Writer, wal *protocol.Wallet, a api.Account) {
+func printAccount(w io.Writer, wal *protocol.Wallet, a passengerapi.Account) {
 	line := func(k, format string, args ...any) { fmt.Fprintf(w, "%-13s %s\n", k, fmt.Sprintf(format, args...)) }
 	line("passenger", "%s", a.Passenger)
 	if a.ExternalRef != "" {

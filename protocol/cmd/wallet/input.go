@@ -7,26 +7,24 @@ import (
 	"strings"
 	"time"
 
-	"github.com/airtab/airtab/ground"
-	"github.com/airtab/airtab/ground/api"
-	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/protocol"
+	"github.com/airtab/airtab/protocol/passengerapi"
 )
 
 // cardNetworks are the networks ground accepts, in the order help lists them.
-var cardNetworks = []ground.CardNetwork{ground.Visa, ground.Mastercard, ground.Amex, ground.Discover, ground.JCB}
+var cardNetworks = passengerapi.Networks
 
 // parseFunding turns the funding flags into a funding source, or nil when
 // none was given (the passenger's funding is then left as it is). A card is
 // checked here with ground's own rules, so a typo is a command-line error
 // rather than a round trip.
-func parseFunding(network, token, last4, exp string, wallet bool, now time.Time) (*ground.FundingSource, error) {
+func parseFunding(network, token, last4, exp string, wallet bool, now time.Time) (*passengerapi.Funding, error) {
 	cardFields := token != "" || last4 != "" || exp != ""
 	switch {
 	case wallet && (network != "" || cardFields):
 		return nil, errors.New("give --card (with --card-token, --last4, --exp) or --wallet, not both")
 	case wallet:
-		return &ground.FundingSource{Kind: ground.FundingWallet}, nil
+		return &passengerapi.Funding{Kind: passengerapi.FundingWallet}, nil
 	case network == "" && cardFields:
 		return nil, errors.New("--card-token, --last4 and --exp go with --card NETWORK")
 	case network == "":
@@ -34,7 +32,7 @@ func parseFunding(network, token, last4, exp string, wallet bool, now time.Time)
 	}
 	known := false
 	for _, n := range cardNetworks {
-		known = known || string(n) == network
+		known = known || n == network
 	}
 	if !known {
 		return nil, fmt.Errorf("--card %q: want visa, mastercard, amex, discover or jcb", network)
@@ -46,9 +44,9 @@ func parseFunding(network, token, last4, exp string, wallet bool, now time.Time)
 	if err != nil {
 		return nil, err
 	}
-	f := &ground.FundingSource{Kind: ground.FundingCard, Network: ground.CardNetwork(network), Token: token, Last4: last4, ExpMonth: month, ExpYear: year}
-	if err := registry.ValidateFunding(*f, now); err != nil {
-		return nil, fmt.Errorf("--card: %s", registry.ErrorMessage(err))
+	f := &passengerapi.Funding{Kind: passengerapi.FundingCard, Network: network, Token: token, Last4: last4, ExpMonth: month, ExpYear: year}
+	if err := f.Validate(now); err != nil {
+		return nil, fmt.Errorf("--card: %v", err)
 	}
 	return f, nil
 }
@@ -67,7 +65,7 @@ func parseExpiry(s string) (month, year int, err error) {
 }
 
 // parseTopUp parses the --top-up amount in currency c and bounds it as
-// ground does: more than zero, at most api.MaxTopUpMajor.
+// ground does: more than zero, at most passengerapi.MaxTopUpMajor.
 func parseTopUp(s string, c protocol.Currency) (protocol.Money, error) {
 	if err := c.Validate(); err != nil {
 		return protocol.Money{}, fmt.Errorf("--currency: %w", err)
@@ -77,7 +75,7 @@ func parseTopUp(s string, c protocol.Currency) (protocol.Money, error) {
 		return protocol.Money{}, fmt.Errorf("--top-up %q: %w", s, err)
 	}
 	e, _ := c.Exponent()
-	limit := int64(api.MaxTopUpMajor)
+	limit := int64(passengerapi.MaxTopUpMajor)
 	for range e {
 		limit *= 10
 	}
