@@ -40,7 +40,7 @@ and --top-up on a later run tops up again.
 	useWallet := fs.Bool("wallet", false, "fund with the prepaid wallet balance (see --top-up)")
 	topUp := fs.String("top-up", "", "credit this `amount` to the wallet balance, in major units of --currency, for example 100.00")
 	currency := fs.String("currency", "", "`currency` of --top-up: EUR, USD, CHF, GBP or JPY")
-	if code, ok := parseFlags(fs, args, dir, stderr); !ok {
+	if code, ok := parseFlags(fs, args, dir, stdout, stderr); !ok {
 		return code
 	}
 	funding, err := parseFunding(*card, *token, *last4, *exp, *useWallet, time.Now())
@@ -120,7 +120,7 @@ reason and exit code 1.
 	groundURL := fs.String("ground", defaultGround, "ground HTTP API `URL`")
 	flight := fs.String("flight", "", "flight `id`, for example XX123-2026-11-21 (required)")
 	issuerKey := fs.String("issuer-key", "", "issuer public key `file` (ground's issuer.pub): verify the credential's signature before storing it")
-	if code, ok := parseFlags(fs, args, dir, stderr); !ok {
+	if code, ok := parseFlags(fs, args, dir, stdout, stderr); !ok {
 		return code
 	}
 	f, err := protocol.ParseFlightID(*flight)
@@ -179,7 +179,7 @@ ledger holds it.
 	dir := fs.String("dir", "", "wallet `directory`, made by wallet register (required)")
 	groundURL := fs.String("ground", defaultGround, "ground HTTP API `URL`")
 	currency := fs.String("currency", "", "`currency`, for example EUR (required)")
-	if code, ok := parseFlags(fs, args, dir, stderr); !ok {
+	if code, ok := parseFlags(fs, args, dir, stdout, stderr); !ok {
 		return code
 	}
 	cur := protocol.Currency(*currency)

@@ -18,7 +18,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +25,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/airtab/airtab/protocol/cli"
 )
 
 func main() {
@@ -49,19 +50,22 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
-		return 2
+		return cli.ExitUsage
 	}
 	name, args := args[0], args[1:]
-	switch name {
-	case "help", "-h", "-help", "--help":
-		usage(stdout)
-		return 0
+	if cli.IsHelp(name) {
+		if name == "help" && len(args) > 0 { // "wallet help code"
+			name, args = args[0], []string{"--help"}
+		} else {
+			usage(stdout)
+			return cli.ExitOK
+		}
 	}
 	cmd, ok := commands[name]
 	if !ok {
 		fmt.Fprintf(stderr, "wallet: unknown command %q\n\n", name)
 		usage(stderr)
-		return 2
+		return cli.ExitUsage
 	}
 	return cmd(ctx, args, stdout, stderr)
 }
@@ -78,7 +82,7 @@ Commands:
   code       make a payment code (text, terminal QR, PNG); works offline
   balance    the passenger's wallet balance in a currency
   show       what the wallet holds: device key, passenger, credentials
-  help       show this text
+  help       show this text; "wallet help <command>" shows a command's flags
 
 "wallet <command> --help" lists a command's flags.
 `)
@@ -87,29 +91,26 @@ Commands:
 // defaultGround is ground serve's default HTTP address.
 const defaultGround = "http://127.0.0.1:8080"
 
-// newFlags returns the flag set of a subcommand. --help prints text and the
-// flags on stdout; parse errors go to stderr.
+// newFlags returns the flag set of a subcommand, whose usage is text and
+// the flags. parseFlags sends it to stdout for --help, to stderr for a bad
+// flag.
 func newFlags(name, text string, stdout, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("wallet "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stdout, text+"\nFlags:\n")
-		fs.SetOutput(stdout)
+		fmt.Fprint(fs.Output(), text+"\nFlags:\n")
 		fs.PrintDefaults()
-		fs.SetOutput(stderr)
 	}
 	return fs
 }
 
 // parseFlags parses args into fs and checks that --dir was given. It returns
-// false and the exit code when the command must stop: 0 after --help, 2 on
-// a bad command line (the message already on stderr).
-func parseFlags(fs *flag.FlagSet, args []string, dir *string, stderr io.Writer) (int, bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0, false
-		}
-		return 2, false
+// false and the exit code when the command must stop: 0 after help (--help,
+// -h, or "help" after the command), 2 on a bad command line (the message
+// already on stderr).
+func parseFlags(fs *flag.FlagSet, args []string, dir *string, stdout, stderr io.Writer) (int, bool) {
+	if code, ok := cli.Parse(fs, args, stdout, stderr); !ok {
+		return code, false
 	}
 	if fs.NArg() > 0 {
 		return usageError(stderr, fs.Name(), "unexpected arguments: %s", strings.Join(fs.Args(), " ")), false

@@ -326,14 +326,39 @@ func TestBadCommandLine(t *testing.T) {
 	}
 }
 
+// TestHelp pins the Go tools' conventions: help on stdout with exit 0, an
+// unknown command or flag on stderr with the usage and exit 2.
 func TestHelp(t *testing.T) {
 	for name := range commands {
-		r := wallet(t, name, "--help")
-		if r.code != 0 || !strings.Contains(r.stdout, "usage: wallet "+name) || !strings.Contains(r.stdout, "-dir") {
-			t.Errorf("%s --help = %d:\n%s%s", name, r.code, r.stdout, r.stderr)
+		for _, args := range [][]string{{name, "--help"}, {name, "-h"}, {name, "help"}, {"help", name}} {
+			t.Run(strings.Join(args, " "), func(t *testing.T) {
+				r := wallet(t, args...)
+				if r.code != 0 || !strings.Contains(r.stdout, "usage: wallet "+name) || !strings.Contains(r.stdout, "-dir") || r.stderr != "" {
+					t.Errorf("wallet %q = %d:\nstdout:\n%s\nstderr:\n%s", args, r.code, r.stdout, r.stderr)
+				}
+			})
 		}
 	}
-	if r := wallet(t, "help"); r.code != 0 || !strings.Contains(r.stdout, "opt-in") {
-		t.Errorf("help = %d %q", r.code, r.stdout)
+	for _, arg := range []string{"help", "-h", "-help", "--help"} {
+		t.Run(arg, func(t *testing.T) {
+			if r := wallet(t, arg); r.code != 0 || !strings.Contains(r.stdout, "opt-in") || r.stderr != "" {
+				t.Errorf("wallet %s = %d %q %q", arg, r.code, r.stdout, r.stderr)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pay"}, "wallet: unknown command \"pay\"\n\nusage: wallet"},
+		{[]string{"help", "pay"}, "wallet: unknown command \"pay\"\n\nusage: wallet"},
+		{[]string{"code", "--colour", "blue"}, "flag provided but not defined: -colour\nusage: wallet code"},
+		{[]string{"code", "--png-size", "big"}, `invalid value "big" for flag -png-size: want a whole number`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			if r := wallet(t, tc.args...); r.code != 2 || r.stdout != "" || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("wallet %q = %d, stdout %q, stderr %q; want 2 and %q on stderr", tc.args, r.code, r.stdout, r.stderr, tc.want)
+			}
+		})
 	}
 }

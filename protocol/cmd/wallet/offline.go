@@ -35,7 +35,7 @@ it yet (the passenger opted in after the aircraft last synced).
 	qr := fs.Bool("qr", false, "draw the QR code in the terminal (default: when stdout is a terminal; --qr=false never)")
 	pngFile := fs.String("png", "", "also write the QR code as a PNG image to this `file`")
 	pngSize := fs.Int("png-size", defaultPNGSize, "side of the --png image in `pixels`")
-	if code, ok := parseFlags(fs, args, dir, stderr); !ok {
+	if code, ok := parseFlags(fs, args, dir, stdout, stderr); !ok {
 		return code
 	}
 	f, err := protocol.ParseFlightID(*flight)
@@ -96,7 +96,7 @@ it was registered as, and the credentials with their flights, limits and
 validity.
 `, stdout, stderr)
 	dir := fs.String("dir", "", "wallet `directory`, made by wallet register (required)")
-	if code, ok := parseFlags(fs, args, dir, stderr); !ok {
+	if code, ok := parseFlags(fs, args, dir, stdout, stderr); !ok {
 		return code
 	}
 	w, err := openWallet(*dir, false)
