@@ -200,7 +200,7 @@ func (s *Service) applyOutcome(ctx context.Context, lb *ledger.Batch, now time.T
 		}
 		rec.Funding = ground.FundingWallet
 		rec.Tries++
-		err := post(walletChargeTransfer(*rec))
+		err := s.postWalletCharge(ctx, lb, created, *rec)
 		switch {
 		case errors.Is(err, ledger.ErrInsufficientFunds):
 			s.collections(rec, string(DeclineWalletShort), now)

@@ -24,7 +24,8 @@
 //	verified ──→ posted ─ card captured ─────────────────────────→ settled
 //	   │            ├─ declined / wallet short ─→ collections ─ retry succeeds ─→ settled
 //	   │            └─ acquirer timeout ───→ pending-retry ─ retry (same key) ─→ settled | collections
-//	   └─ fails a check ─→ quarantined (never charged)
+//	   ├─ fails a check ─→ quarantined (never charged)
+//	   └─ both signatures verify, a cabin-server rule fails ─→ disputed (amount kept, not charged)
 //	any of posted, settled, collections, pending-retry ─ void ─→ voided (reversed, refunded)
 //
 // A void invoice is voided once applied, or void-pending while its sale has
@@ -74,6 +75,16 @@ const (
 	// StatusQuarantined: the invoice failed verification; it is kept with
 	// its reason and raw bytes, never charged.
 	StatusQuarantined Status = "quarantined"
+	// StatusDisputed: a sale that its aircraft signed and the passenger's
+	// device authorized (both signatures verify), refused on the ground by
+	// a rule the cabin server should have enforced (the code's counter used
+	// before on the credential, the per-sale cap, the flight limit, the
+	// credential's currency). A real authorization, so never treated as a
+	// forgery: it is kept with its reason and amount, counted in the
+	// report's disputed bucket (the flight does not reconcile), and not
+	// charged until the back office decides. Its receipt says
+	// quarantined with the reason: the aircraft's duty ends there.
+	StatusDisputed Status = "disputed"
 )
 
 // ReceiptStatus maps a status to what the clearing receipt says.
@@ -85,7 +96,7 @@ func (s Status) ReceiptStatus() protocol.ClearingStatus {
 		return protocol.StatusCollections
 	case StatusVoided, StatusVoidPending:
 		return protocol.StatusVoided
-	case StatusQuarantined:
+	case StatusQuarantined, StatusDisputed:
 		return protocol.StatusQuarantined
 	}
 	return 0

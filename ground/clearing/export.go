@@ -69,7 +69,7 @@ func WriteSettlement(ctx context.Context, db *sql.DB, day time.Time, format stri
 
 // WriteJSON writes the report as indented JSON.
 func (rep *FlightReport) WriteJSON(w io.Writer) error {
-	for _, b := range []*Bucket{&rep.Settled, &rep.Collections, &rep.Posted, &rep.Voided, &rep.Voids, &rep.VoidsPending, &rep.Quarantined} {
+	for _, b := range []*Bucket{&rep.Settled, &rep.Collections, &rep.Posted, &rep.Voided, &rep.Voids, &rep.VoidsPending, &rep.Quarantined, &rep.Disputed} {
 		if b.Totals == nil {
 			b.Totals = []protocol.Money{}
 		}

@@ -145,6 +145,7 @@ func (s *Service) clear(ctx context.Context, lk *lookups, items []*item) error {
 			return err
 		}
 	}
+	s.releaseFlightHolds(ctx, items)
 	if err := s.signReceipts(items); err != nil {
 		return err
 	}
@@ -282,8 +283,11 @@ func (b *batchTx) apply(ctx context.Context, it *item) error {
 		return nil
 	}
 	rec := b.newRecord(it)
-	if it.verdict == quarantine {
+	switch it.verdict {
+	case quarantine:
 		return b.quarantine(ctx, it, rec, it.reason, it.detail)
+	case dispute:
+		return b.dispute(ctx, it, rec, it.reason, it.detail)
 	}
 	if inv.Kind == protocol.KindVoid {
 		return b.void(ctx, it, rec)
@@ -326,6 +330,32 @@ func (b *batchTx) quarantine(ctx context.Context, it *item, rec InvoiceRecord, r
 	return b.insert(ctx, it, rec)
 }
 
+// dispute stores rec as disputed with reason: a sale both its aircraft and
+// the passenger's device signed, refused by a cabin-server rule. Nothing is
+// posted or charged; the amount stays visible in the report.
+func (b *batchTx) dispute(ctx context.Context, it *item, rec InvoiceRecord, r protocol.Reason, detail string) error {
+	rec.Status, rec.Reason, rec.Detail = StatusDisputed, r, detail
+	voids, err := voidsOf(ctx, b.tx, rec.ID, protocol.ID{})
+	if err != nil {
+		return err
+	}
+	for _, v := range voids {
+		if v.Status == StatusVoidPending {
+			// Voided on board before it arrived: nothing is owed, so
+			// nothing is in dispute.
+			rec.Status, rec.Detail = StatusVoided, "disputed ("+r.String()+"), voided by "+v.ID.String()+" before it arrived"
+			v.Status, v.Detail, v.UpdatedAt = StatusVoided, "the sale was disputed: nothing to reverse", b.now
+			if err := updateInvoice(ctx, b.tx, v); err != nil {
+				return err
+			}
+			return b.insert(ctx, it, rec)
+		}
+	}
+	b.s.log.Warn("sale disputed: approved on board, refused on the ground", "invoice", rec.ID, "flight", rec.Flight, "seq", rec.Seq,
+		"amount", rec.Total.String(), "reason", r.String(), "detail", detail)
+	return b.insert(ctx, it, rec)
+}
+
 // insert stores rec and notes what the item's receipt waits for: nothing,
 // or, for a posted card sale, its charge.
 func (b *batchTx) insert(ctx context.Context, it *item, rec InvoiceRecord) error {
@@ -344,22 +374,23 @@ func (b *batchTx) insert(ctx context.Context, it *item, rec InvoiceRecord) error
 // the ledger, then the wallet charge or a card job.
 func (b *batchTx) sale(ctx context.Context, it *item, rec InvoiceRecord) error {
 	f := it.sale
-	owner, used, err := counterOwner(ctx, b.tx, f.device, f.counter)
+	owner, used, err := counterOwner(ctx, b.tx, f.credential, f.counter)
 	if err != nil {
 		return err
 	}
 	if used {
-		return b.quarantine(ctx, it, rec, protocol.ReasonCodeReused, fmt.Sprintf("code counter %d was used by invoice %s", f.counter, owner))
+		return b.dispute(ctx, it, rec, protocol.ReasonCodeReused,
+			fmt.Sprintf("counter %d of credential %s was used by invoice %s", f.counter, f.credential, owner))
 	}
 	spent, err := spentOnFlight(ctx, b.tx, rec.Passenger, rec.Flight, rec.Total.Currency)
 	if err != nil {
 		return err
 	}
 	if f.limit.Currency != rec.Total.Currency || spent+rec.Total.Minor > f.limit.Minor {
-		return b.quarantine(ctx, it, rec, protocol.ReasonOverPassengerLimit,
+		return b.dispute(ctx, it, rec, protocol.ReasonOverPassengerLimit,
 			fmt.Sprintf("spent %s on the flight before, this sale %s, limit %s", protocol.M(spent, rec.Total.Currency), rec.Total, f.limit))
 	}
-	if err := insertCounter(ctx, b.tx, f.device, f.counter, rec.ID); err != nil {
+	if err := insertCounter(ctx, b.tx, f.credential, f.counter, rec.ID); err != nil {
 		return err
 	}
 	voided, err := b.pendingVoid(ctx, &rec)
@@ -390,12 +421,13 @@ func (b *batchTx) sale(ctx context.Context, it *item, rec InvoiceRecord) error {
 	return b.insert(ctx, it, rec)
 }
 
-// walletSale posts the sale and its wallet charge together: settled, or, if
-// the wallet is short, the sale alone and collections.
+// walletSale posts the sale and its wallet charge (from the credential's
+// hold, see holds.go) together: settled, or, if neither hold nor wallet
+// covers it, the sale alone and collections.
 func (b *batchTx) walletSale(ctx context.Context, rec *InvoiceRecord) error {
 	rec.Funding = ground.FundingWallet
 	rec.Tries++
-	err := b.post(ctx, saleTransfer(*rec), walletChargeTransfer(*rec))
+	err := b.s.postWalletCharge(ctx, b.lb, &b.accounts, *rec, saleTransfer(*rec))
 	if errors.Is(err, ledger.ErrInsufficientFunds) {
 		if err := b.post(ctx, saleTransfer(*rec)); err != nil {
 			return err
@@ -486,8 +518,17 @@ func (b *batchTx) void(ctx context.Context, it *item, rec InvoiceRecord) error {
 		return b.quarantine(ctx, it, rec, protocol.ReasonDuplicateConflict, "the sale was already voided")
 	}
 	rec.Status = StatusVoided
-	if sale.Status == StatusQuarantined {
+	switch sale.Status {
+	case StatusQuarantined:
 		rec.Detail = "the sale was quarantined: nothing to reverse"
+		return b.insert(ctx, it, rec)
+	case StatusDisputed:
+		// Never posted; the void ends the dispute: nothing is owed.
+		rec.Detail = "the sale was disputed: nothing to reverse"
+		sale.Status, sale.Detail, sale.UpdatedAt = StatusVoided, "disputed ("+sale.Reason.String()+"), then voided by "+rec.ID.String(), b.now
+		if err := updateInvoice(ctx, b.tx, sale); err != nil {
+			return err
+		}
 		return b.insert(ctx, it, rec)
 	}
 	if err := b.reverseSale(ctx, &sale); err != nil {
@@ -504,7 +545,11 @@ func (b *batchTx) reverseSale(ctx context.Context, sale *InvoiceRecord) error {
 	delete(b.jobs, sale.ID) // a capture queued earlier in this batch must not run
 	switch {
 	case sale.Status == StatusSettled && sale.Funding == ground.FundingWallet:
-		if err := b.post(ctx, reversal(walletChargeTransfer(*sale))); err != nil {
+		charge, err := postedWalletCharge(ctx, b.tx, *sale)
+		if err != nil {
+			return err
+		}
+		if err := b.post(ctx, reversal(charge)); err != nil {
 			return err
 		}
 		sale.Refund = RefundDone

@@ -60,6 +60,7 @@ func TestQuarantine(t *testing.T) {
 		make     func(t *testing.T) msg
 		reason   protocol.Reason
 		rejected bool // not authenticated: kept with the rejects, not as an invoice record
+		disputed bool // both signatures verify: disputed with its amount, not quarantined
 	}{
 		{"BadAircraftSignature", func(t *testing.T) msg {
 			s := h.sale(h.passenger(card, 100_00), 5_00)
@@ -68,50 +69,50 @@ func TestQuarantine(t *testing.T) {
 				t.Fatal(err)
 			}
 			return msg{inv: forged}
-		}, protocol.ReasonBadAircraftSignature, true},
+		}, protocol.ReasonBadAircraftSignature, true, false},
 		{"WrongAircraftSubject", func(t *testing.T) msg {
 			s := h.sale(h.passenger(card, 100_00), 5_00)
 			return msg{inv: s, subject: protocol.InvoiceSubject(rogueAircraft.ID, testFlight)} // published by N-ROGUE
-		}, protocol.ReasonWrongAircraft, true},
+		}, protocol.ReasonWrongAircraft, true, false},
 		{"BadDeviceSignature", func(t *testing.T) msg {
 			other, err := h.passenger(card, 100_00).PaymentCode(testFlight, false)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return msg{inv: h.sale(h.passenger(card, 100_00), 5_00, func(inv *protocol.Invoice) { inv.Code = other })}
-		}, protocol.ReasonBadDeviceSignature, false},
+		}, protocol.ReasonBadDeviceSignature, false, false},
 		{"BitFlippedPaymentCode", func(t *testing.T) msg {
 			return msg{inv: h.sale(h.passenger(card, 100_00), 5_00, func(inv *protocol.Invoice) {
 				inv.Code = bytes.Clone(inv.Code)
 				inv.Code[len(inv.Code)-1] ^= 0x01
 			})}
-		}, protocol.ReasonBadDeviceSignature, false},
+		}, protocol.ReasonBadDeviceSignature, false, false},
 		{"OverPassengerLimit", func(t *testing.T) msg {
 			p := h.passenger(card, 20_00)
 			first := h.sale(p, 15_00)
 			h.send(first)
 			wantReceipt(t, h.receipt(first.Body.ID), protocol.StatusSettled, 0)
 			return msg{inv: h.sale(p, 10_00)}
-		}, protocol.ReasonOverPassengerLimit, false},
+		}, protocol.ReasonOverPassengerLimit, false, true},
 		{"OverTransactionCap", func(t *testing.T) msg {
 			p, err := h.world.NewPassenger(h.fl, card, eur(100_00), eur(10_00))
 			if err != nil {
 				t.Fatal(err)
 			}
 			return msg{inv: h.sale(p, 10_01)}
-		}, protocol.ReasonOverTransactionCap, false},
+		}, protocol.ReasonOverTransactionCap, false, true},
 		{"ReusedCounter", func(t *testing.T) msg {
 			p := h.passenger(card, 100_00)
 			first := h.sale(p, 3_00)
 			h.send(first)
 			wantReceipt(t, h.receipt(first.Body.ID), protocol.StatusSettled, 0)
 			return msg{inv: h.sale(p, 4_00, func(inv *protocol.Invoice) { inv.Code = first.Body.Code })}
-		}, protocol.ReasonCodeReused, false},
+		}, protocol.ReasonCodeReused, false, true},
 		{"UnknownCredential", func(t *testing.T) msg {
 			p := h.passenger(card, 100_00)
 			withCredential(t, h, p, h.world.Issuer) // issued, but ground has no record of it
 			return msg{inv: h.sale(p, 5_00)}
-		}, protocol.ReasonUnknownCredential, false},
+		}, protocol.ReasonUnknownCredential, false, false},
 		{"ForgedEmbeddedCredential", func(t *testing.T) msg {
 			p := h.passenger(card, 100_00)
 			withCredential(t, h, p, rogueIssuer)
@@ -120,19 +121,19 @@ func TestQuarantine(t *testing.T) {
 				t.Fatal(err)
 			}
 			return msg{inv: h.sale(p, 5_00, func(inv *protocol.Invoice) { inv.Code = full })}
-		}, protocol.ReasonBadIssuerSignature, false},
+		}, protocol.ReasonBadIssuerSignature, false, false},
 		{"UnknownFlight", func(t *testing.T) msg {
 			const other protocol.FlightID = "XX999-2026-11-21"
 			s := h.sale(h.passenger(card, 100_00), 5_00, func(inv *protocol.Invoice) { inv.Flight = other })
 			return msg{inv: s, subject: protocol.InvoiceSubject(h.ac.ID, other)}
-		}, protocol.ReasonUnknownFlight, false},
+		}, protocol.ReasonUnknownFlight, false, false},
 		{"DuplicateIDDifferentBytes", func(t *testing.T) msg {
 			p := h.passenger(card, 100_00)
 			orig := h.sale(p, 6_00)
 			h.send(orig)
 			wantReceipt(t, h.receipt(orig.Body.ID), protocol.StatusSettled, 0)
 			return msg{inv: h.sale(p, 60_00, func(inv *protocol.Invoice) { inv.ID = orig.Body.ID })}
-		}, protocol.ReasonDuplicateConflict, true},
+		}, protocol.ReasonDuplicateConflict, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,7 +161,11 @@ func TestQuarantine(t *testing.T) {
 				}
 			} else {
 				rec := h.record(id)
-				wantStatus(t, rec, StatusQuarantined)
+				want := StatusQuarantined
+				if tt.disputed {
+					want = StatusDisputed
+				}
+				wantStatus(t, rec, want)
 				if rec.Reason != tt.reason || !bytes.Equal(rec.Raw, raw) {
 					t.Fatalf("record: reason %s, raw stored %v", rec.Reason, bytes.Equal(rec.Raw, raw))
 				}

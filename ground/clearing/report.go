@@ -55,7 +55,7 @@ type FlightReport struct {
 	// every sequence number 1..LastSeq received once, the chain intact, its
 	// head equal to the close report's, counts and totals equal, every
 	// sale settled, in collections or voided, every void applied, nothing
-	// quarantined or rejected.
+	// quarantined, disputed or rejected.
 	Reconciled bool     `json:"reconciled"`
 	Problems   []string `json:"problems"` // why not, for a person
 
@@ -69,6 +69,10 @@ type FlightReport struct {
 	Voids        Bucket        `json:"voids"`         // void invoices applied
 	VoidsPending Bucket        `json:"voids_pending"` // void invoices whose sale has not arrived
 	Quarantined  Bucket        `json:"quarantined"`   // invoices that failed verification
+	// Disputed: sales both signatures authorize, refused on the ground by
+	// a rule the cabin server should have enforced; not charged, never
+	// silently: the flight does not reconcile while any is open.
+	Disputed Bucket `json:"disputed"`
 	Rejected     int           `json:"rejected"`      // messages not authenticated, or conflicting
 	Reasons      []ReasonCount `json:"quarantine_reasons"`
 
@@ -253,7 +257,7 @@ func (rep *FlightReport) tally(invs []InvoiceRecord, reasons map[protocol.Reason
 			sales[r.Total.Currency] += r.Total.Minor
 		}
 		rep.bucket(r).add(r.Total)
-		if r.Status == StatusQuarantined {
+		if r.Status == StatusQuarantined || r.Status == StatusDisputed {
 			reasons[r.Reason]++
 		}
 		rep.Invoices = append(rep.Invoices, ReportLine{
@@ -269,6 +273,8 @@ func (rep *FlightReport) bucket(r InvoiceRecord) *Bucket {
 	switch {
 	case r.Status == StatusQuarantined:
 		return &rep.Quarantined
+	case r.Status == StatusDisputed:
+		return &rep.Disputed
 	case r.Kind == protocol.KindVoid && r.Status == StatusVoidPending:
 		return &rep.VoidsPending
 	case r.Kind == protocol.KindVoid:
@@ -380,6 +386,9 @@ func (rep *FlightReport) decide() {
 	}
 	if rep.Quarantined.Count > 0 {
 		p("%d invoices quarantined", rep.Quarantined.Count)
+	}
+	if rep.Disputed.Count > 0 {
+		p("%d sales disputed (approved on board, not charged): %s", rep.Disputed.Count, fmtMoney(rep.Disputed.Totals))
 	}
 	if rep.Rejected > 0 {
 		p("%d messages rejected", rep.Rejected)

@@ -62,13 +62,17 @@ CREATE INDEX IF NOT EXISTS clearing_invoices_due ON clearing_invoices (next_retr
 CREATE INDEX IF NOT EXISTS clearing_invoices_arrears ON clearing_invoices (arrears) WHERE arrears IN ('mark', 'clear');
 CREATE INDEX IF NOT EXISTS clearing_invoices_collections ON clearing_invoices (collections_at) WHERE collections_at IS NOT NULL;
 
--- One payment-code counter per device authorizes at most one sale, however
--- many aircraft saw the code.
-CREATE TABLE IF NOT EXISTS clearing_counters (
-	device  BLOB NOT NULL,
-	counter INTEGER NOT NULL,
-	invoice BLOB NOT NULL,
-	PRIMARY KEY (device, counter)
+-- One (credential, counter) pair authorizes at most one sale (SPEC §6): the
+-- rule a cabin server can enforce offline, since the device signature binds
+-- the credential id and a credential belongs to one flight. The table keyed
+-- by device alone (clearing_counters) made a counter reused on another
+-- flight, which no aircraft could see, an unpaid sale; it is dropped.
+DROP TABLE IF EXISTS clearing_counters;
+CREATE TABLE IF NOT EXISTS clearing_credential_counters (
+	credential BLOB NOT NULL CHECK (length(credential) = 16),
+	counter    INTEGER NOT NULL,
+	invoice    BLOB NOT NULL,
+	PRIMARY KEY (credential, counter)
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS clearing_rejects (
@@ -337,10 +341,12 @@ func updateInvoice(ctx context.Context, tx ledger.Querier, r InvoiceRecord) erro
 	return nil
 }
 
-// counterOwner returns the invoice that used the device's counter, if any.
-func counterOwner(ctx context.Context, tx ledger.Querier, device []byte, counter uint64) (protocol.ID, bool, error) {
+// counterOwner returns the invoice that used the credential's counter, if
+// any.
+func counterOwner(ctx context.Context, tx ledger.Querier, credential protocol.ID, counter uint64) (protocol.ID, bool, error) {
 	var b []byte
-	err := tx.QueryRowContext(ctx, `SELECT invoice FROM clearing_counters WHERE device = ? AND counter = ?`, device, int64(counter)).Scan(&b)
+	err := tx.QueryRowContext(ctx, `SELECT invoice FROM clearing_credential_counters WHERE credential = ? AND counter = ?`,
+		credential[:], int64(counter)).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return protocol.ID{}, false, nil
 	}
@@ -352,9 +358,9 @@ func counterOwner(ctx context.Context, tx ledger.Querier, device []byte, counter
 	return id, true, nil
 }
 
-func insertCounter(ctx context.Context, tx ledger.Querier, device []byte, counter uint64, invoice protocol.ID) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO clearing_counters (device, counter, invoice) VALUES (?, ?, ?)`,
-		device, int64(counter), invoice[:])
+func insertCounter(ctx context.Context, tx ledger.Querier, credential protocol.ID, counter uint64, invoice protocol.ID) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO clearing_credential_counters (credential, counter, invoice) VALUES (?, ?, ?)`,
+		credential[:], int64(counter), invoice[:])
 	if err != nil {
 		return fmt.Errorf("insert counter of %s: %w", invoice, err)
 	}
@@ -380,7 +386,7 @@ func spentOnFlight(ctx context.Context, tx ledger.Querier, pax protocol.ID, f pr
 // voidsOf returns the void invoices that name sale, other than except.
 func voidsOf(ctx context.Context, tx ledger.Querier, sale, except protocol.ID) ([]InvoiceRecord, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT `+invoiceColumns+` FROM clearing_invoices
-		WHERE voids = ? AND kind = 2 AND id <> ? AND status <> 'quarantined' LIMIT 16`, sale[:], except[:])
+		WHERE voids = ? AND kind = 2 AND id <> ? AND status NOT IN ('quarantined', 'disputed') LIMIT 16`, sale[:], except[:])
 	if err != nil {
 		return nil, fmt.Errorf("read voids of %s: %w", sale, err)
 	}

@@ -30,6 +30,10 @@ const (
 	// quarantine: authenticated by its aircraft, but a check failed: kept
 	// as an invoice record with its reason, never charged.
 	quarantine
+	// dispute: authenticated by its aircraft and by the passenger's device
+	// signature, but a rule the cabin server enforces failed: kept as a
+	// disputed invoice record with its reason and amount, not charged.
+	dispute
 	// reject: not authenticated (malformed, wrong aircraft, bad aircraft
 	// signature) or conflicting with a stored invoice: kept in the rejects.
 	reject
@@ -43,7 +47,7 @@ const maxDetail = 300
 
 // saleFacts is what a verified sale tells the stateful checks and charging.
 type saleFacts struct {
-	device     []byte // the device public key: the namespace of its counters
+	credential protocol.ID // the namespace of the code's counter (SPEC §6)
 	counter    uint64
 	limit      protocol.Money
 	funding    ground.FundingSource
@@ -231,15 +235,17 @@ func (s *Service) verifySale(ctx context.Context, lk *lookups, it *item) {
 			return
 		}
 	}
+	// From here on both signatures verify: what fails is a rule the cabin
+	// server enforces, so the sale is disputed, not quarantined.
 	switch {
 	case inv.Total.Currency != c.TxCap.Currency:
-		it.fail(quarantine, protocol.ReasonCurrencyMismatch, "invoice in %s, credential limits in %s", inv.Total.Currency, c.TxCap.Currency)
+		it.fail(dispute, protocol.ReasonCurrencyMismatch, "invoice in %s, credential limits in %s", inv.Total.Currency, c.TxCap.Currency)
 		return
 	case inv.Total.Minor > c.TxCap.Minor:
-		it.fail(quarantine, protocol.ReasonOverTransactionCap, "total %s above the per-sale cap %s", inv.Total, c.TxCap)
+		it.fail(dispute, protocol.ReasonOverTransactionCap, "total %s above the per-sale cap %s", inv.Total, c.TxCap)
 		return
 	}
-	facts := &saleFacts{device: c.Device.Bytes(), counter: p.counter, limit: c.Limit}
+	facts := &saleFacts{credential: c.ID, counter: p.counter, limit: c.Limit}
 	fs, err := lk.funding(ctx, inv.Passenger)
 	switch {
 	case errors.Is(err, ground.ErrNotFound):

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 //	flight/<flight>/revenue/<CUR>           AccountFlightRevenue        credit  -
 //	acquirer/settlement/<CUR>               AccountAcquirerSettlement   debit   -
 //	funding/topup/<CUR>                     AccountTopUpFunding         debit   -
+//	hold/<flight>/<credential>/<CUR>        AccountWalletHold           credit  DebitsMustNotExceedCredits
 //
 // A passenger's receivable is what they owe for sales not yet paid: a sale
 // debits it, a wallet charge or card capture credits it. Its balance is zero
@@ -32,7 +34,20 @@ import (
 //	TransferWalletCharge  passenger wallet → passenger receivable      ref: invoice id
 //	TransferCardCapture   acquirer settlement → passenger receivable   ref: invoice id
 //	TransferTopUp         top-up funding → passenger wallet            ref: top-up reference
+//	TransferHold          passenger wallet → wallet hold               ref: credential id
+//	TransferHoldRelease   wallet hold → passenger wallet               ref: credential id
 //
+// Holds are the ledger's form of TigerBeetle's two-phase (pending)
+// transfers, kept as plain immutable transfers: opting in to a flight with a
+// prepaid wallet moves the credential's limit out of the wallet into a hold
+// account of its own (the pending phase), so the money counted on board can
+// be counted by no other flight and the wallet's own balance limit refuses a
+// hold the wallet cannot cover. A sale on that credential is charged from its
+// hold (TransferWalletCharge, hold → receivable: the post phase, for what
+// was spent), and once the flight reconciles the rest goes back to the
+// wallet (TransferHoldRelease: the void phase, for what was not). A raise
+// after a top-up is one more TransferHold with its own id (HoldTransferID).
+
 // A void reverses the sale (revenue → receivable); a refund reverses the
 // charge (receivable → wallet, or receivable → acquirer settlement). A voided
 // and refunded sale leaves every balance where it was.
@@ -48,6 +63,7 @@ const (
 	AccountFlightRevenue       AccountCode = 3
 	AccountAcquirerSettlement  AccountCode = 4
 	AccountTopUpFunding        AccountCode = 5
+	AccountWalletHold          AccountCode = 6
 )
 
 var accountCodeNames = map[AccountCode]string{
@@ -56,6 +72,7 @@ var accountCodeNames = map[AccountCode]string{
 	AccountFlightRevenue:       "flight revenue",
 	AccountAcquirerSettlement:  "acquirer settlement",
 	AccountTopUpFunding:        "top-up funding",
+	AccountWalletHold:          "wallet hold",
 }
 
 // String names the account kind.
@@ -76,6 +93,8 @@ const (
 	TransferWalletCharge TransferCode = 2
 	TransferCardCapture  TransferCode = 3
 	TransferTopUp        TransferCode = 4
+	TransferHold         TransferCode = 5
+	TransferHoldRelease  TransferCode = 6
 )
 
 var transferCodeNames = map[TransferCode]string{
@@ -83,6 +102,8 @@ var transferCodeNames = map[TransferCode]string{
 	TransferWalletCharge: "wallet charge",
 	TransferCardCapture:  "card capture",
 	TransferTopUp:        "top-up",
+	TransferHold:         "wallet hold",
+	TransferHoldRelease:  "hold release",
 }
 
 // String names what the transfer is for.
@@ -133,6 +154,38 @@ func AcquirerAccount(c protocol.Currency) Account {
 // TopUpAccount is the money received for wallet top-ups in currency c.
 func TopUpAccount(c protocol.Currency) Account {
 	return NewAccount(fmt.Sprintf("funding/topup/%s", c), AccountTopUpFunding, c, 0)
+}
+
+// HoldPrefix is the name prefix of every wallet hold account of flight f,
+// for AccountsByPrefix.
+func HoldPrefix(f protocol.FlightID) string { return fmt.Sprintf("hold/%s/", f) }
+
+// HoldAccount holds the part of a passenger's wallet reserved for
+// credential cred on flight f, in currency c: the credential's limit on
+// board, not yet spent. It never goes negative.
+func HoldAccount(f protocol.FlightID, cred protocol.ID, c protocol.Currency) Account {
+	return NewAccount(fmt.Sprintf("%s%s/%s", HoldPrefix(f), cred, c), AccountWalletHold, c, DebitsMustNotExceedCredits)
+}
+
+// HoldTransferID is the id of the hold that brings credential cred's held
+// total to heldMinor: the first hold at opt-in and each raise after a top-up
+// have their own, and a retried raise to the same total names the same one.
+func HoldTransferID(cred protocol.ID, heldMinor int64) TransferID {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(heldMinor))
+	return TransferID(derive("airtab/ledger/hold/v1", cred[:], b[:]))
+}
+
+// ReleaseTransferID is the id of the release of credential cred's hold
+// after heldMinor was held and spentMinor charged from it in all: a release
+// retried over the same totals names the same transfer, and a second
+// release after a later change (a void returning money to the hold) a new
+// one.
+func ReleaseTransferID(cred protocol.ID, heldMinor, spentMinor int64) TransferID {
+	var a, b [8]byte
+	binary.BigEndian.PutUint64(a[:], uint64(heldMinor))
+	binary.BigEndian.PutUint64(b[:], uint64(spentMinor))
+	return TransferID(derive("airtab/ledger/release/v1", cred[:], a[:], b[:]))
 }
 
 // validate checks an account passed to CreateAccounts.

@@ -213,6 +213,17 @@ func (b *Batch) Flush(ctx context.Context) error {
 // one else has.
 type totals struct{ debits, credits int64 }
 
+// Account returns the account with id as the batch sees it, with the
+// transfers posted in the batch so far, or an error wrapping
+// ErrAccountNotFound.
+func (b *Batch) Account(ctx context.Context, id AccountID) (Account, error) {
+	a, err := b.account(ctx, id)
+	if err != nil {
+		return Account{}, err
+	}
+	return *a, nil
+}
+
 // account returns the account with id from the batch, loading it once.
 func (b *Batch) account(ctx context.Context, id AccountID) (*Account, error) {
 	if a, ok := b.st.accounts[id]; ok {
@@ -326,6 +337,38 @@ func loadAccount(ctx context.Context, q Querier, id AccountID) (Account, error) 
 // ErrAccountNotFound.
 func LookupAccount(ctx context.Context, q Querier, id AccountID) (Account, error) {
 	return loadAccount(ctx, q, id)
+}
+
+// MaxAccountsListed bounds what AccountsByPrefix returns.
+const MaxAccountsListed = 2000
+
+// AccountsByPrefix returns the accounts whose name starts with prefix, in
+// name order, at most MaxAccountsListed (an error beyond).
+func AccountsByPrefix(ctx context.Context, q Querier, prefix string) ([]Account, error) {
+	if prefix == "" {
+		return nil, errors.New("ledger: accounts by prefix: empty prefix")
+	}
+	rows, err := q.QueryContext(ctx, `SELECT `+accountColumns+` FROM ledger_accounts
+		WHERE name >= ? AND name < ? ORDER BY name LIMIT ?`, prefix, prefix+"\xff", MaxAccountsListed+1)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: accounts %q: %w", prefix, err)
+	}
+	defer rows.Close()
+	var out []Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: accounts %q: %w", prefix, err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: accounts %q: %w", prefix, err)
+	}
+	if len(out) > MaxAccountsListed {
+		return nil, fmt.Errorf("ledger: accounts %q: more than %d (MaxAccountsListed)", prefix, MaxAccountsListed)
+	}
+	return out, nil
 }
 
 const transferColumns = `id, debit_account, credit_account, amount, currency, code, ref, reverses, timestamp`

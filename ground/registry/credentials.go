@@ -18,7 +18,10 @@ import (
 //
 // The credential carries the limit and per-transaction cap of the
 // passenger's score band in the flight's currency, and is valid over
-// CredentialWindow of the flight date. A passenger is refused (ineligible)
+// CredentialWindow of the flight date. For a prepaid wallet the limit is at
+// most the wallet's balance outside other holds, and that amount is held in
+// the ledger in the same transaction (see holds.go); a wallet holding
+// nothing is ineligible. A passenger is refused (ineligible)
 // when their score is below the threshold (the error names both), when they
 // have arrears, when they have no funding source, or when their card expires
 // before the credential does.
@@ -59,6 +62,12 @@ func (r *Registry) OptIn(ctx context.Context, passenger protocol.ID, device cryp
 		if err != nil {
 			return err
 		}
+		wallet := p.funding.Kind == ground.FundingWallet
+		if wallet {
+			if limit, txCap, err = walletLimits(ctx, tx, passenger, limit, txCap); err != nil {
+				return err
+			}
+		}
 		if err := checkRoom(ctx, tx, f); err != nil {
 			return err
 		}
@@ -71,7 +80,13 @@ func (r *Registry) OptIn(ctx context.Context, passenger protocol.ID, device cryp
 			return err
 		}
 		out, created = IssuedCredential{Signed: signed, IssuedAt: now}, true
-		return insertCredential(ctx, tx, signed, now)
+		if err := insertCredential(ctx, tx, signed, now); err != nil {
+			return err
+		}
+		if wallet {
+			return holdWallet(ctx, tx, now, f, cred.ID, passenger, limit, limit.Minor)
+		}
+		return nil
 	})
 	if err != nil {
 		return IssuedCredential{}, false, wrap(err, "registry: opt in %s to %s", passenger, f)

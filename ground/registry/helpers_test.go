@@ -13,6 +13,7 @@ import (
 
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground"
+	"github.com/airtab/airtab/ground/ledger"
 	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/protocol"
 )
@@ -102,9 +103,21 @@ func (f *fixture) flight(number string, a protocol.AircraftID, cur protocol.Curr
 	return fl.ID
 }
 
-// passenger registers a passenger with the given score and a wallet, and
+// passenger registers a passenger with the given score and a wallet
+// holding far more than any band's limit in every test currency, and
 // returns their id and device key.
 func (f *fixture) passenger(score int) (protocol.ID, crypto.PrivateKey) {
+	f.t.Helper()
+	p, dev := f.walletPassenger(score)
+	for _, c := range []protocol.Currency{"EUR", "USD", "GBP", "JPY", "SEK", "BRL", "CHF"} {
+		f.topUp(p, protocol.M(100_000_000, c))
+	}
+	return p, dev
+}
+
+// walletPassenger registers a passenger with the given score and an empty
+// wallet.
+func (f *fixture) walletPassenger(score int) (protocol.ID, crypto.PrivateKey) {
 	f.t.Helper()
 	dev, err := crypto.GenerateKey(crypto.Device, nil)
 	if err != nil {
@@ -119,6 +132,33 @@ func (f *fixture) passenger(score int) (protocol.ID, crypto.PrivateKey) {
 		f.t.Fatal(err)
 	}
 	return p.ID, dev
+}
+
+// topUp credits amount to the passenger's wallet in the ledger, as
+// clearing's TopUp does.
+func (f *fixture) topUp(p protocol.ID, amount protocol.Money) {
+	f.t.Helper()
+	tx, err := f.db.BeginTx(f.ctx, nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer tx.Rollback()
+	b := ledger.NewBatch(tx, f.clock.Now())
+	from, to := ledger.TopUpAccount(amount.Currency), ledger.WalletAccount(p, amount.Currency)
+	if err := b.CreateAccounts(f.ctx, from, to); err != nil {
+		f.t.Fatal(err)
+	}
+	ref := protocol.NewID(nil)
+	if _, err := b.Post(f.ctx, ledger.Transfer{ID: ledger.TransferIDFor(ledger.TransferTopUp, ref), Debit: from.ID, Credit: to.ID,
+		Amount: amount, Code: ledger.TransferTopUp, Ref: ref}); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := b.Flush(f.ctx); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 func (f *fixture) optIn(p protocol.ID, dev crypto.PrivateKey, fl protocol.FlightID) *protocol.SignedCredential {

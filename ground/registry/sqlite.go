@@ -10,6 +10,7 @@ import (
 
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground"
+	"github.com/airtab/airtab/ground/ledger"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -139,6 +140,11 @@ type querier interface {
 
 func createSchema(ctx context.Context, db *sql.DB) error {
 	if _, err := db.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("registry: create schema: %w", err)
+	}
+	// Opting in with a prepaid wallet holds money in the ledger (holds.go),
+	// in the same database and transaction.
+	if err := ledger.Migrate(ctx, db); err != nil {
 		return fmt.Errorf("registry: create schema: %w", err)
 	}
 	return nil

@@ -91,6 +91,9 @@ type Passenger struct {
 	ID         protocol.ID
 	Wallet     *protocol.Wallet
 	Credential *protocol.SignedCredential
+	// Dir is the wallet's directory: a copy of it is a cloned phone that
+	// hands out the same counters.
+	Dir string
 }
 
 // NewPassenger registers a passenger on flight fl with funding fs and the
@@ -105,7 +108,7 @@ func (w *World) NewPassenger(fl *Flight, fs ground.FundingSource, limit, txCap p
 	if err != nil {
 		return nil, err
 	}
-	p := &Passenger{ID: protocol.NewID(nil), Wallet: wallet}
+	p := &Passenger{ID: protocol.NewID(nil), Wallet: wallet, Dir: dir}
 	cred, err := w.Issue(protocol.Credential{
 		Version: protocol.Version, ID: protocol.NewID(nil), Passenger: p.ID, Device: protocol.DeviceKey{PublicKey: wallet.DeviceKey()},
 		Flight: fl.ID, Limit: limit, TxCap: txCap, NotBefore: w.Now.Add(-time.Hour), NotAfter: w.Now.Add(24 * time.Hour),
