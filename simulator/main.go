@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,10 +17,12 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/airtab/airtab/protocol"
+	"github.com/airtab/airtab/protocol/cli"
 	"github.com/airtab/airtab/simulator/bench"
 	"github.com/airtab/airtab/simulator/harness"
 	"github.com/airtab/airtab/simulator/sim"
@@ -40,10 +43,13 @@ func main() {
 // run is the command: it returns the exit status, 0 only when every
 // invariant held, 1 when one did not or the run broke, 2 for bad usage.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 1 && args[0] == "help" { // "simulator help bench" is "simulator bench --help"
+		args = []string{args[1], "--help"}
+	}
 	if len(args) > 0 && args[0] == "bench" {
 		return benchMain(ctx, args[1:], stdout, stderr)
 	}
-	cfg, asJSON, verbose, err := parseFlags(args, stderr)
+	cfg, asJSON, verbose, err := parseFlags(args, stdout, stderr)
 	if err == flag.ErrHelp {
 		return 0
 	}
@@ -73,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func parseFlags(args []string, stderr io.Writer) (cfg sim.Config, asJSON, verbose bool, err error) {
+func parseFlags(args []string, stdout, stderr io.Writer) (cfg sim.Config, asJSON, verbose bool, err error) {
 	cfg = sim.DefaultConfig()
 	fs := flag.NewFlagSet("simulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -103,13 +109,19 @@ flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err = fs.Parse(args); err != nil {
-		return cfg, false, false, err
+	if code, ok := cli.Parse(fs, args, stdout, stderr); !ok {
+		if code == cli.ExitOK {
+			return cfg, false, false, flag.ErrHelp
+		}
+		return cfg, false, false, errors.New("bad command line")
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "simulator: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return cfg, false, false, fmt.Errorf("unexpected argument")
+		what := "unexpected argument"
+		if fs.NArg() == len(args) { // the first word: meant as a command
+			what = "unknown command"
+		}
+		cli.Usage(fs, stderr, "%s %q", what, fs.Arg(0))
+		return cfg, false, false, errors.New(what)
 	}
 	cfg.Currency = protocol.Currency(*currency)
 	if err = cfg.Validate(); err != nil {
@@ -150,15 +162,11 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	if code, ok := cli.Parse(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "simulator bench: unexpected arguments: %v\n", fs.Args())
-		return 2
+		return cli.Usage(fs, stderr, "unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	if o.AuthorizeSeconds > 0 {
 		o.AuthorizeCount = 0
