@@ -199,10 +199,11 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.cfg.Clock()
 	if wait := s.signIns.allow(now, "crew:"+req.CrewID, "handheld:"+handheld); wait > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-		s.log.Warn("sign-in rate limited", "crew", req.CrewID, "handheld", handheld)
+		seconds := int((wait + time.Second - 1) / time.Second) // rounded up: never too early
+		w.Header().Set("Retry-After", strconv.Itoa(seconds))
+		s.log.Warn("sign-in rate limited", "crew", req.CrewID, "handheld", handheld, "retry_after_s", seconds)
 		s.writeError(w, r, onboard.Errorf(onboard.CodeRateLimited,
-			"too many sign-in attempts: at most %d per %v for each crew id and handheld", s.cfg.SignInAttempts, s.cfg.SignInWindow))
+			"too many sign-in attempts: at most %d per %v for each crew id and handheld; try again in %d s", s.cfg.SignInAttempts, s.cfg.SignInWindow, seconds))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)

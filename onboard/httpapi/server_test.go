@@ -270,6 +270,29 @@ func TestSignIn(t *testing.T) {
 			t.Fatalf("status %d, want 401", resp.StatusCode)
 		}
 	})
+	t.Run("RetryAfter", func(t *testing.T) {
+		// The fake clock stands still: the 6th attempt must wait the whole
+		// window, and the header and the message both say 60 seconds.
+		body := `{"crew_id":"` + ft.Purser.ID + `","pin":"0000"}`
+		var resp *http.Response
+		for range 6 {
+			resp = rawPostAs(t, e, "hh-retry", httpapi.PathSessions, "", body)
+		}
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("6th attempt: status %d, want 429", resp.StatusCode)
+		}
+		if got, want := resp.Header.Get("Retry-After"), "60"; got != want {
+			t.Errorf("Retry-After = %q, want %q", got, want)
+		}
+		var eb httpapi.ErrorBody
+		if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil || eb.Error == nil {
+			t.Fatalf("429 body: %v %+v", err, eb)
+		}
+		if want := "try again in 60 s"; !strings.Contains(eb.Error.Message, want) {
+			t.Errorf("429 message %q, want it to say %q", eb.Error.Message, want)
+		}
+		e.f.Clock.Advance(61 * time.Second)
+	})
 }
 
 // rawPost posts body to path as handheld with token, without the client's
