@@ -18,7 +18,7 @@ import (
 //	 3. issuer signature (checked once at manifest load for manifest
 //	    credentials; here for an embedded one)                            candidates
 //	 4. valid for this flight and time                                    checkCandidate
-//	 5. not on the deny list, passenger or credential                     checkCandidate
+//	 5. not on the deny list: passenger, device key or credential         checkCandidate
 //	 6. device signature, external_aad = credential id                    checkCandidate
 //	 7. code fresh: not older than CodeFreshSeconds, not ahead by more
 //	    than ClockSkewSeconds                                             checkCandidate
@@ -180,7 +180,7 @@ func checkCandidate(m *Manifest, p *presented, sc *protocol.SignedCredential, no
 		return 1, protocol.ReasonCredentialNotYet
 	case !now.Before(c.NotAfter):
 		return 1, protocol.ReasonCredentialExpired
-	case m.Denied(c.Passenger, c.ID):
+	case m.Denied(c):
 		return 2, protocol.ReasonDenyListed
 	case p.verify(c.Device.PublicKey, c.ID[:]) != nil:
 		return 3, protocol.ReasonBadDeviceSignature

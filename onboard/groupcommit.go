@@ -282,7 +282,7 @@ func (c *Cabin) decideSale(o *overlay, m *Manifest, s *preparedSale, now time.Ti
 	}
 	cred := &s.cred.Body
 	// A delta may have deny-listed the passenger since the handler checked.
-	if m.Denied(cred.Passenger, cred.ID) {
+	if m.Denied(cred) {
 		return result{decline: protocol.ReasonDenyListed}
 	}
 	amountReason := s.amountReason

@@ -43,16 +43,21 @@ type Manifest struct {
 }
 
 // denyList is the manifest's deny list. As protocol/SPEC.md §4.2.1 says, an
-// entry with a passenger refuses every credential of that passenger, and an
-// entry with a credential refuses that credential: an entry refuses every id
-// it names. Two entries may name the same id, so each id counts its entries.
+// entry with a passenger refuses every credential of that passenger, an
+// entry with a device key every credential bound to that key, and an entry
+// with a credential that credential: an entry refuses every id it names.
+// Two entries may name the same id, so each id counts its entries.
 type denyList struct {
 	entries    map[denyKey]protocol.DenyReason
 	passengers map[protocol.ID]int
 	creds      map[protocol.ID]int
+	devices    map[crypto.PublicKey]int
 }
 
-type denyKey struct{ passenger, credential protocol.ID }
+type denyKey struct {
+	passenger, credential protocol.ID
+	device                crypto.PublicKey
+}
 
 // VerifyManifest parses raw, checks the issuer signature against anchor at
 // now, checks that the manifest is for id, and verifies every credential in
@@ -94,6 +99,7 @@ func VerifyManifest(raw []byte, anchor *crypto.TrustList, id Identity, now time.
 			entries:    make(map[denyKey]protocol.DenyReason, len(b.Deny)),
 			passengers: make(map[protocol.ID]int),
 			creds:      make(map[protocol.ID]int),
+			devices:    make(map[crypto.PublicKey]int),
 		},
 		catalog: make(map[string]protocol.CatalogItem, len(b.Catalog)),
 		crew:    make(map[string]protocol.CrewMember, len(b.Crew)),
@@ -195,12 +201,13 @@ func (m *Manifest) clone() *Manifest {
 		entries:    maps.Clone(m.deny.entries),
 		passengers: maps.Clone(m.deny.passengers),
 		creds:      maps.Clone(m.deny.creds),
+		devices:    maps.Clone(m.deny.devices),
 	}
 	return &n
 }
 
 func (d *denyList) add(e protocol.DenyEntry) {
-	k := denyKey{e.Passenger, e.Credential}
+	k := denyKey{e.Passenger, e.Credential, e.Device.PublicKey}
 	if _, ok := d.entries[k]; ok {
 		d.entries[k] = e.Reason
 		return
@@ -212,12 +219,15 @@ func (d *denyList) add(e protocol.DenyEntry) {
 	if !e.Credential.IsZero() {
 		d.creds[e.Credential]++
 	}
+	if !e.Device.IsZero() {
+		d.devices[e.Device.PublicKey]++
+	}
 }
 
-// remove lifts the entry naming the same passenger and credential as e,
-// whatever its reason.
+// remove lifts the entry naming the same passenger, credential and device
+// as e, whatever its reason.
 func (d *denyList) remove(e protocol.DenyEntry) {
-	k := denyKey{e.Passenger, e.Credential}
+	k := denyKey{e.Passenger, e.Credential, e.Device.PublicKey}
 	if _, ok := d.entries[k]; !ok {
 		return
 	}
@@ -232,12 +242,18 @@ func (d *denyList) remove(e protocol.DenyEntry) {
 	}
 	dec(d.passengers, e.Passenger)
 	dec(d.creds, e.Credential)
+	if !e.Device.IsZero() {
+		if d.devices[e.Device.PublicKey]--; d.devices[e.Device.PublicKey] <= 0 {
+			delete(d.devices, e.Device.PublicKey)
+		}
+	}
 }
 
-// Denied reports whether the deny list refuses the passenger (all their
-// credentials) or this credential.
-func (m *Manifest) Denied(passenger, credential protocol.ID) bool {
-	return m.deny.passengers[passenger] > 0 || m.deny.creds[credential] > 0
+// Denied reports whether the deny list refuses credential c: its passenger
+// (all their credentials), its device key (every credential bound to it)
+// or the credential itself.
+func (m *Manifest) Denied(c *protocol.Credential) bool {
+	return m.deny.passengers[c.Passenger] > 0 || m.deny.creds[c.ID] > 0 || m.deny.devices[c.Device.PublicKey] > 0
 }
 
 // Signed returns the signed base manifest.

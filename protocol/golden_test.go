@@ -189,6 +189,7 @@ var vectorKeySpecs = []struct {
 	{"aircraft-1", crypto.Aircraft, "airtab test aircraft key 1", true},
 	{"device-1", crypto.Device, "airtab test device key 1", false},
 	{"device-2", crypto.Device, "airtab test device key 2", false},
+	{"device-3", crypto.Device, "airtab test device key 3", false},
 }
 
 // vectorIDNames are the fixed ids: id = first 16 bytes of
@@ -373,7 +374,10 @@ func vecBuildFile(t *testing.T) vectorFile {
 		Version: Version, Flight: vecFlight, Aircraft: vecAircraft, AircraftKey: AircraftKey{b.keys["aircraft-1"].Public()},
 		Serial: 1, IssuedAt: vecManifestAt, ExpiresAt: vecManifestTo, Currency: "EUR",
 		Credentials: [][]byte{b.raw["credential-1"]},
-		Deny:        []DenyEntry{{Credential: b.ids["credential-revoked"], Reason: DenyRevoked}},
+		Deny: []DenyEntry{
+			{Credential: b.ids["credential-revoked"], Reason: DenyRevoked},
+			{Reason: DenyDeviceLost, Device: dev("device-3")},
+		},
 		Trust: []TrustEntry{TrustEntryFor(crypto.TrustedKey{
 			Key: b.keys["issuer-1"].Public(), NotBefore: vecTrustFrom, NotAfter: vecTrustTo,
 		})},
@@ -384,7 +388,7 @@ func vecBuildFile(t *testing.T) vectorFile {
 		},
 		Caps: Caps{AircraftExposure: eur(500000), CodeFreshSeconds: 120, ClockSkewSeconds: 30, VelocityCount: 5, VelocityWindowSeconds: 600},
 	}
-	vecAddValid(b, "manifest-1", "manifest", "Flight manifest serial 1: credential-1, one revoked credential denied, issuer-1 trusted, one purser (PIN 2468), two catalog items, caps.",
+	vecAddValid(b, "manifest-1", "manifest", "Flight manifest serial 1: credential-1, one revoked credential denied, device-3 denied as lost (every credential bound to it), issuer-1 trusted, one purser (PIN 2468), two catalog items, caps.",
 		manifest, "issuer-1", "", vecVerifyAt)
 	delta := ManifestDelta{
 		Version: Version, Flight: vecFlight, Aircraft: vecAircraft, BaseSerial: 1, Seq: 1,

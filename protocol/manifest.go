@@ -47,18 +47,31 @@ type DenyReason uint
 
 // Deny reasons.
 const (
-	DenyArrears        DenyReason = 1 // a deferred charge failed and is unpaid
-	DenyRevoked        DenyReason = 2 // the credential was revoked by the issuer
-	DenyDeviceLost     DenyReason = 3 // the passenger reported the device lost
+	DenyArrears DenyReason = 1 // a deferred charge failed and is unpaid
+	// DenyRevoked: the issuer revoked the credential; the passenger may not
+	// opt in to that flight again until the back office reinstates it.
+	DenyRevoked DenyReason = 2
+	// DenyDeviceLost: the passenger reported the device lost; its key is
+	// refused on every flight and may not opt in again.
+	DenyDeviceLost DenyReason = 3
+	// DenyFraudSuspected: the passenger may not pay or opt in on any
+	// flight until the back office lifts it.
 	DenyFraudSuspected DenyReason = 4
+	// DenyPassengerRequest: the credential was withdrawn at the
+	// passenger's request (to move it to another device, say); the
+	// passenger may opt in again.
+	DenyPassengerRequest DenyReason = 5
 )
 
-// DenyEntry refuses a passenger (every credential of theirs) or a single
-// credential. At least one of Passenger and Credential is set.
+// DenyEntry refuses a passenger (every credential of theirs), a device key
+// (every credential bound to it) or a single credential; an entry naming
+// several refuses every credential any of them matches. At least one of
+// Passenger, Credential and Device is set.
 type DenyEntry struct {
 	Passenger  ID         `cbor:"1,keyasint,omitzero" json:"passenger,omitzero"`
 	Credential ID         `cbor:"2,keyasint,omitzero" json:"credential,omitzero"`
 	Reason     DenyReason `cbor:"3,keyasint,omitzero" json:"reason"`
+	Device     DeviceKey  `cbor:"4,keyasint,omitzero" json:"device,omitzero"`
 }
 
 // TrustEntry is one trusted public key with its validity window.
@@ -177,10 +190,10 @@ func parseCredentials(raw [][]byte, flight FlightID) ([]*SignedCredential, error
 
 func validateDeny(d []DenyEntry) error {
 	for i, e := range d {
-		if e.Passenger.IsZero() && e.Credential.IsZero() {
-			return fmt.Errorf("deny entry %d: names neither passenger nor credential", i)
+		if e.Passenger.IsZero() && e.Credential.IsZero() && e.Device.IsZero() {
+			return fmt.Errorf("deny entry %d: names no passenger, credential or device", i)
 		}
-		if e.Reason < DenyArrears || e.Reason > DenyFraudSuspected {
+		if e.Reason < DenyArrears || e.Reason > DenyPassengerRequest {
 			return fmt.Errorf("deny entry %d: unknown reason %d", i, e.Reason)
 		}
 	}

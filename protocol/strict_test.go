@@ -459,7 +459,7 @@ func TestStrictValidate(t *testing.T) {
 		{"ManifestTrustDuplicate", invalidBody(w, manifestCase(func(m *Manifest) { m.Trust = append(m.Trust, m.Trust[0]) }), w.issuer, nil),
 			[]string{"added twice"}, nil},
 		{"ManifestDenyNeither", invalidBody(w, manifestCase(func(m *Manifest) { m.Deny[1].Credential = ID{} }), w.issuer, nil),
-			[]string{"deny entry 1: names neither passenger nor credential"}, nil},
+			[]string{"deny entry 1: names no passenger, credential or device"}, nil},
 		{"ManifestDenyNoReason", invalidBody(w, manifestCase(func(m *Manifest) { m.Deny[0].Reason = 0 }), w.issuer, nil),
 			[]string{"deny entry 0: unknown reason 0"}, nil},
 		{"ManifestExpiresBeforeIssued", invalidBody(w, manifestCase(func(m *Manifest) { m.ExpiresAt = m.IssuedAt.Add(-time.Second) }), w.issuer, nil),
