@@ -59,7 +59,7 @@ func parseCode(text string) (*presented, error) {
 	case strings.HasPrefix(text, protocol.PrefixOrderConsent):
 		s, err := protocol.ParseOrderConsentText(text)
 		if err != nil {
-			return nil, malformed("order consent QR: %v", err)
+			return nil, malformed("%v", err) // the error names the order consent QR already
 		}
 		return &presented{raw: s.Raw, kid: s.KeyID, counter: s.Body.Counter, at: s.Body.Time,
 			embedded: s.Body.Credential, verify: s.Verify, consent: &s.Body}, nil
@@ -68,7 +68,7 @@ func parseCode(text string) (*presented, error) {
 	default:
 		s, err := protocol.ParsePaymentCodeText(text)
 		if err != nil {
-			return nil, malformed("payment code QR: %v", err)
+			return nil, malformed("%v", err) // the error names the payment code already
 		}
 		return &presented{raw: s.Raw, kid: s.KeyID, counter: s.Body.Counter, at: s.Body.Time,
 			embedded: s.Body.Credential, verify: s.Verify}, nil
