@@ -15,6 +15,7 @@ import (
 //	airtab.v1.receipt.<aircraft>.<flight>   ground → aircraft   SignedReceipt      (stream RECEIPTS)
 //	airtab.v1.manifest.<aircraft>.<flight>  request/reply       SignedManifest
 //	airtab.v1.delta.<aircraft>.<flight>     request/reply       SignedManifestDelta
+//	airtab.v1.notice.<aircraft>.<flight>    ground → aircraft   empty: the manifest changed, pull now
 //	airtab.v1.heartbeat                     ground → all        ground's clock, while it is up
 //
 // An aircraft reads its receipts through one durable pull consumer on
@@ -52,6 +53,13 @@ func ManifestSubject(a AircraftID, f FlightID) string { return subject("manifest
 // DeltaSubject is where aircraft a requests manifest deltas of flight f.
 func DeltaSubject(a AircraftID, f FlightID) string { return subject("delta", a, f) }
 
+// NoticeSubject is where ground tells aircraft a that the manifest of
+// flight f changed (a credential issued or revoked, the deny list, the
+// roster, the catalog or caps): the aircraft pulls the deltas, or the new
+// manifest, at once. The body is empty and carries nothing to trust: a
+// notice only makes the aircraft ask sooner than its next poll.
+func NoticeSubject(a AircraftID, f FlightID) string { return subject("notice", a, f) }
+
 // Wildcards over every aircraft and flight, for ground's subscriptions and
 // stream definitions.
 var (
@@ -60,6 +68,7 @@ var (
 	AllReceipts  = subjectRoot + ".receipt.*.*"
 	AllManifests = subjectRoot + ".manifest.*.*"
 	AllDeltas    = subjectRoot + ".delta.*.*"
+	AllNotices   = subjectRoot + ".notice.*.*"
 )
 
 // ReceiptConsumer is the name of aircraft a's durable pull consumer on
@@ -77,7 +86,8 @@ func ReceiptFilter(a AircraftID) string { return fmt.Sprintf("%s.receipt.%s.*", 
 // AircraftPermissions lists what aircraft a may publish and subscribe to:
 // its own invoice and close subjects, requests for its own manifests and
 // deltas, the JetStream API calls that create and read its own receipt
-// consumer, acks on it, the heartbeat, and replies to its own inbox.
+// consumer, acks on it, the heartbeat, its own manifest change notices, and
+// replies to its own inbox.
 func AircraftPermissions(a AircraftID) (publish, subscribe []string) {
 	own := func(kind string) string { return fmt.Sprintf("%s.%s.%s.*", subjectRoot, kind, a) }
 	cons := ReceiptConsumer(a)
@@ -88,12 +98,12 @@ func AircraftPermissions(a AircraftID) (publish, subscribe []string) {
 		"$JS.API.CONSUMER.MSG.NEXT." + StreamReceipts + "." + cons,
 		"$JS.ACK." + StreamReceipts + "." + cons + ".>",
 	}
-	subscribe = []string{HeartbeatSubject, InboxPrefix(a) + ".>"}
+	subscribe = []string{HeartbeatSubject, own("notice"), InboxPrefix(a) + ".>"}
 	return publish, subscribe
 }
 
 // subjectKinds are the kinds of per-aircraft subjects, as in the table above.
-var subjectKinds = map[string]bool{"invoice": true, "close": true, "receipt": true, "manifest": true, "delta": true}
+var subjectKinds = map[string]bool{"invoice": true, "close": true, "receipt": true, "manifest": true, "delta": true, "notice": true}
 
 // InvoiceMsgID is the Nats-Msg-Id of an invoice: its id, so JetStream's
 // duplicate window drops a re-sent copy and the ledger's own idempotency on
@@ -121,7 +131,7 @@ func ParseSubject(s string) (kind string, a AircraftID, f FlightID, err error) {
 		return "", "", "", fmt.Errorf("subject %q: want %s.<kind>.<aircraft>.<flight>", trunc(s), subjectRoot)
 	}
 	if !subjectKinds[parts[2]] {
-		return "", "", "", fmt.Errorf("subject %q: unknown kind %q, want invoice, close, receipt, manifest or delta", trunc(s), trunc(parts[2]))
+		return "", "", "", fmt.Errorf("subject %q: unknown kind %q, want invoice, close, receipt, manifest, delta or notice", trunc(s), trunc(parts[2]))
 	}
 	a, f = AircraftID(parts[3]), FlightID(parts[4])
 	if err := firstErr(a.Validate(), f.Validate()); err != nil {

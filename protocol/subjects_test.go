@@ -96,7 +96,7 @@ func TestAircraftPermissions(t *testing.T) {
 			t.Errorf("aircraft %s may not publish %q", a, s)
 		}
 	}
-	for _, s := range []string{HeartbeatSubject, InboxPrefix(a) + ".abc123", InboxPrefix(a) + ".abc123.1"} {
+	for _, s := range []string{HeartbeatSubject, NoticeSubject(a, f), InboxPrefix(a) + ".abc123", InboxPrefix(a) + ".abc123.1"} {
 		if !allowed(sub, s) {
 			t.Errorf("aircraft %s may not subscribe to %q", a, s)
 		}
@@ -104,6 +104,7 @@ func TestAircraftPermissions(t *testing.T) {
 	// What belongs to another aircraft is not.
 	for _, s := range []string{InvoiceSubject(other, f), CloseSubject(other, f), ManifestSubject(other, f), DeltaSubject(other, f),
 		ReceiptSubject(a, f), // receipts come from ground, never from an aircraft
+		NoticeSubject(a, f),  // so do manifest change notices
 		"$JS.API.CONSUMER.CREATE." + StreamReceipts + "." + ReceiptConsumer(other) + "." + ReceiptSubject(other, f),
 		"$JS.API.CONSUMER.CREATE." + StreamReceipts + "." + ReceiptConsumer(a) + "." + ReceiptSubject(other, f),
 		"$JS.API.CONSUMER.MSG.NEXT." + StreamReceipts + "." + ReceiptConsumer(other),
@@ -117,7 +118,8 @@ func TestAircraftPermissions(t *testing.T) {
 			t.Errorf("aircraft %s may publish %q", a, s)
 		}
 	}
-	for _, s := range []string{ReceiptSubject(other, f), InboxPrefix(other) + ".abc123", "_INBOX.abc123", AllInvoices, InvoiceSubject(other, f)} {
+	for _, s := range []string{ReceiptSubject(other, f), InboxPrefix(other) + ".abc123", "_INBOX.abc123", AllInvoices, InvoiceSubject(other, f),
+		NoticeSubject(other, f), AllNotices} {
 		if allowed(sub, s) {
 			t.Errorf("aircraft %s may subscribe to %q", a, s)
 		}

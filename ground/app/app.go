@@ -248,6 +248,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.responder, err = natsvc.StartResponder(ctx, natsvc.ResponderConfig{Conn: m.nc, Source: m.reg, Logger: m.log}); err != nil {
 		return err
 	}
+	m.reg.SetNotifier((&natsvc.Notifier{Conn: m.nc, Logger: m.log}).Notify)
 	if m.heartbeat, err = natsvc.StartHeartbeat(natsvc.HeartbeatConfig{Conn: m.nc, Interval: cfg.HeartbeatInterval, Clock: cfg.Clock, Logger: m.log}); err != nil {
 		return err
 	}

@@ -30,12 +30,14 @@ func (r *Registry) OptIn(ctx context.Context, passenger protocol.ID, device cryp
 	var (
 		out     IssuedCredential
 		created bool
+		ref     flightRef
 	)
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
 		fl, err := getFlight(ctx, tx, f)
 		if err != nil {
 			return err
 		}
+		ref = flightRef{aircraft: fl.aircraft, flight: f}
 		p, err := getPassenger(ctx, tx, passenger)
 		if err != nil {
 			return err
@@ -94,6 +96,7 @@ func (r *Registry) OptIn(ctx context.Context, passenger protocol.ID, device cryp
 	if created {
 		b := out.Signed.Body
 		r.log.Info("credential issued", "credential", b.ID, "passenger", passenger, "flight", f, "limit", b.Limit.String(), "tx_cap", b.TxCap.String())
+		r.notify(ref)
 	}
 	return out, created, nil
 }
@@ -146,16 +149,23 @@ func checkRoom(ctx context.Context, q querier, f protocol.FlightID) error {
 // opt in again for a new one. Idempotent.
 func (r *Registry) Revoke(ctx context.Context, id protocol.ID) error {
 	revoked := false
+	var ref flightRef
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := getCredential(ctx, tx, id); err != nil {
+		ic, err := getCredential(ctx, tx, id)
+		if err != nil {
 			return err
 		}
-		var err error
+		fl, err := getFlight(ctx, tx, ic.Signed.Body.Flight)
+		if err != nil {
+			return err
+		}
+		ref = flightRef{aircraft: fl.aircraft, flight: fl.id}
 		revoked, err = revokeCredential(ctx, tx, id, r.now())
 		return err
 	})
 	if err == nil && revoked {
 		r.log.Warn("credential revoked", "credential", id)
+		r.notify(ref)
 	}
 	return wrap(err, "registry: revoke credential %s", id)
 }

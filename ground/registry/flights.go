@@ -148,6 +148,9 @@ func (r *Registry) RegisterFlight(ctx context.Context, spec FlightSpec) (Flight,
 		return Flight{}, false, wrap(err, "registry: register flight %s", id)
 	}
 	r.log.Info("flight registered", "flight", id, "aircraft", spec.Aircraft, "new", created)
+	if !created {
+		r.notify(flightRef{aircraft: spec.Aircraft, flight: id})
+	}
 	f, err := r.FlightDetails(ctx, id)
 	return f, created, err
 }
@@ -203,11 +206,13 @@ func (r *Registry) SetCrew(ctx context.Context, f protocol.FlightID, crew []Crew
 		members = append(members, protocol.CrewMember{ID: m.ID, Role: m.Role, PINHash: hash})
 	}
 	reissued := false
+	var ref flightRef
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
 		fl, err := getFlight(ctx, tx, f)
 		if err != nil {
 			return err
 		}
+		ref = flightRef{aircraft: fl.aircraft, flight: f}
 		if err := replaceCrew(ctx, tx, f, members); err != nil {
 			return err
 		}
@@ -221,6 +226,7 @@ func (r *Registry) SetCrew(ctx context.Context, f protocol.FlightID, crew []Crew
 	})
 	if err == nil {
 		r.log.Info("crew roster set", "flight", f, "crew", len(members), "manifest_reissued", reissued)
+		r.notify(ref)
 	}
 	return wrap(err, "registry: set crew of %s", f)
 }

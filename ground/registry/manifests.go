@@ -30,6 +30,9 @@ func (r *Registry) BuildManifest(ctx context.Context, f protocol.FlightID) (*pro
 		out, err = r.buildManifest(ctx, tx, fl)
 		return err
 	})
+	if err == nil {
+		r.notify(flightRef{aircraft: out.Body.Aircraft, flight: f})
+	}
 	return out, wrap(err, "registry: build manifest of %s", f)
 }
 

@@ -199,6 +199,7 @@ func (r *Registry) MarkArrears(ctx context.Context, passenger, invoice protocol.
 	})
 	if err == nil && marked {
 		r.log.Warn("passenger in arrears", "passenger", passenger, "invoice", invoice, "score", score)
+		r.notifyPassenger(ctx, passenger)
 	}
 	return wrap(err, "registry: mark arrears of %s for invoice %s", passenger, invoice)
 }
@@ -227,6 +228,7 @@ func (r *Registry) ClearArrears(ctx context.Context, passenger, invoice protocol
 	})
 	if err == nil && cleared {
 		r.log.Info("arrears cleared", "passenger", passenger, "invoice", invoice)
+		r.notifyPassenger(ctx, passenger)
 	}
 	return wrap(err, "registry: clear arrears of %s for invoice %s", passenger, invoice)
 }

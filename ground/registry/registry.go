@@ -21,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/airtab/airtab/crypto"
@@ -87,6 +88,7 @@ type Registry struct {
 	clock        func() time.Time
 	log          *slog.Logger
 	onAircraft   func(context.Context)
+	notifier     atomic.Pointer[Notifier] // see notify.go
 
 	randMu sync.Mutex
 	rand   io.Reader // nil: crypto/rand

@@ -836,3 +836,30 @@ func deltasAfter(ctx context.Context, q querier, f protocol.FlightID, serial, af
 	}
 	return out, rows.Err()
 }
+
+// passengerFlights lists the flights (with their aircraft) the passenger
+// holds a credential for, live or revoked, on dates whose credentials are
+// still valid at now, at most maxPassengerFlights.
+func passengerFlights(ctx context.Context, q querier, passenger protocol.ID, now time.Time) ([]flightRef, error) {
+	rows, err := q.QueryContext(ctx, `SELECT DISTINCT f.id, f.aircraft FROM registry_credentials c
+		JOIN registry_flights f ON f.id = c.flight WHERE c.passenger = ? ORDER BY f.id LIMIT ?`, idBytes(passenger), maxPassengerFlights)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []flightRef
+	for rows.Next() {
+		var f, a string
+		if err := rows.Scan(&f, &a); err != nil {
+			return nil, err
+		}
+		ref := flightRef{aircraft: protocol.AircraftID(a), flight: protocol.FlightID(f)}
+		if now.Before(credentialEnd(ref.flight)) {
+			out = append(out, ref)
+		}
+	}
+	return out, rows.Err()
+}
+
+// maxPassengerFlights bounds the flights one change notifies about.
+const maxPassengerFlights = 256

@@ -110,9 +110,13 @@ func loadManifest(ctx context.Context, nc *nats.Conn, cabin *onboard.Cabin) erro
 	return cabin.LoadManifest(ctx, raw)
 }
 
-// Syncer runs Sync every Interval while its context lasts. A failed sync is
-// logged and tried again at the next interval: on an aircraft the link is
-// down most of the time, and no money moves here.
+// Syncer runs Sync every Interval while its context lasts, and at once
+// whenever ground's manifest change notice for this aircraft and flight
+// arrives (protocol.NoticeSubject), so a passenger who opts in, a revoked
+// credential or a new roster reaches the cabin while the link is up within
+// a round trip rather than an Interval. A failed sync is logged and tried
+// again soon: on an aircraft the link is down most of the time, and no
+// money moves here.
 type Syncer struct {
 	Conn  *nats.Conn
 	Cabin *onboard.Cabin
@@ -142,6 +146,8 @@ func (s *Syncer) Run(ctx context.Context) {
 	}
 	connected := s.Conn.StatusChanged(nats.CONNECTED)
 	defer s.Conn.RemoveStatusListener(connected)
+	notices, unsubscribe := s.subscribeNotices(log)
+	defer unsubscribe()
 	t := time.NewTimer(interval)
 	defer t.Stop()
 	waiting := false
@@ -174,8 +180,29 @@ func (s *Syncer) Run(ctx context.Context) {
 			if !ok { // closed by RemoveStatusListener only; never spin on it
 				connected = nil
 			}
+		case <-notices:
 		}
 	}
+}
+
+// subscribeNotices subscribes to this cabin's manifest change notices. The
+// channel holds at most one pending notice: notices that arrive during a
+// sync make exactly one more. Without the subscription (a ground whose
+// permissions predate notices refuses it) the Syncer polls only.
+func (s *Syncer) subscribeNotices(log *slog.Logger) (<-chan struct{}, func()) {
+	id := s.Cabin.Identity()
+	ch := make(chan struct{}, 1)
+	sub, err := s.Conn.Subscribe(protocol.NoticeSubject(id.Aircraft, id.Flight), func(*nats.Msg) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		log.Warn("manifest change notices not subscribed; polling only", "every", s.Interval, "err", err)
+		return nil, func() {}
+	}
+	return ch, func() { sub.Unsubscribe() }
 }
 
 // lastError is the connection's last error as text, or "none".

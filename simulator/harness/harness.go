@@ -256,6 +256,11 @@ type CabinOptions struct {
 	// ReceiptAckWait is how long a receipt delivered over a dropped
 	// connection waits to be delivered again. Default: the cabin server's.
 	ReceiptAckWait time.Duration
+	// SyncInterval is the cabin server's manifest poll interval. Default:
+	// 2 s, so trials see ground's changes soon even without notices; the
+	// push tests set it to hours, so only a notice can explain a prompt
+	// change.
+	SyncInterval time.Duration
 	// Process runs the cabin server as a child process (see
 	// StartCabinProcess) instead of in this one, so that Kill can end it
 	// with SIGKILL. The child keeps the system clock (Clock must be nil)
@@ -325,6 +330,9 @@ func (c *Cabin) start(ctx context.Context) error {
 	m.Config.NATSURL = c.Link.URL()
 	m.Config.NATSNkey = c.Aircraft.NKeyFile()
 	m.Config.SyncInterval = 2 * time.Second
+	if c.opts.SyncInterval > 0 {
+		m.Config.SyncInterval = c.opts.SyncInterval
+	}
 	m.Config.MemoryLimitMiB = 0 // in-process: leave the host program's limit alone
 	if c.opts.ReplayWindow > 0 {
 		m.Config.ReplayWindow = c.opts.ReplayWindow

@@ -1,0 +1,62 @@
+package registry
+
+import (
+	"context"
+
+	"github.com/airtab/airtab/protocol"
+)
+
+// Manifest change notices. Whenever something a flight's manifest carries
+// changes (a credential issued or revoked, the deny list, the roster, the
+// catalog or caps, a new manifest), the registry tells its notifier after
+// the change is committed, so ground can tell the aircraft at once
+// (natsvc.Notifier publishes protocol.NoticeSubject). The aircraft then
+// pulls the delta or the new manifest; polling stays the fallback, so a
+// notice lost on the way costs time, never correctness.
+
+// Notifier is told that flight f, flown by aircraft a, has changes to pull.
+// It must not block: it is called on the request's goroutine after the
+// commit.
+type Notifier func(a protocol.AircraftID, f protocol.FlightID)
+
+// SetNotifier sets the notifier (nil for none). Safe to call while the
+// registry is in use: ground sets it once NATS is up.
+func (r *Registry) SetNotifier(n Notifier) {
+	if n == nil {
+		r.notifier.Store(nil)
+		return
+	}
+	r.notifier.Store(&n)
+}
+
+// notify tells the notifier about each flight, if there is one.
+func (r *Registry) notify(flights ...flightRef) {
+	n := r.notifier.Load()
+	if n == nil {
+		return
+	}
+	for _, f := range flights {
+		(*n)(f.aircraft, f.flight)
+	}
+}
+
+// flightRef names a flight and the aircraft flying it.
+type flightRef struct {
+	aircraft protocol.AircraftID
+	flight   protocol.FlightID
+}
+
+// notifyPassenger tells the notifier about every flight the passenger holds
+// a credential for whose credentials are still valid: their deny lists
+// change with the passenger's arrears.
+func (r *Registry) notifyPassenger(ctx context.Context, passenger protocol.ID) {
+	if r.notifier.Load() == nil {
+		return
+	}
+	flights, err := passengerFlights(ctx, r.db, passenger, r.now())
+	if err != nil {
+		r.log.Warn("manifest change notices not sent; aircraft will see the change at their next sync", "passenger", passenger, "err", err)
+		return
+	}
+	r.notify(flights...)
+}
