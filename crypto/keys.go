@@ -7,6 +7,7 @@
 package crypto
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -16,6 +17,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"filippo.io/edwards25519"
 )
 
 // Purpose says what a key is for. A key of one purpose is never accepted
@@ -105,7 +108,11 @@ type PublicKey struct {
 }
 
 // PublicKeyFromBytes makes a public key of the given purpose from its 32 raw
-// bytes.
+// bytes. It checks the length only, because it runs on hot paths (every
+// credential in a manifest, every invoice cleared) where the key was
+// checked when it entered the system and is covered by an issuer
+// signature since. A key that arrives from outside is parsed with
+// ParsePublicKey, or checked with Check.
 func PublicKeyFromBytes(p Purpose, b []byte) (PublicKey, error) {
 	if !p.Valid() {
 		return PublicKey{}, fmt.Errorf("public key: unknown purpose %d", uint8(p))
@@ -196,7 +203,9 @@ func (k *PublicKey) UnmarshalText(b []byte) error {
 
 // ParsePublicKey parses the text form of a public key that must have the
 // given purpose: an aircraft key never parses as a device key. Only
-// lower-case hex is accepted, so every key has exactly one text form.
+// lower-case hex is accepted, so every key has exactly one text form, and
+// the key must pass Check: text forms are how keys arrive from outside
+// (registration, key files, flags).
 func ParsePublicKey(p Purpose, s string) (PublicKey, error) {
 	prefix := pubPrefix(p)
 	rest, ok := strings.CutPrefix(s, prefix)
@@ -207,7 +216,26 @@ func ParsePublicKey(p Purpose, s string) (PublicKey, error) {
 	if err != nil {
 		return PublicKey{}, fmt.Errorf("%s public key: bad hex: %w", p, err)
 	}
-	return PublicKeyFromBytes(p, b)
+	k, err := PublicKeyFromBytes(p, b)
+	if err != nil {
+		return PublicKey{}, err
+	}
+	if err := k.Check(); err != nil {
+		return PublicKey{}, err
+	}
+	return k, nil
+}
+
+// Check reports whether k is the canonical encoding of an Ed25519 point
+// whose order is not small (neither the identity nor one of the other
+// seven torsion points): for such a key one signature can verify for many
+// messages, so a registered device or aircraft key must never be one.
+// The error wraps ErrWeakKey. It costs about a fifth of a signature check.
+func (k PublicKey) Check() error {
+	if err := checkPoint(k.k[:]); err != nil {
+		return fmt.Errorf("%s public key: %w", k.purpose, err)
+	}
+	return nil
 }
 
 // PrivateKey is an Ed25519 signing key with a purpose. Its bytes are
@@ -349,4 +377,26 @@ func truncate(s string) string {
 		return s[:40] + "…"
 	}
 	return s
+}
+
+// ErrWeakKey is matched by the error for a public key that is not a
+// canonical curve point of large order.
+var ErrWeakKey = errors.New("not a valid Ed25519 public key")
+
+// checkPoint reports whether b is the canonical encoding of an Ed25519
+// point whose order is not small.
+func checkPoint(b []byte) error {
+	pt, err := new(edwards25519.Point).SetBytes(b)
+	if err != nil {
+		return fmt.Errorf("%w: not a point on the curve", ErrWeakKey)
+	}
+	// SetBytes accepts non-canonical encodings (y ≥ p, or x = 0 with the
+	// sign bit set); a key has exactly one encoding, so re-encode and compare.
+	if !bytes.Equal(pt.Bytes(), b) {
+		return fmt.Errorf("%w: non-canonical encoding", ErrWeakKey)
+	}
+	if new(edwards25519.Point).MultByCofactor(pt).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return fmt.Errorf("%w: a point of small order", ErrWeakKey)
+	}
+	return nil
 }
