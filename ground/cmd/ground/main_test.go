@@ -18,6 +18,7 @@ import (
 	"github.com/airtab/airtab/ground/api"
 	"github.com/airtab/airtab/ground/app"
 	"github.com/airtab/airtab/ground/natsvc"
+	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -375,6 +376,8 @@ func TestHelpAndUsage(t *testing.T) {
 		{[]string{"serve", "extra"}, "ground serve: unexpected arguments: extra"},
 		{[]string{"serve", "--log-level", "loud"}, `--log-level "loud": want debug, info, warn or error`},
 		{[]string{"serve", "--heartbeat", "5"}, `invalid value "5" for flag -heartbeat: want a duration with a unit, such as 30s, 2m or 1h30m`},
+		{[]string{"serve", "--score-ref", "alice"}, `invalid value "alice" for flag -score-ref: want ref=score with a score from 300 to 850`},
+		{[]string{"serve", "--score-ref", "alice=900"}, `invalid value "alice=900" for flag -score-ref: want ref=score`},
 		{[]string{"report", "--bogus"}, "flag provided but not defined: -bogus\nusage: ground report"},
 		{[]string{"report"}, "ground report: give exactly one of --flight and --settlement\nusage: ground report"},
 	} {
@@ -390,6 +393,26 @@ func TestHelpAndUsage(t *testing.T) {
 				t.Errorf("ground %q: stderr %q, want it to contain %q", tc.args, stderr.String(), tc.want)
 			}
 		})
+	}
+}
+
+// TestScoreRef: --score-ref pins a passenger's score by external reference,
+// and leaves everyone else to the default scorer.
+func TestScoreRef(t *testing.T) {
+	cfg, err := parseServeFlags([]string{"--score-ref", "alice=720", "--score-ref", "bob=549"}, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, want := range map[string]int{"alice": 720, "bob": 549} {
+		got, err := cfg.Scorer.Score(context.Background(), registry.Applicant{ExternalRef: ref})
+		if err != nil || got != want {
+			t.Errorf("score of %s = %d, %v; want %d", ref, got, err, want)
+		}
+	}
+	other := registry.Applicant{ExternalRef: "carol", Passenger: protocol.ID{1}}
+	got, _ := cfg.Scorer.Score(context.Background(), other)
+	if want, _ := (registry.HashScorer{}).Score(context.Background(), other); got != want {
+		t.Errorf("score of an unpinned passenger = %d, want the default scorer's %d", got, want)
 	}
 }
 

@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/airtab/airtab/ground/app"
+	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/protocol/cli"
 )
 
@@ -74,6 +78,8 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (app.Config, error
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 0, "interval between heartbeats on airtab.v1.heartbeat (default 5s)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 0, "bound on each shutdown step: HTTP requests, services, NATS drain (default 15s)")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	scores := scoreRefs{}
+	fs.Var(scores, "score-ref", "pin the credit score of the passenger who registers with an external reference, as `ref=score` (300 to 850; repeatable), for labs and walkthroughs; everyone else gets the default scorer's")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `usage: ground serve [flags]
 
@@ -106,5 +112,29 @@ Flags:
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	cfg.BackOfficeToken = getenv(tokenEnv)
+	if len(scores) > 0 {
+		cfg.Scorer = registry.StaticScorer{ByRef: scores}
+	}
 	return cfg, nil
+}
+
+// scoreRefs is the --score-ref flag: credit scores by external reference.
+type scoreRefs map[string]int
+
+func (s scoreRefs) String() string {
+	refs := slices.Sorted(maps.Keys(s))
+	for i, r := range refs {
+		refs[i] = r + "=" + strconv.Itoa(s[r])
+	}
+	return strings.Join(refs, ",")
+}
+
+func (s scoreRefs) Set(v string) error {
+	ref, score, ok := strings.Cut(v, "=")
+	n, err := strconv.Atoi(score)
+	if !ok || ref == "" || err != nil || n < registry.MinScore || n > registry.MaxScore {
+		return fmt.Errorf("want ref=score with a score from %d to %d, for example alice=720", registry.MinScore, registry.MaxScore)
+	}
+	s[ref] = n
+	return nil
 }
