@@ -24,7 +24,8 @@ import (
 // nothing is ineligible. A passenger is refused (ineligible)
 // when their score is below the threshold (the error names both), when they
 // have arrears, when they have no funding source, or when their card expires
-// before the credential does.
+// before the credential does; and refused (revoked) while a revocation
+// blocks it: see revocations.go.
 func (r *Registry) OptIn(ctx context.Context, passenger protocol.ID, device crypto.PublicKey, f protocol.FlightID) (IssuedCredential, bool, error) {
 	now := r.now()
 	var (
@@ -44,6 +45,9 @@ func (r *Registry) OptIn(ctx context.Context, passenger protocol.ID, device cryp
 		}
 		if owner, ok, err := deviceOwner(ctx, tx, device); err != nil || !ok || owner != passenger {
 			return orErr(err, Errorf(CodeForbidden, "device key %s is not enrolled for passenger %s", device.ID(), passenger))
+		}
+		if err := checkOptIn(ctx, tx, passenger, device, f); err != nil {
+			return err
 		}
 		live, ok, err := liveCredential(ctx, tx, passenger, f)
 		switch {
@@ -142,32 +146,6 @@ func checkRoom(ctx context.Context, q querier, f protocol.FlightID) error {
 		return conflict("flight %s: %d credentials issued or revoked, the limit", f, total)
 	}
 	return nil
-}
-
-// Revoke revokes a credential: manifests and deltas of its flight built from
-// now on deny it (protocol.DenyRevoked) and leave it out. The passenger may
-// opt in again for a new one. Idempotent.
-func (r *Registry) Revoke(ctx context.Context, id protocol.ID) error {
-	revoked := false
-	var ref flightRef
-	err := r.inTx(ctx, func(tx *sql.Tx) error {
-		ic, err := getCredential(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		fl, err := getFlight(ctx, tx, ic.Signed.Body.Flight)
-		if err != nil {
-			return err
-		}
-		ref = flightRef{aircraft: fl.aircraft, flight: fl.id}
-		revoked, err = revokeCredential(ctx, tx, id, r.now())
-		return err
-	})
-	if err == nil && revoked {
-		r.log.Warn("credential revoked", "credential", id)
-		r.notify(ref)
-	}
-	return wrap(err, "registry: revoke credential %s", id)
 }
 
 // IssuedCredentialByID returns a credential ground issued, with its status.

@@ -36,6 +36,11 @@ const (
 	CodeUnavailable Code = "unavailable"
 	// CodeInternal: anything else. The details are logged, never shown.
 	CodeInternal Code = "internal"
+	// CodeRevoked: a revocation blocks the request (SPEC §9.2): the device
+	// was reported lost, the passenger is suspended for suspected fraud,
+	// or their credential for the flight was revoked. The message names
+	// the revocation; the back office lifts it.
+	CodeRevoked Code = "revoked"
 )
 
 // Error is an error a client may see: a stable code and a message for a

@@ -138,6 +138,9 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Registry, error) {
 	if err := createSchema(ctx, db); err != nil {
 		return nil, err
 	}
+	if err := createRevocationSchema(ctx, db); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 

@@ -679,7 +679,7 @@ func TestDirectoryCredentialAndFunding(t *testing.T) {
 	fl := f.flight("123", "D-AIUA", "EUR")
 	p, d := f.passenger(700)
 	c := f.optIn(p, d, fl)
-	if err := f.reg.Revoke(f.ctx, c.Body.ID); err != nil {
+	if err := f.reg.RevokeFor(f.ctx, c.Body.ID, protocol.DenyPassengerRequest, "moving to a new phone"); err != nil {
 		t.Fatal(err)
 	}
 	got, err := f.reg.Credential(f.ctx, c.Body.ID)
@@ -697,7 +697,8 @@ func TestDirectoryCredentialAndFunding(t *testing.T) {
 		t.Fatalf("Funding(unknown) = %v", err)
 	}
 	wantCode(t, f.reg.Revoke(f.ctx, protocol.ID{1}), CodeNotFound)
-	// Revoked, the passenger may opt in again for a new credential.
+	// Withdrawn at the passenger's request, the passenger may opt in again
+	// for a new credential.
 	again := f.optIn(p, d, fl)
 	if again.Body.ID == c.Body.ID {
 		t.Fatal("opt-in after revocation returned the revoked credential")

@@ -215,7 +215,7 @@ func validateExternalRef(ref string) error {
 	return nil
 }
 
-// sortDeny orders deny entries by reason, passenger and credential, so the
+// sortDeny orders deny entries by reason, passenger, credential and device, so the
 // same list always encodes the same way.
 func sortDeny(d []protocol.DenyEntry) {
 	slices.SortFunc(d, compareDeny)
@@ -228,7 +228,10 @@ func compareDeny(a, b protocol.DenyEntry) int {
 	if c := bytes.Compare(a.Passenger[:], b.Passenger[:]); c != 0 {
 		return c
 	}
-	return bytes.Compare(a.Credential[:], b.Credential[:])
+	if c := bytes.Compare(a.Credential[:], b.Credential[:]); c != 0 {
+		return c
+	}
+	return bytes.Compare(denyDeviceBytes(a), denyDeviceBytes(b))
 }
 
 // diffDeny returns the entries of want not in have (to add) and of have not

@@ -121,14 +121,8 @@ CREATE TABLE IF NOT EXISTS registry_published_credentials (
 	PRIMARY KEY (flight, serial, credential)
 ) STRICT, WITHOUT ROWID;
 
-CREATE TABLE IF NOT EXISTS registry_published_deny (
-	flight     TEXT NOT NULL,
-	serial     INTEGER NOT NULL,
-	passenger  BLOB NOT NULL,
-	credential BLOB NOT NULL,
-	reason     INTEGER NOT NULL,
-	PRIMARY KEY (flight, serial, passenger, credential, reason)
-) STRICT, WITHOUT ROWID;
+-- registry_published_denials, the deny entries published, is in
+-- revocations.go.
 `
 
 // querier is what *sql.DB and *sql.Tx have in common.
@@ -632,49 +626,6 @@ func revokeCredential(ctx context.Context, q querier, id protocol.ID, at time.Ti
 	return n == 1, err
 }
 
-// wantedDeny returns the deny list a flight should carry now: every revoked
-// credential of the flight, and every passenger holding a credential for it
-// who has open arrears.
-func wantedDeny(ctx context.Context, q querier, f protocol.FlightID) ([]protocol.DenyEntry, error) {
-	var out []protocol.DenyEntry
-	add := func(query string, reason protocol.DenyReason, set func(*protocol.DenyEntry, protocol.ID)) error {
-		rows, err := q.QueryContext(ctx, query, string(f), protocol.MaxDenyEntries+1)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var b []byte
-			if err := rows.Scan(&b); err != nil {
-				return err
-			}
-			id, err := scanID(b)
-			if err != nil {
-				return err
-			}
-			e := protocol.DenyEntry{Reason: reason}
-			set(&e, id)
-			out = append(out, e)
-		}
-		return rows.Err()
-	}
-	if err := add(`SELECT id FROM registry_credentials WHERE flight = ? AND revoked_at IS NOT NULL LIMIT ?`,
-		protocol.DenyRevoked, func(e *protocol.DenyEntry, id protocol.ID) { e.Credential = id }); err != nil {
-		return nil, err
-	}
-	if err := add(`SELECT DISTINCT c.passenger FROM registry_credentials c
-		JOIN registry_arrears a ON a.passenger = c.passenger AND a.cleared_at IS NULL
-		WHERE c.flight = ? LIMIT ?`,
-		protocol.DenyArrears, func(e *protocol.DenyEntry, id protocol.ID) { e.Passenger = id }); err != nil {
-		return nil, err
-	}
-	if len(out) > protocol.MaxDenyEntries {
-		return nil, fmt.Errorf("registry: flight %s: deny list over the limit of %d entries", f, protocol.MaxDenyEntries)
-	}
-	sortDeny(out)
-	return out, nil
-}
-
 // --- manifests and deltas -------------------------------------------------
 
 type manifestRow struct {
@@ -709,7 +660,7 @@ func insertManifest(ctx context.Context, q querier, s *protocol.SignedManifest) 
 
 // forgetPublished drops the published state of every serial of f but keep.
 func forgetPublished(ctx context.Context, q querier, f protocol.FlightID, keep uint64) error {
-	for _, table := range []string{"registry_published_credentials", "registry_published_deny"} {
+	for _, table := range []string{"registry_published_credentials", "registry_published_denials"} {
 		if _, err := q.ExecContext(ctx, `DELETE FROM `+table+` WHERE flight = ? AND serial <> ?`, string(f), keep); err != nil {
 			return err
 		}
@@ -725,47 +676,6 @@ func publishCredentials(ctx context.Context, q querier, f protocol.FlightID, ser
 		}
 	}
 	return nil
-}
-
-func publishDeny(ctx context.Context, q querier, f protocol.FlightID, serial uint64, add, lift []protocol.DenyEntry) error {
-	for _, e := range add {
-		if _, err := q.ExecContext(ctx, `INSERT INTO registry_published_deny (flight, serial, passenger, credential, reason) VALUES (?, ?, ?, ?, ?)`,
-			string(f), serial, idBytes(e.Passenger), idBytes(e.Credential), uint(e.Reason)); err != nil {
-			return err
-		}
-	}
-	for _, e := range lift {
-		if _, err := q.ExecContext(ctx, `DELETE FROM registry_published_deny WHERE flight = ? AND serial = ? AND passenger = ? AND credential = ? AND reason = ?`,
-			string(f), serial, idBytes(e.Passenger), idBytes(e.Credential), uint(e.Reason)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func publishedDeny(ctx context.Context, q querier, f protocol.FlightID, serial uint64) ([]protocol.DenyEntry, error) {
-	rows, err := q.QueryContext(ctx, `SELECT passenger, credential, reason FROM registry_published_deny WHERE flight = ? AND serial = ?`,
-		string(f), serial)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []protocol.DenyEntry
-	for rows.Next() {
-		var pb, cb []byte
-		var e protocol.DenyEntry
-		if err := rows.Scan(&pb, &cb, &e.Reason); err != nil {
-			return nil, err
-		}
-		if e.Passenger, err = scanID(pb); err != nil {
-			return nil, err
-		}
-		if e.Credential, err = scanID(cb); err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
 }
 
 // unpublishedCredentials returns up to limit live credentials of f that the
