@@ -18,7 +18,7 @@ func TestRevocationReasons(t *testing.T) {
 		// device, another flight with the same device, a third flight
 		// with a new device of the passenger's.
 		sameFlight, otherFlight, newDevice bool // true: allowed
-		entry                                 func(c *protocol.Credential) protocol.DenyEntry
+		entry                              func(c *protocol.Credential) protocol.DenyEntry
 	}{
 		{protocol.DenyRevoked, false, true, true, nil},
 		{protocol.DenyDeviceLost, false, false, true, func(c *protocol.Credential) protocol.DenyEntry {
