@@ -246,6 +246,23 @@ func checkSpend(s spendState, c *protocol.Credential, total protocol.Money, amou
 	return 0
 }
 
+// declineAmount is what a decline over a limit says about that limit: the
+// per-transaction cap for ReasonOverTransactionCap, what is left of the
+// passenger's limit for ReasonOverPassengerLimit, what is left of the
+// aircraft's exposure cap for ReasonOverAircraftCap; zero for any other
+// reason.
+func declineAmount(r protocol.Reason, s spendState, c *protocol.Credential, caps protocol.Caps) protocol.Money {
+	switch r {
+	case protocol.ReasonOverTransactionCap:
+		return c.TxCap
+	case protocol.ReasonOverPassengerLimit:
+		return protocol.M(max(c.Limit.Minor-s.spent, 0), c.Limit.Currency)
+	case protocol.ReasonOverAircraftCap:
+		return protocol.M(max(caps.AircraftExposure.Minor-s.exposure, 0), caps.AircraftExposure.Currency)
+	}
+	return protocol.Money{}
+}
+
 // velocityFrom returns the start of the velocity window ending at now:
 // sales after it count.
 func velocityFrom(caps protocol.Caps, now time.Time) time.Time {

@@ -351,7 +351,12 @@ func parseSaleRequest(req SaleRequest) (*presented, error) {
 func (c *Cabin) saleAnswer(ctx context.Context, req SaleRequest, s *preparedSale, res result) (Decision, error) {
 	switch {
 	case res.decline != 0:
-		return c.declined(req, res.decline), nil
+		d := c.declined(req, res.decline)
+		d.Decline.Amount, d.Remaining = res.declineAmount, res.remaining
+		if res.declineAmount.Currency != "" {
+			d.Decline.Message = declineMessage(res.decline, res.declineAmount)
+		}
+		return d, nil
 	case !res.retryOf.IsZero():
 		return c.committedAnswer(ctx, res.retryOf)
 	}
@@ -369,6 +374,7 @@ func (c *Cabin) saleAnswer(ctx context.Context, req SaleRequest, s *preparedSale
 
 func (c *Cabin) declined(req SaleRequest, r protocol.Reason) Decision {
 	c.log.Info("sale declined", "invoice", req.InvoiceID, "reason", int(r), "name", ReasonName(r), "crew", req.Crew)
+	c.stats.declined.Add(1) // every decline, the handler's and the writer's, once
 	return Decision{Decline: NewDecline(r)}
 }
 

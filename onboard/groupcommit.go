@@ -51,6 +51,9 @@ type result struct {
 	invoice *protocol.SignedInvoice     // approved and committed
 	retryOf protocol.ID                 // the job repeats a committed invoice: answer with it
 	decline protocol.Reason             // declined by a stateful check
+	// declineAmount is the limit a decline over one names (declineAmount
+	// in authorize.go); remaining what the passenger may still spend.
+	declineAmount, remaining protocol.Money
 	close   *protocol.SignedFlightClose // the flight-close report
 	err     error
 }
@@ -174,9 +177,6 @@ func (c *Cabin) process(jobs []*job) {
 
 func (c *Cabin) answer(jobs []*job, results []result) {
 	for i, j := range jobs {
-		if results[i].decline != 0 {
-			c.stats.declined.Add(1)
-		}
 		j.done <- results[i]
 		c.pending.Add(-1)
 	}
@@ -300,7 +300,8 @@ func (c *Cabin) decideSale(o *overlay, m *Manifest, s *preparedSale, now time.Ti
 		recentSales: c.state.salesSince(cred.Passenger, velocityFrom(caps, now)) + o.sales[cred.Passenger],
 	}
 	if r := checkSpend(st, cred, s.total, amountReason, caps); r != 0 {
-		return result{decline: r}
+		return result{decline: r, declineAmount: declineAmount(r, st, cred, caps),
+			remaining: protocol.M(max(cred.Limit.Minor-st.spent, 0), cred.Limit.Currency)}
 	}
 	inv := protocol.Invoice{
 		Version: protocol.Version, ID: s.id, Flight: c.id.Flight, Aircraft: c.id.Aircraft,

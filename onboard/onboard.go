@@ -22,6 +22,7 @@
 package onboard
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/airtab/airtab/protocol"
@@ -106,6 +107,23 @@ type Decline struct {
 	Reason  protocol.Reason `json:"reason"`
 	Name    string          `json:"name"`
 	Message string          `json:"message"`
+	// Amount is the limit a decline over one names: the per-transaction
+	// cap (over_transaction_cap), what is left of the passenger's limit
+	// (over_passenger_limit) or of the aircraft's exposure cap
+	// (over_aircraft_cap). Omitted for other reasons.
+	Amount protocol.Money `json:"amount,omitzero"`
+}
+
+// declineMessage is the crew's message for a decline over a limit, with
+// the amount the limit allows.
+func declineMessage(r protocol.Reason, amount protocol.Money) string {
+	switch r {
+	case protocol.ReasonOverTransactionCap:
+		return fmt.Sprintf("%s: the most one sale may be is %s", r, amount)
+	case protocol.ReasonOverAircraftCap:
+		return fmt.Sprintf("%s: %s left on this flight", r, amount)
+	}
+	return fmt.Sprintf("%s: %s left for this passenger", r, amount)
 }
 
 // NewDecline returns the decline for reason r.
