@@ -32,6 +32,8 @@ type Config struct {
 	Rand io.Reader
 	// Logger receives structured logs. Default: discard.
 	Logger *slog.Logger
+	// Observer receives sale decisions for metrics. Default: none.
+	Observer Observer
 	// QueueLen bounds the requests waiting for the writer. Default: 1024.
 	QueueLen int
 	// MaxBatch bounds the requests in one group commit. Default: 256.
@@ -365,6 +367,7 @@ func (c *Cabin) saleAnswer(ctx context.Context, req SaleRequest, s *preparedSale
 	}
 	inv := &res.invoice.Body
 	c.log.Info("sale approved", "invoice", inv.ID, "seq", inv.Seq, "total", inv.Total.String(), "crew", req.Crew)
+	c.observeSale(0)
 	return Decision{
 		Approved:  true,
 		Sale:      saleOf(res.invoice, StatusPending, protocol.ID{}),
@@ -375,6 +378,7 @@ func (c *Cabin) saleAnswer(ctx context.Context, req SaleRequest, s *preparedSale
 func (c *Cabin) declined(req SaleRequest, r protocol.Reason) Decision {
 	c.log.Info("sale declined", "invoice", req.InvoiceID, "reason", int(r), "name", ReasonName(r), "crew", req.Crew)
 	c.stats.declined.Add(1) // every decline, the handler's and the writer's, once
+	c.observeSale(r)
 	return Decision{Decline: NewDecline(r)}
 }
 

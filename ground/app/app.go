@@ -29,6 +29,7 @@ import (
 	"github.com/airtab/airtab/ground/api"
 	"github.com/airtab/airtab/ground/clearing"
 	"github.com/airtab/airtab/ground/natsvc"
+	"github.com/airtab/airtab/ground/opsmetrics"
 	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/ground/store"
 	"github.com/nats-io/nats-server/v2/server"
@@ -170,6 +171,7 @@ type Main struct {
 	log       *slog.Logger
 	auth      *natsvc.Auth
 	clearing  *clearing.Service
+	metrics   *opsmetrics.Metrics
 	lock      *os.File // the data directory's lock, held while running
 	up        bool     // Run succeeded: Close logs the stop
 	db        *sql.DB
@@ -235,6 +237,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := natsvc.EnsureStreams(ctx, js, natsvc.Streams{Duplicates: cfg.StreamDuplicates}); err != nil {
 		return err
 	}
+	m.metrics = opsmetrics.New(opsmetrics.Config{DB: m.db, JS: js, Logger: m.log})
 	var ext Extensions
 	if m.Wire == nil {
 		m.Wire = m.wireClearing
@@ -448,7 +451,7 @@ func (m *Main) wireClearing(ctx context.Context, d Deps) (Extensions, error) {
 		acq = clearing.NewSimAcquirer(clearing.SimConfig{Clock: d.Clock})
 	}
 	svc, err := clearing.New(ctx, clearing.Config{DB: d.DB, JS: d.JetStream, Directory: d.Registry,
-		IssuerKey: d.Issuer, Acquirer: acq, Clock: d.Clock, Logger: d.Logger})
+		IssuerKey: d.Issuer, Acquirer: acq, Clock: d.Clock, Logger: d.Logger, Observer: m.metrics})
 	if err != nil {
 		return Extensions{}, err
 	}
@@ -496,7 +499,11 @@ func (m *Main) startServices(svcs []Service) {
 }
 
 func (m *Main) startHTTP(cfg api.Config) error {
-	h, err := api.New(cfg)
+	a, err := api.New(cfg)
+	if err != nil {
+		return err
+	}
+	h, err := m.withOps(a, cfg.BackOfficeToken)
 	if err != nil {
 		return err
 	}

@@ -158,6 +158,7 @@ func (s *Service) recordJobs(ctx context.Context, jobs []*job) (map[protocol.ID]
 		return nil, false, fmt.Errorf("commit: %w", err)
 	}
 	s.accounts.addAll(created)
+	s.observeJobs(jobs)
 	return recs, arrears, nil
 }
 

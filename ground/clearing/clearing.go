@@ -187,6 +187,8 @@ type Config struct {
 	// VerifyWorkers is how many goroutines verify signatures. Default
 	// GOMAXPROCS.
 	VerifyWorkers int
+	// Observer receives measurements for operators' metrics. Default none.
+	Observer Observer
 }
 
 func (c *Config) setDefaults() error {

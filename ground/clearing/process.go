@@ -86,6 +86,7 @@ var errAbandon = errors.New("batch abandoned")
 // clearBatch runs stages 2 to 5 over verified items and acks or naks every
 // message. It returns an error only for a broken invariant.
 func (s *Service) clearBatch(ctx context.Context, lk *lookups, items []*item) error {
+	defer s.observeBatch(items, time.Now())
 	// Finish the batch in hand even if ctx is cancelled: a stop in the
 	// middle would only make JetStream redeliver it after AckWait.
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.BatchTimeout)

@@ -29,6 +29,7 @@ import (
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/onboard"
 	"github.com/airtab/airtab/onboard/httpapi"
+	"github.com/airtab/airtab/onboard/metrics"
 	"github.com/airtab/airtab/onboard/natslink"
 	"github.com/airtab/airtab/onboard/replay"
 	"github.com/airtab/airtab/onboard/sqlite"
@@ -126,6 +127,7 @@ type Main struct {
 	nc      *nats.Conn
 	anchor  *crypto.TrustList
 	replay  *replay.Replayer
+	metrics *metrics.Metrics
 
 	cancel   context.CancelFunc // stops the background goroutines
 	stopping atomic.Bool        // Close is closing the NATS connection
@@ -269,11 +271,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.journal, err = sqlite.Open(ctx, journalPath, c.Flight, c.Aircraft); err != nil {
 		return err
 	}
+	m.metrics = metrics.New(m.Logger)
 	m.cabin, err = onboard.Open(ctx, onboard.Config{Flight: c.Flight, Aircraft: c.Aircraft, AircraftKey: key,
-		Issuer: anchor, Journal: m.journal, Clock: m.Clock, Rand: m.Rand, Logger: m.Logger})
+		Issuer: anchor, Journal: m.metrics.Journal(m.journal), Clock: m.Clock, Rand: m.Rand, Logger: m.Logger,
+		Observer: m.metrics})
 	if err != nil {
 		return err
 	}
+	m.metrics.Attach(m.cabin)
 	if err := m.loadManifestFile(ctx); err != nil {
 		return err
 	}
@@ -394,6 +399,7 @@ func (m *Main) serve() error {
 	}
 	api := httpapi.New(httpapi.Config{Cabin: m.cabin, Clock: m.Clock, Rand: m.Rand, Logger: m.Logger, SessionTTL: c.SessionTTL})
 	m.server = api.HTTPServer(cert)
+	m.server.Handler = m.metrics.Wrap(m.server.Handler, httpapi.PathSales) // GET /metrics, and the sale latency
 	if m.ln, err = net.Listen("tcp", c.Listen); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -533,6 +539,9 @@ func (m *Main) Fingerprint() string { return m.fp }
 
 // Replayer returns the replayer, once Run has returned with a NATS URL set.
 func (m *Main) Replayer() *replay.Replayer { return m.replay }
+
+// Metrics returns the cabin server's metrics, once Run has returned.
+func (m *Main) Metrics() *metrics.Metrics { return m.metrics }
 
 // Journal returns the invoice journal, once Run has returned.
 func (m *Main) Journal() *sqlite.Journal { return m.journal }

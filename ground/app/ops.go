@@ -1,0 +1,32 @@
+package app
+
+import (
+	"net/http"
+
+	"github.com/airtab/airtab/ground/backoffice"
+	"github.com/airtab/airtab/ground/opsmetrics"
+)
+
+// withOps puts the operators' and the back office's endpoints beside the
+// API: /metrics (Prometheus text format, no authentication: expose it to
+// the monitoring network only) and the back-office web app at /backoffice/,
+// signed in with the same token as the API's back-office endpoints.
+func (m *Main) withOps(api http.Handler, token string) (http.Handler, error) {
+	var retrier backoffice.Retrier
+	if m.clearing != nil {
+		retrier = m.clearing
+	}
+	bo, err := backoffice.New(backoffice.Config{Token: token, Registry: m.reg, DB: m.db, Retrier: retrier,
+		Clock: m.Config.Clock, Logger: m.log})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.metrics.Handler())
+	mux.Handle(backoffice.Prefix, bo)
+	mux.Handle("/", api)
+	return mux, nil
+}
+
+// Metrics returns the ground's metrics once Run has returned.
+func (m *Main) Metrics() *opsmetrics.Metrics { return m.metrics }

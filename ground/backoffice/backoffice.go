@@ -1,0 +1,203 @@
+// Package backoffice is the airline back office's web app, served by ground
+// at /backoffice/: server-rendered pages (html/template) over the same
+// report, ledger and registry functions the JSON API and the `ground report`
+// command use, so every number on a page is the report's number.
+//
+// Screens (GET unless noted; every POST carries the session's CSRF token):
+//
+//	/backoffice/signin                 sign in with the back-office token (POST)
+//	/backoffice/signout                sign out (POST)
+//	/backoffice/flights                one row per flight, refreshed by polling
+//	/backoffice/flights/rows           the table body alone, for the poll
+//	/backoffice/flights/{flight}       reconciliation to the cent, gaps, breaks,
+//	                                   quarantine reasons, every invoice
+//	/backoffice/flights/{flight}.csv   the report's CSV (clearing.FlightReport.WriteCSV)
+//	/backoffice/flights/{flight}.json  the report's JSON (clearing.FlightReport.WriteJSON)
+//	/backoffice/collections            open arrears: who owes what since when
+//	/backoffice/collections/retry      retry a passenger's charges now (POST)
+//	/backoffice/settlement?date=D      settlement per day and currency, charts
+//	/backoffice/settlement/{date}.csv  the day's settlement CSV (and .json)
+//	/backoffice/setup                  aircraft, flights, crew, manifests, revocation
+//	/backoffice/setup/{what}           the set-up forms (POST)
+//	/backoffice/static/…               CSS and the small JS modules, embedded
+//
+// Security: the token is exchanged for a random session id in an HttpOnly,
+// SameSite=Strict cookie (Secure when the request came over TLS) that
+// expires after Config.SessionTTL; each session has its own CSRF token,
+// checked on every POST; every response carries the headers set in
+// headers.go, a strict Content-Security-Policy among them.
+package backoffice
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/airtab/airtab/ground/clearing"
+	"github.com/airtab/airtab/ground/registry"
+	"github.com/airtab/airtab/protocol"
+)
+
+// Prefix is the path the back office is mounted at.
+const Prefix = "/backoffice/"
+
+// MinTokenLen is the shortest back-office token accepted, in bytes (the
+// API's rule).
+const MinTokenLen = 16
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Retrier makes a passenger's charges in collections due now and runs the
+// retry round; clearing.Service implements it.
+type Retrier interface {
+	RetryPassenger(ctx context.Context, passenger protocol.ID) error
+	RetryCollections(ctx context.Context) (clearing.RetryStats, error)
+}
+
+// Config configures a Server. Token, Registry and DB are required.
+type Config struct {
+	// Token is the back-office token a person signs in with, at least
+	// MinTokenLen bytes.
+	Token string
+	// Registry holds aircraft, flights, crews, credentials and arrears.
+	Registry *registry.Registry
+	// DB is the ground database: the reports read it (clearing.Reports) and
+	// the flights list finds the registered flights in it.
+	DB *sql.DB
+	// Retrier retries charges from the collections screen. When nil, the
+	// screen shows no retry button.
+	Retrier Retrier
+	// Clock is the time sessions expire by and reports are stamped with.
+	// Default time.Now.
+	Clock func() time.Time
+	// Rand is the source of session ids and CSRF tokens. Default
+	// crypto/rand.
+	Rand io.Reader
+	// Logger receives internal errors. Default slog.Default().
+	Logger *slog.Logger
+	// SessionTTL is how long a session lasts after sign-in. Default 8 h.
+	SessionTTL time.Duration
+	// MaxSessions bounds the live sessions; the oldest is dropped beyond
+	// it. Default 256.
+	MaxSessions int
+	// PollSeconds is how often the flights list refreshes itself, in
+	// seconds. Default 5.
+	PollSeconds int
+	// MaxFlights bounds the flights listed, newest first. Default 200.
+	MaxFlights int
+}
+
+// Server is the back office as an http.Handler, to mount at Prefix.
+type Server struct {
+	cfg      Config
+	token    [sha256.Size]byte
+	reports  clearing.Reports
+	reg      *registry.Registry
+	log      *slog.Logger
+	sessions *sessionStore
+	pages    map[string]*template.Template
+	mux      *http.ServeMux
+}
+
+// New checks cfg and builds the server.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case len(cfg.Token) < MinTokenLen:
+		return nil, fmt.Errorf("backoffice: Config.Token is required, at least %d bytes", MinTokenLen)
+	case cfg.Registry == nil:
+		return nil, errors.New("backoffice: Config.Registry is required")
+	case cfg.DB == nil:
+		return nil, errors.New("backoffice: Config.DB is required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 8 * time.Hour
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = 256
+	}
+	if cfg.PollSeconds <= 0 {
+		cfg.PollSeconds = 5
+	}
+	if cfg.MaxFlights <= 0 {
+		cfg.MaxFlights = 200
+	}
+	pages, err := parsePages()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      cfg,
+		token:    sha256.Sum256([]byte(cfg.Token)),
+		reports:  clearing.Reports{DB: cfg.DB, Clock: cfg.Clock, Logger: cfg.Logger},
+		reg:      cfg.Registry,
+		log:      cfg.Logger,
+		sessions: newSessionStore(cfg.MaxSessions, cfg.Rand),
+		pages:    pages,
+		mux:      http.NewServeMux(),
+	}
+	s.routes()
+	return s, nil
+}
+
+// ServeHTTP serves the back office, every response with the security
+// headers.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w)
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) routes() {
+	static, _ := fs.Sub(staticFS, "static")
+	s.mux.Handle("GET "+Prefix+"static/", http.StripPrefix(Prefix+"static/", staticHandler(static)))
+	s.mux.HandleFunc("GET "+Prefix+"signin", s.signInPage)
+	s.mux.HandleFunc("POST "+Prefix+"signin", s.signIn)
+	s.mux.HandleFunc("POST "+Prefix+"signout", s.authed(s.signOut))
+	s.mux.HandleFunc("GET "+Prefix+"{$}", s.authed(func(w http.ResponseWriter, r *http.Request, _ *session) {
+		http.Redirect(w, r, Prefix+"flights", http.StatusSeeOther)
+	}))
+	s.mux.HandleFunc("GET "+Prefix+"flights", s.authed(s.flightsPage))
+	s.mux.HandleFunc("GET "+Prefix+"flights/rows", s.authed(s.flightRows))
+	s.mux.HandleFunc("GET "+Prefix+"flights/{flight}", s.authed(s.flightPage))
+	s.mux.HandleFunc("GET "+Prefix+"collections", s.authed(s.collectionsPage))
+	s.mux.HandleFunc("POST "+Prefix+"collections/retry", s.authed(s.retry))
+	s.mux.HandleFunc("GET "+Prefix+"settlement", s.authed(s.settlementPage))
+	s.mux.HandleFunc("GET "+Prefix+"settlement/{day}", s.authed(s.settlementDownload))
+	s.mux.HandleFunc("GET "+Prefix+"setup", s.authed(s.setupPage))
+	s.mux.HandleFunc("POST "+Prefix+"setup/{what}", s.authed(s.setupPost))
+	s.mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, nil, http.StatusNotFound, "No such page: "+r.URL.Path)
+	})
+}
+
+func staticHandler(files fs.FS) http.Handler {
+	fsrv := http.FileServerFS(files)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		fsrv.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) now() time.Time { return s.cfg.Clock().UTC() }

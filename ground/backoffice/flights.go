@@ -1,0 +1,188 @@
+package backoffice
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/airtab/airtab/ground/clearing"
+	"github.com/airtab/airtab/protocol"
+)
+
+// FlightState is where a flight is in its life, as the back office sees it
+// from ground: registration, manifests, and what clearing received.
+type FlightState string
+
+// Flight states, in the order a flight goes through them.
+const (
+	// StateScheduled: registered, no manifest issued yet.
+	StateScheduled FlightState = "scheduled"
+	// StateManifestIssued: a manifest is issued, the departure day has
+	// not come.
+	StateManifestIssued FlightState = "manifest issued"
+	// StateInTheAir: a manifest is issued, the departure day has come,
+	// nothing received yet. Ground cannot see an aircraft in the air: this
+	// is what it infers.
+	StateInTheAir FlightState = "in the air"
+	// StateReplaying: invoices are arriving; the flight-close report has
+	// not, or sequence numbers it names are still missing.
+	StateReplaying FlightState = "landed, replaying"
+	// StateCleared: everything the aircraft reported is in, some charges
+	// are still under way.
+	StateCleared FlightState = "cleared"
+	// StateReconciled: the report's Reconciled: everything matches.
+	StateReconciled FlightState = "reconciled"
+	// StateDiscrepancies: everything is in, and something does not match
+	// (the report's Problems say what).
+	StateDiscrepancies FlightState = "discrepancies"
+)
+
+// flightEntry is a registered flight from the index.
+type flightEntry struct {
+	ID         protocol.FlightID
+	Aircraft   protocol.AircraftID
+	Currency   protocol.Currency
+	Manifested bool
+}
+
+// listFlights returns the registered flights, newest departure first, at
+// most limit. Only the flight ids and their manifest state come from here:
+// every figure comes from clearing.Reports.
+func (s *Server) listFlights(ctx context.Context, limit int) ([]flightEntry, error) {
+	rows, err := s.cfg.DB.QueryContext(ctx, `SELECT f.id, f.aircraft, f.currency,
+		EXISTS (SELECT 1 FROM registry_manifests m WHERE m.flight = f.id)
+		FROM registry_flights f`)
+	if err != nil {
+		return nil, fmt.Errorf("list flights: %w", err)
+	}
+	defer rows.Close()
+	var out []flightEntry
+	for rows.Next() {
+		var e flightEntry
+		var id, aircraft, currency string
+		if err := rows.Scan(&id, &aircraft, &currency, &e.Manifested); err != nil {
+			return nil, fmt.Errorf("list flights: %w", err)
+		}
+		e.ID, e.Aircraft, e.Currency = protocol.FlightID(id), protocol.AircraftID(aircraft), protocol.Currency(currency)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list flights: %w", err)
+	}
+	slices.SortFunc(out, func(a, b flightEntry) int {
+		return cmp.Or(b.ID.Date().Compare(a.ID.Date()), cmp.Compare(a.ID, b.ID))
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// FlightRow is one line of the flights list.
+type FlightRow struct {
+	flightEntry
+	State FlightState
+	// Progress is the share of the reported invoices received, 0 to 1,
+	// while replaying; HasProgress says whether the close report gave the
+	// total.
+	Progress    float64
+	HasProgress bool
+	Report      *clearing.FlightReport // nil before anything is received
+}
+
+// stateOf derives a flight's state from its report (nil when clearing holds
+// nothing for it).
+func stateOf(e flightEntry, rep *clearing.FlightReport, now time.Time) (FlightState, float64, bool) {
+	if rep == nil {
+		switch {
+		case !e.Manifested:
+			return StateScheduled, 0, false
+		case now.Before(e.ID.Date()):
+			return StateManifestIssued, 0, false
+		}
+		return StateInTheAir, 0, false
+	}
+	if rep.Reported == nil {
+		return StateReplaying, 0, false
+	}
+	last := rep.Reported.LastSeq
+	got := min(uint64(rep.Received.Invoices), last)
+	if rep.Missing > 0 {
+		got = last - min(rep.Missing, last)
+	}
+	progress := 1.0
+	if last > 0 {
+		progress = float64(got) / float64(last)
+	}
+	switch {
+	case rep.Missing > 0:
+		return StateReplaying, progress, true
+	case rep.Reconciled:
+		return StateReconciled, 1, true
+	case onlyChargesUnderWay(rep):
+		return StateCleared, 1, true
+	}
+	return StateDiscrepancies, progress, true
+}
+
+// onlyChargesUnderWay reports whether the one thing keeping the report from
+// reconciling is charges whose outcome is not known yet.
+func onlyChargesUnderWay(rep *clearing.FlightReport) bool {
+	return len(rep.Problems) == 1 && rep.Posted.Count > 0
+}
+
+func (s *Server) flightRowsData(ctx context.Context) ([]FlightRow, error) {
+	entries, err := s.listFlights(ctx, s.cfg.MaxFlights)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	out := make([]FlightRow, 0, len(entries))
+	for _, e := range entries {
+		rep, err := s.reports.Flight(ctx, e.ID)
+		if errors.Is(err, clearing.ErrNoData) {
+			rep, err = nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		row := FlightRow{flightEntry: e, Report: rep}
+		row.State, row.Progress, row.HasProgress = stateOf(e, rep, now)
+		out = append(out, row)
+	}
+	return out, nil
+}
+
+func (s *Server) flightsPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	rows, err := s.flightRowsData(r.Context())
+	if err != nil {
+		s.fail(w, r, sess, http.StatusInternalServerError, "", err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "flights", sess, map[string]any{"Rows": rows, "PollMS": s.cfg.PollSeconds * 1000, "Now": s.now()})
+}
+
+// flightRows serves the table body alone: the flights page's poll swaps it
+// in, so the rows are drawn by the same template either way.
+func (s *Server) flightRows(w http.ResponseWriter, r *http.Request, sess *session) {
+	rows, err := s.flightRowsData(r.Context())
+	if err != nil {
+		s.log.Error("back-office flight rows failed", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := s.pages["flights"].ExecuteTemplate(w, "rows", rows); err != nil {
+		s.log.Error("back-office flight rows failed", "err", err)
+	}
+}
+
+// Class is the state's CSS class name.
+func (st FlightState) Class() string {
+	return strings.NewReplacer(" ", "-", ",", "").Replace(string(st))
+}
