@@ -242,5 +242,11 @@ func (s *Server) optIn(c *call) error {
 	if created {
 		status = http.StatusCreated
 	}
-	return c.json(status, credentialView(ic))
+	v := credentialView(ic)
+	f, err := s.reg.FlightDetails(c.r.Context(), req.Flight)
+	if err != nil {
+		return fmt.Errorf("opt-in %s: flight caps: %w", req.Flight, err)
+	}
+	v.CodeFreshSeconds = f.Caps.CodeFreshSeconds
+	return c.json(status, v)
 }

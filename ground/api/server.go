@@ -72,6 +72,9 @@ type Config struct {
 	// when they link a new card (ground/clearing implements it). When nil,
 	// GET /v1/me/charges answers "unavailable".
 	Charges ChargeSource
+	// Wallet, when set, is the passenger web wallet, served under
+	// /wallet/ (ground/walletweb).
+	Wallet http.Handler
 	// Reports, when set, serves everything under /v1/reports/ behind the
 	// back-office token. It sees the full request path.
 	Reports http.Handler
@@ -100,6 +103,7 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	reports http.Handler
+	wallet  http.Handler
 }
 
 // New checks cfg and builds the server's routes.
@@ -121,7 +125,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		reg: cfg.Registry, funder: cfg.Funder, charges: cfg.Charges, token: sha256.Sum256([]byte(cfg.BackOfficeToken)),
-		replay: newReplayCache(cfg.ReplayCacheSize), clock: cfg.Clock, log: cfg.Logger, mux: http.NewServeMux(), reports: cfg.Reports,
+		replay: newReplayCache(cfg.ReplayCacheSize), clock: cfg.Clock, log: cfg.Logger, mux: http.NewServeMux(), reports: cfg.Reports, wallet: cfg.Wallet,
 	}
 	s.routes()
 	return s, nil
@@ -161,6 +165,10 @@ func (s *Server) routes() {
 	s.route("GET /v1/arrears", authToken, b, s.listArrears)
 	if s.reports != nil {
 		s.mux.Handle("/v1/reports/", s.tokenOnly(s.reports))
+	}
+	if s.wallet != nil {
+		s.mux.Handle("/wallet/", s.wallet)
+		s.mux.Handle("GET /wallet", http.RedirectHandler("/wallet/", http.StatusMovedPermanently))
 	}
 	s.route("GET /healthz", authNone, p, func(c *call) error {
 		return c.json(http.StatusOK, map[string]string{"status": "ok"})

@@ -32,6 +32,7 @@ import (
 	"github.com/airtab/airtab/ground/opsmetrics"
 	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/ground/store"
+	"github.com/airtab/airtab/ground/walletweb"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -256,7 +257,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.startServices(ext.Services)
-	if err := m.startHTTP(api.Config{Registry: m.reg, Funder: ext.Funder, Charges: ext.Charges, Reports: ext.Reports, BackOfficeToken: token, Clock: cfg.Clock, Logger: m.log}); err != nil {
+	if err := m.startHTTP(api.Config{Registry: m.reg, Funder: ext.Funder, Charges: ext.Charges, Reports: ext.Reports, Wallet: walletweb.New(), BackOfficeToken: token, Clock: cfg.Clock, Logger: m.log}); err != nil {
 		return err
 	}
 	m.up = true

@@ -174,7 +174,11 @@ type Credential struct {
 	NotAfter  time.Time         `json:"not_after"`
 	IssuedAt  time.Time         `json:"issued_at"`
 	RevokedAt *time.Time        `json:"revoked_at,omitempty"`
-	COSE      []byte            `json:"cose"` // standard base64 in JSON
+	// CodeFreshSeconds is the flight's code freshness cap (SPEC §6): a
+	// payment code older than this when scanned is declined, so a wallet
+	// shows a new one well within it.
+	CodeFreshSeconds uint32 `json:"code_fresh_seconds,omitempty"`
+	COSE             []byte `json:"cose"` // standard base64 in JSON
 }
 
 // Parse decodes the signed credential and checks it says what the JSON
