@@ -270,6 +270,8 @@ type Service struct {
 
 	creds    *credCache
 	accounts *accountCache
+	// recon is what logCleared last said of each closed flight.
+	recon reconLog
 
 	// hooks let tests in this package simulate crashes.
 	hooks struct {
@@ -380,6 +382,7 @@ func (s *Service) retry(ctx context.Context) error {
 	if err != nil {
 		s.log.Error("retry collections", "err", err)
 	}
+	s.logReconciliations(ctx, nil) // a retried charge may complete a flight
 	return nil
 }
 

@@ -97,15 +97,18 @@ func TestClearEndToEnd(t *testing.T) {
 		t.Fatalf("flight not reconciled: %v", rep.Problems)
 	}
 	var buf bytes.Buffer
-	if err := WriteReport(h.ctx, h.db, testFlight, "csv", &buf); err != nil {
+	if err := WriteReport(h.ctx, h.db, testFlight, "csv", Page{}, &buf); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := csv.NewReader(&buf).ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(rows), 1+3; got != want {
-		t.Errorf("CSV rows = %d, want %d (header + one per invoice)", got, want)
+	if got, want := len(invoiceRows(rows)), 3; got != want {
+		t.Errorf("CSV invoice rows = %d, want %d (one per invoice)", got, want)
+	}
+	if last := rows[len(rows)-1]; last[3] != CSVKindReconciled || last[4] != "true" {
+		t.Errorf("last CSV row = %q, want the reconciled flag, true", last)
 	}
 }
 

@@ -14,8 +14,10 @@ import (
 // The back-office report API. It does no authentication: mount it behind
 // the back-office token.
 //
-//	GET /v1/reports/flights/{flight}          the flight report, JSON
-//	GET /v1/reports/flights/{flight}.csv      one row per invoice, CSV
+//	GET /v1/reports/flights/{flight}          the flight report, JSON: the summary and invoice_count
+//	GET /v1/reports/flights/{flight}?sales=all                 and every invoice line
+//	GET /v1/reports/flights/{flight}?sales=500[&after=SEQ]     and a page of lines (next_after: the next page's after)
+//	GET /v1/reports/flights/{flight}.csv      one row per invoice, then the totals and the reconciled flag, CSV
 //	GET /v1/reports/flights/{flight}?format=csv
 //	GET /v1/reports/settlement?date=YYYY-MM-DD[&format=csv]
 //
@@ -47,6 +49,11 @@ func (r Reports) serveFlight(w http.ResponseWriter, req *http.Request) {
 	if csvSuffix {
 		format = FormatCSV
 	}
+	page, err := ParsePage(req.URL.Query().Get("sales"), req.URL.Query().Get("after"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid", err.Error())
+		return
+	}
 	f, err := protocol.ParseFlightID(name)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid", err.Error())
@@ -63,7 +70,7 @@ func (r Reports) serveFlight(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="`+string(f)+`.csv"`)
 	} else {
-		err = rep.WriteJSON(&buf)
+		err = rep.WriteJSONPage(&buf, page)
 		w.Header().Set("Content-Type", "application/json")
 	}
 	if err != nil {

@@ -96,6 +96,9 @@ func (s *Service) clearBatch(ctx context.Context, lk *lookups, items []*item) er
 		return nil
 	}
 	s.settle(items)
+	if err == nil {
+		s.logCleared(bctx, items)
+	}
 	return err
 }
 

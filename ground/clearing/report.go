@@ -62,19 +62,19 @@ type FlightReport struct {
 	Reported *Reported `json:"reported"` // the latest close report; nil if none
 	Received Received  `json:"received"`
 
-	Settled      Bucket        `json:"settled"`       // sales paid
-	Collections  Bucket        `json:"collections"`   // sales declined or with a charge of unknown outcome
-	Posted       Bucket        `json:"posted"`        // sales whose charge is under way
-	Voided       Bucket        `json:"voided"`        // sales reversed by a void
-	Voids        Bucket        `json:"voids"`         // void invoices applied
-	VoidsPending Bucket        `json:"voids_pending"` // void invoices whose sale has not arrived
-	Quarantined  Bucket        `json:"quarantined"`   // invoices that failed verification
+	Settled      Bucket `json:"settled"`       // sales paid
+	Collections  Bucket `json:"collections"`   // sales declined or with a charge of unknown outcome
+	Posted       Bucket `json:"posted"`        // sales whose charge is under way
+	Voided       Bucket `json:"voided"`        // sales reversed by a void
+	Voids        Bucket `json:"voids"`         // void invoices applied
+	VoidsPending Bucket `json:"voids_pending"` // void invoices whose sale has not arrived
+	Quarantined  Bucket `json:"quarantined"`   // invoices that failed verification
 	// Disputed: sales both signatures authorize, refused on the ground by
 	// a rule the cabin server should have enforced; not charged, never
 	// silently: the flight does not reconcile while any is open.
-	Disputed Bucket `json:"disputed"`
-	Rejected     int           `json:"rejected"`      // messages not authenticated, or conflicting
-	Reasons      []ReasonCount `json:"quarantine_reasons"`
+	Disputed Bucket        `json:"disputed"`
+	Rejected int           `json:"rejected"` // messages not authenticated, or conflicting
+	Reasons  []ReasonCount `json:"quarantine_reasons"`
 
 	Gaps          []SeqRange    `json:"gaps"`           // missing sequence numbers, at most maxListed ranges
 	Missing       uint64        `json:"missing"`        // how many sequence numbers are missing

@@ -83,8 +83,12 @@ func TestReconcileGap(t *testing.T) {
 	if err := rep.WriteCSV(&buf); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(csvRows(t, buf.Bytes())), 1+4; got != want {
-		t.Errorf("CSV rows = %d, want %d", got, want)
+	rows := csvRows(t, buf.Bytes())
+	if got, want := len(invoiceRows(rows)), 4; got != want {
+		t.Errorf("CSV invoice rows = %d, want %d", got, want)
+	}
+	if last := rows[len(rows)-1]; last[3] != CSVKindReconciled || last[4] != "false" || !strings.Contains(last[10], "1 sequence numbers missing") {
+		t.Errorf("last CSV row = %q, want the reconciled flag, false, with the problems", last)
 	}
 }
 
@@ -153,21 +157,69 @@ func TestReconcileComplete(t *testing.T) {
 		return resp.StatusCode, buf.Bytes()
 	}
 	t.Run("JSON", func(t *testing.T) {
-		code, body := get("/v1/reports/flights/" + string(testFlight))
-		var got FlightReport
-		if err := json.Unmarshal(body, &got); code != 200 || err != nil {
-			t.Fatalf("status %d, %v: %s", code, err, body)
+		for _, tc := range []struct {
+			query     string
+			seqs      []uint64
+			nextAfter uint64
+		}{
+			{"", nil, 0}, // the summary alone
+			{"?sales=all", []uint64{1, 2, 3, 4, 5}, 0},
+			{"?sales=2", []uint64{1, 2}, 2},
+			{"?sales=2&after=2", []uint64{3, 4}, 4},
+			{"?sales=2&after=4", []uint64{5}, 0},
+		} {
+			t.Run(tc.query, func(t *testing.T) {
+				code, body := get("/v1/reports/flights/" + string(testFlight) + tc.query)
+				var got struct {
+					FlightReport
+					InvoiceCount int    `json:"invoice_count"`
+					NextAfter    uint64 `json:"next_after"`
+				}
+				if err := json.Unmarshal(body, &got); code != 200 || err != nil {
+					t.Fatalf("status %d, %v: %s", code, err, body)
+				}
+				var seqs []uint64
+				for _, l := range got.Invoices {
+					seqs = append(seqs, l.Seq)
+				}
+				if !got.Reconciled || got.InvoiceCount != 5 || !slices.Equal(seqs, tc.seqs) || got.NextAfter != tc.nextAfter {
+					t.Errorf("reconciled %v, invoice_count %d, lines %v, next_after %d; want true, 5, %v, %d",
+						got.Reconciled, got.InvoiceCount, seqs, got.NextAfter, tc.seqs, tc.nextAfter)
+				}
+				// The summary leads: the verdict comes before any line.
+				if i, j := bytes.Index(body, []byte(`"reconciled"`)), bytes.Index(body, []byte(`"invoice_count"`)); i < 0 || j < i {
+					t.Errorf("the summary does not lead the JSON:\n%s", body)
+				}
+			})
 		}
-		if !got.Reconciled || len(got.Invoices) != 5 {
-			t.Errorf("reconciled %v, %d invoices", got.Reconciled, len(got.Invoices))
+		if code, _ := get("/v1/reports/flights/" + string(testFlight) + "?sales=many"); code != 400 {
+			t.Errorf("?sales=many: status %d, want 400", code)
 		}
 	})
 	t.Run("CSV", func(t *testing.T) {
 		for _, path := range []string{"/v1/reports/flights/" + string(testFlight) + ".csv", "/v1/reports/flights/" + string(testFlight) + "?format=csv"} {
 			code, body := get(path)
 			rows := csvRows(t, body)
-			if code != 200 || len(rows) != 1+5 {
-				t.Fatalf("%s: status %d, %d rows", path, code, len(rows))
+			if code != 200 || len(invoiceRows(rows)) != 5 {
+				t.Fatalf("%s: status %d, %d invoice rows", path, code, len(invoiceRows(rows)))
+			}
+			totals := map[string][]string{}
+			for _, r := range rows[1:] {
+				if r[3] == CSVKindTotal {
+					totals[r[4]] = r
+				}
+			}
+			for name, want := range map[string][3]string{
+				"settled": {"13.25", "1325", "2 invoices"}, "collections": {"4.00", "400", "1 invoices"},
+				"voided": {"8.50", "850", "1 invoices"}, "received_sales": {"25.75", "2575", "4 invoices"},
+				"reported_sales": {"25.75", "2575", "4 invoices"}, "quarantined": {"", "", "0 invoices"},
+			} {
+				if got := totals[name]; got == nil || got[5] != want[0] || got[6] != want[1] || got[10] != want[2] {
+					t.Errorf("%s total row = %q, want amount %s, minor %s, detail %q", name, got, want[0], want[1], want[2])
+				}
+			}
+			if last := rows[len(rows)-1]; last[3] != CSVKindReconciled || last[4] != "true" || last[10] != "" {
+				t.Errorf("last row = %q, want reconciled true", last)
 			}
 			if !slices.Equal(rows[0], CSVHeader) {
 				t.Errorf("header = %v", rows[0])

@@ -26,12 +26,17 @@ func reportCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	flight := fs.String("flight", "", "`flight` id, for example XX123-2026-11-21: print its reconciliation report")
 	day := fs.String("settlement", "", "UTC `date` YYYY-MM-DD: print that day's settlement summary per currency")
 	format := fs.String("format", "json", "output `format`: json or csv")
+	sales := fs.String("sales", "", "invoice lines in the JSON report: all, or how `many` (by default none: the summary and invoice_count); the CSV lists them all")
+	after := fs.String("after", "", "with --sales N, list lines after this sequence `number`: the next_after of the previous page")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: ground report (--flight <id> | --settlement <date>) [--format json|csv] [--data-dir dir]
 
 Prints, from the ground database, a flight's reconciliation (what the aircraft
 reported against what ground received, settled, put in collections and voided;
-sequence gaps and hash-chain breaks) or a day's settlement summary.
+sequence gaps and hash-chain breaks) or a day's settlement summary. The JSON
+report leads with the summary; --sales adds the invoice lines. The CSV has one
+row per invoice, then the totals (kind "total") and last the verdict (kind
+"reconciled", status true or false, the problems in detail).
 
 Flags:
 `)
@@ -46,14 +51,18 @@ Flags:
 	if (*flight == "") == (*day == "") {
 		return cli.Usage(fs, stderr, "give exactly one of --flight and --settlement")
 	}
-	if err := report(ctx, *data, *flight, *day, *format, stdout); err != nil {
+	page, err := clearing.ParsePage(*sales, *after)
+	if err != nil {
+		return cli.Usage(fs, stderr, "--%v", err)
+	}
+	if err := report(ctx, *data, *flight, *day, *format, page, stdout); err != nil {
 		fmt.Fprintf(stderr, "ground report: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func report(ctx context.Context, dataDir, flight, day, format string, w io.Writer) error {
+func report(ctx context.Context, dataDir, flight, day, format string, page clearing.Page, w io.Writer) error {
 	if _, err := clearing.ParseFormat(format); err != nil {
 		return err
 	}
@@ -75,7 +84,7 @@ func report(ctx context.Context, dataDir, flight, day, format string, w io.Write
 		if err != nil {
 			return err
 		}
-		return clearing.WriteReport(ctx, db, f, format, w)
+		return clearing.WriteReport(ctx, db, f, format, page, w)
 	}
 	d, err := time.Parse(time.DateOnly, day)
 	if err != nil {
