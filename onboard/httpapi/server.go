@@ -43,6 +43,9 @@ type Config struct {
 	// RequestTimeout bounds how long a call may wait for the cabin server,
 	// the writer's queue included. Default: 10 s.
 	RequestTimeout time.Duration
+	// App serves every path outside /v1/ and /healthz: the crew handheld
+	// web app (onboard/web). Default: none, those paths answer 404.
+	App http.Handler
 }
 
 func (c *Config) setDefaults() {
@@ -108,15 +111,21 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("POST "+PathLimit, s.authed(jsonCall(s, http.StatusOK, s.limit)))
 	s.mux.HandleFunc("POST "+PathFlightClose, s.authed(s.closeFlight))
 	s.mux.HandleFunc("GET "+PathStatus, s.authed(s.status))
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	notFound := func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, onboard.Errorf(onboard.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
-	})
+	}
+	s.mux.HandleFunc("/v1/", notFound)
+	if cfg.App != nil {
+		s.mux.Handle("/", cfg.App)
+	} else {
+		s.mux.HandleFunc("/", notFound)
+	}
 	return s
 }
 
-// ServeHTTP serves the API.
+// ServeHTTP serves the API, and the app when Config.App is set.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Cache-Control", "no-store") // the app's handler may relax it for its files
 	s.mux.ServeHTTP(w, r)
 }
 

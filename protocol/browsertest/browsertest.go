@@ -96,8 +96,14 @@ type Browser struct {
 	ctx     context.Context
 	timeout time.Duration
 
-	mu  sync.Mutex
-	log []string // console messages and uncaught exceptions, for failures
+	log *consoleLog
+}
+
+// consoleLog keeps the page's console messages and uncaught exceptions,
+// shown when a step fails.
+type consoleLog struct {
+	mu    sync.Mutex
+	lines []string
 }
 
 // New starts Chromium for the test t, or skips t with a message naming the
@@ -154,7 +160,7 @@ func New(t testing.TB, opts Options) *Browser {
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), alloc...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
-	b := &Browser{t: t, ctx: ctx, timeout: opts.Timeout}
+	b := &Browser{t: t, ctx: ctx, timeout: opts.Timeout, log: &consoleLog{}}
 	if b.timeout <= 0 {
 		b.timeout = DefaultTimeout
 	}
@@ -196,18 +202,26 @@ func (b *Browser) record(ev any) {
 	default:
 		return
 	}
-	b.mu.Lock()
-	if len(b.log) < 1000 {
-		b.log = append(b.log, line)
+	b.log.mu.Lock()
+	if len(b.log.lines) < 1000 {
+		b.log.lines = append(b.log.lines, line)
 	}
-	b.mu.Unlock()
+	b.log.mu.Unlock()
 }
 
 // Logs returns the page's console messages and uncaught exceptions so far.
 func (b *Browser) Logs() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.log...)
+	b.log.mu.Lock()
+	defer b.log.mu.Unlock()
+	return append([]string(nil), b.log.lines...)
+}
+
+// For returns the same browser and tab reporting failures to t: use it in
+// a subtest (t.Run) so a failed step fails the subtest, not its parent.
+func (b *Browser) For(t testing.TB) *Browser {
+	c := *b
+	c.t = t
+	return &c
 }
 
 // Context returns the chromedp context of the browser's tab, for actions

@@ -1,0 +1,79 @@
+// The catalog from the manifest and the basket being sold. Prices come
+// from the cabin server's catalog; the server prices the sale again itself.
+import { call } from './api.js';
+import { format, money } from './money.js';
+import { $, el } from './ui.js';
+
+let catalog = { currency: '', items: [] };
+const qty = new Map(); // SKU -> quantity
+// MAX_QTY bounds a line, as a slip of the thumb should not sell 40 coffees.
+const MAX_QTY = 20;
+
+// loadCatalog fetches the catalog and draws it.
+export async function loadCatalog() {
+  catalog = await call('GET', '/v1/catalog');
+  draw();
+}
+
+export function lines() {
+  return [...qty].filter(([, q]) => q > 0).map(([sku, quantity]) => ({ sku, quantity }));
+}
+
+export function total() {
+  let minor = 0;
+  for (const it of catalog.items) minor += (it.price.minor) * (qty.get(it.sku) || 0);
+  return money(minor, catalog.currency);
+}
+
+// label describes the basket for the sales list: "2 × Coffee, 1 × Water".
+export function label() {
+  return catalog.items.filter((it) => qty.get(it.sku)).map((it) => qty.get(it.sku) + ' × ' + it.name).join(', ');
+}
+
+export function clear() { qty.clear(); draw(); }
+
+function change(sku, d) {
+  const q = Math.max(0, Math.min(MAX_QTY, (qty.get(sku) || 0) + d));
+  if (q) qty.set(sku, q); else qty.delete(sku);
+  draw();
+}
+
+function draw() {
+  const root = $('catalog');
+  root.replaceChildren();
+  let cat = null;
+  for (const it of catalog.items) {
+    if (it.category !== cat) {
+      cat = it.category;
+      root.append(el('div', 'cat-head', cat || 'items'));
+    }
+    const q = qty.get(it.sku) || 0;
+    const minus = el('button', '', '−');
+    minus.setAttribute('aria-label', 'one less ' + it.name);
+    minus.disabled = q === 0;
+    minus.addEventListener('click', () => change(it.sku, -1));
+    const plus = el('button', '', '+');
+    plus.setAttribute('aria-label', 'one more ' + it.name);
+    plus.dataset.sku = it.sku;
+    plus.addEventListener('click', () => change(it.sku, +1));
+    const out = el('output', '', String(q));
+    const row = el('div', 'item' + (q ? ' inbasket' : ''), null,
+      el('div', '', null, el('div', 'name', it.name), el('div', 'price', format(it.price))),
+      el('div', 'qty', null, minus, out, plus));
+    row.dataset.sku = it.sku;
+    root.append(row);
+  }
+  const n = [...qty.values()].reduce((a, b) => a + b, 0);
+  $('basket-count').textContent = n ? n + (n === 1 ? ' item' : ' items') : 'Basket empty';
+  $('basket-total').textContent = format(total());
+  $('basket-scan').disabled = n === 0;
+  $('basket-twoway').disabled = n === 0;
+  $('basket-clear').disabled = n === 0;
+}
+
+// restore puts lines back in the basket, after a declined sale.
+export function restore(ls) {
+  qty.clear();
+  for (const l of ls || []) if (l.quantity > 0) qty.set(l.sku, l.quantity);
+  draw();
+}

@@ -1,0 +1,34 @@
+// Sign-in screen: crew id and PIN against the manifest's crew list. The
+// session token is kept, the PIN never is.
+import { call, setSession, ApiError } from './api.js';
+import { $ } from './ui.js';
+
+export function initSignIn(onSignedIn) {
+  $('signin-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const crew = $('signin-crew').value.trim();
+    const pin = $('signin-pin').value;
+    $('signin-error').textContent = '';
+    $('signin-submit').disabled = true;
+    try {
+      const s = await call('POST', '/v1/sessions', { crew_id: crew, pin });
+      setSession(s);
+      $('signin-pin').value = '';
+      onSignedIn(s);
+    } catch (e) {
+      $('signin-error').textContent = signInMessage(e);
+    } finally {
+      $('signin-submit').disabled = false;
+    }
+  });
+}
+
+function signInMessage(e) {
+  if (!(e instanceof ApiError)) return 'Sign-in failed: ' + e.message;
+  switch (e.kind) {
+    case 'network': return 'No answer from the cabin server: check the cabin Wi-Fi and try again.';
+    case 'session': return 'Wrong crew id or PIN.';
+  }
+  if (e.status === 429) return 'Too many attempts: ' + e.message;
+  return 'Sign-in refused: ' + e.message;
+}
