@@ -61,6 +61,11 @@ type FlightInfo struct {
 // aircraft, flight, credential or passenger.
 var ErrNotFound = errors.New("not found")
 
+// ErrConflict is returned (wrapped) when an idempotency key is used again
+// with different content: a top-up ref with another amount or passenger,
+// say. The first use stands; APIs answer 409 conflict.
+var ErrConflict = errors.New("idempotency key reused with different content")
+
 // Directory is the registry as clearing sees it: read-only lookups of what
 // was registered and issued before the flight, plus the two consequences of
 // a declined charge. ground/registry implements it.

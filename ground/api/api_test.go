@@ -514,10 +514,11 @@ func TestEnrollDeviceAndRevoke(t *testing.T) {
 	if cred.Device != phone.Public().String() || cred.Limit != protocol.M(600_00, "EUR") {
 		t.Fatalf("credential = %+v", cred)
 	}
-	// The old phone is refused the same flight until the back office revokes.
+	// The old phone is refused the same flight until the back office
+	// withdraws the new phone's credential at the passenger's request.
 	_, err = e.c.OptIn(e.ctx, dev, fl)
 	wantAPIError(t, err, registry.CodeConflict)
-	rv, err := e.c.Revoke(e.ctx, cred.ID)
+	rv, err := e.c.RevokeFor(e.ctx, cred.ID, "passenger_request", "moving back to the old phone")
 	if err != nil || rv.RevokedAt == nil {
 		t.Fatalf("revoke = %+v, %v", rv, err)
 	}

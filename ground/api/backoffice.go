@@ -39,13 +39,26 @@ func (s *Server) putAircraft(c *call) error {
 }
 
 func (s *Server) postFlight(c *call) error {
+	spec, err := flightSpecOf(c)
+	if err != nil {
+		return err
+	}
+	f, isNew, err := s.reg.RegisterFlight(c.r.Context(), spec)
+	if err != nil {
+		return err
+	}
+	return s.flightAnswer(c, created(isNew), f)
+}
+
+// flightSpecOf decodes a FlightRequest.
+func flightSpecOf(c *call) (registry.FlightSpec, error) {
 	var req FlightRequest
 	if err := c.decode(&req); err != nil {
-		return err
+		return registry.FlightSpec{}, err
 	}
 	date, err := time.Parse(time.DateOnly, req.Date)
 	if err != nil {
-		return invalid("date %q: want YYYY-MM-DD", trunc(req.Date))
+		return registry.FlightSpec{}, invalid("date %q: want YYYY-MM-DD", trunc(req.Date))
 	}
 	spec := registry.FlightSpec{Carrier: req.Carrier, Number: req.Number, Date: date, Aircraft: req.Aircraft,
 		Currency: req.Currency, Catalog: req.Catalog}
@@ -56,11 +69,7 @@ func (s *Server) postFlight(c *call) error {
 			spec.Caps.AircraftExposure = *cp.AircraftExposure
 		}
 	}
-	f, isNew, err := s.reg.RegisterFlight(c.r.Context(), spec)
-	if err != nil {
-		return err
-	}
-	return c.json(created(isNew), flightView(f))
+	return spec, nil
 }
 
 func flightParam(c *call) (protocol.FlightID, error) {
@@ -88,7 +97,7 @@ func (s *Server) getFlight(c *call) error {
 	if err != nil {
 		return err
 	}
-	return c.json(http.StatusOK, flightView(f))
+	return s.flightAnswer(c, http.StatusOK, f)
 }
 
 func (s *Server) putCrew(c *call) error {
@@ -137,21 +146,6 @@ func (s *Server) getPassenger(c *call) error {
 		return err
 	}
 	return c.json(http.StatusOK, accountView(p, s.reg.Policy()))
-}
-
-func (s *Server) revoke(c *call) error {
-	id, err := idParam(c, "credential")
-	if err != nil {
-		return err
-	}
-	if err := s.reg.Revoke(c.r.Context(), id); err != nil {
-		return err
-	}
-	ic, err := s.reg.IssuedCredentialByID(c.r.Context(), id)
-	if err != nil {
-		return err
-	}
-	return c.json(http.StatusOK, credentialView(ic))
 }
 
 func (s *Server) listArrears(c *call) error {

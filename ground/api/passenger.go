@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -58,6 +59,14 @@ func (s *Server) createPassenger(c *call) error {
 	}
 	if err := s.replay.accept(sr, now); err != nil {
 		return err
+	}
+	// The device key is registration's idempotency key: the same request
+	// again answers the account it made (200), another body 409.
+	if p, found, err := s.reg.ExistingRegistration(c.r.Context(), key, req.ExternalRef); err != nil || found {
+		if err != nil {
+			return err
+		}
+		return c.json(http.StatusOK, accountView(p, s.reg.Policy()))
 	}
 	p, err := s.reg.CreatePassenger(c.r.Context(), key, req.ExternalRef)
 	if err != nil {
@@ -154,6 +163,11 @@ func (s *Server) enrollDevice(c *call) error {
 	if err != nil {
 		return invalid("device_key: %v", err)
 	}
+	// A device reported lost may not bring in another one: the finder of
+	// the phone could otherwise enroll their own.
+	if err := s.reg.CheckDevice(c.r.Context(), c.device.Key); err != nil {
+		return err
+	}
 	proof, err := decodeSig(c.r.Header.Get(HeaderProof))
 	if err != nil {
 		return unauthorized("%s: %v", HeaderProof, err)
@@ -180,6 +194,9 @@ func (s *Server) topUp(c *call) error {
 	}
 	ctx := c.r.Context()
 	if err := s.funder.TopUp(ctx, c.passenger, req.Amount, req.Ref); err != nil {
+		if errors.Is(err, ground.ErrConflict) {
+			return registry.Errorf(registry.CodeConflict, "top-up ref %s was used before with another amount or passenger; the first top-up stands", req.Ref)
+		}
 		return fmt.Errorf("top up %s: %w", c.passenger, err)
 	}
 	bal, err := s.funder.WalletBalance(ctx, c.passenger, req.Amount.Currency)

@@ -19,12 +19,19 @@
 // Back-office endpoints ("Authorization: Bearer <token>"):
 //
 //	PUT  /v1/aircraft/{aircraft}             register an aircraft          → 201 or 200 AircraftView
-//	POST /v1/flights                         register or update a flight   → 201 or 200 FlightView
+//	GET  /v1/aircraft?limit=N                registered aircraft           → 200 AircraftList
+//	GET  /v1/aircraft/{aircraft}             an aircraft                   → 200 AircraftView
+//	POST /v1/flights                         register a flight (the same   → 201 or 200 FlightView
+//	                                         again: 200; another body: 409)
+//	GET  /v1/flights?date=&aircraft=&limit=  flights with their state      → 200 FlightList
 //	GET  /v1/flights/{flight}                a flight                      → 200 FlightView
+//	PUT  /v1/flights/{flight}                change catalog and caps, a    → 200 FlightView
+//	                                         fresh manifest (409 if closed)
 //	PUT  /v1/flights/{flight}/crew           replace the crew roster       → 200 FlightView
 //	POST /v1/flights/{flight}/manifests      build and sign a manifest now → 201 ManifestView
 //	GET  /v1/passengers/{passenger}          a passenger's account         → 200 Account
-//	POST /v1/credentials/{credential}/revoke revoke a credential           → 200 Credential
+//	POST /v1/credentials/{credential}/revoke revoke ({"reason","note"})    → 200 Credential
+//	POST /v1/credentials/{c}/reinstate       lift a revocation ({"note"})  → 200 Credential
 //	GET  /v1/arrears?limit=N                 passengers in arrears         → 200 ArrearsList
 //	     /v1/reports/…                       Config.Reports, when set
 //	GET  /healthz                            liveness, no auth             → 200
@@ -157,11 +164,16 @@ func (s *Server) routes() {
 
 	s.route("PUT /v1/aircraft/{aircraft}", authToken, b, s.putAircraft)
 	s.route("POST /v1/flights", authToken, b, s.postFlight)
+	s.route("GET /v1/flights", authToken, b, s.listFlights)
 	s.route("GET /v1/flights/{flight}", authToken, b, s.getFlight)
+	s.route("PUT /v1/flights/{flight}", authToken, b, s.putFlight)
+	s.route("GET /v1/aircraft", authToken, b, s.listAircraft)
+	s.route("GET /v1/aircraft/{aircraft}", authToken, b, s.getAircraft)
 	s.route("PUT /v1/flights/{flight}/crew", authToken, b, s.putCrew)
 	s.route("POST /v1/flights/{flight}/manifests", authToken, b, s.postManifest)
 	s.route("GET /v1/passengers/{passenger}", authToken, b, s.getPassenger)
 	s.route("POST /v1/credentials/{credential}/revoke", authToken, b, s.revoke)
+	s.route("POST /v1/credentials/{credential}/reinstate", authToken, b, s.reinstate)
 	s.route("GET /v1/arrears", authToken, b, s.listArrears)
 	if s.reports != nil {
 		s.mux.Handle("/v1/reports/", s.tokenOnly(s.reports))
@@ -288,7 +300,7 @@ func statusOf(code registry.Code) int {
 		return http.StatusBadRequest
 	case registry.CodeUnauthorized:
 		return http.StatusUnauthorized
-	case registry.CodeForbidden, registry.CodeIneligible:
+	case registry.CodeForbidden, registry.CodeIneligible, registry.CodeRevoked:
 		return http.StatusForbidden
 	case registry.CodeNotFound:
 		return http.StatusNotFound

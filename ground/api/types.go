@@ -103,6 +103,60 @@ type FlightView struct {
 	Serial      uint64                 `json:"manifest_serial"` // latest manifest; 0 before the first
 	Credentials int                    `json:"credentials"`     // live
 	Revoked     int                    `json:"revoked"`
+	State       FlightState            `json:"state"`
+}
+
+// FlightState is where a flight is: planned (no manifest yet), open (a
+// manifest issued, no flight-close report), closed (the aircraft's close
+// report received), reconciled (closed, and its report reconciles to the
+// cent).
+type FlightState string
+
+// Flight states.
+const (
+	FlightPlanned    FlightState = "planned"
+	FlightOpen       FlightState = "open"
+	FlightClosed     FlightState = "closed"
+	FlightReconciled FlightState = "reconciled"
+)
+
+// FlightSummary is one flight in GET /v1/flights.
+type FlightSummary struct {
+	ID          protocol.FlightID   `json:"flight"`
+	Date        string              `json:"date"` // "2026-11-21"
+	Aircraft    protocol.AircraftID `json:"aircraft"`
+	Currency    protocol.Currency   `json:"currency"`
+	State       FlightState         `json:"state"`
+	Serial      uint64              `json:"manifest_serial"`
+	Credentials int                 `json:"credentials"` // live
+}
+
+// FlightList is the body of GET /v1/flights.
+type FlightList struct {
+	Flights   []FlightSummary `json:"flights"`
+	Truncated bool            `json:"truncated"` // more than the limit matched
+}
+
+// AircraftList is the body of GET /v1/aircraft.
+type AircraftList struct {
+	Aircraft  []AircraftView `json:"aircraft"`
+	Truncated bool           `json:"truncated"`
+}
+
+// RevokeRequest is the optional body of POST
+// /v1/credentials/{credential}/revoke. Reason is one of "revoked" (the
+// default), "device_lost", "fraud_suspected", "passenger_request" (SPEC
+// §9.2); Note, at most 200 bytes, is kept for the audit.
+type RevokeRequest struct {
+	Reason string `json:"reason,omitempty"`
+	Note   string `json:"note,omitempty"`
+}
+
+// ReinstateRequest is the body of POST
+// /v1/credentials/{credential}/reinstate: who asked and why, kept for the
+// audit (1 to 200 bytes).
+type ReinstateRequest struct {
+	Note string `json:"note"`
 }
 
 // CrewEntry is one crew member in PUT /v1/flights/{flight}/crew: exactly one

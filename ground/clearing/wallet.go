@@ -5,13 +5,15 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/ledger"
 	"github.com/airtab/airtab/protocol"
 )
 
 // ErrTopUpConflict is returned by TopUp when ref was used before for a
-// different passenger or amount. The first top-up stands.
-var ErrTopUpConflict = errors.New("top-up reference reused with different content")
+// different passenger or amount. The first top-up stands. It matches
+// ground.ErrConflict.
+var ErrTopUpConflict = fmt.Errorf("top-up reference reused with different content: %w", ground.ErrConflict)
 
 // TopUp credits amount to the passenger's wallet in the ledger (from the
 // top-up funding account). ref is the caller's idempotency key: the same ref

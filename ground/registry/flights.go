@@ -107,11 +107,20 @@ type Flight struct {
 	Revoked     int    // revoked credentials
 }
 
-// RegisterFlight registers a flight, or updates the catalog and caps of one
-// already registered (the next manifest carries them; deltas do not). The
-// aircraft must be registered; a registered flight's aircraft and currency
-// cannot change, as credentials and manifests already name them.
+// RegisterFlight registers a flight. Registering it again with the same
+// aircraft, currency, catalog and caps (defaults filled in) changes nothing
+// and answers as before (created false); with anything else it is a
+// conflict naming the flight id: changes go through UpdateFlight. The
+// aircraft must be registered.
 func (r *Registry) RegisterFlight(ctx context.Context, spec FlightSpec) (Flight, bool, error) {
+	return r.putFlight(ctx, spec, false)
+}
+
+// putFlight registers a flight (update false: one already registered must
+// be the same) or changes the catalog and caps of a registered one (update
+// true). A registered flight's aircraft and currency cannot change, as
+// credentials and manifests already name them.
+func (r *Registry) putFlight(ctx context.Context, spec FlightSpec, update bool) (Flight, bool, error) {
 	id, err := protocol.NewFlightID(spec.Carrier, spec.Number, spec.Date)
 	if err != nil {
 		return Flight{}, false, invalid("%v", err)
@@ -138,18 +147,36 @@ func (r *Registry) RegisterFlight(ctx context.Context, spec FlightSpec) (Flight,
 		switch {
 		case err == nil && (old.aircraft != spec.Aircraft || old.currency != spec.Currency):
 			return conflict("flight %s is registered with aircraft %s selling in %s; they cannot change", id, old.aircraft, old.currency)
+		case err == nil && !update && !sameFlight(old, spec.Catalog, caps):
+			return conflict("flight id %s is already registered with another catalog or caps; change it with PUT /v1/flights/%s", id, id)
+		case err == nil && !update:
+			return nil // the same again
 		case err != nil && ErrorCode(err) != CodeNotFound:
+			return err
+		case err != nil && update:
 			return err
 		}
 		created = err != nil
-		return upsertFlight(ctx, tx, flightRow{id: id, aircraft: spec.Aircraft, currency: spec.Currency, catalog: spec.Catalog, caps: caps}, r.now())
+		row := flightRow{id: id, aircraft: spec.Aircraft, currency: spec.Currency, catalog: spec.Catalog, caps: caps}
+		if err := upsertFlight(ctx, tx, row, r.now()); err != nil {
+			return err
+		}
+		if _, issued, err := latestManifest(ctx, tx, id); err != nil || !issued || !update {
+			return err
+		}
+		// Deltas carry no catalog or caps: a fresh manifest does.
+		_, err = r.buildManifest(ctx, tx, row)
+		return err
 	})
 	if err != nil {
 		return Flight{}, false, wrap(err, "registry: register flight %s", id)
 	}
-	r.log.Info("flight registered", "flight", id, "aircraft", spec.Aircraft, "new", created)
-	if !created {
+	switch {
+	case update:
+		r.log.Info("flight updated", "flight", id, "aircraft", spec.Aircraft)
 		r.notify(flightRef{aircraft: spec.Aircraft, flight: id})
+	case created:
+		r.log.Info("flight registered", "flight", id, "aircraft", spec.Aircraft)
 	}
 	f, err := r.FlightDetails(ctx, id)
 	return f, created, err

@@ -333,12 +333,25 @@ func TestAircraftAndFlights(t *testing.T) {
 		wantCode(t, err, CodeInvalid)
 	})
 	fl := f.flight("123", "D-AIUA", "EUR")
+	t.Run("SameAgain", func(t *testing.T) {
+		_, created, err := f.reg.RegisterFlight(f.ctx, FlightSpec{Carrier: "XX", Number: "123", Date: flightDate, Aircraft: "D-AIUA", Currency: "EUR",
+			Catalog: []protocol.CatalogItem{{SKU: "coffee", Name: "Coffee", Price: protocol.M(350, "EUR"), Category: "drink"}}})
+		if err != nil || created {
+			t.Fatalf("the same flight again = created %v, %v; want an unchanged answer", created, err)
+		}
+	})
+	t.Run("ErrOtherCatalog", func(t *testing.T) {
+		_, _, err := f.reg.RegisterFlight(f.ctx, FlightSpec{Carrier: "XX", Number: "123", Date: flightDate, Aircraft: "D-AIUA", Currency: "EUR"})
+		if e := wantCode(t, err, CodeConflict); e != nil && !strings.Contains(e.Message, string(fl)) {
+			t.Errorf("conflict message %q does not name the flight id", e.Message)
+		}
+	})
 	t.Run("UpdateCatalog", func(t *testing.T) {
-		got, created, err := f.reg.RegisterFlight(f.ctx, FlightSpec{Carrier: "XX", Number: "123", Date: flightDate, Aircraft: "D-AIUA", Currency: "EUR",
+		got, err := f.reg.UpdateFlight(f.ctx, FlightSpec{Carrier: "XX", Number: "123", Date: flightDate, Aircraft: "D-AIUA", Currency: "EUR",
 			Catalog: []protocol.CatalogItem{{SKU: "tea", Name: "Tea", Price: protocol.M(300, "EUR")}},
 			Caps:    protocol.Caps{VelocityCount: 3}})
-		if err != nil || created {
-			t.Fatalf("update = %v, %v", created, err)
+		if err != nil {
+			t.Fatalf("update: %v", err)
 		}
 		if len(got.Catalog) != 1 || got.Catalog[0].SKU != "tea" || got.Caps.VelocityCount != 3 || got.Caps.CodeFreshSeconds != DefaultCodeFreshSeconds {
 			t.Fatalf("updated flight = %+v", got)

@@ -35,6 +35,12 @@ const (
 	// CodeInternal (500): anything else. The details are logged by ground,
 	// never shown.
 	CodeInternal Code = "internal"
+	// CodeRevoked (403): a revocation blocks the request (SPEC §9.2): the
+	// device was reported lost (it may not opt in or enroll another
+	// device), the passenger is suspended for suspected fraud, or their
+	// credential for the flight was revoked. The message names the
+	// revocation; only the back office lifts it.
+	CodeRevoked Code = "revoked"
 )
 
 // ErrorBody is the body of every error answer:
