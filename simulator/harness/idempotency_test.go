@@ -212,4 +212,3 @@ func idemFlight(priceMinor int64) api.FlightRequest {
 	return api.FlightRequest{Carrier: "XX", Number: "499", Date: time.Now().UTC().Format(time.DateOnly), Aircraft: "D-AIUA", Currency: "EUR",
 		Catalog: []protocol.CatalogItem{{SKU: "coffee", Name: "Coffee", Price: protocol.M(priceMinor, "EUR"), Category: "drink"}}}
 }
-
