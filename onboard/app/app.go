@@ -33,6 +33,7 @@ import (
 	"github.com/airtab/airtab/onboard/natslink"
 	"github.com/airtab/airtab/onboard/replay"
 	"github.com/airtab/airtab/onboard/sqlite"
+	"github.com/airtab/airtab/onboard/web"
 	"github.com/airtab/airtab/protocol"
 	"github.com/airtab/airtab/protocol/cli"
 )
@@ -87,10 +88,20 @@ type Config struct {
 	ReconnectWait time.Duration
 	// SyncInterval is how often to fetch manifest deltas. Default: 30 s.
 	SyncInterval time.Duration
-	// TLSCert and TLSKey are the API's certificate and key, generated
-	// (self-signed ECDSA P-256) if neither exists. Default:
+	// TLSCert and TLSKey are the API's certificate and key, issued by the
+	// aircraft CA (ECDSA P-256) if neither exists. Default:
 	// <DataDir>/tls.crt and <DataDir>/tls.key.
 	TLSCert, TLSKey string
+	// TLSCA and TLSCAKey are the aircraft CA that issues the API's
+	// certificate, created on first start; the airline installs TLSCA on
+	// its handhelds so their browsers trust the cabin server. Default:
+	// <DataDir>/ca.crt and <DataDir>/ca.key.
+	TLSCA, TLSCAKey string
+	// TLSHosts are the names and IP addresses handhelds use to reach the
+	// cabin server (e.g. cabin.airtab.aero, 10.10.0.1), put in a new
+	// certificate besides the listen address, localhost and the loopback
+	// addresses. Default: none.
+	TLSHosts []string
 	// SessionTTL is how long a crew session lasts. Default: 12 h.
 	SessionTTL time.Duration
 	// ShutdownTimeout bounds the graceful drain on SIGINT or SIGTERM.
@@ -133,6 +144,7 @@ type Main struct {
 	stopping atomic.Bool        // Close is closing the NATS connection
 	wg       sync.WaitGroup
 	fp       string
+	caPEM    []byte // the aircraft CA that issued the API's certificate
 	closed   sync.Once
 }
 
@@ -187,6 +199,16 @@ Flags:
 	fs.DurationVar(&c.SyncInterval, "sync-interval", c.SyncInterval, "how often to fetch manifest deltas over NATS")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate `file` (default <data-dir>/tls.crt, self-signed and generated if missing)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS key `file` (default <data-dir>/tls.key)")
+	fs.StringVar(&c.TLSCA, "tls-ca", "", "aircraft CA certificate `file` to install on handhelds (default <data-dir>/ca.crt, generated if missing)")
+	fs.StringVar(&c.TLSCAKey, "tls-ca-key", "", "aircraft CA key `file` (default <data-dir>/ca.key)")
+	fs.Func("tls-host", "`name or IP` handhelds use to reach this server, for a new TLS certificate (repeatable, or comma-separated)", func(v string) error {
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				c.TLSHosts = append(c.TLSHosts, h)
+			}
+		}
+		return nil
+	})
 	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "how long a crew session lasts")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to drain requests on SIGINT or SIGTERM")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
@@ -388,16 +410,29 @@ func readFileMax(path string, maxBytes int) ([]byte, error) {
 func (m *Main) serve() error {
 	c := &m.Config
 	host, _, _ := net.SplitHostPort(c.Listen)
-	cert, created, err := httpapi.LoadOrCreateCertificate(c.path(c.TLSCert, "tls.crt"), c.path(c.TLSKey, "tls.key"),
-		[]string{host}, m.Clock(), m.Rand)
+	hosts := append([]string{host}, c.TLSHosts...)
+	caFile := c.path(c.TLSCA, "ca.crt")
+	ca, caCreated, err := httpapi.LoadOrCreateCA(caFile, c.path(c.TLSCAKey, "ca.key"), string(c.Aircraft), hosts, m.Clock(), m.Rand)
+	if err != nil {
+		return err
+	}
+	if caCreated {
+		m.Logger.Warn("aircraft CA created: install it on every handheld so the crew app opens without a warning", "file", caFile)
+	}
+	cert, created, err := httpapi.LoadOrCreateCertificateFrom(ca, c.path(c.TLSCert, "tls.crt"), c.path(c.TLSKey, "tls.key"),
+		hosts, m.Clock(), m.Rand)
 	if err != nil {
 		return err
 	}
 	m.fp = httpapi.Fingerprint(cert)
 	if created {
-		m.Logger.Warn("TLS certificate created: pin its fingerprint on every handheld", "fingerprint", m.fp)
+		m.Logger.Warn("TLS certificate created: Go clients pin its fingerprint", "fingerprint", m.fp)
 	}
-	api := httpapi.New(httpapi.Config{Cabin: m.cabin, Clock: m.Clock, Rand: m.Rand, Logger: m.Logger, SessionTTL: c.SessionTTL})
+	if ca.Issued(cert) {
+		m.caPEM = ca.PEM
+	}
+	app := web.New(web.Config{CACert: m.caPEM, Logger: m.Logger})
+	api := httpapi.New(httpapi.Config{Cabin: m.cabin, Clock: m.Clock, Rand: m.Rand, Logger: m.Logger, SessionTTL: c.SessionTTL, App: app})
 	m.server = api.HTTPServer(cert)
 	m.server.Handler = m.metrics.Wrap(m.server.Handler, httpapi.PathSales) // GET /metrics, and the sale latency
 	if m.ln, err = net.Listen("tcp", c.Listen); err != nil {
@@ -536,6 +571,11 @@ func (m *Main) Addr() string {
 
 // Fingerprint returns the SHA-256 fingerprint of the API's certificate.
 func (m *Main) Fingerprint() string { return m.fp }
+
+// CACert returns the aircraft CA's certificate in PEM, which issued the
+// API's certificate, or nil when the certificate on disk has another
+// issuer.
+func (m *Main) CACert() []byte { return m.caPEM }
 
 // Replayer returns the replayer, once Run has returned with a NATS URL set.
 func (m *Main) Replayer() *replay.Replayer { return m.replay }

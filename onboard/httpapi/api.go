@@ -1,6 +1,9 @@
 // Package httpapi is the cabin server's handheld API: JSON over HTTPS on the
-// cabin Wi-Fi. The server presents a self-signed certificate that handhelds
-// pin by its SHA-256 fingerprint (see LoadOrCreateCertificate).
+// cabin Wi-Fi. The server's certificate is issued by a per-aircraft CA
+// (LoadOrCreateCA) that the airline installs on its handhelds, so the crew
+// app in their browsers trusts it; Go clients pin the certificate by its
+// SHA-256 fingerprint instead (see LoadOrCreateCertificate, Fingerprint).
+// Config.App serves the crew app itself on the same listener.
 //
 // Every call but sign-in and /healthz needs a session: the token from
 // sign-in in "Authorization: Bearer <token>", and the handheld's id in the
