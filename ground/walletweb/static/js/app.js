@@ -4,7 +4,7 @@
 // store.js; ground's API in api.js.
 import * as store from "./store.js";
 import { ApiError, Client, OfflineError } from "./api.js";
-import { message } from "./ui.js";
+import { message, takeFlash } from "./ui.js";
 import { parseCredential } from "./messages.js";
 import { registerScreen } from "./screens/register.js";
 import { homeScreen } from "./screens/home.js";
@@ -72,7 +72,7 @@ async function route() {
     } catch {}
     leave = null;
   }
-  message("info", "");
+  takeFlash();
   const [name, ...args] = location.hash.replace(/^#\//, "").split("/");
   document.body.dataset.screen = name || "home";
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.screen === (name || "home"));

@@ -33,6 +33,21 @@ export function message(kind, text) {
   box.hidden = !text;
 }
 
+let flashed = null;
+
+// flash shows a notice after the next screen change (a route clears the
+// notice otherwise).
+export function flash(kind, text) {
+  flashed = [kind, text];
+}
+
+// takeFlash shows the notice flash left, if any, else clears it.
+export function takeFlash() {
+  const f = flashed;
+  flashed = null;
+  message(...(f || ["info", ""]));
+}
+
 export function clearMessage() {
   message("info", "");
 }

@@ -13,7 +13,7 @@ export async function fundingScreen() {
   await render();
   try {
     await refreshAccount();
-    await render();
+    summary();
   } catch (e) {
     if (!(e instanceof OfflineError)) message("error", explain(e));
   }
@@ -21,18 +21,27 @@ export async function fundingScreen() {
 
 function currencies() {
   const cs = (state.account?.limits || []).map((l) => l.limit.currency);
-  return cs.length ? cs : ["EUR"];
+  if (!cs.length) return ["EUR"];
+  // The flights' currencies first, then the rest of the band's.
+  const flights = [...state.credentials.values()].map((c) => c.parsed.limit.currency);
+  const first = flights.find((c) => cs.includes(c)) || (cs.includes("EUR") ? "EUR" : cs[0]);
+  return [first, ...cs.filter((c) => c !== first)];
 }
 
 async function render() {
   const a = state.account;
   const pending = await store.get("topup_pending");
-  show(
-    card("Paying with", h("p", { id: "funding" }, fundingText(a?.funding)),
-      a?.funding?.kind === "wallet" ? h("p", { id: "balance", class: "small" }, "Balance: loading…") : null),
-    walletCard(pending),
-    cardCard(),
-  );
+  show(h("div", { id: "summary" }), walletCard(pending), cardCard());
+  summary();
+}
+
+// summary redraws the funding in use and the balance, leaving forms as typed.
+function summary() {
+  const a = state.account;
+  document.getElementById("summary")?.replaceChildren(card("Paying with", h("p", { id: "funding" }, fundingText(a?.funding)),
+    a?.funding?.kind === "wallet" ? h("p", { id: "balance", class: "small" }, "Balance: loading…") : null));
+  const button = document.getElementById("topup");
+  if (button) button.textContent = a?.funding?.kind === "wallet" ? "Top up" : "Pay from the wallet and top up";
   if (a?.funding?.kind === "wallet") showBalance(currencies()[0]);
 }
 
@@ -49,7 +58,7 @@ async function showBalance(cur) {
 function walletCard(pending) {
   const cur = h("select", { id: "currency", name: "currency" }, currencies().map((c) => h("option", { value: c }, c)));
   const amount = h("input", { id: "amount", name: "amount", inputmode: "decimal", placeholder: "50.00", autocomplete: "off" });
-  const button = h("button", { id: "topup", class: "primary", type: "submit" }, "Pay with my wallet and top up");
+  const button = h("button", { id: "topup", class: "primary", type: "submit" }, "Top up");
   const form = h("form", { id: "topup-form" }, h("div", { class: "row" }, field("Amount", amount), field("Currency", cur)), button);
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -79,7 +88,8 @@ async function topUp(amount) {
   await store.del("topup_pending");
   await refreshAccount();
   message("ok", `Topped up ${formatMoney(amount)}. Balance ${formatMoney(b.balance)}.`);
-  await render();
+  document.getElementById("amount").value = "";
+  summary();
   showBalance(amount.currency);
 }
 
@@ -100,7 +110,7 @@ function cardCard() {
       state.account = await state.client.setFunding({ kind: "card", ...t });
       await store.put("account", state.account);
       message("ok", `Linked ${fundingText(state.account.funding)}. Any unpaid charge is retried with it now.`);
-      await render();
+      summary();
     }, (e) => { number.value = ""; return explain(e); });
   });
   return card("Card", h("p", { class: "small" }, "Only a token, the network, the last four digits and the expiry are kept. The card number is never sent to Airtab or stored."), form);

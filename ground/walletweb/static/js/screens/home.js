@@ -11,7 +11,7 @@ export async function homeScreen() {
   render();
   try {
     await refreshAccount();
-    render();
+    refresh();
   } catch (e) {
     if (!(e instanceof OfflineError)) message("error", explain(e));
     else if (state.account) message("info", "Offline: showing your account as last seen. Payment codes work without a network.");
@@ -20,10 +20,21 @@ export async function homeScreen() {
 
 function render() {
   const a = state.account;
-  show(a ? scoreCard(a) : card("Your account", h("p", {}, "Not loaded yet: this needs the network once.")),
-    a ? fundingCard(a) : null,
-    flightsCard(),
-    a ? optInCard(a) : null);
+  show(h("div", { id: "account-cards" }, accountCards(a)), flightsCard(), optInCard());
+}
+
+function accountCards(a) {
+  return a ? [scoreCard(a), fundingCard(a)] : [card("Your account", h("p", {}, "Not loaded yet: this needs the network once."))];
+}
+
+// refresh redraws what a new account changes, leaving forms as typed.
+function refresh() {
+  document.getElementById("account-cards")?.replaceChildren(...accountCards(state.account));
+  document.getElementById("optin-note")?.replaceChildren(eligibilityNote());
+}
+
+function eligibilityNote() {
+  return state.account && !state.account.eligible ? "You can opt in once you are eligible." : "";
 }
 
 export function fundingText(f) {
@@ -67,10 +78,12 @@ function flightsCard() {
         h("div", { class: "small" }, w === "ok" ? `valid until ${when(p.notAfter)}` : w === "expired" ? `expired ${when(p.notAfter)}` : `valid from ${when(p.notBefore)}`)),
       w === "ok" ? h("button", { class: "primary small-btn", "data-flight": p.flight, onclick: () => go("pay/" + encodeURIComponent(p.flight)) }, "Pay") : null);
   });
-  return card("Your flights", rows.length ? h("ul", { id: "flights", class: "plain" }, rows) : h("p", { class: "small" }, "None yet: opt in to a flight below before you board."));
+  const c = card("Your flights", rows.length ? h("ul", { id: "flights", class: "plain" }, rows) : h("p", { class: "small" }, "None yet: opt in to a flight below before you board."));
+  c.id = "flights-card";
+  return c;
 }
 
-function optInCard(a) {
+function optInCard() {
   const input = h("input", { id: "flight", name: "flight", placeholder: "XX123-2026-11-21", autocomplete: "off", autocapitalize: "characters" });
   const button = h("button", { id: "optin", class: "primary", type: "submit" }, "Opt in");
   const form = h("form", {}, field("Flight (carrier, number, date)", input), button);
@@ -78,7 +91,7 @@ function optInCard(a) {
     ev.preventDefault();
     busy(button, () => optIn(input.value.trim().toUpperCase()), explain);
   });
-  return card("Opt in to a flight", a.eligible ? null : h("p", { class: "small" }, "You can opt in once you are eligible."), form);
+  return card("Opt in to a flight", h("p", { id: "optin-note", class: "small" }, eligibilityNote()), form);
 }
 
 async function optIn(flight) {
@@ -92,5 +105,5 @@ async function optIn(flight) {
   await store.putCredential({ flight: parsed.flight, raw, fresh_seconds: cr.code_fresh_seconds || 120, credential: cr.id });
   await loadCredentials();
   message("ok", `Opted in to ${parsed.flight}: up to ${formatMoney(parsed.limit)} on board.`);
-  render();
+  document.getElementById("flights-card")?.replaceWith(flightsCard());
 }

@@ -2,7 +2,7 @@
 import * as store from "../store.js";
 import { ApiError, Client } from "../api.js";
 import { generateDeviceKey } from "../keys.js";
-import { busy, card, field, h, message, show } from "../ui.js";
+import { busy, card, field, flash, h, show } from "../ui.js";
 import { explain, go, registered } from "../app.js";
 
 export async function registerScreen() {
@@ -50,6 +50,6 @@ async function register(ref) {
   }
   await store.put("account", account);
   registered(device, account);
-  message("ok", "Wallet created. Next: link a card or top up.");
+  flash("ok", "Wallet created. Next: link a card or top up.");
   go("funding");
 }
