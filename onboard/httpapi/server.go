@@ -32,9 +32,10 @@ type Config struct {
 	SessionTTL time.Duration
 	// MaxSessions bounds the sessions held (one per handheld). Default: 256.
 	MaxSessions int
-	// SignInAttempts is how many sign-in attempts each crew id and each
-	// handheld may make per SignInWindow; more get 429. Default: 5 per
-	// minute.
+	// SignInAttempts is how many failed sign-ins each crew id and each
+	// handheld may have per SignInWindow; more attempts get 429 until the
+	// oldest failure leaves the window. Successful sign-ins do not count.
+	// Default: 5 per minute.
 	SignInAttempts int
 	SignInWindow   time.Duration
 	// MaxBodyBytes bounds a request body. Default: 16 KiB, far above a
@@ -126,7 +127,25 @@ func New(cfg Config) *Server {
 // ServeHTTP serves the API, and the app when Config.App is set.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store") // the app's handler may relax it for its files
+	if dotted(r.URL.Path) {
+		// The mux would redirect to the cleaned path (/v1/sales/../../etc/passwd
+		// to /etc/passwd): nothing we serve is named like that.
+		s.writeError(w, r, onboard.Errorf(onboard.CodeInvalid, "path %.80q has empty, \".\" or \"..\" segments", r.URL.Path))
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// dotted reports whether a request path has an empty (//), "." or ".."
+// segment.
+func dotted(p string) bool {
+	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	for i, seg := range segs {
+		if seg == "." || seg == ".." || (seg == "" && i < len(segs)-1) {
+			return true
+		}
+	}
+	return false
 }
 
 // HTTPServer returns an http.Server for the API over TLS with cert, with
@@ -207,12 +226,13 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Clock()
-	if wait := s.signIns.allow(now, "crew:"+req.CrewID, "handheld:"+handheld); wait > 0 {
+	keys := []string{"crew:" + req.CrewID, "handheld:" + handheld}
+	if wait := s.signIns.allow(now, keys...); wait > 0 {
 		seconds := int((wait + time.Second - 1) / time.Second) // rounded up: never too early
 		w.Header().Set("Retry-After", strconv.Itoa(seconds))
 		s.log.Warn("sign-in rate limited", "crew", req.CrewID, "handheld", handheld, "retry_after_s", seconds)
 		s.writeError(w, r, onboard.Errorf(onboard.CodeRateLimited,
-			"too many sign-in attempts: at most %d per %v for each crew id and handheld; try again in %d s", s.cfg.SignInAttempts, s.cfg.SignInWindow, seconds))
+			"too many failed sign-ins: at most %d per %v for each crew id and handheld; try again in %d s", s.cfg.SignInAttempts, s.cfg.SignInWindow, seconds))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
@@ -223,6 +243,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.signIns.release(now, keys...) // only failures count
 	sess, err := s.sessions.create(member.ID, member.Role, handheld, now)
 	if err != nil {
 		s.writeError(w, r, err)

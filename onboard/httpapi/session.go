@@ -165,6 +165,28 @@ func (l *limiter) allow(now time.Time, keys ...string) time.Duration {
 	return 0
 }
 
+// release forgets the event recorded at at for every key: the attempt it
+// counted succeeded. Only failed sign-ins count against the limit, so a
+// purser may sign in on every handheld of a wide-body in a minute, while
+// guessing stays bounded per crew id and per handheld; an attempt counts
+// while it is checked, so concurrent guesses cannot pass the bound.
+func (l *limiter) release(at time.Time, keys ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		ev := l.events[k]
+		for i := len(ev) - 1; i >= 0; i-- {
+			if ev[i].Equal(at) {
+				l.events[k] = append(ev[:i:i], ev[i+1:]...)
+				break
+			}
+		}
+		if len(l.events[k]) == 0 {
+			delete(l.events, k)
+		}
+	}
+}
+
 // recent returns key's events after from, dropping older ones.
 func (l *limiter) recent(k string, from time.Time) []time.Time {
 	ev := l.events[k]
