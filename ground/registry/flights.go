@@ -55,6 +55,9 @@ func (r *Registry) RegisterAircraft(ctx context.Context, a Aircraft) (created bo
 	if a.Key.Purpose() != crypto.Aircraft {
 		return false, invalid("aircraft %s: want an aircraft public key, got %v", a.ID, a.Key)
 	}
+	if err := a.Key.Check(); err != nil {
+		return false, invalid("aircraft %s: %v", a.ID, err)
+	}
 	if a.NKey != "" && !nkeys.IsValidPublicUserKey(a.NKey) {
 		return false, invalid("aircraft %s: nkey %q is not a NATS user public key (U…)", a.ID, trunc(a.NKey))
 	}

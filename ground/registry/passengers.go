@@ -41,6 +41,9 @@ func (r *Registry) CreatePassenger(ctx context.Context, device crypto.PublicKey,
 	if device.Purpose() != crypto.Device {
 		return Passenger{}, invalid("want a device public key, got %v", device)
 	}
+	if err := device.Check(); err != nil {
+		return Passenger{}, invalid("device key: %v", err)
+	}
 	if err := validateExternalRef(externalRef); err != nil {
 		return Passenger{}, err
 	}
@@ -94,6 +97,9 @@ func orConflict(err error, bad bool, format string, args ...any) error {
 func (r *Registry) EnrollDevice(ctx context.Context, passenger protocol.ID, device crypto.PublicKey) error {
 	if device.Purpose() != crypto.Device {
 		return invalid("want a device public key, got %v", device)
+	}
+	if err := device.Check(); err != nil {
+		return invalid("device key: %v", err)
 	}
 	now := r.now()
 	err := r.inTx(ctx, func(tx *sql.Tx) error {
