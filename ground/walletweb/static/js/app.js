@@ -75,7 +75,8 @@ async function route() {
   takeFlash();
   const [name, ...args] = location.hash.replace(/^#\//, "").split("/");
   document.body.dataset.screen = name || "home";
-  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.screen === (name || "home"));
+  const tab = name === "order" ? "pay" : name || "home";
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.screen === tab);
   if (!state.device) {
     document.body.dataset.screen = "register";
     leave = await registerScreen();
