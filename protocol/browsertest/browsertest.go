@@ -290,11 +290,27 @@ func (b *Browser) poll(what, expr string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
 	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(b.timeout)))
-	if err != nil {
+	for {
+		_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(b.timeout)))
+		if err == nil {
+			return
+		}
+		// A click that submits a form or follows a link loads a new page:
+		// the evaluation's context goes away mid-poll. Poll the new page.
+		if ctx.Err() == nil && navigated(err) {
+			continue
+		}
 		b.fail(what, err)
 	}
+}
+
+// navigated reports whether err is Chromium's answer to an evaluation whose
+// page was replaced by a navigation.
+func navigated(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "navigated or closed") || strings.Contains(s, "Cannot find context") ||
+		strings.Contains(s, "Execution context was destroyed")
 }
 
 // WaitVisible waits until an element matching the CSS selector is visible.
@@ -303,11 +319,18 @@ func (b *Browser) WaitVisible(selector string) {
 	b.Do("wait for "+selector+" to be visible", chromedp.WaitVisible(chromedp.CSS(selector)))
 }
 
-// Click waits for the element matching the CSS selector to be visible and
-// clicks it.
+// Click waits for the element matching the CSS selector to be visible,
+// scrolls it to the middle of the viewport (clear of fixed headers and
+// tab bars, as a person would) and clicks it.
 func (b *Browser) Click(selector string) {
 	b.t.Helper()
-	b.Do("click "+selector, chromedp.WaitVisible(chromedp.CSS(selector)), chromedp.Click(chromedp.CSS(selector)))
+	center := fmt.Sprintf(`(() => { document.querySelector(%s).scrollIntoView({block: "center", inline: "center"}); return true; })()`, jsString(selector))
+	b.Do("click "+selector, chromedp.WaitVisible(chromedp.CSS(selector)),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](center)(ctx, t)
+			return err
+		}),
+		chromedp.Click(chromedp.CSS(selector)))
 }
 
 // Type focuses the element matching the CSS selector and types text into it

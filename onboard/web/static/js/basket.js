@@ -41,10 +41,13 @@ function change(sku, d) {
 function draw() {
   const root = $('catalog');
   root.replaceChildren();
+  // Group by category, in the order categories first appear.
+  const cats = [...new Set(catalog.items.map((it) => it.category || ''))];
+  const items = cats.flatMap((c) => catalog.items.filter((it) => (it.category || '') === c));
   let cat = null;
-  for (const it of catalog.items) {
-    if (it.category !== cat) {
-      cat = it.category;
+  for (const it of items) {
+    if ((it.category || '') !== cat) {
+      cat = it.category || '';
       root.append(el('div', 'cat-head', cat || 'items'));
     }
     const q = qty.get(it.sku) || 0;

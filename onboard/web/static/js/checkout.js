@@ -81,8 +81,8 @@ async function submit(rec, foreground = true) {
       } catch (e) {
         if (e.kind === 'network' || e.kind === 'busy') {
           rec.state = 'unknown';
-          rec.note = e.message;
           rec.attempts = attempt + 1;
+          rec.note = (e.kind === 'busy' ? 'Cabin server busy' : 'No answer from the cabin server') + ' — attempt ' + rec.attempts + '.';
           await store.put(rec);
           render(rec);
           hooks.changed();

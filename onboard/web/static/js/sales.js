@@ -25,7 +25,8 @@ export async function drawSales() {
     if (r.state === 'approved') seq = '#' + (r.kind === 'void' ? r.answer.seq : r.answer.sale.seq) + ' · ';
     const li = el('li', 'sale', null,
       el('div', '', null,
-        el('div', 'what', (r.label || short(r.id)) + (r.total ? ' — ' + format(r.total) : '')),
+        el('div', 'what', r.label || short(r.id)),
+        el('div', 'total', r.total ? format(r.total) : ''),
         el('div', 'when', seq + new Date(r.created).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) + ' · ' + short(r.id)),
         el('div', 'state ' + state, stateText)));
     li.dataset.id = r.id;
