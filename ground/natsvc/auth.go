@@ -25,6 +25,7 @@ type Auth struct {
 
 	base       *server.Options // the options the server started with
 	groundHash string          // bcrypt of GroundPassword
+	refusals   *refusals       // the server's refused-login log, told the aircraft nkeys
 }
 
 // AircraftIdentity is an aircraft's NATS identity: its public user nkey
@@ -92,5 +93,8 @@ func SetAircraft(s *server.Server, a *Auth, aircraft []AircraftIdentity) error {
 		return fmt.Errorf("nats auth: reload: %w", err)
 	}
 	a.Aircraft = next.Aircraft
+	if a.refusals != nil {
+		a.refusals.setKnown(a.Aircraft)
+	}
 	return nil
 }

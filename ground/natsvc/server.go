@@ -48,8 +48,16 @@ type ServerConfig struct {
 	TLSCert, TLSKey string
 	// Logger receives the server's log lines: notices (its start-up banner
 	// among them), debug and trace at Debug; warnings at Warn; errors and
-	// fatal errors at Error. Default: slog.Default().
+	// fatal errors at Error, except refused logins: at Warn, once per
+	// RefusalLogInterval for each nkey (see refusals.go). Default:
+	// slog.Default().
 	Logger *slog.Logger
+	// RefusalLogInterval is how often a refused login is logged again for
+	// the same nkey. Default DefaultRefusalLogInterval (1 minute).
+	RefusalLogInterval time.Duration
+	// Clock is the time the refused-login interval is measured on.
+	// Default time.Now.
+	Clock func() time.Time
 }
 
 // StartServer starts an in-process nats-server with JetStream on file
@@ -105,7 +113,16 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsvc: new server: %w", err)
 	}
-	s.SetLoggerV2(slogAdapter{cfg.Logger.With("component", "nats-server")}, false, false, false)
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	log := cfg.Logger.With("component", "nats-server")
+	refused := newRefusals(log, cfg.RefusalLogInterval, cfg.Clock)
+	if cfg.Auth != nil {
+		refused.setKnown(cfg.Auth.Aircraft)
+		cfg.Auth.refusals = refused
+	}
+	s.SetLoggerV2(slogAdapter{l: log, refused: refused}, false, false, false)
 	s.Start()
 	if !s.ReadyForConnections(cfg.ReadyTimeout) {
 		s.Shutdown()
@@ -149,7 +166,10 @@ func applyTLS(opts *server.Options, certFile, keyFile string) error {
 }
 
 // slogAdapter routes nats-server's logger to slog.
-type slogAdapter struct{ l *slog.Logger }
+type slogAdapter struct {
+	l       *slog.Logger
+	refused *refusals // refused logins; nil: logged as errors
+}
 
 // Noticef logs at Debug: nats-server's notices are its start-up banner
 // and routine events; "ground service up" says what matters.
@@ -162,8 +182,14 @@ func (a slogAdapter) Warnf(format string, v ...any) { a.l.Warn(fmt.Sprintf(forma
 // logger would exit); StartServer then reports the server not ready.
 func (a slogAdapter) Fatalf(format string, v ...any) { a.l.Error(fmt.Sprintf(format, v...)) }
 
-// Errorf logs at Error.
-func (a slogAdapter) Errorf(format string, v ...any) { a.l.Error(fmt.Sprintf(format, v...)) }
+// Errorf logs at Error, but a refused login at Warn and rate-limited.
+func (a slogAdapter) Errorf(format string, v ...any) {
+	line := fmt.Sprintf(format, v...)
+	if a.refused != nil && a.refused.note(line) {
+		return
+	}
+	a.l.Error(line)
+}
 
 // Debugf logs at Debug.
 func (a slogAdapter) Debugf(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
