@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/airtab/airtab/onboard"
 	ft "github.com/airtab/airtab/onboard/internal/flighttest"
@@ -52,6 +53,22 @@ func TestErrorTextsSayTheirKindOnce(t *testing.T) {
 			}
 			if d := doubled(e.Message); d != "" {
 				t.Errorf("message %q says %q twice", e.Message, d)
+			}
+		})
+	}
+}
+
+// TestManifestErrorSaysManifestOnce: a manifest that does not parse is
+// "manifest: ...", not "manifest: manifest: ...".
+func TestManifestErrorSaysManifestOnce(t *testing.T) {
+	for name, raw := range map[string][]byte{"Empty": nil, "NotCOSE": {1, 2, 3}} {
+		t.Run(name, func(t *testing.T) {
+			_, err := onboard.VerifyManifest(raw, nil, onboard.Identity{}, time.Now(), nil)
+			if err == nil {
+				t.Fatal("VerifyManifest of garbage = nil error")
+			}
+			if msg := err.Error(); !strings.HasPrefix(msg, "manifest: ") || doubled(msg) != "" || strings.Count(msg, "manifest") != 1 {
+				t.Errorf("error %q, want it to name the manifest once", msg)
 			}
 		})
 	}

@@ -68,7 +68,7 @@ type denyKey struct {
 func VerifyManifest(raw []byte, anchor *crypto.TrustList, id Identity, now time.Time, log *slog.Logger) (*Manifest, error) {
 	s, err := protocol.ParseManifest(raw)
 	if err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
+		return nil, err // it names the manifest
 	}
 	if _, err := s.VerifyTrusted(anchor, now, nil); err != nil {
 		return nil, fmt.Errorf("manifest serial %d: issuer signature: %w", s.Body.Serial, err)
@@ -124,7 +124,7 @@ func VerifyManifest(raw []byte, anchor *crypto.TrustList, id Identity, now time.
 func (m *Manifest) ApplyDelta(raw []byte, anchor *crypto.TrustList, now time.Time, log *slog.Logger) (*Manifest, error) {
 	s, err := protocol.ParseManifestDelta(raw)
 	if err != nil {
-		return nil, fmt.Errorf("manifest delta: %w", err)
+		return nil, err // it names the manifest delta
 	}
 	d := &s.Body
 	if _, err := s.VerifyTrusted(anchor, now, nil); err != nil {

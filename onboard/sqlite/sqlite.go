@@ -241,7 +241,7 @@ func (j *Journal) Commit(ctx context.Context, b onboard.Batch) (err error) {
 	if b.Close != nil {
 		fc, err := protocol.ParseFlightClose(b.Close)
 		if err != nil {
-			return fmt.Errorf("flight close: %w", err)
+			return err // it names the flight close
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO flight_state (id, closed_at, close_raw) VALUES (1, ?, ?)`,
 			fc.Body.ClosedAt.Unix(), b.Close); err != nil {
