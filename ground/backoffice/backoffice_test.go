@@ -140,7 +140,7 @@ func TestSecurity(t *testing.T) {
 		res, _ := get(t, browser(t), base+"/backoffice/signin")
 		for h, want := range map[string]string{
 			"Content-Security-Policy": backoffice.ContentSecurityPolicy, "X-Content-Type-Options": "nosniff",
-			"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+			"X-Frame-Options": "DENY", "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
 		} {
 			if got := res.Header.Get(h); got != want {
 				t.Errorf("%s = %q, want %q", h, got, want)

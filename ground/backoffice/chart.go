@@ -18,11 +18,11 @@ import (
 // the template draws, and CSS scales the SVG to the page's width.
 
 const (
-	chartW, chartH            = 640.0, 220.0
-	padL, padR, padT, padB    = 86.0, 12.0, 14.0, 28.0
-	plotW, plotH              = chartW - padL - padR, chartH - padT - padB
-	maxXLabels                = 12
-	seriesClasses             = 4
+	chartW, chartH         = 640.0, 220.0
+	padL, padR, padT, padB = 86.0, 12.0, 14.0, 28.0
+	plotW, plotH           = chartW - padL - padR, chartH - padT - padB
+	maxXLabels             = 12
+	seriesClasses          = 4
 )
 
 // BarChart is a grouped bar chart: one group per label, one bar per series.
@@ -68,10 +68,11 @@ type LineChart struct {
 	W, H    float64
 }
 
-// XLabel is a label on the x axis.
+// XLabel is a label on the x axis; Anchor is its SVG text-anchor.
 type XLabel struct {
-	X     float64
-	Label string
+	X      float64
+	Label  string
+	Anchor string
 }
 
 // niceMax rounds v up to 1, 2 or 5 times a power of ten.
@@ -117,7 +118,8 @@ func barChart(title string, labels, series []string, values [][]int64, label fun
 		return c
 	}
 	slot := plotW / float64(len(labels))
-	barW := slot * 0.8 / float64(max(1, len(series)))
+	barW := min(slot*0.8/float64(max(1, len(series))), 48)
+	inset := (slot - barW*float64(max(1, len(series)))) / 2
 	every := (len(labels) + maxXLabels - 1) / maxXLabels
 	for gi, l := range labels {
 		g := BarGroup{LabelX: padL + slot*(float64(gi)+0.5)}
@@ -127,7 +129,7 @@ func barChart(title string, labels, series []string, values [][]int64, label fun
 		for si, v := range values[gi] {
 			h := plotH * float64(v) / float64(top)
 			g.Bars = append(g.Bars, Bar{
-				X: padL + slot*float64(gi) + slot*0.1 + barW*float64(si), Y: padT + plotH - h, W: barW, H: h,
+				X: padL + slot*float64(gi) + inset + barW*float64(si), Y: padT + plotH - h, W: barW, H: h,
 				Class: c.Series[si].Class, Title: fmt.Sprintf("%s %s: %s", l, series[si], label(v)),
 			})
 		}
@@ -204,7 +206,8 @@ func replayChart(rep *clearing.FlightReport) *LineChart {
 		fmt.Fprintf(&pts, " %.1f,%.1f %.1f,%.1f", x(t), y(i), x(t), y(i+1))
 	}
 	c.Points = pts.String()
-	c.XLabels = []XLabel{{X: padL, Label: first.UTC().Format("15:04:05")}, {X: padL + plotW, Label: last.UTC().Format("15:04:05")}}
+	c.XLabels = []XLabel{{X: padL, Label: first.UTC().Format("15:04:05"), Anchor: "start"},
+		{X: padL + plotW, Label: last.UTC().Format("15:04:05"), Anchor: "end"}}
 	return c
 }
 

@@ -70,7 +70,8 @@ func (s *Server) flightPage(w http.ResponseWriter, r *http.Request, sess *sessio
 	s.render(w, r, http.StatusOK, "flight", sess, map[string]any{
 		"Flight": f, "Report": rep, "Lines": lines, "State": state, "Progress": progress, "HasProgress": hasProgress,
 		"Buckets": []Bucket{{"Settled", rep.Settled}, {"Collections", rep.Collections}, {"Charge under way", rep.Posted},
-			{"Voided", rep.Voided}, {"Voids applied", rep.Voids}, {"Voids pending", rep.VoidsPending}, {"Quarantined", rep.Quarantined}},
+			{"Voided", rep.Voided}, {"Voids applied", rep.Voids}, {"Voids pending", rep.VoidsPending}, {"Quarantined", rep.Quarantined},
+			{"Disputed", rep.Disputed}},
 		"SalesByHour": salesByHour(lines),
 		"Replay":      replayChart(rep),
 		"Truncated":   len(rep.Invoices) > maxLinesDetailed,

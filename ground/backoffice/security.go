@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 )
@@ -24,7 +25,7 @@ func setSecurityHeaders(w http.ResponseWriter) {
 	h.Set("Content-Security-Policy", ContentSecurityPolicy)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin") // "no-referrer" makes Chromium send "Origin: null" on form posts
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
 	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
@@ -183,7 +184,7 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *session)) ht
 const maxFormBytes = 256 << 10
 
 func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
-	pre, err := randomToken(s.cfg.Rand)
+	pre, err := s.preToken(r)
 	if err != nil {
 		s.fail(w, r, nil, http.StatusInternalServerError, "")
 		return
@@ -192,17 +193,28 @@ func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "signin", nil, map[string]any{"Pre": pre, "Next": safeNext(r.URL.Query().Get("next"))})
 }
 
+// preToken returns the sign-in form's token: the one the browser already
+// holds, so a page loaded twice (a reload, a second tab) still matches its
+// cookie, or a new one.
+func (s *Server) preToken(r *http.Request) (string, error) {
+	if c, err := r.Cookie(preCookie); err == nil && len(c.Value) == 64 && strings.Trim(c.Value, "0123456789abcdef") == "" {
+		return c.Value, nil
+	}
+	return randomToken(s.cfg.Rand)
+}
+
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	c, err := r.Cookie(preCookie)
 	if err != nil || !sameOrigin(r) || !tokensEqual(r.PostFormValue(CSRFField), c.Value) {
+		s.log.Debug("back-office sign-in form refused", "cookie", err == nil, "origin", r.Header.Get("Origin"), "host", r.Host)
 		s.fail(w, r, nil, http.StatusForbidden, "The sign-in form's security token is missing or stale: reload the page and try again.")
 		return
 	}
 	got := sha256.Sum256([]byte(r.PostFormValue("token")))
 	if subtle.ConstantTimeCompare(got[:], s.token[:]) != 1 {
 		s.log.Warn("back-office sign-in refused", "remote", r.RemoteAddr)
-		pre, _ := randomToken(s.cfg.Rand)
+		pre, _ := s.preToken(r)
 		http.SetCookie(w, cookie(r, preCookie, pre, 600))
 		s.render(w, r, http.StatusUnauthorized, "signin", nil, map[string]any{"Pre": pre, "Next": safeNext(r.PostFormValue("next")),
 			"Error": "That is not the back-office token."})

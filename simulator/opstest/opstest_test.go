@@ -38,6 +38,7 @@ type world struct {
 	voids    int
 	declined int // declined on board
 	debtor   protocol.ID
+	pax      []protocol.ID
 	before   metricsPair
 }
 
@@ -104,6 +105,9 @@ func fly(t *testing.T) *world {
 		pax = append(pax, p)
 	}
 	w.debtor = pax[4].Account.Passenger
+	for _, p := range pax {
+		w.pax = append(w.pax, p.Account.Passenger)
+	}
 	c, err := harness.StartCabin(ctx, g, a, fv.ID, harness.CabinOptions{})
 	if err != nil {
 		t.Fatal(err)
