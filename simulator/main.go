@@ -5,6 +5,7 @@
 //
 //	go run ./simulator [flags]         fly (see --help)
 //	go run ./simulator bench [flags]   the performance bench
+//	go run ./simulator demo [flags]    a running world to click through
 package main
 
 import (
@@ -48,6 +49,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "bench" {
 		return benchMain(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "demo" {
+		return demoMain(ctx, args[1:], stdout, stderr)
 	}
 	cfg, asJSON, verbose, err := parseFlags(args, stdout, stderr)
 	if err == flag.ErrHelp {
@@ -99,6 +103,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg sim.Config, asJSON
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `usage: go run ./simulator [flags]
        go run ./simulator bench [flags]
+       go run ./simulator demo [flags]
 
 Flies Airtab flights end to end with real parts: ground with an embedded
 nats-server and SQLite, a cabin server per aircraft behind a link emulator,
