@@ -2,9 +2,9 @@ package web_test
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/airtab/airtab/onboard"
 	"github.com/airtab/airtab/onboard/httpapi"
@@ -39,6 +41,8 @@ type cabinEnv struct {
 	journal *sqlite.Journal
 	url     string
 	caSPKI  string
+	caPEM   []byte
+	hs      *http.Server
 
 	drop atomic.Bool // drop the answers of POST /v1/sales while set
 	mu   sync.Mutex
@@ -59,9 +63,11 @@ func newCabinEnv(t *testing.T) *cabinEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &cabinEnv{f: f, cabin: cabin, journal: j, caSPKI: browsertest.SPKIHash(rootCert)}
-	api := httpapi.New(httpapi.Config{Cabin: cabin, Clock: f.Now, App: web.New(web.Config{})})
+	e := &cabinEnv{f: f, cabin: cabin, journal: j, caSPKI: browsertest.SPKIHash(rootCert),
+		caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root})}
+	api := httpapi.New(httpapi.Config{Cabin: cabin, Clock: f.Now, App: web.New(web.Config{CACert: e.caPEM})})
 	hs := api.HTTPServer(cert)
+	e.hs = hs
 	hs.Handler = e.interpose(hs.Handler)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -69,7 +75,8 @@ func newCabinEnv(t *testing.T) *cabinEnv {
 	}
 	go hs.ServeTLS(ln, "", "")
 	t.Cleanup(func() { hs.Close() })
-	e.url = "https://" + ln.Addr().String()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	e.url = "https://localhost:" + port // a name, as handhelds use, in the certificate
 	return e
 }
 
@@ -397,6 +404,45 @@ func TestHandheldApp(t *testing.T) {
 	}
 }
 
+// TestInstalledCA opens the app in a Chromium whose certificate store
+// holds the aircraft CA, as a handheld after the airline installed it:
+// no flag waives certificate errors. The service worker then keeps the
+// app shell: with the cabin server gone, a reload still opens the app.
+func TestInstalledCA(t *testing.T) {
+	e := newCabinEnv(t)
+	home := browsertest.TrustedHome(t, e.caPEM)
+	b := browsertest.New(t, browsertest.Options{Env: []string{"HOME=" + home}})
+	b.SetViewport(360, 740)
+	b.Navigate(e.url + "/")
+	b.WaitText("Airtab crew")
+	if !browsertest.Eval[bool](b, `window.isSecureContext`) {
+		t.Fatal("the app is not a secure context under the installed CA")
+	}
+	ca := browsertest.Eval[string](b, `fetch('/ca.crt').then(r => r.text())`)
+	if ca != string(e.caPEM) {
+		t.Fatalf("/ca.crt = %q, want the aircraft CA", ca)
+	}
+	t.Run("ErrNotInstalled", func(t *testing.T) {
+		// The same page in a Chromium without the CA: refused.
+		other := browsertest.New(t, browsertest.Options{Env: []string{"HOME=" + t.TempDir()}})
+		ctx, cancel := context.WithTimeout(other.Context(), other.Timeout())
+		defer cancel()
+		err := chromedp.Do(ctx, chromedp.Navigate(e.url+"/"))
+		if err == nil || !strings.Contains(err.Error(), "CERT_AUTHORITY_INVALID") {
+			t.Fatalf("navigate without the CA: %v, want net::ERR_CERT_AUTHORITY_INVALID", err)
+		}
+	})
+	t.Run("OfflineShell", func(t *testing.T) {
+		b := b.For(t)
+		// The worker claims the page once it has cached the shell.
+		b.WaitTrue(`navigator.serviceWorker.controller !== null`)
+		e.hs.Close()
+		b.Navigate(e.url + "/")
+		b.WaitText("Airtab crew")
+		b.WaitVisible("#signin-submit")
+	})
+}
+
 // TestSecurityHeaders checks the headers every page answer carries.
 func TestSecurityHeaders(t *testing.T) {
 	srv := http.Handler(web.New(web.Config{CACert: []byte("-----BEGIN CERTIFICATE-----\n")}))
@@ -414,7 +460,6 @@ func TestSecurityHeaders(t *testing.T) {
 			}
 		})
 	}
-	_ = tls.VersionTLS13
 }
 
 type recorder struct {

@@ -83,6 +83,9 @@ type Options struct {
 	// the hash of a test CA's key to reach an HTTPS server whose chain
 	// includes that CA. Empty: only the system's roots are trusted.
 	TrustSPKI []string
+	// Env adds environment variables ("NAME=value") to Chromium's, such as
+	// HOME from TrustedHome.
+	Env []string
 	// Timeout bounds each wait. Default: DefaultTimeout.
 	Timeout time.Duration
 	// Flags are extra Chromium command-line flags (name without "--" to
@@ -154,6 +157,9 @@ func New(t testing.TB, opts Options) *Browser {
 	}
 	if len(opts.TrustSPKI) > 0 {
 		alloc = append(alloc, chromedp.Flag("ignore-certificate-errors-spki-list", strings.Join(opts.TrustSPKI, ",")))
+	}
+	if len(opts.Env) > 0 {
+		alloc = append(alloc, chromedp.Env(opts.Env...))
 	}
 	for name, v := range opts.Flags {
 		alloc = append(alloc, chromedp.Flag(name, v))
@@ -435,4 +441,35 @@ func jsString(s string) string {
 func SPKIHash(cert *x509.Certificate) string {
 	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// TrustedHome returns a new home directory whose NSS certificate store
+// (~/.pki/nssdb, where Chromium on Linux keeps locally installed roots)
+// trusts caPEM for TLS servers: start Chromium with Options.Env
+// "HOME=<dir>" to test a page as a device with that CA installed. It skips
+// t when certutil (Debian package libnss3-tools) is not installed.
+func TrustedHome(t testing.TB, caPEM []byte) string {
+	t.Helper()
+	certutil, err := exec.LookPath("certutil")
+	if err != nil {
+		t.Skipf("certutil not found (install Debian package libnss3-tools): %s is skipped", t.Name())
+	}
+	home := t.TempDir()
+	db := filepath.Join(home, ".pki", "nssdb")
+	if err := os.MkdirAll(db, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(home, "ca.crt")
+	if err := os.WriteFile(ca, caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"-N", "-d", "sql:" + db, "--empty-password"},
+		{"-A", "-d", "sql:" + db, "-n", "airtab-test-ca", "-t", "C,,", "-i", ca},
+	} {
+		if out, err := exec.Command(certutil, args...).CombinedOutput(); err != nil {
+			t.Fatalf("certutil %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return home
 }
