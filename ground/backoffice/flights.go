@@ -111,10 +111,7 @@ func stateOf(e flightEntry, rep *clearing.FlightReport, now time.Time) (FlightSt
 		return StateReplaying, 0, false
 	}
 	last := rep.Reported.LastSeq
-	got := min(uint64(rep.Received.Invoices), last)
-	if rep.Missing > 0 {
-		got = last - min(rep.Missing, last)
-	}
+	got := last - min(rep.Missing, last) // sequence numbers 1..last received
 	progress := 1.0
 	if last > 0 {
 		progress = float64(got) / float64(last)
