@@ -93,7 +93,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg sim.Config, asJSON
 	fs.IntVar(&cfg.Flights, "flights", cfg.Flights, fmt.Sprintf("aircraft flying at once, each with its own cabin server and link, landing and replaying together into one ground (1 to %d)", sim.MaxFlights))
 	fs.BoolVar(&cfg.Outages, "outages", false, "a flaky link in flight: brief up periods with connection resets and black holes, so invoices replay in part mid-flight")
 	fs.BoolVar(&cfg.Crash, "crash", false, "kill each cabin server with SIGKILL at random moments of the service and once during the replay, and restart it on the same data directory (the cabin servers then run as child processes of this program)")
-	fs.BoolVar(&cfg.Fraud, "fraud", false, "forged, tampered, screenshot-replayed, double-scanned, over-limit, deny-listed, wrong-flight and expired codes: every one must be declined")
+	fs.BoolVar(&cfg.Fraud, "fraud", false, "forged, tampered, screenshot-replayed, double-scanned, over-limit, deny-listed, wrong-flight and expired codes and a re-opt-in after revocation: every one must be declined; and one counter signed for two flights at once: both sales must be charged (at least 2 flights)")
 	fs.Float64Var(&cfg.DeclineRate, "decline-rate", 0, "share of cards (0 to 1) the simulated acquirer declines on the ground: those sales end in collections")
 	fs.StringVar(&cfg.QROut, "qr-out", "", "directory to write sample payment codes to as PNG")
 	currency := fs.String("currency", string(cfg.Currency), "the flights' currency (EUR, USD, GBP, CHF, JPY)")

@@ -196,6 +196,7 @@ func writeInvariants(w io.Writer, r *sim.Report) {
 		{"passenger limits respected", iv.LimitsRespected},
 		{"every fraud attempt rejected", iv.FraudRejected},
 		{"every flight reconciled", iv.Reconciled},
+		{"every approved sale settled, in collections or voided: none unpaid", iv.NoneUnpaid},
 	} {
 		mark := "ok  "
 		if !c.ok {

@@ -50,7 +50,11 @@ type Config struct {
 	Crash bool
 	// Fraud adds attempts that must all be declined: forged, tampered,
 	// screenshot-replayed, double-scanned, over-limit, deny-listed,
-	// wrong-flight and expired codes.
+	// wrong-flight and expired codes, and an opt-in again after the back
+	// office revoked the credential; and a dishonest wallet that signs the
+	// same counter on two flights flying at once, whose two sales must
+	// both be charged. With Fraud at least two aircraft fly (Validate
+	// raises Flights to 2).
 	Fraud bool
 	// DeclineRate is the share of card tokens, 0 to 1, the simulated
 	// acquirer declines on the ground. Default 0.
@@ -97,6 +101,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Currency == "" {
 		c.Currency = "EUR"
+	}
+	if c.Fraud && c.Flights < 2 {
+		c.Flights = 2 // the cross-flight counter reuse needs two aircraft at once
 	}
 	return c.Currency.Validate()
 }

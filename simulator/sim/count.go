@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/airtab/airtab/ground/clearing"
 	"github.com/airtab/airtab/ground/ledger"
 	"github.com/airtab/airtab/onboard"
 	"github.com/airtab/airtab/protocol"
@@ -69,7 +70,8 @@ func readPostings(ctx context.Context, db *sql.DB) (postings, error) {
 func (r *run) count(ctx context.Context) (*Report, error) {
 	rep := &Report{Seed: r.cfg.Seed, Options: Options{Passengers: r.cfg.Passengers, Handhelds: r.cfg.Handhelds,
 		Flights: r.cfg.Flights, Outages: r.cfg.Outages, Crash: r.cfg.Crash, Fraud: r.cfg.Fraud, DeclineRate: r.cfg.DeclineRate}}
-	iv := Invariants{NoLostInvoice: true, ExactlyOnce: true, LedgerBalanced: true, LimitsRespected: true, FraudRejected: true, Reconciled: true}
+	iv := Invariants{NoLostInvoice: true, ExactlyOnce: true, LedgerBalanced: true, LimitsRespected: true, FraudRejected: true, Reconciled: true,
+		NoneUnpaid: true}
 	db := r.g.Main.DB()
 	if err := ledger.Check(ctx, db); err != nil {
 		iv.LedgerBalanced = false
@@ -191,11 +193,12 @@ func (c *counter) flight(ctx context.Context, f *flight) (FlightReport, error) {
 	fr.Settled, fr.SettledMinor = crep.Settled.Count, in(crep.Settled.Totals, cur)
 	fr.Collections, fr.CollectionsMinor = crep.Collections.Count, in(crep.Collections.Totals, cur)
 	fr.Voided, fr.VoidedMinor = crep.Voided.Count, in(crep.Voided.Totals, cur)
-	fr.Quarantined = crep.Quarantined.Count
+	fr.Quarantined, fr.Disputed = crep.Quarantined.Count, crep.Disputed.Count
 	fr.Ground = GroundCounts{Sales: crep.Received.Sales, Voids: crep.Received.Voids, SalesMinor: in(crep.Received.SalesTotal, cur),
 		VoidsMinor: in(crep.Received.VoidsTotal, cur), LastSeq: crep.Received.LastSeq, Missing: crep.Missing, HeadMatch: crep.HeadMatches}
 	fr.Problems = append(fr.Problems, crep.Problems...)
 	c.reconcile(&fr, len(voids))
+	c.nonePaid(f, &fr, sales, crep)
 	c.exactlyOnce(f, sales)
 	c.limits(f, sales, voids)
 	c.fraud(f, &fr)
@@ -225,6 +228,33 @@ func (c *counter) reconcile(fr *FlightReport, voids int) {
 	fr.Reconciled = len(fr.Problems) == 0
 	if !fr.Reconciled {
 		c.violation(&c.iv.Reconciled, "%s not reconciled: %v", fr.Flight, fr.Problems)
+	}
+}
+
+// nonePaid checks that every sale a handheld holds as approved ended
+// settled, in collections or voided on the ground. A sale the aircraft
+// approved is a real authorization: quarantined, disputed, still posted or
+// missing, it is a sale nobody pays for.
+func (c *counter) nonePaid(f *flight, fr *FlightReport, sales []onboard.Sale, crep *clearing.FlightReport) {
+	status := make(map[protocol.ID]clearing.ReportLine, len(crep.Invoices))
+	for _, l := range crep.Invoices {
+		if l.Kind == "sale" {
+			status[l.Invoice] = l
+		}
+	}
+	for _, s := range sales {
+		l, ok := status[s.InvoiceID]
+		switch {
+		case !ok:
+			fr.Unpaid++
+			c.violation(&c.iv.NoneUnpaid, "%s: approved sale %s (seq %d, %s) has no clearing record: unpaid", f.id, s.InvoiceID, s.Seq, s.Total)
+		case l.Status == clearing.StatusSettled, l.Status == clearing.StatusCollections, l.Status == clearing.StatusPendingRetry,
+			l.Status == clearing.StatusVoided:
+		default:
+			fr.Unpaid++
+			c.violation(&c.iv.NoneUnpaid, "%s: approved sale %s (seq %d, %s) is %s (%s: %s): unpaid", f.id, s.InvoiceID, s.Seq, s.Total,
+				l.Status, l.Reason, l.Detail)
+		}
 	}
 }
 
@@ -268,7 +298,7 @@ func (c *counter) strayDoubles() {
 // within the credential's limit.
 func (c *counter) limits(f *flight, sales, voids []onboard.Sale) {
 	limit := map[protocol.ID]protocol.Money{}
-	for _, p := range f.pax {
+	for _, p := range append(slices.Clone(f.pax), f.guests...) {
 		if p.reg == nil {
 			continue
 		}

@@ -36,9 +36,16 @@ type flight struct {
 	cabin   *harness.Cabin
 	hh      []*handheld
 
-	fraud   *fraudLog
-	served  atomic.Int64 // answered requests, for crash points
-	crashes atomic.Int64
+	fraud *fraudLog
+	// guests are passengers of another flight opted in to this one too
+	// (the cross-flight counter reuse), and connected is closed once
+	// their sales on this flight are made: the purser waits for it before
+	// closing the flight.
+	guests      []*passenger
+	connected   chan struct{}
+	connectOnce sync.Once
+	served      atomic.Int64 // answered requests, for crash points
+	crashes     atomic.Int64
 	// crashErr is set when a restart failed: the cabin server is gone.
 	crashErr atomic.Pointer[error]
 	outages  int
@@ -203,6 +210,7 @@ func (f *flight) registerLate(ctx context.Context) error {
 // fly runs the flight from departure to close: service rounds, fraud,
 // outages and crashes, voids, and the purser closing the flight.
 func (f *flight) fly(ctx context.Context) error {
+	defer f.releaseConnections()
 	f.cabin.Link.SetState(linkemu.Down)
 	f.progress("departed; link down in cruise")
 	stopCrash := f.startCrashes(ctx)
@@ -236,6 +244,13 @@ func (f *flight) fly(ctx context.Context) error {
 		return err
 	}
 	stopCrash()
+	if f.connected != nil {
+		select { // the connecting passenger's sale on this aircraft comes first
+		case <-f.connected:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	var rep *onboard.CloseReport
 	purser := f.hh[0]
 	if err := purser.retry(ctx, "close flight", func() (err error) { rep, err = purser.cl.CloseFlight(ctx); return err }); err != nil {

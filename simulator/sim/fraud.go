@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/airtab/airtab/crypto"
+	"github.com/airtab/airtab/ground"
+	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/onboard"
 	"github.com/airtab/airtab/protocol"
 )
@@ -27,12 +29,21 @@ const (
 	fraudWrongFlight           // a valid credential for another flight
 	fraudExpired               // a code from a wallet whose clock is past the freshness window
 	fraudDenyListed            // a passenger in arrears, credential carried in the code
+	// fraudReOptIn: the back office revokes the passenger's credential,
+	// and the same device opts in again for a new one to pay with.
+	fraudReOptIn
+	// fraudCrossFlight: a dishonest wallet (here a copy of it) signs the
+	// same counter for its credentials on two flights flying at once. Both
+	// aircraft approve (neither can know the other's counters) and ground
+	// must charge both: it is not declined, it must not go unpaid.
+	fraudCrossFlight
 )
 
 var fraudNames = map[fraudKind]string{
 	fraudForged: "forged", fraudTampered: "tampered", fraudScreenshot: "screenshot-replayed",
 	fraudDoubleScan: "double-scanned", fraudOverLimit: "over-limit", fraudWrongFlight: "wrong-flight",
-	fraudExpired: "expired", fraudDenyListed: "deny-listed",
+	fraudExpired: "expired", fraudDenyListed: "deny-listed", fraudReOptIn: "re-opt-in-after-revocation",
+	fraudCrossFlight: "cross-flight-counter",
 }
 
 func (k fraudKind) String() string { return fraudNames[k] }
@@ -59,6 +70,49 @@ func assignFraud(rng *rand.Rand, pax []*passenger) {
 				pool[k].fraud = kind
 				k++
 			}
+		}
+	}
+	// The revoked passenger pays by card: a prepaid wallet's hold is not
+	// what this attack is about.
+	for ; k < len(pool); k++ {
+		if pool[k].funding.Kind == ground.FundingCard {
+			pool[k].fraud = fraudReOptIn
+			k++
+			break
+		}
+	}
+}
+
+// assignConnection picks, on the first flight, a regular card passenger
+// with no other attack who buys in round 1, to connect to the second
+// flight with a wallet that repeats its counters (fraudCrossFlight).
+func assignConnection(from, to *flight) {
+	for _, p := range from.pax {
+		if p.kind == paxRegular && p.fraud == fraudNone && !p.void && !p.lowTopUp && p.baskets[0] != nil &&
+			p.funding.Kind == ground.FundingCard {
+			p.fraud, p.connection = fraudCrossFlight, to
+			to.guests = append(to.guests, p)
+			to.connected = make(chan struct{})
+			return
+		}
+	}
+}
+
+// markConnected tells f that its connecting passengers' sales are made.
+func (f *flight) markConnected() {
+	f.connectOnce.Do(func() {
+		if f.connected != nil {
+			close(f.connected)
+		}
+	})
+}
+
+// releaseConnections marks every flight f's passengers connect to, so no
+// purser waits for a sale that will not come.
+func (f *flight) releaseConnections() {
+	for _, p := range f.pax {
+		if p.connection != nil {
+			p.connection.markConnected()
 		}
 	}
 }
@@ -143,8 +197,105 @@ func (f *flight) attack(ctx context.Context, p *passenger, h, other *handheld) e
 			return err
 		}
 		return f.try(ctx, h, p.fraud, code, water)
+	case fraudReOptIn:
+		return f.reOptIn(ctx, p, h, water)
+	case fraudCrossFlight:
+		return f.crossFlight(ctx, p, h, water)
 	}
 	return nil
+}
+
+// revokeReasons are the reasons the re-opt-in attack's revocation gives,
+// one per flight in turn.
+var revokeReasons = []string{"revoked", "device_lost", "fraud_suspected"}
+
+// reOptIn revokes p's credential as the back office would, then opts in
+// again from the same device: ground must refuse (403 revoked). Had it
+// issued a credential, the attacker pays with it in full form, which no
+// deny list on board could know.
+func (f *flight) reOptIn(ctx context.Context, p *passenger, h *handheld, lines []onboard.Line) error {
+	w := p.reg.Wallet
+	cred, ok := w.Credential(f.id)
+	if !ok {
+		return fmt.Errorf("re-opt-in: %s holds no credential", p.ref)
+	}
+	reason := revokeReasons[f.idx%len(revokeReasons)]
+	if _, err := f.run.g.API.RevokeFor(ctx, cred.Body.ID, reason, "simulator: fraud run"); err != nil {
+		return fmt.Errorf("re-opt-in: revoke %s: %w", cred.Body.ID, err)
+	}
+	again, err := f.run.g.API.OptIn(ctx, w, f.id)
+	if ae, ok := errors.AsType[*registry.Error](err); ok && ae.Code == registry.CodeRevoked {
+		f.fraud.note(fraudReOptIn, false, "opt-in refused after "+reason+" ("+string(ae.Code)+")")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("re-opt-in after %s: %w", reason, err)
+	}
+	if _, err := w.AddCredential(again.COSE, nil); err != nil {
+		return err
+	}
+	code, err := w.PaymentCode(f.id, true)
+	if err != nil {
+		return err
+	}
+	return f.try(ctx, h, fraudReOptIn, code, lines)
+}
+
+// crossFlight has p's wallet and its copy sign the same counter, one for
+// this flight and one for the connection, and sells on both aircraft at
+// once. Both approvals are real authorizations that ground must charge:
+// the run's "none unpaid" invariant checks that they were.
+func (f *flight) crossFlight(ctx context.Context, p *passenger, h *handheld, lines []onboard.Line) error {
+	other := p.connection
+	defer other.markConnected()
+	code1, err := p.reg.Wallet.PaymentCode(f.id, false)
+	if err != nil {
+		return err
+	}
+	// The copy was taken at registration; the wallet has paid since. The
+	// dishonest copy skips ahead to the counter the wallet just signed.
+	c1 := codeCounter(code1)
+	var code2 string
+	for range 1000 {
+		if code2, err = p.clone.PaymentCode(other.id, false); err != nil || codeCounter(code2) >= c1 {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if c2 := codeCounter(code2); c1 != c2 || c1 == 0 {
+		return fmt.Errorf("cross-flight: the copied wallet signed counter %d, the wallet %d", c2, c1)
+	}
+	var ds [2]onboard.Decision
+	var errs [2]error
+	var wg sync.WaitGroup
+	wg.Go(func() { ds[0], errs[0] = f.sell(ctx, h, p, code1, lines) })
+	wg.Go(func() { ds[1], errs[1] = other.sell(ctx, other.hh[0], p, code2, lines) })
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		return fmt.Errorf("cross-flight: %w", err)
+	}
+	for i, d := range ds {
+		if !d.Approved {
+			return fmt.Errorf("cross-flight: the sale on %s was declined %+v: a valid credential's fresh code", []protocol.FlightID{f.id, other.id}[i], d.Decline)
+		}
+	}
+	f.fraud.note(fraudCrossFlight, false, "approved on both aircraft, to be charged on both")
+	return nil
+}
+
+// codeCounter returns a payment code's counter, 0 if it does not parse.
+func codeCounter(text string) uint64 {
+	raw, err := protocol.FromQRText(protocol.PrefixPaymentCode, text)
+	if err != nil {
+		return 0
+	}
+	pc, err := protocol.ParsePaymentCode(raw)
+	if err != nil {
+		return 0
+	}
+	return pc.Body.Counter
 }
 
 // try presents a fraudulent code and records the outcome.

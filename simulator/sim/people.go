@@ -55,6 +55,12 @@ type passenger struct {
 
 	reg  *harness.Passenger // nil until registered
 	skew atomic.Int64       // wallet clock offset, ns: an expired-code attack sets it
+
+	// The cross-flight counter reuse: connection is the other flight the
+	// passenger opted in to, clone a copy of their wallet that hands out
+	// the same counters (see fraud.go).
+	connection *flight
+	clone      *protocol.Wallet
 }
 
 // clock is the wallet's clock.

@@ -15,15 +15,19 @@ type FlightReport struct {
 	// Registered passengers got an answer from ground; Refused of them
 	// were refused a credential for a low credit score (they have no code
 	// to show); Late registered after the manifest sync.
-	Registered       int   `json:"registered"`
-	Refused          int   `json:"refused_registration"`
-	Late             int   `json:"late_registration"`
-	Approved         int   `json:"approved"`
-	Declined         int   `json:"declined"`
-	Settled          int   `json:"settled"`
-	Collections      int   `json:"collections"`
-	Voided           int   `json:"voided"`
-	Quarantined      int   `json:"quarantined"`
+	Registered  int `json:"registered"`
+	Refused     int `json:"refused_registration"`
+	Late        int `json:"late_registration"`
+	Approved    int `json:"approved"`
+	Declined    int `json:"declined"`
+	Settled     int `json:"settled"`
+	Collections int `json:"collections"`
+	Voided      int `json:"voided"`
+	Quarantined int `json:"quarantined"`
+	Disputed    int `json:"disputed"` // approved on board, refused on the ground: never charged
+	// Unpaid counts approved sales that did not end settled, in
+	// collections or voided (quarantined, disputed, still posted, lost).
+	Unpaid           int   `json:"unpaid"`
 	ApprovedMinor    int64 `json:"approved_minor"`
 	SettledMinor     int64 `json:"settled_minor"`
 	CollectionsMinor int64 `json:"collections_minor"`
@@ -91,11 +95,15 @@ type Invariants struct {
 	LimitsRespected bool `json:"limits_respected"`
 	FraudRejected   bool `json:"fraud_rejected"`
 	Reconciled      bool `json:"reconciled"`
+	// NoneUnpaid: every sale a handheld holds as approved ended settled,
+	// in collections or voided on the ground: none quarantined, disputed
+	// or still posted.
+	NoneUnpaid bool `json:"none_unpaid"`
 }
 
 // OK reports whether every invariant held.
 func (iv Invariants) OK() bool {
-	return iv.NoLostInvoice && iv.ExactlyOnce && iv.LedgerBalanced && iv.LimitsRespected && iv.FraudRejected && iv.Reconciled
+	return iv.NoLostInvoice && iv.ExactlyOnce && iv.LedgerBalanced && iv.LimitsRespected && iv.FraudRejected && iv.Reconciled && iv.NoneUnpaid
 }
 
 // Timing is how long a phase of the run took, wall clock.

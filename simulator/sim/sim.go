@@ -226,6 +226,9 @@ func (r *run) registerFlights(ctx context.Context) error {
 		}
 		r.flights = append(r.flights, f)
 	}
+	if r.cfg.Fraud && len(r.flights) >= 2 {
+		assignConnection(r.flights[0], r.flights[1])
+	}
 	r.progress("registered %d aircraft and %d flights in %s, plus feeder flight %s", len(r.flights), len(r.flights), r.cfg.Currency, r.feeder.id)
 	return nil
 }
@@ -245,6 +248,9 @@ func (r *run) register(ctx context.Context, f *flight, p *passenger) error {
 	p.reg = hp
 	if !hp.Eligible {
 		return nil
+	}
+	if p.connection != nil {
+		return r.connect(ctx, f, p, opts)
 	}
 	// Passengers in arrears flew the feeder flight; some victims of the
 	// wrong-flight attack hold a credential for it too.
@@ -406,3 +412,43 @@ func parallel(n int, jobs []func() error) error {
 }
 
 var _ io.Reader = (*lockedReader)(nil)
+
+// connect opts p in to their connecting flight too, and copies their
+// wallet: the copy hands out the same counters (the cross-flight attack).
+func (r *run) connect(ctx context.Context, f *flight, p *passenger, opts protocol.WalletOptions) error {
+	cred, err := r.g.API.OptIn(ctx, p.reg.Wallet, p.connection.id)
+	if err != nil {
+		return fmt.Errorf("%s opt in to the connection %s: %w", p.ref, p.connection.id, err)
+	}
+	if _, err := p.reg.Wallet.AddCredential(cred.COSE, nil); err != nil {
+		return err
+	}
+	dir := r.walletDir(f, p) + "-copy"
+	if err := copyDir(r.walletDir(f, p), dir); err != nil {
+		return fmt.Errorf("copy %s's wallet: %w", p.ref, err)
+	}
+	opts.Rand = newReader(r.cfg.Seed, "wallet-copy-"+p.ref, 0)
+	p.clone, err = protocol.OpenWallet(dir, opts)
+	return err
+}
+
+// copyDir copies a wallet directory (files 0600, directories 0700).
+func copyDir(from, to string) error {
+	return filepath.WalkDir(from, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(from, path)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o700)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(to, rel), b, 0o600)
+	})
+}
