@@ -98,6 +98,10 @@ func TestRegisterTopUpOptInPay(t *testing.T) {
 	b.Click("#optin")
 	b.WaitText("Opted in to " + string(g.flight))
 	shot(t, b, "account.png")
+	if dir := os.Getenv("AIRTAB_SCREENSHOTS"); dir != "" {
+		b.Screenshot(filepath.Join(dir, "account-desktop.png"), 1280, 800)
+		b.SetViewport(360, 740)
+	}
 
 	b.Click(`button[data-flight="` + string(g.flight) + `"]`)
 	b.WaitTrue(`!!document.querySelector("#code")?.dataset.qr`)
@@ -142,6 +146,7 @@ func shot(t *testing.T, b *browsertest.Browser, name string) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
+	browsertest.Eval[bool](b, `(window.scrollTo(0, 0), true)`)
 	b.Screenshot(filepath.Join(dir, name), 360, 740)
 }
 

@@ -65,6 +65,7 @@ func (p *phone) shot(name string) {
 	if dir == "" {
 		dir = p.t.TempDir()
 	}
+	browsertest.Eval[bool](p.b, `(window.scrollTo(0, 0), true)`)
 	p.b.Screenshot(filepath.Join(dir, name), 360, 740)
 }
 

@@ -51,14 +51,25 @@ function scoreCard(a) {
   fill.style.width = pct + "%"; // CSSOM, allowed by the CSP (style attributes are not)
   tick.style.left = mark + "%";
   const bar = h("div", { class: "meter", role: "img", "aria-label": `score ${a.score} on a scale of 300 to 850` }, fill, tick);
-  const limits = (a.limits || []).map((l) => h("li", {}, h("strong", {}, formatMoney(l.limit)), " per flight, ", formatMoney(l.tx_cap), " per sale"));
+  // The band in the currency of the passenger's flights (EUR before any),
+  // the other currencies in one line below it.
+  const all = a.limits || [];
+  const flightCur = [...state.credentials.values()].map((c) => c.parsed.limit.currency)[0];
+  const main = all.find((l) => l.limit.currency === flightCur) || all.find((l) => l.limit.currency === "EUR") || all[0];
+  const others = all.filter((l) => l !== main).map((l) => `${formatMoney(l.limit)} (${formatMoney(l.tx_cap)} a sale)`);
+  const limits = main ? [
+    h("li", { class: "band" }, h("span", { class: "band-amount" }, formatMoney(main.limit)), h("span", { class: "small" }, " per flight"),
+      h("div", {}, h("strong", {}, formatMoney(main.tx_cap)), h("span", { class: "small" }, " per sale"))),
+    others.length ? h("li", { class: "small" }, "Also: " + others.join(", ")) : null,
+  ] : [];
   return card("Credit score",
     h("div", { class: "score-row" }, h("span", { id: "score", class: "score" }, String(a.score)), h("span", { class: "small" }, `eligible from ${a.eligibility_threshold}`)),
     bar,
     a.eligible
       ? h("p", { id: "eligibility", class: "ok-text" }, "✓ Eligible to pay on board")
       : h("p", { id: "eligibility", class: "bad-text" }, "Not eligible: ", a.ineligible_reason),
-    limits.length ? h("div", {}, h("h3", {}, "Your limit band"), h("ul", { id: "limits", class: "plain" }, limits)) : null);
+    limits.length ? h("div", {}, h("h3", {}, "Your limit band"), h("ul", { id: "limits", class: "plain" }, limits),
+      h("p", { class: "small" }, "On a flight paid from the wallet, the limit is at most the balance.")) : null);
 }
 
 function fundingCard(a) {

@@ -42,7 +42,7 @@ export async function payScreen(flight) {
     h("div", { class: "pay-actions" },
       h("button", { id: "two-way", class: "secondary", onclick: () => go("order/" + encodeURIComponent(p.flight)) }, "Scan the crew's order"),
       h("button", { id: "done", class: "secondary", onclick: () => go("home") }, "Done")),
-    h("label", { class: "check small" }, full, " Registered after the flight's list closed (show the full code)")));
+    h("label", { class: "check small" }, full, " Late registration: show the full code")));
   const period = refreshSeconds(c.fresh_seconds);
   const kid = await keyId(state.device.raw);
   let timer = 0, ticker = 0, shownAt = 0, stopped = false, lock = null;

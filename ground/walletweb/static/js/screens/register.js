@@ -45,6 +45,9 @@ async function register(ref) {
     try {
       account = await client.account();
     } catch {
+      if (ref) {
+        throw new Error(`The reference "${ref}" is registered with another device key. If this browser's data was cleared, that key is gone with it: register without a reference, or ask the airline to move the reference.`);
+      }
       throw e;
     }
   }

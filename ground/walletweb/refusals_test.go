@@ -1,0 +1,103 @@
+package walletweb
+
+import (
+	"encoding/hex"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/airtab/airtab/crypto"
+	"github.com/airtab/airtab/protocol"
+	"github.com/airtab/airtab/protocol/browsertest"
+	"github.com/chromedp/chromedp"
+)
+
+// TestRefusals puts a device key made in the page and credentials signed in
+// Go into the wallet's storage, and checks what the page says for an
+// expired credential, an order for another flight, a QR that is not an
+// order, and no camera: a clear message, and no code.
+func TestRefusals(t *testing.T) {
+	srv := testServer(t)
+	b := browsertest.New(t, browsertest.Options{})
+	b.SetViewport(360, 740)
+	b.Navigate(srv.URL + "/wallet/")
+	b.WaitVisible("#register")
+	devHex := browsertest.Eval[string](b, `(async () => {
+		const k = await import("./js/keys.js"), s = await import("./js/store.js"), by = await import("./js/bytes.js");
+		const d = await k.generateDeviceKey();
+		await s.putDevice(d);
+		return by.hex(d.raw);
+	})()`)
+	raw, err := hex.DecodeString(devHex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := crypto.ParsePublicKey(crypto.Device, "airtab-device-pub:"+hex.EncodeToString(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := fixedKey(t, crypto.Issuer, "walletweb refusals issuer")
+	now := time.Now().UTC().Truncate(time.Second)
+	credential := func(f protocol.FlightID, from, to time.Time) []byte {
+		s, err := protocol.Sign(protocol.Credential{Version: 1, ID: protocol.NewID(nil), Passenger: protocol.NewID(nil),
+			Device: protocol.DeviceKey{PublicKey: dev}, Flight: f, Limit: protocol.M(25000, "EUR"), TxCap: protocol.M(10000, "EUR"),
+			NotBefore: from, NotAfter: to}, issuer, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Raw
+	}
+	put := func(f protocol.FlightID, raw []byte) {
+		browsertest.Eval[bool](b, fmt.Sprintf(`(async () => {
+			const s = await import("./js/store.js"), by = await import("./js/bytes.js");
+			await s.putCredential({ flight: %q, raw: by.fromHex(%q), fresh_seconds: 120 });
+			return true;
+		})()`, f, hex.EncodeToString(raw)))
+	}
+	put("XX100-2026-01-01", credential("XX100-2026-01-01", now.Add(-72*time.Hour), now.Add(-time.Hour)))
+	live := protocol.FlightID("XX200-" + now.Format(time.DateOnly))
+	put(live, credential(live, now.Add(-time.Hour), now.Add(24*time.Hour)))
+	b.Navigate(srv.URL + "/wallet/#/home")
+	b.Do("reload", chromedp.Reload())
+
+	t.Run("ExpiredCredential", func(t *testing.T) {
+		b := b.For(t)
+		b.Navigate(srv.URL + "/wallet/#/pay/XX100-2026-01-01")
+		b.WaitTextIn("#pay-error", "expired")
+		if browsertest.Eval[bool](b, `!!document.querySelector("#code")`) {
+			t.Error("a code is shown for an expired credential")
+		}
+	})
+	t.Run("NoCamera", func(t *testing.T) {
+		b := b.For(t)
+		b.Navigate(srv.URL + "/wallet/#/order/" + string(live))
+		b.WaitTextIn("#camera-status", "Type or paste the order text instead")
+	})
+	t.Run("NotAnOrder", func(t *testing.T) {
+		b := b.For(t)
+		b.SetValue("#order-text", "https://example.com/menu")
+		b.Click("#read-order")
+		b.WaitTextIn("#notice", "not an Airtab order")
+	})
+	t.Run("OrderForAnotherFlight", func(t *testing.T) {
+		b := b.For(t)
+		o := protocol.Order{Version: 1, ID: protocol.NewID(nil), Flight: "XX999-2026-11-21", CreatedAt: now,
+			Lines: []protocol.OrderLine{{SKU: "coffee", Quantity: 1, UnitPrice: protocol.M(350, "EUR")}}, Total: protocol.M(350, "EUR")}
+		text, err := protocol.OrderText(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.SetValue("#order-text", text)
+		b.Click("#read-order")
+		b.WaitTextIn("#notice", "This order is for flight XX999-2026-11-21")
+		if browsertest.Eval[bool](b, `!!document.querySelector("#confirm")`) {
+			t.Error("an order for another flight can be confirmed")
+		}
+	})
+	t.Run("OrderOfANewerVersion", func(t *testing.T) {
+		b := b.For(t)
+		b.SetValue("#order-text", "ATO2:ABC")
+		b.Click("#read-order")
+		b.WaitTextIn("#notice", "newer version of Airtab")
+	})
+}
