@@ -51,9 +51,10 @@ func (f fixedScore) Score(context.Context, registry.Applicant) (int, error) { re
 
 // fly sets up ground, an aircraft, a flight and passengers, scrapes both
 // metrics endpoints, sells offline (one code used twice, one sale voided),
-// closes the flight, brings the link up and waits until every invoice is
-// cleared and the close report accepted.
-func fly(t *testing.T) *world {
+// closes the flight, calls inAir (when set) while the link is still down,
+// brings the link up and waits until every invoice is cleared and the close
+// report accepted.
+func fly(t *testing.T, inAir func(*world)) *world {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -160,6 +161,9 @@ func fly(t *testing.T) *world {
 	if _, err := hh.CloseFlight(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if inAir != nil {
+		inAir(w)
+	}
 	c.Link.SetState(linkemu.Up) // landed
 	invoices := int64(w.sales + w.voids)
 	if err := harness.Poll(ctx, 2*time.Minute, "every invoice cleared", func() (bool, error) {
@@ -228,7 +232,7 @@ func scrapeURL(t *testing.T, hc *http.Client, url string) map[string]float64 {
 }
 
 func TestMetricsMoveWithAFlight(t *testing.T) {
-	w := fly(t)
+	w := fly(t, nil)
 	after := w.scrape(t)
 	rep, err := clearing.Reports{DB: w.g.Main.DB()}.Flight(context.Background(), w.flight)
 	if err != nil {
