@@ -364,6 +364,7 @@ func (w *world) info() (Info, error) {
 	}
 	groundURL := "http://" + w.g.Main.HTTPAddr()
 	info.Backoffice = groundURL + "/backoffice/"
+	info.Wallet = groundURL + "/wallet/"
 	info.BackofficeToken = w.g.API.Token
 	info.GroundMetrics = groundURL + "/metrics"
 	return info, nil
@@ -388,6 +389,7 @@ func (w *world) explain(info Info) {
 	}
 	if info.Wallet != "" {
 		p("Passenger wallet: %s", info.Wallet)
+		p("  register, top up and opt in to %s there; it needs a secure context (this machine's loopback, or HTTPS in front of ground).", info.Flight)
 	}
 	p("Metrics: ground %s, cabin server %s", info.GroundMetrics, info.CabinMetrics)
 	if w.cfg.For > 0 {

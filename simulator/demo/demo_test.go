@@ -109,6 +109,17 @@ func TestDemo(t *testing.T) {
 			t.Fatalf("sale = %d %+v; want approved 7.00 EUR", got, d)
 		}
 	})
+	t.Run("Wallet", func(t *testing.T) {
+		res, err := http.Get(info.Wallet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "Airtab wallet") {
+			t.Fatalf("GET %s = %d, want the passenger wallet", info.Wallet, res.StatusCode)
+		}
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v after cancel, want nil", err)
