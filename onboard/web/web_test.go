@@ -375,6 +375,36 @@ func TestHandheldApp(t *testing.T) {
 			t.Fatalf("a limit lookup wrote invoices: seq %d -> %d", before.LastSeq, after.LastSeq)
 		}
 	})
+	step(t, "SessionExpiredThenRetried", func(t *testing.T) {
+		// The cabin server no longer knows the page's session (it
+		// restarted, or the session expired) when a sale goes out.
+		browsertest.Eval[bool](b, `(() => { const s = JSON.parse(localStorage.getItem('airtab.session'));
+			s.token = 'expired-token'; localStorage.setItem('airtab.session', JSON.stringify(s)); return true; })()`)
+		b.Click("#tab-sell")
+		add(b, "COFFEE", 1)
+		b.Click("#basket-scan")
+		wedge(b, e.f.Passengers[1].Code())
+		b.WaitTextIn("#signin-error", "Session ended")
+		b.WaitTextIn("#signin-error", "retried after sign-in")
+		n := len(e.sentIDs())
+		signIn(b, ft.Attendant)
+		b.Click("#tab-sales")
+		b.WaitTextIn("#sales-list li:first-child", "approved")
+		id, err := protocol.ParseID(browsertest.Eval[string](b, `document.querySelector('#sales-list li:first-child').dataset.id`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.journal.Invoice(ctx, id); err != nil {
+			t.Fatalf("sale retried after sign-in is not in the journal: %v", err)
+		}
+		sent := e.sentIDs()
+		if got := sent[len(sent)-1]; got != id.String() || len(sent) <= n {
+			t.Fatalf("retry after sign-in carried %v, want %s", sent[n-1:], id)
+		}
+		if sent[n-1] != id.String() {
+			t.Fatalf("the refused request carried %s, the retry %s: want one id", sent[n-1], id)
+		}
+	})
 	step(t, "AttendantCannotClose", func(t *testing.T) {
 		b := b.For(t)
 		b.Click("#tab-flight")
@@ -402,6 +432,22 @@ func TestHandheldApp(t *testing.T) {
 	if t.Failed() {
 		t.Logf("console:\n%s", strings.Join(b.Logs(), "\n"))
 	}
+}
+
+// TestCameraUnavailable opens the scan screen in a Chromium with no
+// camera: the crew is told, and the keyboard wedge still works.
+func TestCameraUnavailable(t *testing.T) {
+	e := newCabinEnv(t)
+	b := browsertest.New(t, browsertest.Options{TrustSPKI: []string{e.caSPKI}})
+	b.SetViewport(360, 740)
+	b.Navigate(e.url + "/")
+	signIn(b, ft.Attendant)
+	add(b, "COFFEE", 1)
+	b.Click("#basket-scan")
+	b.WaitTextIn("#scan-error", "use the scanner or paste the code")
+	shot(t, b, "camera-unavailable")
+	wedge(b, e.f.Passengers[0].Code())
+	b.WaitTextIn("#answer-verdict", "Approved")
 }
 
 // TestInstalledCA opens the app in a Chromium whose certificate store

@@ -220,6 +220,9 @@ function render(rec) {
       msg.textContent = d.message || 'declined';
       let advice = ADVICE[d.name] || '';
       const rem = remainingOf(rec.answer);
+      if (d.name === 'over_transaction_cap' && d.amount) {
+        advice = 'The most one sale may be is ' + format(d.amount) + ': take items off the basket.';
+      }
       if (d.name === 'over_passenger_limit') {
         advice = 'Passenger is over the flight limit' + (rem ? ': remaining ' + format(rem) : '') + '.';
       }

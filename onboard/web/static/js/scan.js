@@ -113,6 +113,8 @@ async function startCamera(a) {
   } catch (e) {
     if (active !== a) return;
     $('scan-error').textContent = cameraError(e);
+    document.querySelector('.viewfinder').hidden = true;
+    $('scan-hint').textContent = "Scan with the handheld's scanner, or paste the code and press Enter.";
     return;
   }
   if (active !== a || !a.camera) { for (const tr of stream.getTracks()) tr.stop(); return; }

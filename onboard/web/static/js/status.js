@@ -61,6 +61,7 @@ export function age(s) {
 function paint(st, unresolved, reachable) {
   const s = session();
   set('st-crew', s ? s.crew_id + ' · ' + s.role : 'signed out');
+  for (const id of ['st-flight', 'st-manifest', 'st-link', 'st-pending']) $(id).hidden = !s;
   if (!st) {
     set('st-flight', 'Airtab');
     set('st-manifest', 'manifest –');
