@@ -111,6 +111,7 @@ type Server struct {
 	sessions *sessionStore
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
+	rows     rowsCache
 }
 
 // New checks cfg and builds the server.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/airtab/airtab/ground/clearing"
@@ -133,7 +134,35 @@ func onlyChargesUnderWay(rep *clearing.FlightReport) bool {
 	return len(rep.Problems) == 1 && rep.Posted.Count > 0
 }
 
+// rowsMaxAge is how long the flights list's rows are reused: each open
+// flights page polls, and building the rows reads every flight's report on
+// the database's one connection, which clearing needs too.
+const rowsMaxAge = 2 * time.Second
+
+// rowsCache holds the last rows built.
+type rowsCache struct {
+	mu   sync.Mutex
+	at   time.Time // wall time, not the service's clock: this only bounds load
+	rows []FlightRow
+}
+
+// flightRowsData returns the flights list's rows, built at most every
+// rowsMaxAge whoever asks.
 func (s *Server) flightRowsData(ctx context.Context) ([]FlightRow, error) {
+	s.rows.mu.Lock()
+	defer s.rows.mu.Unlock()
+	if s.rows.rows != nil && time.Since(s.rows.at) < rowsMaxAge {
+		return s.rows.rows, nil
+	}
+	rows, err := s.buildFlightRows(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.rows.rows, s.rows.at = rows, time.Now()
+	return rows, nil
+}
+
+func (s *Server) buildFlightRows(ctx context.Context) ([]FlightRow, error) {
 	entries, err := s.listFlights(ctx, s.cfg.MaxFlights)
 	if err != nil {
 		return nil, err
