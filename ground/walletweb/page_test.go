@@ -111,6 +111,17 @@ func TestRegisterTopUpOptInPay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("code from the page %q: %v", text, err)
 	}
+	// What the canvas shows scans back to the same text (the vendored
+	// jsQR decoder, as a handheld's camera would read it).
+	scanned := browsertest.Eval[string](b, `(() => {
+		const c = document.querySelector("#code"), g = c.getContext("2d");
+		const img = g.getImageData(0, 0, c.width, c.height);
+		const r = jsQR(img.data, c.width, c.height);
+		return r ? r.data : "";
+	})()`)
+	if scanned != text {
+		t.Errorf("the QR on screen scans as %q, want %q", scanned, text)
+	}
 	if got := browsertest.Eval[string](b, `document.querySelector("#code").dataset.version`); got > "6" || len(got) != 1 {
 		t.Errorf("QR version %s, want at most 6", got)
 	}
