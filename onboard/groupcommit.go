@@ -51,11 +51,12 @@ type result struct {
 	invoice *protocol.SignedInvoice     // approved and committed
 	retryOf protocol.ID                 // the job repeats a committed invoice: answer with it
 	decline protocol.Reason             // declined by a stateful check
+	close   *protocol.SignedFlightClose // the flight-close report
+	err     error
+
 	// declineAmount is the limit a decline over one names (declineAmount
 	// in authorize.go); remaining what the passenger may still spend.
 	declineAmount, remaining protocol.Money
-	close   *protocol.SignedFlightClose // the flight-close report
-	err     error
 }
 
 // overlay is the effect of the approved jobs of the batch being built, on

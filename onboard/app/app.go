@@ -140,6 +140,9 @@ type Main struct {
 	replay  *replay.Replayer
 	metrics *metrics.Metrics
 
+	// connErrs holds the NATS dial errors, for the status's link state.
+	connErrs replay.ConnectErrors
+
 	cancel   context.CancelFunc // stops the background goroutines
 	stopping atomic.Bool        // Close is closing the NATS connection
 	wg       sync.WaitGroup
@@ -468,11 +471,13 @@ func (m *Main) startSync(ctx context.Context) error {
 		nats.PingInterval(5 * time.Second),
 		nats.MaxPingsOutstanding(3),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			m.connErrs.Note(err, m.Clock())
 			if err != nil {
 				m.Logger.Info("NATS link lost", "err", err)
 			}
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			m.connErrs.Note(err, m.Clock())
 			if errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(fmt.Sprint(err)), "authorization") {
 				m.Logger.Warn("NATS refused this aircraft: register its nkey with ground", "err", err)
 				return
@@ -535,6 +540,7 @@ func (m *Main) startReplay(ctx context.Context, nc *nats.Conn) error {
 	rp, err := replay.New(replay.Config{
 		Aircraft: c.Aircraft, Flight: c.Flight, Journal: m.journal, Trust: m.anchor,
 		Window: c.ReplayWindow, ResendAfter: c.ResendAfter, ReceiptAckWait: c.ReceiptAckWait, Clock: m.Clock, Log: m.Logger,
+		ConnectErrors: &m.connErrs,
 		OnLink: func(up bool) {
 			if up {
 				m.cabin.SetLinkState(onboard.LinkUp)

@@ -93,6 +93,10 @@ type Config struct {
 	Log *slog.Logger
 	// OnLink, if set, is called when the link comes up or goes down.
 	OnLink func(up bool)
+	// ConnectErrors, if set, holds the connection's dial errors (the
+	// cabin server notes them from nats.ReconnectErrHandler), so Status can
+	// say why ground is unreachable.
+	ConnectErrors *ConnectErrors
 }
 
 // Bounds on the configuration.
@@ -151,15 +155,21 @@ type Status struct {
 	LinkUp        bool      `json:"link_up"`
 	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
 	// ClockSkew is ground's clock minus ours at the last heartbeat.
-	ClockSkew       time.Duration `json:"clock_skew_ns"`
-	Counts          Counts        `json:"counts"`
-	SentThisLink    int           `json:"sent_this_link"`
-	RatePerSecond   float64       `json:"rate_per_second"`
-	ETASeconds      float64       `json:"eta_seconds"`
-	CloseAccepted   bool          `json:"close_accepted"`
-	LastError       string        `json:"last_error,omitempty"`
-	ReceiptsApplied int           `json:"receipts_applied"`
-	ReceiptsBad     int           `json:"receipts_rejected"`
+	ClockSkew     time.Duration `json:"clock_skew_ns"`
+	Counts        Counts        `json:"counts"`
+	SentThisLink  int           `json:"sent_this_link"`
+	RatePerSecond float64       `json:"rate_per_second"`
+	ETASeconds    float64       `json:"eta_seconds"`
+	CloseAccepted bool          `json:"close_accepted"`
+	// LastError is, with the link down, since when ground has been
+	// unreachable, how many invoices wait and why; with the link up, the
+	// last replay error.
+	LastError string `json:"last_error,omitempty"`
+	// ReceiptsApplied is how many invoices of the journal hold their
+	// clearing receipt: distinct invoices, so a receipt delivered again
+	// is not counted twice, and the same after a restart.
+	ReceiptsApplied int `json:"receipts_applied"`
+	ReceiptsBad     int `json:"receipts_rejected"`
 }
 
 // Replayer moves invoices to the ground and receipts back.
@@ -172,6 +182,9 @@ type Replayer struct {
 	window  int                // publishes allowed in flight now; see publishAll
 	cons    jetstream.Consumer // the receipt consumer, once created
 	drainT  time.Time          // when the current drain started
+	started time.Time          // when New made the replayer
+	nc      *nats.Conn         // the connection Run uses, for Status
+	lastErr error              // the last replay error, as LastError
 	lastLog time.Time          // when progress was last logged
 }
 
@@ -180,7 +193,7 @@ func New(cfg Config) (*Replayer, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Replayer{cfg: cfg, kick: make(chan struct{}, 1)}, nil
+	return &Replayer{cfg: cfg, kick: make(chan struct{}, 1), started: cfg.Clock()}, nil
 }
 
 // Kick wakes the replayer, for example after a new invoice was committed or
@@ -197,7 +210,11 @@ func (r *Replayer) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.status
-	s.LinkUp = r.linkUpLocked()
+	s.ReceiptsApplied = s.Counts.Cleared
+	// A heartbeat is good for HeartbeatTimeout, but a dropped connection
+	// is news at once.
+	s.LinkUp = r.linkUpLocked() && (r.nc == nil || r.nc.IsConnected())
+	r.explainLocked(&s)
 	return s
 }
 
@@ -222,6 +239,9 @@ func (r *Replayer) Run(ctx context.Context, nc *nats.Conn) error {
 	if err := CheckConn(nc); err != nil {
 		return err
 	}
+	r.mu.Lock()
+	r.nc = nc
+	r.mu.Unlock()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(r.cfg.Window))
 	if err != nil {
 		return fmt.Errorf("replay: jetstream: %w", err)
@@ -282,6 +302,11 @@ func (r *Replayer) Run(ctx context.Context, nc *nats.Conn) error {
 			if r.cfg.OnLink != nil {
 				r.cfg.OnLink(up)
 			}
+		}
+		if !up {
+			// Keep the counts true while nothing drains, for the status's
+			// "N invoices waiting"; an error here is only a stale count.
+			_ = r.refreshCounts(ctx)
 		}
 		if up {
 			select { // a reconnect before this drain is not news
@@ -710,7 +735,6 @@ func (r *Replayer) applyReceipt(ctx context.Context, m jetstream.Msg) error {
 		r.cfg.Log.Warn("receipt for an invoice this journal does not hold", "flight", rc.Body.Flight, "invoice", rc.Body.Invoice, "status", rc.Body.Status)
 	}
 	r.mu.Lock()
-	r.status.ReceiptsApplied++
 	if rc.Body.Status == protocol.StatusCloseAccepted && rc.Body.Flight == r.cfg.Flight {
 		r.status.CloseAccepted = true
 	}
@@ -758,7 +782,7 @@ func (r *Replayer) progress(n int) {
 
 func (r *Replayer) setErr(err error) {
 	r.mu.Lock()
-	r.status.LastError = err.Error()
+	r.status.LastError, r.lastErr = err.Error(), err
 	r.mu.Unlock()
 }
 
