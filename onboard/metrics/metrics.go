@@ -161,7 +161,6 @@ var (
 	descSent        = desc("airtab_cabin_replay_sent_this_link_invoices", "Invoices published to ground since the link last came up, in invoices.")
 	descRate        = desc("airtab_cabin_replay_rate_invoices_per_second", "Replay throughput of the current drain, in invoices per second.")
 	descETA         = desc("airtab_cabin_replay_eta_seconds", "Estimated time until every pending invoice is published, in seconds.")
-	descReceipts    = desc("airtab_cabin_replay_receipts_applied_total", "Clearing receipts applied to the journal since start, in receipts.")
 	descBadReceipts = desc("airtab_cabin_replay_receipts_rejected_total", "Clearing receipts refused (bad signature, unknown invoice) since start, in receipts.")
 	descCloseOK     = desc("airtab_cabin_replay_close_accepted", "1 once ground accepted the flight-close report (boolean).")
 	descHeartbeat   = desc("airtab_cabin_replay_last_heartbeat_timestamp_seconds", "When ground's last heartbeat arrived, in Unix seconds.")
@@ -172,7 +171,7 @@ var (
 func (s *scraped) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descJournal, descLastSeq, descSalesOpen, descClosed, descLink, descLinkState,
 		descManifestAge, descManifestTTL, descManifestSer, descCreds, descDeny, descSent, descRate, descETA,
-		descReceipts, descBadReceipts, descCloseOK, descHeartbeat, descStatusErr} {
+		descBadReceipts, descCloseOK, descHeartbeat, descStatusErr} {
 		ch <- d
 	}
 }
@@ -220,7 +219,6 @@ func (s *scraped) Collect(ch chan<- prometheus.Metric) {
 		gauge(descSent, float64(rp.SentThisLink))
 		gauge(descRate, rp.RatePerSecond)
 		gauge(descETA, rp.ETASeconds)
-		counter(descReceipts, float64(rp.ReceiptsApplied))
 		counter(descBadReceipts, float64(rp.ReceiptsRejected))
 		gauge(descCloseOK, boolValue(rp.CloseAccepted))
 		if !rp.LastHeartbeat.IsZero() {
