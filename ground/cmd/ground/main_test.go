@@ -123,7 +123,10 @@ func TestMainEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.SetFunding(ctx, dev, ground.FundingSource{Kind: ground.FundingWallet}); err != nil {
+		// A card: a prepaid wallet's limit is its balance, and this ground
+		// has no clearing service to top one up.
+		card := ground.FundingSource{Kind: ground.FundingCard, Network: ground.Visa, Token: "tok_visa_main", Last4: "4242", ExpMonth: 12, ExpYear: date.Year() + 3}
+		if _, err := c.SetFunding(ctx, dev, card); err != nil {
 			t.Fatal(err)
 		}
 		if acct.Score < acct.Threshold {
