@@ -276,7 +276,8 @@ type Stats struct {
 	Commits uint64 `json:"commits"`
 	// Approved is the number of sales and voids committed.
 	Approved uint64 `json:"approved"`
-	// Declined is the number of sales declined by the writer's checks.
+	// Declined is the number of sales declined since start, each once,
+	// whichever rule declined it (declines are not journaled).
 	Declined uint64 `json:"declined"`
 	// MaxBatch is the largest number of invoices one commit carried.
 	MaxBatch int `json:"max_batch"`
