@@ -303,10 +303,14 @@ func (s *Server) postRevoke(ctx context.Context, r *http.Request) (string, error
 	if err != nil {
 		return "", invalid("credential: %v", err)
 	}
-	if err := s.reg.Revoke(ctx, id); err != nil {
+	reason, err := registry.ParseRevokeReason(r.PostFormValue("reason"))
+	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("Credential %s revoked: the next manifest and delta of its flight deny it.", id), nil
+	if err := s.reg.RevokeFor(ctx, id, reason, strings.TrimSpace(r.PostFormValue("note"))); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("Credential %s revoked, reason %s: the next manifest and delta of its flight deny it.", id, r.PostFormValue("reason")), nil
 }
 
 // lines returns the non-empty, trimmed lines of a text area.
