@@ -517,3 +517,48 @@ type recorder struct {
 func (r *recorder) Header() http.Header         { return r.header }
 func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 func (r *recorder) WriteHeader(s int)           { r.status = s }
+
+// TestHandlerAnswers checks what the handler answers besides the files.
+func TestHandlerAnswers(t *testing.T) {
+	with := web.New(web.Config{CACert: []byte("PEM")})
+	without := web.New(web.Config{})
+	long := strings.Repeat("A", web.MaxQRText+1)
+	for _, tc := range []struct {
+		name, method, path string
+		h                  http.Handler
+		status             int
+		contentType        string
+	}{
+		{"Index", "GET", "/", with, 200, "text/html; charset=utf-8"},
+		{"Module", "GET", "/js/main.js", with, 200, "text/javascript; charset=utf-8"},
+		{"ServiceWorker", "GET", "/sw.js", with, 200, "text/javascript; charset=utf-8"},
+		{"OrderQR", "GET", "/qr.png?t=ATO1:TEST", with, 200, "image/png"},
+		{"CACert", "GET", "/ca.crt", with, 200, "application/x-x509-ca-cert"},
+		{"ErrNoCACert", "GET", "/ca.crt", without, 404, ""},
+		{"ErrQREmpty", "GET", "/qr.png", with, 400, ""},
+		{"ErrQRTooLong", "GET", "/qr.png?t=" + long, with, 400, ""},
+		{"ErrNotFound", "GET", "/nope.js", with, 404, ""},
+		{"ErrMethod", "POST", "/", with, 405, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &recorder{header: http.Header{}, status: 200}
+			r, _ := http.NewRequest(tc.method, "https://cabin"+tc.path, nil)
+			tc.h.ServeHTTP(w, r)
+			if w.status != tc.status {
+				t.Fatalf("status = %d, want %d (%s)", w.status, tc.status, w.body.String())
+			}
+			if tc.contentType != "" && w.header.Get("Content-Type") != tc.contentType {
+				t.Fatalf("Content-Type = %q, want %q", w.header.Get("Content-Type"), tc.contentType)
+			}
+		})
+	}
+	t.Run("ServiceWorkerNamesTheBuild", func(t *testing.T) {
+		w := &recorder{header: http.Header{}}
+		r, _ := http.NewRequest("GET", "https://cabin/sw.js", nil)
+		with.ServeHTTP(w, r)
+		body := w.body.String()
+		if !strings.Contains(body, "airtab-shell-"+with.Version()) || strings.Contains(body, "__SHELL__") || !strings.Contains(body, `"/js/main.js"`) {
+			t.Fatalf("sw.js does not name the build %s and its shell files:\n%s", with.Version(), body[:200])
+		}
+	})
+}
