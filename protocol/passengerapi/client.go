@@ -46,16 +46,22 @@ type call struct {
 
 // do sends the request and decodes the answer into out.
 func (c *Client) do(ctx context.Context, r call) error {
+	_, err := c.doStatus(ctx, r)
+	return err
+}
+
+// doStatus is do, also returning the HTTP status of a success.
+func (c *Client) doStatus(ctx context.Context, r call) (int, error) {
 	var body []byte
 	if r.in != nil {
 		var err error
 		if body, err = json.Marshal(r.in); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, strings.TrimSuffix(c.BaseURL, "/")+r.path, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -74,40 +80,42 @@ func (c *Client) do(ctx context.Context, r call) error {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
-		return fmt.Errorf("%s %s: read answer: %w", r.method, r.path, err)
+		return 0, fmt.Errorf("%s %s: read answer: %w", r.method, r.path, err)
 	}
 	if len(data) > maxResponse {
-		return fmt.Errorf("%s %s: answer over %d bytes", r.method, r.path, maxResponse)
+		return 0, fmt.Errorf("%s %s: answer over %d bytes", r.method, r.path, maxResponse)
 	}
 	if resp.StatusCode >= 300 {
 		var eb ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
-			return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+			return 0, &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
 		}
 		if len(data) > 200 {
 			data = data[:200]
 		}
-		return fmt.Errorf("%s %s: HTTP %d: %s", r.method, r.path, resp.StatusCode, data)
+		return 0, fmt.Errorf("%s %s: HTTP %d: %s", r.method, r.path, resp.StatusCode, data)
 	}
 	if r.out != nil {
 		if err := json.Unmarshal(data, r.out); err != nil {
-			return fmt.Errorf("%s %s: decode answer: %w", r.method, r.path, err)
+			return 0, fmt.Errorf("%s %s: decode answer: %w", r.method, r.path, err)
 		}
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 // CreatePassenger registers a passenger with dev as their first device,
-// signing the request with it. externalRef is optional.
-func (c *Client) CreatePassenger(ctx context.Context, dev Signer, externalRef string) (Account, error) {
-	var a Account
+// signing the request with it. externalRef is optional. created is false
+// when ground already knew the key with this reference (a retry): the
+// account is then the one registered before.
+func (c *Client) CreatePassenger(ctx context.Context, dev Signer, externalRef string) (a Account, created bool, err error) {
 	in := CreatePassengerRequest{DeviceKey: dev.Public().String(), ExternalRef: externalRef}
-	return a, c.do(ctx, call{method: http.MethodPost, path: "/v1/passengers", in: in, out: &a, dev: dev})
+	status, err := c.doStatus(ctx, call{method: http.MethodPost, path: "/v1/passengers", in: in, out: &a, dev: dev})
+	return a, status == http.StatusCreated, err
 }
 
 // Account returns the account of the passenger dev belongs to.
