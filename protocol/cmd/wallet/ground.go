@@ -64,13 +64,8 @@ and --top-up on a later run tops up again.
 		return failure(stderr, fs.Name(), err)
 	}
 	c := &passengerapi.Client{BaseURL: *groundURL}
-	before, _ := readPassenger(*dir) // zero on a wallet's first registration
 	acct, created, err := c.CreatePassenger(ctx, w, *ref)
 	if err == nil && !created {
-		fmt.Fprintf(stderr, "%s: device key %s is already registered: passenger %s\n", fs.Name(), w.DeviceKey().ID(), acct.Passenger)
-	}
-	if err == nil && !before.IsZero() && acct.Passenger == before {
-		// Ground answers the same request again with the account it made.
 		fmt.Fprintf(stderr, "%s: device key %s is already registered: passenger %s\n", fs.Name(), w.DeviceKey().ID(), acct.Passenger)
 	}
 	if passengerapi.ErrorCode(err) == passengerapi.CodeConflict {
