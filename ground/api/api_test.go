@@ -493,6 +493,12 @@ func TestEnrollDeviceAndRevoke(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	fl := e.setupFlight()
 	acct, dev := e.passenger("high")
+	// A card: a wallet's limit is its balance, and this test's funder
+	// holds none the registry can see.
+	if _, err := e.c.SetFunding(e.ctx, dev, ground.FundingSource{Kind: ground.FundingCard, Network: ground.Visa, Token: "tok_sim_high",
+		Last4: "4242", ExpMonth: 12, ExpYear: now.Year() + 2}); err != nil {
+		t.Fatal(err)
+	}
 	phone, _ := crypto.GenerateKey(crypto.Device, nil)
 
 	status, ed := e.raw(http.MethodPost, "/v1/me/devices", mustJSON(t, DeviceRequest{DeviceKey: phone.Public().String()}), dev, now, nil)
