@@ -7,6 +7,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -16,15 +18,18 @@ import (
 
 	"github.com/airtab/airtab/onboard"
 	"github.com/airtab/airtab/protocol"
+	"github.com/airtab/airtab/protocol/browsertest"
 	"github.com/airtab/airtab/simulator/demo"
 )
 
-// TestDemo runs the demo world, reads its first line, and sells with a
-// sample code through the handheld API, trusting only the aircraft CA the
-// demo names.
-func TestDemo(t *testing.T) {
+var screenshots = flag.String("screenshots", "", "write screenshots of the app in the demo world to this `folder`")
+
+// startDemo runs the demo world until the test ends and returns its first
+// line, and a channel with Run's result once cancel is called.
+func startDemo(t *testing.T) (demo.Info, context.CancelFunc, <-chan error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	pr, pw := io.Pipe()
 	cfg := demo.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
@@ -33,7 +38,6 @@ func TestDemo(t *testing.T) {
 	cfg.Stdout = pw
 	done := make(chan error, 1)
 	go func() { done <- demo.Run(ctx, cfg); pw.Close() }()
-
 	lines := bufio.NewScanner(pr)
 	if !lines.Scan() {
 		t.Fatalf("no first line: %v", <-done)
@@ -45,6 +49,15 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("first line %q: %v", lines.Text(), err)
 	}
 	go io.Copy(io.Discard, pr) // the words after the first line
+	return info, cancel, done
+}
+
+// TestDemo runs the demo world, reads its first line, and sells with a
+// sample code through the handheld API, trusting only the aircraft CA the
+// demo names.
+func TestDemo(t *testing.T) {
+	info, cancel, done := startDemo(t)
+	ctx := context.Background()
 	if !strings.HasPrefix(info.Handheld, "https://127.0.0.1:") || info.Crew.ID == "" || info.Crew.PIN == "" || info.Crew.Role != "purser" {
 		t.Fatalf("info = %+v; want a handheld URL and a purser", info)
 	}
@@ -124,6 +137,51 @@ func TestDemo(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v after cancel, want nil", err)
 	}
+}
+
+// TestDemoHandheld sells in the handheld app in the demo world, where the
+// cabin server's link to ground is up: the status bar shows the sale
+// replayed and cleared by ground.
+func TestDemoHandheld(t *testing.T) {
+	info, _, _ := startDemo(t)
+	b := browsertest.New(t, browsertest.Options{TrustSPKI: []string{info.CASPKI}})
+	b.SetViewport(360, 740)
+	b.Navigate(info.Handheld)
+	b.Type("#signin-crew", info.Attendant.ID)
+	b.Type("#signin-pin", info.Attendant.PIN)
+	b.Click("#signin-submit")
+	b.WaitTextIn("#st-crew", info.Attendant.ID)
+	b.WaitText("Chicken curry with rice")
+	for _, sku := range []string{"coffee", "coffee", "hot-meal", "chocolates"} {
+		b.Click(fmt.Sprintf(`.item[data-sku=%q] button[data-sku]`, sku))
+	}
+	b.WaitTextIn("#basket-total", "34.40 EUR")
+	browsertest.Eval[bool](b, `(window.scrollTo(0, 0), true)`)
+	shot(t, b, "demo-basket")
+	browsertest.Eval[bool](b, `(localStorage.setItem('airtab.camera', 'off'), true)`)
+	b.Click("#basket-scan")
+	code, err := os.ReadFile(filepath.Join(info.Codes, "passenger-1.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Type("#wedge-input", strings.TrimSpace(string(code))+"\r")
+	b.WaitTextIn("#answer-verdict", "Approved")
+	b.WaitTextIn("#answer-amount", "34.40 EUR")
+	shot(t, b, "demo-approved")
+	b.Click("#answer-done")
+	b.WaitTextIn("#st-link", "cleared")
+	b.WaitTextIn("#st-pending", "0 to clear")
+	b.Click("#basket-clear")
+	shot(t, b, "demo-sell")
+}
+
+func shot(t *testing.T, b *browsertest.Browser, name string) {
+	t.Helper()
+	dir := *screenshots
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	b.Screenshot(filepath.Join(dir, name+".png"), 360, 740)
 }
 
 func TestConfigErrors(t *testing.T) {
