@@ -3,6 +3,7 @@ package walletweb
 import (
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,8 +20,56 @@ import (
 func TestRefusals(t *testing.T) {
 	srv := testServer(t)
 	b := browsertest.New(t, browsertest.Options{})
+	live := seedWallet(t, b, srv.URL)
+	t.Run("ExpiredCredential", func(t *testing.T) {
+		b := b.For(t)
+		b.Navigate(srv.URL + "/wallet/#/pay/XX100-2026-01-01")
+		b.WaitTextIn("#pay-error", "expired")
+		if browsertest.Eval[bool](b, `!!document.querySelector("#code")`) {
+			t.Error("a code is shown for an expired credential")
+		}
+	})
+	t.Run("NoCamera", func(t *testing.T) {
+		b := b.For(t)
+		b.Navigate(srv.URL + "/wallet/#/order/" + string(live))
+		b.WaitTextIn("#camera-status", "Type or paste the order text instead")
+	})
+	t.Run("NotAnOrder", func(t *testing.T) {
+		b := b.For(t)
+		b.SetValue("#order-text", "https://example.com/menu")
+		b.Click("#read-order")
+		b.WaitTextIn("#notice", "not an Airtab order")
+	})
+	t.Run("OrderForAnotherFlight", func(t *testing.T) {
+		b := b.For(t)
+		o := protocol.Order{Version: 1, ID: protocol.NewID(nil), Flight: "XX999-2026-11-21", CreatedAt: time.Now().UTC().Truncate(time.Second),
+			Lines: []protocol.OrderLine{{SKU: "coffee", Quantity: 1, UnitPrice: protocol.M(350, "EUR")}}, Total: protocol.M(350, "EUR")}
+		text, err := protocol.OrderText(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.SetValue("#order-text", text)
+		b.Click("#read-order")
+		b.WaitTextIn("#notice", "This order is for flight XX999-2026-11-21")
+		if browsertest.Eval[bool](b, `!!document.querySelector("#confirm")`) {
+			t.Error("an order for another flight can be confirmed")
+		}
+	})
+	t.Run("OrderOfANewerVersion", func(t *testing.T) {
+		b := b.For(t)
+		b.SetValue("#order-text", "ATO2:ABC")
+		b.Click("#read-order")
+		b.WaitTextIn("#notice", "newer version of Airtab")
+	})
+}
+
+// seedWallet puts a device key made in the page into the wallet's storage,
+// with a credential signed in Go that expired an hour ago (flight
+// XX100-2026-01-01) and one valid now, whose flight it returns.
+func seedWallet(t *testing.T, b *browsertest.Browser, url string) protocol.FlightID {
+	t.Helper()
 	b.SetViewport(360, 740)
-	b.Navigate(srv.URL + "/wallet/")
+	b.Navigate(url + "/wallet/")
 	b.WaitVisible("#register")
 	devHex := browsertest.Eval[string](b, `(async () => {
 		const k = await import("./js/keys.js"), s = await import("./js/store.js"), by = await import("./js/bytes.js");
@@ -57,47 +106,49 @@ func TestRefusals(t *testing.T) {
 	put("XX100-2026-01-01", credential("XX100-2026-01-01", now.Add(-72*time.Hour), now.Add(-time.Hour)))
 	live := protocol.FlightID("XX200-" + now.Format(time.DateOnly))
 	put(live, credential(live, now.Add(-time.Hour), now.Add(24*time.Hour)))
-	b.Navigate(srv.URL + "/wallet/#/home")
+	b.Navigate(url + "/wallet/#/home")
 	b.Do("reload", chromedp.Reload())
 
-	t.Run("ExpiredCredential", func(t *testing.T) {
-		b := b.For(t)
-		b.Navigate(srv.URL + "/wallet/#/pay/XX100-2026-01-01")
-		b.WaitTextIn("#pay-error", "expired")
-		if browsertest.Eval[bool](b, `!!document.querySelector("#code")`) {
-			t.Error("a code is shown for an expired credential")
-		}
-	})
-	t.Run("NoCamera", func(t *testing.T) {
-		b := b.For(t)
-		b.Navigate(srv.URL + "/wallet/#/order/" + string(live))
-		b.WaitTextIn("#camera-status", "Type or paste the order text instead")
-	})
-	t.Run("NotAnOrder", func(t *testing.T) {
-		b := b.For(t)
-		b.SetValue("#order-text", "https://example.com/menu")
-		b.Click("#read-order")
-		b.WaitTextIn("#notice", "not an Airtab order")
-	})
-	t.Run("OrderForAnotherFlight", func(t *testing.T) {
-		b := b.For(t)
-		o := protocol.Order{Version: 1, ID: protocol.NewID(nil), Flight: "XX999-2026-11-21", CreatedAt: now,
-			Lines: []protocol.OrderLine{{SKU: "coffee", Quantity: 1, UnitPrice: protocol.M(350, "EUR")}}, Total: protocol.M(350, "EUR")}
-		text, err := protocol.OrderText(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.SetValue("#order-text", text)
-		b.Click("#read-order")
-		b.WaitTextIn("#notice", "This order is for flight XX999-2026-11-21")
-		if browsertest.Eval[bool](b, `!!document.querySelector("#confirm")`) {
-			t.Error("an order for another flight can be confirmed")
-		}
-	})
-	t.Run("OrderOfANewerVersion", func(t *testing.T) {
-		b := b.For(t)
-		b.SetValue("#order-text", "ATO2:ABC")
-		b.Click("#read-order")
-		b.WaitTextIn("#notice", "newer version of Airtab")
-	})
+	return live
+}
+
+// TestOrderByCamera shows the page a fake camera playing the handheld's
+// order QR: the page reads it, shows the lines and total, and on confirm
+// shows a consent that verifies and answers that order.
+func TestOrderByCamera(t *testing.T) {
+	srv := testServer(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	flight := protocol.FlightID("XX200-" + now.Format(time.DateOnly))
+	o := protocol.Order{Version: 1, ID: protocol.NewID(nil), Flight: flight, CreatedAt: now,
+		Lines: []protocol.OrderLine{{SKU: "coffee", Quantity: 2, UnitPrice: protocol.M(350, "EUR")}, {SKU: "sandwich", Quantity: 1, UnitPrice: protocol.M(790, "EUR")}},
+		Total: protocol.M(1490, "EUR")}
+	text, err := protocol.OrderText(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	png, _, err := protocol.RenderQR(text, 400)
+	if err != nil {
+		t.Fatal(err)
+	}
+	video := filepath.Join(t.TempDir(), "order.y4m")
+	if err := browsertest.WriteQRVideo(video, png); err != nil {
+		t.Fatal(err)
+	}
+	b := browsertest.New(t, browsertest.Options{FakeCamera: video})
+	if got := seedWallet(t, b, srv.URL); got != flight {
+		t.Fatalf("seeded flight %s, want %s", got, flight)
+	}
+	b.Navigate(srv.URL + "/wallet/#/order/" + string(flight))
+	b.WaitTextIn("#order-total", "14.90 EUR")
+	b.WaitTextIn("#order-lines", "2 × coffee")
+	b.Click("#confirm")
+	b.WaitTrue(`!!document.querySelector("#consent")?.dataset.qr`)
+	consent, err := protocol.ParseOrderConsentText(browsertest.Eval[string](b, `document.querySelector("#consent").dataset.qr`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := o.Hash()
+	if consent.Body.Order != o.ID || consent.Body.OrderHash != h || consent.Body.Total != o.Total {
+		t.Errorf("consent %+v does not answer order %s", consent.Body, o.ID)
+	}
 }
