@@ -307,8 +307,9 @@ func TestWalkthrough(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"step":    cmdStep,
-			"waitfor": cmdWaitFor,
+			"step":       cmdStep,
+			"waitfor":    cmdWaitFor,
+			"gitignored": cmdGitIgnored(readFile(t, "../../.gitignore")),
 		},
 	})
 }
@@ -347,6 +348,36 @@ func cmdStep(ts *testscript.TestScript, neg bool, args []string) {
 		// A second, as a person would: the step may be a sign-in, of
 		// which the cabin server allows 5 a minute.
 		time.Sleep(time.Second)
+	}
+}
+
+// harnessFiles are what this test, not the README, puts in the work
+// directory.
+var harnessFiles = regexp.MustCompile(`^(steps|\.tmp|\.walkthrough\.env|[a-z]+\.log)$`)
+
+// cmdGitIgnored is the script command "gitignored": every file or
+// directory the README's commands made at the top of the work directory
+// (the checkout's, for a reader) is ignored by a line "/NAME/" or "/NAME"
+// of the checkout's .gitignore.
+func cmdGitIgnored(gitignore string) func(ts *testscript.TestScript, neg bool, args []string) {
+	return func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 0 {
+			ts.Fatalf("usage: gitignored")
+		}
+		ignored := map[string]bool{}
+		for l := range strings.Lines(gitignore) {
+			l = strings.TrimSpace(l)
+			if strings.HasPrefix(l, "/") && !strings.Contains(strings.Trim(l, "/"), "/") {
+				ignored[strings.Trim(l, "/")] = true
+			}
+		}
+		entries, err := os.ReadDir(ts.Getenv("WORK"))
+		ts.Check(err)
+		for _, e := range entries {
+			if !harnessFiles.MatchString(e.Name()) && !ignored[e.Name()] {
+				ts.Fatalf("the README's commands made %s, which .gitignore does not cover (add /%s/)", e.Name(), e.Name())
+			}
+		}
 	}
 }
 
