@@ -197,7 +197,17 @@ func TestHandheldApp(t *testing.T) {
 	var cameraSale protocol.ID
 	step(t, "SignIn", func(t *testing.T) {
 		b := b.For(t)
+		b.Type("#signin-crew", ft.Attendant.ID)
+		b.Type("#signin-pin", "0000")
+		b.Click("#signin-submit")
+		b.WaitTextIn("#signin-error", "Wrong crew id or PIN.")
+		if got := browsertest.Eval[string](b, `document.getElementById('signin-pin').value`); got != "" {
+			t.Fatalf("PIN field after a refusal holds %q, want it cleared", got)
+		}
 		signIn(b, ft.Attendant)
+		if got := browsertest.Eval[string](b, `JSON.stringify(localStorage)`); strings.Contains(got, ft.Attendant.PIN) {
+			t.Fatalf("the PIN is stored in the page: %s", got)
+		}
 		b.WaitTextIn("#st-manifest", "manifest #")
 		b.WaitTextIn("#st-flight", string(e.f.ID))
 	})

@@ -4,6 +4,9 @@
 // always come from the cabin server. The cache is named for the build.
 const CACHE = 'airtab-shell-__VERSION__';
 const SHELL = __SHELL__;
+// SHELL_WAIT_MS is how long a shell file may take from the cabin server
+// before the cached copy is used.
+const SHELL_WAIT_MS = 3000;
 
 self.addEventListener('install', (ev) => {
   ev.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));
@@ -20,9 +23,19 @@ self.addEventListener('fetch', (ev) => {
   if (ev.request.method !== 'GET' || url.origin !== self.location.origin) return;
   if (url.pathname.startsWith('/v1/') || url.pathname === '/qr.png' || url.pathname === '/ca.crt' || url.pathname === '/healthz') return;
   // The shell: network first, so a new build shows at once when the cabin
-  // server answers; the cached copy when it does not.
-  ev.respondWith(fetch(ev.request).then((resp) => {
-    if (resp.ok) { const copy = resp.clone(); caches.open(CACHE).then((c) => c.put(url.pathname === '/' ? '/' : ev.request, copy)); }
-    return resp;
-  }).catch(() => caches.match(url.pathname === '/' || url.pathname === '/index.html' ? '/' : ev.request).then((r) => r || Response.error())));
+  // server answers; the cached copy when it does not, or not within
+  // SHELL_WAIT_MS (a Wi-Fi that drops packets must not hang the aisle).
+  const key = url.pathname === '/' || url.pathname === '/index.html' ? '/' : url.pathname;
+  ev.respondWith((async () => {
+    const net = fetch(ev.request).then((resp) => {
+      if (resp.ok) { const copy = resp.clone(); caches.open(CACHE).then((c) => c.put(key, copy)); }
+      return resp;
+    });
+    try {
+      return await Promise.race([net, new Promise((_, reject) => setTimeout(() => reject(new Error('slow')), SHELL_WAIT_MS))]);
+    } catch (_) {
+      const cached = await caches.match(key);
+      return cached || net;
+    }
+  })());
 });

@@ -75,6 +75,11 @@ export async function call(method, path, body) {
   const err = (data && data.error) || {};
   const msg = err.message || ('HTTP ' + resp.status);
   if (resp.status === 401) throw new ApiError('session', msg, 401, err.code);
+  if (resp.status === 429) {
+    const e = new ApiError('refused', msg, 429, err.code);
+    e.retryAfterSeconds = parseInt(resp.headers.get('Retry-After') || '0', 10) || 0;
+    throw e;
+  }
   if (resp.status === 503) throw new ApiError('busy', msg, 503, err.code, err.reason_name || null);
   throw new ApiError('refused', msg, resp.status, err.code, err.reason_name || null);
 }

@@ -16,6 +16,7 @@ export function initSignIn(onSignedIn) {
       $('signin-pin').value = '';
       onSignedIn(s);
     } catch (e) {
+      $('signin-pin').value = '';
       $('signin-error').textContent = signInMessage(e);
     } finally {
       $('signin-submit').disabled = false;
@@ -29,6 +30,8 @@ function signInMessage(e) {
     case 'network': return 'No answer from the cabin server: check the cabin Wi-Fi and try again.';
     case 'session': return 'Wrong crew id or PIN.';
   }
-  if (e.status === 429) return 'Too many attempts: ' + e.message;
+  if (e.status === 429) {
+    return 'Too many sign-in attempts' + (e.retryAfterSeconds ? ': try again in ' + e.retryAfterSeconds + ' s.' : ': wait a minute.');
+  }
   return 'Sign-in refused: ' + e.message;
 }
