@@ -77,9 +77,9 @@ const (
 	StatusQuarantined Status = "quarantined"
 	// StatusDisputed: a sale that its aircraft signed and the passenger's
 	// device authorized (both signatures verify), refused on the ground by
-	// a rule the cabin server should have enforced (the code's counter used
-	// before on the credential, the per-sale cap, the flight limit, the
-	// credential's currency). A real authorization, so never treated as a
+	// a rule the cabin server enforces (the code's counter used before on
+	// the credential, the per-sale cap, the flight limit, the credential's
+	// currency, its validity window at the code's time). A real authorization, so never treated as a
 	// forgery: it is kept with its reason and amount, counted in the
 	// report's disputed bucket (the flight does not reconcile), and not
 	// charged until the back office decides. Its receipt says

@@ -155,4 +155,26 @@ func TestCounterPerCredential(t *testing.T) {
 		wantStatus(t, h.record(second.Body.ID), StatusVoided)
 		h.checkLedger()
 	})
+
+	t.Run("WindowAtCodeTimeDisputed", func(t *testing.T) {
+		// A code made a minute before the credential's window opened,
+		// approved by an aircraft whose clock was inside it: both
+		// signatures verify, so disputed, not quarantined.
+		q := h.passenger(card, 100_00)
+		late, err := h.world.Issue(protocol.Credential{
+			Version: protocol.Version, ID: protocol.NewID(nil), Passenger: q.ID, Device: protocol.DeviceKey{PublicKey: q.Wallet.DeviceKey()},
+			Flight: testFlight, Limit: eur(100_00), TxCap: eur(100_00), NotBefore: h.world.Now.Add(time.Minute), NotAfter: h.world.Now.Add(24 * time.Hour),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.Wallet.AddCredential(late.Raw, nil); err != nil {
+			t.Fatal(err)
+		}
+		h.world.Dir.AddCredential(late)
+		s := h.sale(q, 5_00, func(inv *protocol.Invoice) { inv.Credential = late.Body.ID })
+		h.send(s)
+		wantReceipt(t, h.receipt(s.Body.ID), protocol.StatusQuarantined, protocol.ReasonCredentialNotYet)
+		wantStatus(t, h.record(s.Body.ID), StatusDisputed)
+	})
 }

@@ -196,9 +196,11 @@ func saleProof(inv protocol.Invoice) (proof, error) {
 	return proof{keyID: oc.KeyID, counter: oc.Body.Counter, at: oc.Body.Time, embedded: oc.Body.Credential, verify: oc.Verify, consent: oc}, nil
 }
 
-// verifySale checks the passenger's side of a sale, in the cabin server's
-// order: credential, its issuer signature, flight, passenger and validity,
-// the device signature, the consent, the currency and the per-sale cap.
+// verifySale checks the passenger's side of a sale: credential, its issuer
+// signature, flight and passenger, the device signature (failures so far
+// quarantine), then the credential's window at the code's time, the
+// consent, the currency and the per-sale cap (a window, currency or cap
+// failure after both signatures verified disputes the sale).
 func (s *Service) verifySale(ctx context.Context, lk *lookups, it *item) {
 	inv := it.inv.Body
 	p, err := saleProof(inv)
@@ -218,15 +220,20 @@ func (s *Service) verifySale(ctx context.Context, lk *lookups, it *item) {
 	case c.Passenger != inv.Passenger:
 		it.fail(quarantine, protocol.ReasonUnknownCredential, "credential %s belongs to another passenger", c.ID)
 		return
-	case p.at.Before(c.NotBefore):
-		it.fail(quarantine, protocol.ReasonCredentialNotYet, "code made %s, credential valid from %s", p.at.UTC().Format(time.RFC3339), c.NotBefore.UTC().Format(time.RFC3339))
-		return
-	case !c.ValidAt(p.at):
-		it.fail(quarantine, protocol.ReasonCredentialExpired, "code made %s, credential expired %s", p.at.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
-		return
 	}
 	if err := p.verify(c.Device.PublicKey, c.ID[:]); err != nil {
 		it.fail(quarantine, protocol.ReasonBadDeviceSignature, "%v", err)
+		return
+	}
+	// The cabin server checks the window at its own clock, ground at the
+	// code's time: a code made just before the window opened and scanned
+	// after, both signatures good, is a real authorization: disputed.
+	switch {
+	case p.at.Before(c.NotBefore):
+		it.fail(dispute, protocol.ReasonCredentialNotYet, "code made %s, credential valid from %s", p.at.UTC().Format(time.RFC3339), c.NotBefore.UTC().Format(time.RFC3339))
+		return
+	case !c.ValidAt(p.at):
+		it.fail(dispute, protocol.ReasonCredentialExpired, "code made %s, credential expired %s", p.at.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
 		return
 	}
 	if p.consent != nil {
