@@ -97,7 +97,7 @@ func TestCounterPerCredential(t *testing.T) {
 
 	t.Run("SameCounterTwoFlights", func(t *testing.T) {
 		code1 := codeOf(phone, testFlight) // counter n on flight 1
-		code2 := codeOf(clone, flight2)       // the clone's counter n, on flight 2
+		code2 := codeOf(clone, flight2)    // the clone's counter n, on flight 2
 		if counterOf(code1) != counterOf(code2) {
 			t.Fatalf("counters %d and %d: the clone should repeat", counterOf(code1), counterOf(code2))
 		}
