@@ -23,6 +23,10 @@ func TestHelp(t *testing.T) {
 		{[]string{"bench", "--help"}, "-authorize-count"},
 		{[]string{"bench", "-h"}, "-authorize-count"},
 		{[]string{"bench", "help"}, "-authorize-count"},
+		{[]string{"help", "demo"}, "usage: go run ./simulator demo [flags]"},
+		{[]string{"demo", "--help"}, "-passengers"},
+		{[]string{"demo", "help"}, "-passengers"},
+		{[]string{"--help"}, "demo [flags]"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -50,6 +54,8 @@ func TestHelp(t *testing.T) {
 		{[]string{"bench", "--bogus"}, "flag provided but not defined: -bogus\nusage: go run ./simulator bench"},
 		{[]string{"bench", "--rtt", "600"}, `invalid value "600" for flag -rtt: want a duration with a unit`},
 		{[]string{"bench", "extra"}, "simulator bench: unexpected arguments: extra"},
+		{[]string{"demo", "--bogus"}, "flag provided but not defined: -bogus\nusage: go run ./simulator demo"},
+		{[]string{"demo", "--for", "30"}, `invalid value "30" for flag -for: want a duration with a unit`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
