@@ -98,7 +98,10 @@ func (w *world) passenger(t *testing.T, ref string) (protocol.ID, *protocol.Sign
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.reg.SetFunding(w.ctx, p.ID, ground.FundingSource{Kind: ground.FundingWallet}); err != nil {
+	// A card: a prepaid wallet's limit is the balance the registry holds,
+	// and this world has no ledger money in it.
+	card := ground.FundingSource{Kind: ground.FundingCard, Network: ground.Visa, Token: "tok_" + ref, Last4: "4242", ExpMonth: 12, ExpYear: 2030}
+	if err := w.reg.SetFunding(w.ctx, p.ID, card); err != nil {
 		t.Fatal(err)
 	}
 	ic, _, err := w.reg.OptIn(w.ctx, p.ID, dev.Public(), w.flight)
