@@ -218,7 +218,7 @@ func (c *call) decode(v any) error {
 	dec := json.NewDecoder(bytes.NewReader(c.body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return registry.Errorf(registry.CodeInvalid, "%s", jsonProblem(err))
+		return registry.Errorf(registry.CodeInvalid, "%s", jsonProblem(err, c.body, v))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return registry.Errorf(registry.CodeInvalid, "malformed JSON: data after the object")
@@ -328,8 +328,48 @@ func (s *Server) writeError(c *call, err error) {
 }
 
 // jsonProblem says what is wrong with a request body in the API's terms:
-// field names as in the JSON, JSON types, never Go's types.
-func jsonProblem(err error) string {
+// field names as in the JSON, JSON types, never Go's types. A value's own
+// parse error (an id, a key) does not name its field, so the field is found
+// by decoding the body's fields one at a time into v's.
+func jsonProblem(err error, body []byte, v any) string {
+	if _, ok := errors.AsType[*json.UnmarshalTypeError](err); !ok {
+		if _, ok := errors.AsType[*json.SyntaxError](err); !ok && !errors.Is(err, io.ErrUnexpectedEOF) {
+			if f := failingField(body, v, err); f != "" {
+				return f + ": " + strings.TrimPrefix(err.Error(), "json: ")
+			}
+		}
+	}
+	return describeJSONError(err)
+}
+
+// failingField returns the name of the field of the JSON object body whose
+// value, decoded alone into the field of struct pointer v with that JSON
+// name, fails with err, or "" when none does.
+func failingField(body []byte, v any, err error) string {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil {
+		return ""
+	}
+	t := reflect.TypeOf(v)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return ""
+	}
+	st := t.Elem()
+	for i := range st.NumField() {
+		name, _, _ := strings.Cut(st.Field(i).Tag.Get("json"), ",")
+		raw, ok := fields[name]
+		if !ok || name == "" || name == "-" {
+			continue
+		}
+		if e := json.Unmarshal(raw, reflect.New(st.Field(i).Type).Interface()); e != nil && e.Error() == err.Error() {
+			return name
+		}
+	}
+	return ""
+}
+
+// describeJSONError turns a decoder error into the API's words.
+func describeJSONError(err error) string {
 	if e, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		field := e.Field
 		if field == "" {
