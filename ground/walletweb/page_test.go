@@ -139,6 +139,24 @@ func TestRegisterTopUpOptInPay(t *testing.T) {
 	}
 }
 
+// TestIneligible shows a passenger below the threshold why they may not
+// pay on board, and that the opt-in is refused with ground's reason.
+func TestIneligible(t *testing.T) {
+	g := startGround(t)
+	b := browsertest.New(t, browsertest.Options{})
+	b.SetViewport(360, 740)
+	b.Navigate(g.url + "/wallet/")
+	register(b, "bob")
+	b.Navigate(g.url + "/wallet/#/home")
+	b.WaitTextIn("#score", "510")
+	b.WaitTextIn("#eligibility", "Not eligible: credit score 510 is below the eligibility threshold of 550")
+	b.SetValue("#flight", string(g.flight))
+	b.Click("#optin")
+	b.WaitTextIn("#notice", "Ground refused (ineligible)")
+	b.Navigate(g.url + "/wallet/#/pay")
+	b.WaitText("Opt in to a flight first")
+}
+
 func mustPassenger(t *testing.T, b *browsertest.Browser) protocol.ID {
 	t.Helper()
 	s := browsertest.Eval[string](b, `import("/wallet/js/store.js").then((s) => s.get("account")).then((a) => a.passenger)`)

@@ -13,8 +13,18 @@ export function refreshSeconds(fresh) {
   return Math.max(10, Math.min(60, Math.floor((fresh || 120) / 2)));
 }
 
+// currentCredential is the credential valid now that ends soonest (the
+// flight being flown), else the next one to become valid.
+function currentCredential() {
+  const now = Math.floor(Date.now() / 1000);
+  const all = [...state.credentials.values()];
+  const live = all.filter((c) => credentialWindow(c.parsed, now) === "ok").sort((a, b) => a.parsed.notAfter - b.parsed.notAfter);
+  const next = all.filter((c) => credentialWindow(c.parsed, now) === "not-yet-valid").sort((a, b) => a.parsed.notBefore - b.parsed.notBefore);
+  return live[0] || next[0] || null;
+}
+
 export async function payScreen(flight) {
-  const c = state.credentials.get(flight) || (state.credentials.size === 1 ? [...state.credentials.values()][0] : null);
+  const c = flight ? state.credentials.get(flight) : currentCredential();
   if (!c) {
     show(card("Pay", h("p", {}, flight ? `No credential for ${flight} on this phone: opt in first (before boarding).` : "Opt in to a flight first."),
       h("button", { class: "secondary", onclick: () => go("home") }, "Back")));
