@@ -123,7 +123,7 @@ func barChart(title string, labels, series []string, values [][]int64, label fun
 	every := (len(labels) + maxXLabels - 1) / maxXLabels
 	for gi, l := range labels {
 		g := BarGroup{LabelX: padL + slot*(float64(gi)+0.5)}
-		if gi%every == 0 {
+		if (len(labels)-1-gi)%every == 0 { // the last (latest) always labelled
 			g.Label = l
 		}
 		for si, v := range values[gi] {
@@ -206,8 +206,12 @@ func replayChart(rep *clearing.FlightReport) *LineChart {
 		fmt.Fprintf(&pts, " %.1f,%.1f %.1f,%.1f", x(t), y(i), x(t), y(i+1))
 	}
 	c.Points = pts.String()
-	c.XLabels = []XLabel{{X: padL, Label: first.UTC().Format("15:04:05"), Anchor: "start"},
-		{X: padL + plotW, Label: last.UTC().Format("15:04:05"), Anchor: "end"}}
+	layout := "15:04:05"
+	if span < time.Minute {
+		layout = "15:04:05.000" // a replay at the gate takes seconds
+	}
+	c.XLabels = []XLabel{{X: padL, Label: first.UTC().Format(layout), Anchor: "start"},
+		{X: padL + plotW, Label: last.UTC().Format(layout), Anchor: "end"}}
 	return c
 }
 
