@@ -197,6 +197,8 @@ func writeInvariants(w io.Writer, r *sim.Report) {
 		{"every fraud attempt rejected", iv.FraudRejected},
 		{"every flight reconciled", iv.Reconciled},
 		{"every approved sale settled, in collections or voided: none unpaid", iv.NoneUnpaid},
+		{"no credential issued with the link up was unknown on board", iv.ChangesOnBoard},
+		{"no prepaid sale in collections for want of balance", iv.PrepaidCovered},
 	} {
 		mark := "ok  "
 		if !c.ok {

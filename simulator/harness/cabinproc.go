@@ -309,7 +309,7 @@ type cabinChild struct {
 func (c *Cabin) childArgs(listen string) []string {
 	args := []string{"--data-dir", c.Aircraft.Dir, "--listen", listen, "--aircraft", string(c.Aircraft.ID),
 		"--flight", string(c.Flight), "--issuer-key", c.ground.IssuerPubFile(), "--nats-url", c.Link.URL(),
-		"--nats-nkey", c.Aircraft.NKeyFile(), "--sync-interval", "2s", "--log-format", "json", "--log-level", "info"}
+		"--nats-nkey", c.Aircraft.NKeyFile(), "--sync-interval", syncInterval(c.opts).String(), "--log-format", "json", "--log-level", "info"}
 	if c.opts.ReplayWindow > 0 {
 		args = append(args, "--replay-window", fmt.Sprint(c.opts.ReplayWindow))
 	}

@@ -329,10 +329,7 @@ func (c *Cabin) start(ctx context.Context) error {
 	m.Config.IssuerKeyFile = c.ground.IssuerPubFile()
 	m.Config.NATSURL = c.Link.URL()
 	m.Config.NATSNkey = c.Aircraft.NKeyFile()
-	m.Config.SyncInterval = 2 * time.Second
-	if c.opts.SyncInterval > 0 {
-		m.Config.SyncInterval = c.opts.SyncInterval
-	}
+	m.Config.SyncInterval = syncInterval(c.opts)
 	m.Config.MemoryLimitMiB = 0 // in-process: leave the host program's limit alone
 	if c.opts.ReplayWindow > 0 {
 		m.Config.ReplayWindow = c.opts.ReplayWindow
@@ -353,6 +350,14 @@ func (c *Cabin) start(ctx context.Context) error {
 	}
 	c.Main = m
 	return nil
+}
+
+// syncInterval is the cabin server's manifest poll interval under opts.
+func syncInterval(opts CabinOptions) time.Duration {
+	if opts.SyncInterval > 0 {
+		return opts.SyncInterval
+	}
+	return 2 * time.Second
 }
 
 // Restart stops the cabin server gracefully and starts it again on the same

@@ -71,7 +71,7 @@ func (r *run) count(ctx context.Context) (*Report, error) {
 	rep := &Report{Seed: r.cfg.Seed, Options: Options{Passengers: r.cfg.Passengers, Handhelds: r.cfg.Handhelds,
 		Flights: r.cfg.Flights, Outages: r.cfg.Outages, Crash: r.cfg.Crash, Fraud: r.cfg.Fraud, DeclineRate: r.cfg.DeclineRate}}
 	iv := Invariants{NoLostInvoice: true, ExactlyOnce: true, LedgerBalanced: true, LimitsRespected: true, FraudRejected: true, Reconciled: true,
-		NoneUnpaid: true}
+		NoneUnpaid: true, ChangesOnBoard: true, PrepaidCovered: true}
 	db := r.g.Main.DB()
 	if err := ledger.Check(ctx, db); err != nil {
 		iv.LedgerBalanced = false
@@ -199,6 +199,7 @@ func (c *counter) flight(ctx context.Context, f *flight) (FlightReport, error) {
 	fr.Problems = append(fr.Problems, crep.Problems...)
 	c.reconcile(&fr, len(voids))
 	c.nonePaid(f, &fr, sales, crep)
+	c.pushedAndCovered(f, &fr, crep)
 	c.exactlyOnce(f, sales)
 	c.limits(f, sales, voids)
 	c.fraud(f, &fr)
@@ -228,6 +229,26 @@ func (c *counter) reconcile(fr *FlightReport, voids int) {
 	fr.Reconciled = len(fr.Problems) == 0
 	if !fr.Reconciled {
 		c.violation(&c.iv.Reconciled, "%s not reconciled: %v", fr.Flight, fr.Problems)
+	}
+}
+
+// pushedAndCovered counts the two figures of ground's promptness and of
+// the prepaid hold: sales declined unknown_credential for passengers whose
+// credential was issued with the link up (the handhelds' answers, as the
+// flight's sell saw them), and prepaid sales in collections for want of
+// balance (clearing's records). Both must be 0.
+func (c *counter) pushedAndCovered(f *flight, fr *FlightReport, crep *clearing.FlightReport) {
+	fr.UnknownAfterIssue = int(f.unknownAfterIssue.Load())
+	if fr.UnknownAfterIssue > 0 {
+		c.violation(&c.iv.ChangesOnBoard, "%s: %d sales declined unknown_credential for passengers whose credential was issued with the link up",
+			f.id, fr.UnknownAfterIssue)
+	}
+	for _, l := range crep.Invoices {
+		if l.Kind == "sale" && l.Status == clearing.StatusCollections && l.Decline == string(clearing.DeclineWalletShort) {
+			fr.WalletShort++
+			c.violation(&c.iv.PrepaidCovered, "%s: prepaid sale %s (seq %d, %s) in collections: the wallet could not pay",
+				f.id, l.Invoice, l.Seq, l.Amount)
+		}
 	}
 }
 

@@ -46,6 +46,9 @@ type flight struct {
 	connectOnce sync.Once
 	served      atomic.Int64 // answered requests, for crash points
 	crashes     atomic.Int64
+	// unknownAfterIssue counts sales declined unknown_credential for a
+	// passenger whose credential ground issued while the link was up.
+	unknownAfterIssue atomic.Int64
 	// crashErr is set when a restart failed: the cabin server is gone.
 	crashErr atomic.Pointer[error]
 	outages  int
@@ -90,10 +93,12 @@ func (f *flight) crash(ctx context.Context) error {
 	return f.cabin.WaitSalesOpen(ctx)
 }
 
-// code makes a fresh payment code from p's wallet: compact, or with the
-// credential for a late registrant the manifest may not carry.
+// code makes a fresh payment code from p's wallet: compact, or, for half
+// the late registrants, with the credential inside, as an app does that
+// cannot tell whether the aircraft has it; the other half count on ground's
+// manifest change notice having brought it on board.
 func (f *flight) code(p *passenger) (string, error) {
-	return p.reg.Wallet.PaymentCode(f.id, p.kind == paxLate)
+	return p.reg.Wallet.PaymentCode(f.id, p.kind == paxLate && p.seat%2 == 0)
 }
 
 // sell sells lines to p on h; the handheld records the answer.
@@ -102,6 +107,9 @@ func (f *flight) sell(ctx context.Context, h *handheld, p *passenger, code strin
 	f.served.Add(1)
 	if err != nil {
 		return d, fmt.Errorf("%s seat %d: %w", f.number, p.seat, err)
+	}
+	if d.Decline != nil && d.Decline.Reason == protocol.ReasonUnknownCredential && p.issuedLinkUp {
+		f.unknownAfterIssue.Add(1)
 	}
 	return d, nil
 }
@@ -119,7 +127,10 @@ func (f *flight) startCabin(ctx context.Context) error {
 	c, err := harness.StartCabin(ctx, r.g, f.aircraft, f.id, harness.CabinOptions{
 		Rand: newReader(r.cfg.Seed, "cabin", f.idx), Logger: r.log,
 		ResendAfter: 5 * time.Second, ReconnectWait: 250 * time.Millisecond,
-		Process: r.cfg.Crash && !f.feeder, StatusCrew: purser.ID, StatusPIN: purser.PIN,
+		// The production poll interval: what reaches the cabin sooner came
+		// by ground's manifest change notice.
+		SyncInterval: 30 * time.Second,
+		Process:      r.cfg.Crash && !f.feeder, StatusCrew: purser.ID, StatusPIN: purser.PIN,
 	})
 	if err != nil {
 		return err
@@ -152,17 +163,27 @@ func crew(handhelds int) []api.CrewEntry {
 	return out
 }
 
-// waitDeny waits until the cabin server's manifest denies exactly the
-// flight's passengers that ground holds in arrears, counted from ground.
+// waitDeny waits until the cabin server's manifest denies the flight's
+// passengers that ground holds in arrears, counted from ground: at least
+// that many entries, as a revocation on a flight already flying (of a
+// passenger holding a credential for this one too) reaches this cabin at
+// once by ground's notice.
 func (f *flight) waitDeny(ctx context.Context) error {
 	want, err := f.inArrears(ctx)
 	if err != nil {
 		return err
 	}
-	return harness.Poll(ctx, 30*time.Second, f.number+" deny list on board", func() (bool, error) {
+	var last onboard.Status
+	err = harness.Poll(ctx, 30*time.Second, f.number+" deny list on board", func() (bool, error) {
 		st, err := f.status(ctx)
-		return err == nil && st.Manifest != nil && st.Manifest.DenyEntries == len(want), err
+		last = st
+		return err == nil && st.Manifest != nil && st.Manifest.DenyEntries >= len(want), err
 	})
+	if err != nil && last.Manifest != nil {
+		return fmt.Errorf("%w (%d deny entries on board, manifest serial %d delta %d; %d passengers in arrears)",
+			err, last.Manifest.DenyEntries, last.Manifest.Serial, last.Manifest.DeltaSeq, len(want))
+	}
+	return err
 }
 
 // maxArrears is the most open arrears the back-office API lists at once.
@@ -204,7 +225,30 @@ func (f *flight) registerLate(ctx context.Context) error {
 			}
 		}
 	}
-	return nil
+	return f.waitBoarded(ctx)
+}
+
+// waitBoarded waits, as the gate's boarding time does, until the cabin
+// server holds every credential issued for the flight, so the flight
+// departs with the late registrants on board. A slow push shows in the
+// count of unknown_credential declines, not here: after the bound the
+// flight departs anyway.
+func (f *flight) waitBoarded(ctx context.Context) error {
+	want := 0
+	for _, p := range f.pax {
+		if p.reg != nil && p.reg.Eligible {
+			want++
+		}
+	}
+	err := harness.Poll(ctx, 20*time.Second, f.number+" late registrants on board", func() (bool, error) {
+		st, err := f.cabin.Status(ctx)
+		return err == nil && st.Manifest != nil && st.Manifest.Credentials >= want, err
+	})
+	if err != nil && ctx.Err() == nil {
+		f.progress("departing before every credential reached the cabin: %v", err)
+		return nil
+	}
+	return err
 }
 
 // fly runs the flight from departure to close: service rounds, fraud,

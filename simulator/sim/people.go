@@ -53,8 +53,11 @@ type passenger struct {
 	fraud    fraudKind         // this passenger's code is abused (fraudNone: not)
 	handheld int               // the handheld serving this seat's section
 
-	reg  *harness.Passenger // nil until registered
-	skew atomic.Int64       // wallet clock offset, ns: an expired-code attack sets it
+	reg *harness.Passenger // nil until registered
+	// issuedLinkUp: ground issued the credential while the aircraft's
+	// link was up (at the gate), so the cabin should know it.
+	issuedLinkUp bool
+	skew         atomic.Int64 // wallet clock offset, ns: an expired-code attack sets it
 
 	// The cross-flight counter reuse: connection is the other flight the
 	// passenger opted in to, clone a copy of their wallet that hands out

@@ -46,6 +46,13 @@ type FlightReport struct {
 	Problems []string `json:"problems,omitempty"`
 	// Declines counts declines by reason name.
 	Declines map[string]int `json:"declines,omitempty"`
+	// UnknownAfterIssue counts sales declined unknown_credential for a
+	// passenger whose credential ground issued while the link was up,
+	// before the sale: the manifest change push should make it 0.
+	UnknownAfterIssue int `json:"unknown_credential_after_issue"`
+	// WalletShort counts sales of prepaid passengers in collections
+	// because the wallet could not pay: the hold makes it 0.
+	WalletShort int `json:"wallet_short_collections"`
 	// Fraud counts fraud attempts by kind, and Rejections how they were
 	// turned away.
 	Fraud      map[string]int `json:"fraud,omitempty"`
@@ -99,11 +106,18 @@ type Invariants struct {
 	// in collections or voided on the ground: none quarantined, disputed
 	// or still posted.
 	NoneUnpaid bool `json:"none_unpaid"`
+	// ChangesOnBoard: no sale was declined unknown_credential for a
+	// passenger whose credential ground issued while the link was up.
+	ChangesOnBoard bool `json:"changes_on_board"`
+	// PrepaidCovered: no prepaid passenger's sale went to collections for
+	// want of balance: the cabin never approved beyond the held balance.
+	PrepaidCovered bool `json:"prepaid_covered"`
 }
 
 // OK reports whether every invariant held.
 func (iv Invariants) OK() bool {
-	return iv.NoLostInvoice && iv.ExactlyOnce && iv.LedgerBalanced && iv.LimitsRespected && iv.FraudRejected && iv.Reconciled && iv.NoneUnpaid
+	return iv.NoLostInvoice && iv.ExactlyOnce && iv.LedgerBalanced && iv.LimitsRespected && iv.FraudRejected && iv.Reconciled && iv.NoneUnpaid &&
+		iv.ChangesOnBoard && iv.PrepaidCovered
 }
 
 // Timing is how long a phase of the run took, wall clock.

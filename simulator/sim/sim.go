@@ -249,6 +249,9 @@ func (r *run) register(ctx context.Context, f *flight, p *passenger) error {
 	if !hp.Eligible {
 		return nil
 	}
+	// Before the cabin server starts, its first sync brings the credential;
+	// after, the link is up at the gate and ground's notice does.
+	p.issuedLinkUp = f.cabin == nil || f.cabin.Link.State() == linkemu.Up
 	if p.connection != nil {
 		return r.connect(ctx, f, p, opts)
 	}
