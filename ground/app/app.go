@@ -1,6 +1,8 @@
 // Package app is the ground service program: its configuration, and the
 // parts it wires together (registry, HTTP API, NATS with JetStream, the
-// manifest responder, the heartbeat and clearing). cmd/ground runs it from
+// manifest responder, the heartbeat and clearing; on the API's listener also
+// the back office at /backoffice/ and the Prometheus metrics at /metrics, see
+// ops.go). cmd/ground runs it from
 // the command line; the simulator and the tests run the same Main in
 // process.
 package app
