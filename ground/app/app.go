@@ -264,7 +264,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.up = true
 	m.log.Info("ground service up", "http", m.httpAddr, "nats", m.natsURL, "data", cfg.DataDir,
-		"issuer", issuer.ID(), "services", len(ext.Services))
+		"issuer", issuer.ID(), "services", len(ext.Services),
+		"backoffice", "http://"+m.httpAddr+"/backoffice/", "metrics", "http://"+m.httpAddr+"/metrics")
 	return nil
 }
 
