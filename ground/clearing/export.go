@@ -228,6 +228,9 @@ func (rep *FlightReport) summaryRows() [][]string {
 	}
 	total := func(name string, count int, totals []protocol.Money) {
 		detail := strconv.Itoa(count) + " invoices"
+		if count == 1 {
+			detail = "1 invoice"
+		}
 		if len(totals) == 0 {
 			row(CSVKindTotal, name, "", "", "", detail)
 		}

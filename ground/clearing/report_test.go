@@ -210,8 +210,8 @@ func TestReconcileComplete(t *testing.T) {
 				}
 			}
 			for name, want := range map[string][3]string{
-				"settled": {"13.25", "1325", "2 invoices"}, "collections": {"4.00", "400", "1 invoices"},
-				"voided": {"8.50", "850", "1 invoices"}, "received_sales": {"25.75", "2575", "4 invoices"},
+				"settled": {"13.25", "1325", "2 invoices"}, "collections": {"4.00", "400", "1 invoice"},
+				"voided": {"8.50", "850", "1 invoice"}, "received_sales": {"25.75", "2575", "4 invoices"},
 				"reported_sales": {"25.75", "2575", "4 invoices"}, "quarantined": {"", "", "0 invoices"},
 			} {
 				if got := totals[name]; got == nil || got[5] != want[0] || got[6] != want[1] || got[10] != want[2] {
