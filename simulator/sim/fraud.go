@@ -66,10 +66,21 @@ func assignFraud(rng *rand.Rand, pax []*passenger) {
 	k := 0
 	for kind := fraudForged; kind <= fraudExpired; kind++ {
 		for range per {
-			if k < len(pool) {
-				pool[k].fraud = kind
-				k++
+			if k >= len(pool) {
+				break
 			}
+			if kind == fraudWrongFlight {
+				// The victim opts in to the feeder flight too: a prepaid
+				// wallet's balance is held whole by its first credential.
+				for j := k; j < len(pool); j++ {
+					if pool[j].funding.Kind == ground.FundingCard {
+						pool[k], pool[j] = pool[j], pool[k]
+						break
+					}
+				}
+			}
+			pool[k].fraud = kind
+			k++
 		}
 	}
 	// The revoked passenger pays by card: a prepaid wallet's hold is not
