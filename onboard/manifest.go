@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/airtab/airtab/crypto"
@@ -167,14 +168,19 @@ func checkIdentity(what string, f protocol.FlightID, a protocol.AircraftID, id I
 
 // addCredentials verifies each credential's issuer signature and indexes
 // those that verify. A credential already held (same id) is replaced only
-// by identical bytes; a different credential under a known id is refused.
+// by the same one with limits at least as high (ground raised a prepaid
+// passenger's limit after a top-up: protocol.Credential.RaisedFrom);
+// identical bytes change nothing, and any other credential under a known id
+// is refused.
 func (m *Manifest) addCredentials(creds []*protocol.SignedCredential, now time.Time, log *slog.Logger) {
 	for _, c := range creds {
-		if old, ok := m.byID[c.Body.ID]; ok {
-			if !bytes.Equal(old.Raw, c.Raw) {
-				m.rejected++
-				log.Warn("credential refused: id already held with other content", "credential", c.Body.ID)
-			}
+		old, held := m.byID[c.Body.ID]
+		switch {
+		case held && bytes.Equal(old.Raw, c.Raw):
+			continue
+		case held && !c.Body.RaisedFrom(old.Body):
+			m.rejected++
+			log.Warn("credential refused: id already held with other content", "credential", c.Body.ID)
 			continue
 		}
 		if _, err := c.VerifyTrusted(m.trust, now, nil); err != nil {
@@ -183,8 +189,21 @@ func (m *Manifest) addCredentials(creds []*protocol.SignedCredential, now time.T
 			continue
 		}
 		kid := c.Body.Device.ID()
-		m.byDevice[kid] = append(m.byDevice[kid], c)
 		m.byID[c.Body.ID] = c
+		if !held {
+			m.byDevice[kid] = append(m.byDevice[kid], c)
+			continue
+		}
+		// A copy: the slice may be shared with the manifest this one was
+		// cloned from, which must not change.
+		list := slices.Clone(m.byDevice[kid])
+		for i := range list {
+			if list[i] == old {
+				list[i] = c
+			}
+		}
+		m.byDevice[kid] = list
+		log.Info("credential limit raised", "credential", c.Body.ID, "limit", c.Body.Limit.String(), "was", old.Body.Limit.String())
 	}
 }
 

@@ -199,6 +199,12 @@ func (s *Server) topUp(c *call) error {
 		}
 		return fmt.Errorf("top up %s: %w", c.passenger, err)
 	}
+	// The money is in the wallet; flights already opted in to hold more of
+	// it, up to their band's limit. Should that fail, the top-up stands and
+	// the next top-up raises them.
+	if _, err := s.reg.RaiseWalletLimits(ctx, c.passenger, req.Amount.Currency); err != nil {
+		s.log.Error("credential limits not raised after a top-up", "passenger", c.passenger, "err", err)
+	}
 	bal, err := s.funder.WalletBalance(ctx, c.passenger, req.Amount.Currency)
 	if err != nil {
 		return fmt.Errorf("wallet balance of %s: %w", c.passenger, err)

@@ -286,11 +286,17 @@ func (s *Service) credential(ctx context.Context, lk *lookups, it *item, inv pro
 			it.fail(quarantine, protocol.ReasonUnknownCredential, "code carries credential %s, invoice names %s", emb.Body.ID, inv.Credential)
 			return nil, false
 		}
-		if issued != nil && !slices.Equal(issued.Raw, emb.Raw) {
+		switch {
+		case issued == nil:
+			cred = emb
+		case slices.Equal(issued.Raw, emb.Raw), issued.Body.RaisedFrom(emb.Body):
+			// The one issued, or an earlier issue of it before a top-up
+			// raised its limit (the wallet keeps the first): the one ground
+			// holds now is the credential.
+		default:
 			it.fail(quarantine, protocol.ReasonUnknownCredential, "embedded credential %s differs from the one issued", emb.Body.ID)
 			return nil, false
 		}
-		cred = emb
 	}
 	if cred == nil {
 		it.fail(quarantine, protocol.ReasonUnknownCredential, "credential %s was not issued by ground", inv.Credential)

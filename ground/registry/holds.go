@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/ledger"
 	"github.com/airtab/airtab/protocol"
 )
@@ -68,4 +69,104 @@ func holdWallet(ctx context.Context, tx *sql.Tx, now time.Time, f protocol.Fligh
 		return err
 	}
 	return b.Flush(ctx)
+}
+
+// RaiseWalletLimits raises the limits of the passenger's live credentials in
+// currency c after a top-up: each credential whose limit is under its score
+// band's, on a flight whose credentials are still valid and whose hold was
+// not released, gets what the wallet now holds outside other holds, up to
+// the band's limit, held like the first hold. The raised credential keeps
+// its id and is signed anew; the registry carries it in the flight's next
+// delta (a cabin server replaces a credential it holds by the same one with
+// a higher limit, protocol/SPEC.md §10.4) and tells the aircraft at once.
+// It reports how many credentials it raised. Idempotent: with nothing more
+// to hold, it changes nothing.
+func (r *Registry) RaiseWalletLimits(ctx context.Context, passenger protocol.ID, c protocol.Currency) (int, error) {
+	var raised []flightRef
+	err := r.inTx(ctx, func(tx *sql.Tx) error {
+		p, err := getPassenger(ctx, tx, passenger)
+		if err != nil || p.funding == nil || p.funding.Kind != ground.FundingWallet {
+			return err
+		}
+		creds, err := listCredentials(ctx, tx, "passenger = ? AND revoked_at IS NULL", idBytes(passenger), false, maxPassengerFlights)
+		if err != nil {
+			return err
+		}
+		for _, ic := range creds {
+			ref, ok, err := r.raiseLimit(ctx, tx, p, ic.Signed, c)
+			if err != nil {
+				return err
+			}
+			if ok {
+				raised = append(raised, ref)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, wrap(err, "registry: raise wallet limits of %s", passenger)
+	}
+	r.notify(raised...)
+	return len(raised), nil
+}
+
+// raiseLimit raises one credential's limit as RaiseWalletLimits says, and
+// reports whether it did.
+func (r *Registry) raiseLimit(ctx context.Context, tx *sql.Tx, p passengerRow, sc *protocol.SignedCredential, c protocol.Currency) (flightRef, bool, error) {
+	old := sc.Body
+	now := r.now()
+	if old.Limit.Currency != c || !now.Before(old.NotAfter) {
+		return flightRef{}, false, nil
+	}
+	released, err := holdReleased(ctx, tx, old.ID)
+	if err != nil || released {
+		return flightRef{}, false, err
+	}
+	band, bandCap, err := r.policy.Limits(p.score, c)
+	if err != nil {
+		return flightRef{}, false, nil // the score fell out of every band: no raise
+	}
+	avail, err := walletAvailable(ctx, tx, p.id, c)
+	if err != nil {
+		return flightRef{}, false, err
+	}
+	add := min(band.Minor-old.Limit.Minor, avail.Minor)
+	if add <= 0 {
+		return flightRef{}, false, nil
+	}
+	raised := old
+	raised.Limit.Minor += add
+	raised.TxCap.Minor = max(old.TxCap.Minor, min(bandCap.Minor, raised.Limit.Minor))
+	signed, err := protocol.Sign(raised, r.issuer, nil)
+	if err != nil {
+		return flightRef{}, false, err
+	}
+	fl, err := getFlight(ctx, tx, old.Flight)
+	if err != nil {
+		return flightRef{}, false, err
+	}
+	if err := replaceCredential(ctx, tx, signed); err != nil {
+		return flightRef{}, false, err
+	}
+	if err := holdWallet(ctx, tx, now, old.Flight, old.ID, p.id, protocol.M(add, c), raised.Limit.Minor); err != nil {
+		return flightRef{}, false, err
+	}
+	r.log.Info("credential limit raised after a top-up", "credential", old.ID, "flight", old.Flight,
+		"limit", raised.Limit.String(), "was", old.Limit.String(), "tx_cap", raised.TxCap.String())
+	return flightRef{aircraft: fl.aircraft, flight: old.Flight}, true, nil
+}
+
+// holdReleased reports whether the hold of credential cred was released:
+// its flight reconciled, and a raise would hold money no flight can spend.
+func holdReleased(ctx context.Context, q ledger.Querier, cred protocol.ID) (bool, error) {
+	ts, err := ledger.TransfersByRef(ctx, q, cred)
+	if err != nil {
+		return false, err
+	}
+	for _, t := range ts {
+		if t.Code == ledger.TransferHoldRelease {
+			return true, nil
+		}
+	}
+	return false, nil
 }

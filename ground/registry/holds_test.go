@@ -107,3 +107,65 @@ func (f *fixture) cardPassenger(score int) (protocol.ID, crypto.PrivateKey) {
 	}
 	return p, dev
 }
+
+func TestRaiseWalletLimits(t *testing.T) {
+	f := newFixture(t)
+	f.aircraft("D-AIUA")
+	fl := f.flight("100", "D-AIUA", "EUR")
+	eur := func(minor int64) protocol.Money { return protocol.M(minor, "EUR") }
+	p, dev := f.walletPassenger(600) // band limit 100.00, cap 40.00
+	f.topUp(p, eur(30_00))
+	first := f.optIn(p, dev, fl).Body
+	if first.Limit != eur(30_00) || first.TxCap != eur(30_00) {
+		t.Fatalf("first limits %v / %v, want 30.00 / 30.00", first.Limit, first.TxCap)
+	}
+	f.topUp(p, eur(200_00))
+	n, err := f.reg.RaiseWalletLimits(f.ctx, p, "EUR")
+	if err != nil || n != 1 {
+		t.Fatalf("raise = %d, %v; want 1 credential raised", n, err)
+	}
+	ic, err := f.reg.IssuedCredentialByID(f.ctx, first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raised := ic.Signed.Body
+	if raised.Limit != eur(100_00) || raised.TxCap != eur(40_00) {
+		t.Errorf("raised limits %v / %v, want the band's 100.00 / 40.00", raised.Limit, raised.TxCap)
+	}
+	if !raised.RaisedFrom(first) {
+		t.Errorf("the raised credential is not the first one with higher limits: %+v", raised)
+	}
+	if got, want := f.balance(ledger.HoldAccount(fl, first.ID, "EUR")), eur(100_00); got != want {
+		t.Errorf("held = %v, want %v", got, want)
+	}
+	if got, want := f.balance(ledger.WalletAccount(p, "EUR")), eur(130_00); got != want {
+		t.Errorf("wallet outside the hold = %v, want %v", got, want)
+	}
+	if n, err := f.reg.RaiseWalletLimits(f.ctx, p, "EUR"); err != nil || n != 0 {
+		t.Errorf("raise again = %d, %v; want nothing to raise", n, err)
+	}
+	// The next delta carries the raised credential.
+	m := f.verifyManifest(syncedManifest(t, f, "D-AIUA", fl))
+	for _, raw := range m.Body.Credentials {
+		c, err := protocol.ParseCredential(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Body.ID == first.ID && c.Body.Limit != eur(100_00) {
+			t.Errorf("manifest carries limit %v, want the raised 100.00", c.Body.Limit)
+		}
+	}
+	if err := ledger.Check(f.ctx, f.db); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncedManifest fetches the flight's manifest as aircraft a does.
+func syncedManifest(t *testing.T, f *fixture, a protocol.AircraftID, fl protocol.FlightID) []byte {
+	t.Helper()
+	m, err := f.reg.SyncManifest(f.ctx, a, fl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Raw
+}

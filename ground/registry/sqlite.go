@@ -773,3 +773,19 @@ func passengerFlights(ctx context.Context, q querier, passenger protocol.ID, now
 
 // maxPassengerFlights bounds the flights one change notifies about.
 const maxPassengerFlights = 256
+
+// replaceCredential stores a credential signed anew under an id already
+// issued (a limit raised after a top-up) and forgets that any manifest or
+// delta carried it, so the next delta carries the new bytes.
+func replaceCredential(ctx context.Context, q querier, c *protocol.SignedCredential) error {
+	b := c.Body
+	res, err := q.ExecContext(ctx, `UPDATE registry_credentials SET raw = ? WHERE id = ? AND revoked_at IS NULL`, c.Raw, idBytes(b.ID))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("replace credential %s: no live credential with this id", b.ID)
+	}
+	_, err = q.ExecContext(ctx, `DELETE FROM registry_published_credentials WHERE flight = ? AND credential = ?`, string(b.Flight), idBytes(b.ID))
+	return err
+}

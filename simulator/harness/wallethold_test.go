@@ -140,3 +140,75 @@ func TestPrepaidWalletHeldOnBoard(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTopUpRaisesTheLimitOnBoard: a prepaid passenger opted in with 30.00
+// EUR tops up 30.00 more while the aircraft is at the gate; ground holds it
+// and raises the credential's limit, and the cabin server, told at once,
+// approves what it declined before. A code embedding the credential as
+// first issued pays within the raise too, and ground charges both from the
+// hold.
+func TestTopUpRaisesTheLimitOnBoard(t *testing.T) {
+	w := newPushWorld(t)
+	eur := func(minor int64) protocol.Money { return protocol.M(minor, "EUR") }
+	p, err := w.g.RegisterPassenger(w.ctx, filepath.Join(w.dir, "wallets", "topup"), "topup", ground.FundingSource{Kind: ground.FundingWallet},
+		eur(30_00), w.fl, protocol.WalletOptions{})
+	if err != nil || !p.Eligible {
+		t.Fatalf("opt-in with 30.00 EUR: %v", err)
+	}
+	sell := func(full bool, n int64) onboard.Decision {
+		code, err := p.Wallet.PaymentCode(w.fl, full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := w.hh.Authorize(w.ctx, onboard.SaleRequest{InvoiceID: protocol.NewID(nil), Code: code, Lines: []onboard.Line{{SKU: "coffee", Quantity: n}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if err := Poll(w.ctx, pushBound, "the credential on board", func() (bool, error) { return sell(false, 5).Approved, nil }); err != nil {
+		t.Fatal(err) // 17.50 of 30.00
+	}
+	if d := sell(false, 5); d.Approved || d.Decline.Reason != protocol.ReasonOverPassengerLimit || d.Decline.Amount != eur(12_50) {
+		t.Fatalf("17.50 more on 12.50 left: approved %v, decline %+v", d.Approved, d.Decline)
+	}
+	if _, err := w.g.API.TopUp(w.ctx, p.Wallet, eur(30_00), protocol.NewID(nil)); err != nil {
+		t.Fatal(err)
+	}
+	var last onboard.Decision
+	if err := Poll(w.ctx, pushBound, "the raised limit on board", func() (bool, error) {
+		last = sell(false, 5)
+		return last.Approved, nil
+	}); err != nil {
+		t.Fatalf("%v (last decline %+v)", err, last.Decline)
+	}
+	if got, want := last.Remaining, eur(60_00-35_00); got != want {
+		t.Fatalf("remaining after the raise = %v, want %v", got, want)
+	}
+	if d := sell(true, 2); !d.Approved { // embeds the credential as first issued
+		t.Fatalf("full-form code after the raise declined: %+v", d.Decline)
+	}
+	if bal, err := w.g.API.WalletBalance(w.ctx, p.Wallet, "EUR"); err != nil || bal != eur(0) {
+		t.Fatalf("balance outside the hold = %v, %v; want 0.00 EUR (all 60.00 held)", bal, err)
+	}
+	if _, err := w.hh.CloseFlight(w.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := Poll(w.ctx, time.Minute, "the hold released after reconciliation", func() (bool, error) {
+		bal, err := w.g.API.WalletBalance(w.ctx, p.Wallet, "EUR")
+		return err == nil && bal == eur(60_00-17_50-17_50-7_00), err
+	}); err != nil {
+		bal, _ := w.g.API.WalletBalance(w.ctx, p.Wallet, "EUR")
+		t.Fatalf("%v: balance %v", err, bal)
+	}
+	rep, err := w.g.Main.Clearing().Reports().Flight(w.ctx, w.fl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Reconciled || rep.Settled.Count != 3 || rep.Collections.Count != 0 {
+		t.Fatalf("report: reconciled %v, settled %d, collections %d (%v)", rep.Reconciled, rep.Settled.Count, rep.Collections.Count, rep.Problems)
+	}
+	if err := ledger.Check(w.ctx, w.g.Main.DB()); err != nil {
+		t.Fatal(err)
+	}
+}
