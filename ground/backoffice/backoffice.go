@@ -75,8 +75,8 @@ type Config struct {
 	Token string
 	// Registry holds aircraft, flights, crews, credentials and arrears.
 	Registry *registry.Registry
-	// DB is the ground database: the reports read it (clearing.Reports) and
-	// the flights list finds the registered flights in it.
+	// DB is the ground database, which the reports read
+	// (clearing.Reports, clearing.LookupInvoice).
 	DB *sql.DB
 	// Retrier retries charges from the collections screen. When nil, the
 	// screen shows no retry button.

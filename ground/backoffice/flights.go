@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/airtab/airtab/ground/clearing"
+	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -52,36 +52,26 @@ type flightEntry struct {
 }
 
 // listFlights returns the registered flights, newest departure first, at
-// most limit. Only the flight ids and their manifest state come from here:
-// every figure comes from clearing.Reports.
-func (s *Server) listFlights(ctx context.Context, limit int) ([]flightEntry, error) {
-	rows, err := s.cfg.DB.QueryContext(ctx, `SELECT f.id, f.aircraft, f.currency,
-		EXISTS (SELECT 1 FROM registry_manifests m WHERE m.flight = f.id)
-		FROM registry_flights f`)
+// most limit, and whether the registry holds more than one listing returns
+// (registry.MaxListed, oldest first: the newest may then be missing). Only
+// the flight ids and their manifest state come from here: every figure
+// comes from clearing.Reports.
+func (s *Server) listFlights(ctx context.Context, limit int) ([]flightEntry, bool, error) {
+	list, more, err := s.reg.ListFlights(ctx, registry.FlightFilter{}, registry.MaxListed)
 	if err != nil {
-		return nil, fmt.Errorf("list flights: %w", err)
+		return nil, false, err
 	}
-	defer rows.Close()
-	var out []flightEntry
-	for rows.Next() {
-		var e flightEntry
-		var id, aircraft, currency string
-		if err := rows.Scan(&id, &aircraft, &currency, &e.Manifested); err != nil {
-			return nil, fmt.Errorf("list flights: %w", err)
-		}
-		e.ID, e.Aircraft, e.Currency = protocol.FlightID(id), protocol.AircraftID(aircraft), protocol.Currency(currency)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list flights: %w", err)
+	out := make([]flightEntry, 0, len(list))
+	for _, f := range list {
+		out = append(out, flightEntry{ID: f.ID, Aircraft: f.Aircraft, Currency: f.Currency, Manifested: f.Serial > 0})
 	}
 	slices.SortFunc(out, func(a, b flightEntry) int {
 		return cmp.Or(b.ID.Date().Compare(a.ID.Date()), cmp.Compare(a.ID, b.ID))
 	})
 	if len(out) > limit {
-		out = out[:limit]
+		out, more = out[:limit], true
 	}
-	return out, nil
+	return out, more, nil
 }
 
 // FlightRow is one line of the flights list.
@@ -144,28 +134,29 @@ type rowsCache struct {
 	mu   sync.Mutex
 	at   time.Time // wall time, not the service's clock: this only bounds load
 	rows []FlightRow
+	more bool // flights were left out
 }
 
 // flightRowsData returns the flights list's rows, built at most every
 // rowsMaxAge whoever asks.
-func (s *Server) flightRowsData(ctx context.Context) ([]FlightRow, error) {
+func (s *Server) flightRowsData(ctx context.Context) ([]FlightRow, bool, error) {
 	s.rows.mu.Lock()
 	defer s.rows.mu.Unlock()
 	if s.rows.rows != nil && time.Since(s.rows.at) < rowsMaxAge {
-		return s.rows.rows, nil
+		return s.rows.rows, s.rows.more, nil
 	}
-	rows, err := s.buildFlightRows(ctx)
+	rows, more, err := s.buildFlightRows(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	s.rows.rows, s.rows.at = rows, time.Now()
-	return rows, nil
+	s.rows.rows, s.rows.more, s.rows.at = rows, more, time.Now()
+	return rows, more, nil
 }
 
-func (s *Server) buildFlightRows(ctx context.Context) ([]FlightRow, error) {
-	entries, err := s.listFlights(ctx, s.cfg.MaxFlights)
+func (s *Server) buildFlightRows(ctx context.Context) ([]FlightRow, bool, error) {
+	entries, more, err := s.listFlights(ctx, s.cfg.MaxFlights)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	now := s.now()
 	out := make([]FlightRow, 0, len(entries))
@@ -175,28 +166,29 @@ func (s *Server) buildFlightRows(ctx context.Context) ([]FlightRow, error) {
 			rep, err = nil, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		row := FlightRow{flightEntry: e, Report: rep}
 		row.State, row.Progress, row.HasProgress = stateOf(e, rep, now)
 		out = append(out, row)
 	}
-	return out, nil
+	return out, more, nil
 }
 
 func (s *Server) flightsPage(w http.ResponseWriter, r *http.Request, sess *session) {
-	rows, err := s.flightRowsData(r.Context())
+	rows, more, err := s.flightRowsData(r.Context())
 	if err != nil {
 		s.fail(w, r, sess, http.StatusInternalServerError, "", err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "flights", sess, map[string]any{"Rows": rows, "PollMS": s.cfg.PollSeconds * 1000, "Now": s.now()})
+	s.render(w, r, http.StatusOK, "flights", sess, map[string]any{"Rows": rows, "More": more, "Max": registry.MaxListed,
+		"PollMS": s.cfg.PollSeconds * 1000, "Now": s.now()})
 }
 
 // flightRows serves the table body alone: the flights page's poll swaps it
 // in, so the rows are drawn by the same template either way.
 func (s *Server) flightRows(w http.ResponseWriter, r *http.Request, sess *session) {
-	rows, err := s.flightRowsData(r.Context())
+	rows, _, err := s.flightRowsData(r.Context())
 	if err != nil {
 		s.log.Error("back-office flight rows failed", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)

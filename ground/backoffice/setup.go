@@ -3,10 +3,8 @@ package backoffice
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,23 +33,18 @@ type setupData struct {
 
 func (s *Server) loadSetup(ctx context.Context, selected string) (*setupData, error) {
 	d := &setupData{}
-	flights, err := s.listFlights(ctx, s.cfg.MaxFlights)
+	flights, _, err := s.listFlights(ctx, s.cfg.MaxFlights)
 	if err != nil {
 		return nil, err
 	}
 	d.Flights = flights
-	seen := map[protocol.AircraftID]bool{}
-	ids, err := s.reg.NATSIdentities(ctx)
+	aircraft, _, err := s.reg.ListAircraft(ctx, registry.MaxListed)
 	if err != nil {
 		return nil, err
 	}
-	for id := range ids {
-		seen[id] = true
+	for _, a := range aircraft {
+		d.Aircraft = append(d.Aircraft, a.ID)
 	}
-	for _, f := range flights {
-		seen[f.Aircraft] = true
-	}
-	d.Aircraft = slices.Sorted(maps.Keys(seen))
 	if selected != "" {
 		f, err := protocol.ParseFlightID(selected)
 		if err != nil {
