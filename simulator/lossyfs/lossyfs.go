@@ -79,10 +79,12 @@ type FS struct {
 	mu      sync.Mutex
 	cut     bool
 	tear    *rand.Rand            // tears last writes at the cut, when set
+	armed   int                   // writes until the filesystem cuts itself; 0 when not armed
+	armTear *rand.Rand            // the tear source for the armed cut
+	cutCh   chan struct{}         // closed at the cut
 	files   map[uint64]*fileState // files, by inode number, with writes since their last fsync
 	entries []*entryOp            // directory changes not yet durable, oldest first
 	trashN  int                   // names in trash
-	written int64                 // bytes written since the files' last fsync
 }
 
 // fileState is what a file held at its last fsync.
@@ -123,7 +125,7 @@ func Mount(backing, mountpoint string, opts Options) (*FS, error) {
 	if err := syscall.Stat(backing, &st); err != nil {
 		return nil, fmt.Errorf("lossyfs: backing directory: %w", err)
 	}
-	f := &FS{backing: backing, mnt: mountpoint, files: map[uint64]*fileState{},
+	f := &FS{backing: backing, mnt: mountpoint, files: map[uint64]*fileState{}, cutCh: make(chan struct{}),
 		trash: filepath.Join(filepath.Dir(backing), "."+filepath.Base(backing)+".lossyfs-trash")}
 	if err := os.MkdirAll(f.trash, 0o700); err != nil {
 		return nil, fmt.Errorf("lossyfs: %w", err)
@@ -177,9 +179,30 @@ func (f *FS) CutTorn(rng *rand.Rand) { f.cutWith(rng) }
 func (f *FS) cutWith(rng *rand.Rand) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.cut = true
-	f.tear = rng
+	f.cutLocked(rng)
 }
+
+func (f *FS) cutLocked(rng *rand.Rand) {
+	if f.cut {
+		return
+	}
+	f.cut, f.tear, f.armed = true, rng, 0
+	close(f.cutCh)
+}
+
+// CutAtWrite arms a power cut that falls in the middle of the n-th data
+// write from now (n ≥ 1): that write reaches the file as an unsynced
+// write, and the power goes before its caller can fsync it. With rng, the
+// cut tears as CutTorn does. Wait on CutDone to kill the processes.
+func (f *FS) CutAtWrite(n int, rng *rand.Rand) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.armed, f.armTear = max(n, 1), rng
+}
+
+// CutDone is closed once the power is cut, by Cut, CutTorn or an armed
+// CutAtWrite.
+func (f *FS) CutDone() <-chan struct{} { return f.cutCh }
 
 // Loss is what a power cut dropped.
 type Loss struct {

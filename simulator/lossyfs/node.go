@@ -160,7 +160,13 @@ func (n *node) Write(ctx context.Context, fh fs.FileHandle, data []byte, off int
 	if !ok {
 		return 0, syscall.EBADF
 	}
-	return w.Write(ctx, data, off)
+	written, errno := w.Write(ctx, data, off)
+	if f.armed > 0 {
+		if f.armed--; f.armed == 0 {
+			f.cutLocked(f.armTear)
+		}
+	}
+	return written, errno
 }
 
 func (n *node) Writev(ctx context.Context, fh fs.FileHandle, data [][]byte, off int64) (uint32, syscall.Errno) {
