@@ -64,7 +64,18 @@ export async function resume() {
 // on the answer screen.
 async function submit(rec, foreground = true) {
   if (rec.state !== 'unknown') rec.state = 'sending';
-  await store.put(rec); // committed before the request is sent
+  try {
+    await store.put(rec); // committed before the request is sent
+  } catch (e) {
+    // Without its id on record a lost answer could not be retried safely:
+    // nothing is sent.
+    rec.state = 'refused';
+    rec.answer = { error: { message: 'This handheld could not store the sale (' + (e && e.name || 'storage error') + '): nothing was sent. Free some storage or reload, then sell again.' } };
+    shown = rec.id;
+    render(rec);
+    show('answer');
+    return rec;
+  }
   running.add(rec.id);
   if (foreground) {
     shown = rec.id;
