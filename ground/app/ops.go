@@ -12,12 +12,15 @@ import (
 // the monitoring network only) and the back-office web app at /backoffice/,
 // signed in with the same token as the API's back-office endpoints.
 func (m *Main) withOps(api http.Handler, token string) (http.Handler, error) {
-	var retrier backoffice.Retrier
-	if m.clearing != nil {
-		retrier = m.clearing
+	var (
+		retrier  backoffice.Retrier
+		outcomes backoffice.FlightOutcomes
+	)
+	if m.clearing != nil { // not a typed nil in the interfaces
+		retrier, outcomes = m.clearing, m.clearing
 	}
 	bo, err := backoffice.New(backoffice.Config{Token: token, Registry: m.reg, DB: m.db, Retrier: retrier,
-		Clock: m.Config.Clock, Logger: m.log})
+		Outcomes: outcomes, Clock: m.Config.Clock, Logger: m.log})
 	if err != nil {
 		return nil, err
 	}

@@ -68,6 +68,13 @@ type Retrier interface {
 	RetryCollections(ctx context.Context) (clearing.RetryStats, error)
 }
 
+// FlightOutcomes says whether a flight has closed and reconciled;
+// clearing.Service implements it. A closed flight's catalog and caps can no
+// longer change.
+type FlightOutcomes interface {
+	FlightOutcome(ctx context.Context, f protocol.FlightID) (closed, reconciled bool, err error)
+}
+
 // Config configures a Server. Token, Registry and DB are required.
 type Config struct {
 	// Token is the back-office token a person signs in with, at least
@@ -81,6 +88,9 @@ type Config struct {
 	// Retrier retries charges from the collections screen. When nil, the
 	// screen shows no retry button.
 	Retrier Retrier
+	// Outcomes tells the set-up screen whether a flight has closed. When
+	// nil, a registered flight cannot be changed from here.
+	Outcomes FlightOutcomes
 	// Clock is the time sessions expire by and reports are stamped with.
 	// Default time.Now.
 	Clock func() time.Time

@@ -256,6 +256,24 @@ func TestSecurity(t *testing.T) {
 			t.Fatalf("catalog = %+v, want 2 items, coffee at %v", fl.Catalog, want)
 		}
 	})
+	t.Run("FlightUpdated", func(t *testing.T) {
+		flight := url.Values{"csrf": {csrf}, "carrier": {"XX"}, "number": {"123"}, "date": {"2026-11-21"}, "aircraft": {"D-AIUA"},
+			"currency": {"EUR"}, "catalog": {"COF | Coffee | 3.80 | drink"}}
+		res, _ := post(t, c, base+"/backoffice/setup/flight", flight, base)
+		if got, want := res.StatusCode, http.StatusSeeOther; got != want {
+			t.Fatalf("status = %d, want %d", got, want)
+		}
+		if _, page := get(t, c, base+res.Header.Get("Location")); !strings.Contains(page, "Flight XX123-2026-11-21 updated") {
+			t.Fatalf("the page does not confirm the update:\n%s", page)
+		}
+		fl, err := g.Registry().FlightDetails(context.Background(), "XX123-2026-11-21")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := fl.Catalog, []protocol.CatalogItem{{SKU: "COF", Name: "Coffee", Price: protocol.M(380, "EUR"), Category: "drink"}}; len(got) != 1 || got[0] != want[0] {
+			t.Fatalf("catalog = %+v, want %+v", got, want)
+		}
+	})
 	t.Run("BadFormNamesTheProblem", func(t *testing.T) {
 		res, body := post(t, c, base+"/backoffice/setup/flight", url.Values{"csrf": {csrf}, "carrier": {"XX"}, "number": {"124"},
 			"date": {"2026-11-21"}, "aircraft": {"D-NONE"}, "currency": {"EUR"}}, base)

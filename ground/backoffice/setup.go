@@ -188,15 +188,36 @@ func (s *Server) postFlight(ctx context.Context, r *http.Request) (string, strin
 	}
 	spec := registry.FlightSpec{Carrier: strings.ToUpper(strings.TrimSpace(f("carrier"))), Number: strings.TrimSpace(f("number")),
 		Date: date, Aircraft: protocol.AircraftID(strings.TrimSpace(f("aircraft"))), Currency: cur, Catalog: catalog, Caps: caps}
-	fl, created, err := s.reg.RegisterFlight(ctx, spec)
+	id, err := protocol.NewFlightID(spec.Carrier, spec.Number, spec.Date)
+	if err != nil {
+		return "", "", invalid("%v", err)
+	}
+	if _, err := s.reg.FlightDetails(ctx, id); registry.ErrorCode(err) == registry.CodeNotFound {
+		fl, _, err := s.reg.RegisterFlight(ctx, spec)
+		if err != nil {
+			return "", "", err
+		}
+		return fmt.Sprintf("Flight %s registered.", fl.ID), string(fl.ID), nil
+	} else if err != nil {
+		return "", "", err
+	}
+	// Registered already: a change of catalog and caps, refused once the
+	// flight has closed (what PUT /v1/flights/{flight} does).
+	if s.cfg.Outcomes == nil {
+		return "", "", registry.Errorf(registry.CodeUnavailable, "flight %s is registered, and without clearing this ground cannot tell whether it closed: not changed", id)
+	}
+	closed, _, err := s.cfg.Outcomes.FlightOutcome(ctx, id)
 	if err != nil {
 		return "", "", err
 	}
-	verb := "updated: the next manifest carries the new catalog and caps"
-	if created {
-		verb = "registered"
+	if closed {
+		return "", "", registry.Errorf(registry.CodeConflict, "flight %s is closed: its catalog and caps can no longer change", id)
 	}
-	return fmt.Sprintf("Flight %s %s.", fl.ID, verb), string(fl.ID), nil
+	fl, err := s.reg.UpdateFlight(ctx, spec)
+	if err != nil {
+		return "", "", err
+	}
+	return fmt.Sprintf("Flight %s updated: its manifest is issued again with the new catalog and caps.", fl.ID), string(fl.ID), nil
 }
 
 // parseCatalog reads one item per line: "SKU | name | price | category",
