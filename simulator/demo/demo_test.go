@@ -173,6 +173,11 @@ func TestDemoHandheld(t *testing.T) {
 	b.WaitTextIn("#st-pending", "0 to clear")
 	b.Click("#basket-clear")
 	shot(t, b, "demo-sell")
+	dir := *screenshots
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	b.Screenshot(filepath.Join(dir, "demo-desktop.png"), 1280, 800) // a tablet or a desktop browser
 }
 
 func shot(t *testing.T, b *browsertest.Browser, name string) {
