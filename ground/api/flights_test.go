@@ -158,6 +158,12 @@ func TestRevokeReasonsAPI(t *testing.T) {
 			if status != http.StatusForbidden || string(ed.Code) != string(registry.CodeRevoked) || !strings.Contains(ed.Message, cred.ID.String()) {
 				t.Fatalf("opt-in after %s: HTTP %d %+v, want 403 revoked naming the credential", reason, status, ed)
 			}
+			if reason == "device_lost" {
+				// The lost device is dead for every call, not only opt-ins.
+				if status, ed := e.raw(http.MethodGet, "/v1/me", nil, dev, now, nil); status != http.StatusForbidden || string(ed.Code) != "revoked" {
+					t.Fatalf("GET /v1/me from the lost device: HTTP %d %+v, want 403 revoked", status, ed)
+				}
+			}
 			_, err = e.c.Reinstate(e.ctx, cred.ID, "")
 			wantAPIError(t, err, registry.CodeInvalid)
 			got, err := e.c.Reinstate(e.ctx, cred.ID, "passenger called the back office")

@@ -274,8 +274,17 @@ func (s *Server) authenticate(c *call) error {
 	}
 	for _, d := range devs {
 		if sr.verify(d.Key) {
+			if err := s.replay.accept(sr, now); err != nil {
+				return err
+			}
+			// A device reported lost is dead everywhere (SPEC §9.2): its
+			// finder may not read the account, change its funding or
+			// bring in a device of their own.
+			if err := s.reg.CheckDevice(c.r.Context(), d.Key); err != nil {
+				return err
+			}
 			c.passenger, c.device, c.signed = d.Passenger, d, sr
-			return s.replay.accept(sr, now)
+			return nil
 		}
 	}
 	return unauthorized("request signature does not verify under device key %s", sr.keyID)
