@@ -30,7 +30,7 @@ func (c *Cabin) CheckCrew(ctx context.Context, crewID, pin string) (protocol.Cre
 	member, known := m.CrewMember(crewID)
 	hash := member.PINHash
 	if !known {
-		crew := m.signed.Body.Crew
+		crew := m.Crew()
 		if len(crew) == 0 {
 			return protocol.CrewMember{}, notOnRoster(m)
 		}

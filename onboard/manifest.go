@@ -40,7 +40,8 @@ type Manifest struct {
 	deny     denyList
 	catalog  map[string]protocol.CatalogItem
 	crew     map[string]protocol.CrewMember
-	rejected int // credentials whose issuer signature did not verify
+	crewList []protocol.CrewMember // the roster in order: the manifest's, or the last delta's that carried one
+	rejected int                   // credentials whose issuer signature did not verify
 }
 
 // denyList is the manifest's deny list. As protocol/SPEC.md §4.2.1 says, an
@@ -112,9 +113,7 @@ func VerifyManifest(raw []byte, anchor *crypto.TrustList, id Identity, now time.
 	for _, it := range b.Catalog {
 		m.catalog[it.SKU] = it
 	}
-	for _, c := range b.Crew {
-		m.crew[c.ID] = c
-	}
+	m.setCrew(b.Crew)
 	return m, nil
 }
 
@@ -155,8 +154,25 @@ func (m *Manifest) ApplyDelta(raw []byte, anchor *crypto.TrustList, now time.Tim
 	for _, e := range d.Undeny {
 		n.deny.remove(e)
 	}
+	if len(d.Crew) > 0 {
+		n.setCrew(d.Crew) // the whole roster, replacing the one on board
+		log.Info("crew roster replaced by manifest delta", "seq", d.Seq, "crew", len(d.Crew))
+	}
 	return n, nil
 }
+
+// setCrew makes crew the roster on board. The map is new: the one it
+// replaces may be shared with the manifest this one was cloned from.
+func (m *Manifest) setCrew(crew []protocol.CrewMember) {
+	m.crewList = crew
+	m.crew = make(map[string]protocol.CrewMember, len(crew))
+	for _, c := range crew {
+		m.crew[c.ID] = c
+	}
+}
+
+// Crew returns the roster on board, in order.
+func (m *Manifest) Crew() []protocol.CrewMember { return m.crewList }
 
 func checkIdentity(what string, f protocol.FlightID, a protocol.AircraftID, id Identity) error {
 	if f != id.Flight || a != id.Aircraft {

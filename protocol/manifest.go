@@ -263,8 +263,9 @@ func validateCatalog(items []CatalogItem, cur Currency) error {
 }
 
 // ManifestDelta adds to a manifest while the link lasts: late registrants'
-// credentials, new deny-list entries and lifted ones. Deltas for a manifest
-// are numbered from 1 without gaps and must be applied in order.
+// credentials (and raised ones, see Credential.RaisedFrom), new deny-list
+// entries and lifted ones, and the crew roster when it changed. Deltas for a
+// manifest are numbered from 1 without gaps and must be applied in order.
 type ManifestDelta struct {
 	Version     uint        `cbor:"1,keyasint,omitzero"`
 	Flight      FlightID    `cbor:"2,keyasint,omitzero"`
@@ -276,6 +277,9 @@ type ManifestDelta struct {
 	Credentials [][]byte    `cbor:"8,keyasint,omitempty,omitzero"`
 	Deny        []DenyEntry `cbor:"9,keyasint,omitempty,omitzero"`
 	Undeny      []DenyEntry `cbor:"10,keyasint,omitempty,omitzero"` // entries lifted (debt paid)
+	// Crew, when present, is the whole crew roster, replacing the one on
+	// board: it changed since the manifest and its earlier deltas.
+	Crew []CrewMember `cbor:"11,keyasint,omitempty,omitzero"`
 }
 
 // SignedManifestDelta is a manifest delta with its issuer signature.
@@ -298,6 +302,8 @@ func (d ManifestDelta) validate() error {
 		maxLen("lifted deny entries", len(d.Undeny), MaxDenyEntries),
 		validateDeny(d.Deny),
 		validateDeny(d.Undeny),
+		maxLen("crew", len(d.Crew), MaxCrew),
+		validateCrew(d.Crew),
 	)
 	if err != nil {
 		return err

@@ -215,10 +215,10 @@ func (r *Registry) FlightDetails(ctx context.Context, id protocol.FlightID) (Fli
 
 // SetCrew replaces a flight's crew roster. PINs given in the clear are
 // hashed with argon2id (Config.PINParams) and never stored; pre-hashed PINs
-// are checked for form. Deltas do not carry the roster: when the flight
-// already has a manifest, a fresh one is issued with the new roster in the
-// same transaction, and cabin servers, told at their next sync that theirs
-// is superseded, fetch it.
+// are checked for form. The next delta of the flight's manifest carries the
+// new roster (ManifestDelta.Crew), and the aircraft is told at once. A
+// roster emptied cannot travel in a delta: when the flight already has a
+// manifest, a fresh one is issued in the same transaction.
 func (r *Registry) SetCrew(ctx context.Context, f protocol.FlightID, crew []CrewInput) error {
 	if err := validateCrew(crew); err != nil {
 		return err
@@ -247,7 +247,7 @@ func (r *Registry) SetCrew(ctx context.Context, f protocol.FlightID, crew []Crew
 			return err
 		}
 		_, issued, err := latestManifest(ctx, tx, f)
-		if err != nil || !issued {
+		if err != nil || !issued || len(members) > 0 {
 			return err
 		}
 		reissued = true

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -92,6 +93,9 @@ func (r *Registry) buildManifest(ctx context.Context, tx *sql.Tx, fl flightRow) 
 		return nil, err
 	}
 	if err := publishDeny(ctx, tx, fl.id, serial, deny, nil); err != nil {
+		return nil, err
+	}
+	if err := publishRoster(ctx, tx, fl.id, serial, rosterHash(crew)); err != nil {
 		return nil, err
 	}
 	r.log.Info("manifest issued", "flight", fl.id, "serial", serial, "credentials", len(ids), "deny", len(deny), "bytes", len(signed.Raw))
@@ -189,8 +193,9 @@ func credentialEnd(f protocol.FlightID) time.Time {
 }
 
 // buildDelta issues the next delta of manifest serial when anything changed
-// since it and its deltas: credentials not yet carried, deny entries to add
-// and to lift. It reports whether it made one and advances *last.
+// since it and its deltas: credentials not yet carried (new or raised), deny
+// entries to add and to lift, the crew roster. It reports whether it made
+// one and advances *last.
 func (r *Registry) buildDelta(ctx context.Context, tx *sql.Tx, fl flightRow, serial uint64, last *uint64) (bool, error) {
 	creds, err := unpublishedCredentials(ctx, tx, fl.id, serial, maxDeltaCredentials)
 	if err != nil {
@@ -205,7 +210,17 @@ func (r *Registry) buildDelta(ctx context.Context, tx *sql.Tx, fl flightRow, ser
 		return false, err
 	}
 	add, lift := diffDeny(want, have)
-	if len(creds) == 0 && len(add) == 0 && len(lift) == 0 {
+	crew, err := getCrew(ctx, tx, fl.id)
+	if err != nil {
+		return false, err
+	}
+	published, err := publishedRoster(ctx, tx, fl.id, serial)
+	if err != nil {
+		return false, err
+	}
+	roster := rosterHash(crew)
+	rosterChanged := len(crew) > 0 && !bytes.Equal(roster, published) // an emptied roster is a new manifest (SetCrew)
+	if len(creds) == 0 && len(add) == 0 && len(lift) == 0 && !rosterChanged {
 		return false, nil
 	}
 	add, lift = add[:min(len(add), maxDeltaDeny)], lift[:min(len(lift), maxDeltaDeny)]
@@ -213,6 +228,9 @@ func (r *Registry) buildDelta(ctx context.Context, tx *sql.Tx, fl flightRow, ser
 	d := protocol.ManifestDelta{
 		Version: protocol.Version, Flight: fl.id, Aircraft: fl.aircraft, BaseSerial: serial, Seq: *last + 1,
 		IssuedAt: now, ExpiresAt: now.Add(r.manifestTTL), Deny: add, Undeny: lift,
+	}
+	if rosterChanged {
+		d.Crew = crew
 	}
 	ids := make([]protocol.ID, 0, len(creds))
 	for _, c := range creds {
@@ -232,8 +250,13 @@ func (r *Registry) buildDelta(ctx context.Context, tx *sql.Tx, fl flightRow, ser
 	if err := publishDeny(ctx, tx, fl.id, serial, add, lift); err != nil {
 		return false, err
 	}
+	if rosterChanged {
+		if err := publishRoster(ctx, tx, fl.id, serial, roster); err != nil {
+			return false, err
+		}
+	}
 	*last = d.Seq
 	r.log.Info("manifest delta issued", "flight", fl.id, "serial", serial, "seq", d.Seq,
-		"credentials", len(ids), "deny", len(add), "undeny", len(lift))
+		"credentials", len(ids), "deny", len(add), "undeny", len(lift), "crew", len(d.Crew))
 	return true, nil
 }

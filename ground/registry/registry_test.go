@@ -478,25 +478,35 @@ func TestManifest(t *testing.T) {
 	}
 	wantCode(t, func() error { _, err := f.reg.BuildManifest(f.ctx, "XX9-2026-11-21"); return err }(), CodeNotFound)
 
-	// A roster changed after a manifest was issued comes with a fresh
-	// manifest (deltas do not carry the crew), and the aircraft holding
-	// the older one is told it is superseded.
+	// A roster changed after a manifest was issued travels in the next
+	// delta, the whole roster, once; no new manifest is issued for it.
 	if err := f.reg.SetCrew(f.ctx, fl, []CrewInput{{ID: "c1", Role: "purser", PIN: "1234"}, {ID: "c9", Role: "attendant", PIN: "5678"}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.count("registry_manifests"); got != 3 {
-		t.Fatalf("stored manifests after the roster changed = %d, want 3", got)
+	if got := f.count("registry_manifests"); got != 2 {
+		t.Fatalf("stored manifests after the roster changed = %d, want 2", got)
 	}
 	b, err := f.reg.SyncDeltas(f.ctx, "D-AIUA", fl, protocol.DeltaRequest{BaseSerial: 2})
-	if err != nil || !b.Superseded {
-		t.Fatalf("delta request on manifest 2 after the roster changed = %+v, %v; want superseded", b, err)
+	if err != nil || b.Superseded || len(b.Deltas) != 1 {
+		t.Fatalf("delta request on manifest 2 after the roster changed = %+v, %v; want one delta", b, err)
 	}
-	latest, err := f.reg.SyncManifest(f.ctx, "D-AIUA", fl)
+	d, err := protocol.ParseManifestDelta(b.Deltas[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := f.verifyManifest(latest.Raw).Body; m.Serial != 3 || len(m.Crew) != 2 || m.Crew[1].ID != "c9" {
-		t.Fatalf("manifest after the roster changed: serial %d crew %+v", m.Serial, m.Crew)
+	if crew := d.Body.Crew; len(crew) != 2 || crew[1].ID != "c9" {
+		t.Fatalf("delta after the roster changed: crew %+v, want c1 and c9", crew)
+	}
+	b, err = f.reg.SyncDeltas(f.ctx, "D-AIUA", fl, protocol.DeltaRequest{BaseSerial: 2, AfterSeq: d.Body.Seq})
+	if err != nil || len(b.Deltas) != 0 {
+		t.Fatalf("delta request after the roster delta = %+v, %v; want up to date", b, err)
+	}
+	// A roster emptied cannot travel in a delta: a fresh manifest.
+	if err := f.reg.SetCrew(f.ctx, fl, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.count("registry_manifests"); got != 3 {
+		t.Fatalf("stored manifests after the roster was emptied = %d, want 3", got)
 	}
 }
 

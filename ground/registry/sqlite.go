@@ -114,6 +114,15 @@ CREATE TABLE IF NOT EXISTS registry_deltas (
 -- What the latest manifest of a flight and its deltas have published, so the
 -- next delta carries exactly what changed since. Rows of older serials are
 -- deleted when a new manifest is issued.
+-- The crew roster (its hash, rosterHash) the manifest serial and its deltas
+-- carried last, so a changed roster goes in the next delta.
+CREATE TABLE IF NOT EXISTS registry_published_roster (
+	flight TEXT NOT NULL,
+	serial INTEGER NOT NULL,
+	hash   BLOB NOT NULL,
+	PRIMARY KEY (flight, serial)
+) STRICT, WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS registry_published_credentials (
 	flight     TEXT NOT NULL,
 	serial     INTEGER NOT NULL,
@@ -788,4 +797,22 @@ func replaceCredential(ctx context.Context, q querier, c *protocol.SignedCredent
 	}
 	_, err = q.ExecContext(ctx, `DELETE FROM registry_published_credentials WHERE flight = ? AND credential = ?`, string(b.Flight), idBytes(b.ID))
 	return err
+}
+
+// publishRoster records the roster hash the manifest serial of f carries now.
+func publishRoster(ctx context.Context, q querier, f protocol.FlightID, serial uint64, hash []byte) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO registry_published_roster (flight, serial, hash) VALUES (?, ?, ?)
+		ON CONFLICT (flight, serial) DO UPDATE SET hash = excluded.hash`, string(f), serial, hash)
+	return err
+}
+
+// publishedRoster returns the roster hash the manifest serial of f and its
+// deltas carried last, or nil for none recorded.
+func publishedRoster(ctx context.Context, q querier, f protocol.FlightID, serial uint64) ([]byte, error) {
+	var h []byte
+	err := q.QueryRowContext(ctx, `SELECT hash FROM registry_published_roster WHERE flight = ? AND serial = ?`, string(f), serial).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return h, err
 }

@@ -136,13 +136,13 @@ func TestManifestPush(t *testing.T) {
 	})
 
 	t.Run("RosterChangeSignsIn", func(t *testing.T) {
-		before := w.manifestSerial()
+		before := w.manifestVersion()
 		if _, err := w.g.API.SetCrew(w.ctx, w.fl, []api.CrewEntry{{ID: "p1", Role: "purser", PIN: "2468"},
 			{ID: "a7", Role: "attendant", PIN: "1357"}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := Poll(w.ctx, pushBound, "the new roster on board", func() (bool, error) {
-			return w.manifestSerial() > before, nil
+			return w.manifestVersion() != before, nil
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -154,15 +154,16 @@ func TestManifestPush(t *testing.T) {
 	})
 }
 
-// manifestSerial is the serial of the manifest the cabin server holds.
-func (w *pushWorld) manifestSerial() uint64 {
+// manifestVersion is the serial of the manifest the cabin server holds and
+// the last delta it applied.
+func (w *pushWorld) manifestVersion() [2]uint64 {
 	w.t.Helper()
 	st, err := w.c.Status(w.ctx)
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	if st.Manifest == nil {
-		return 0
+		return [2]uint64{}
 	}
-	return st.Manifest.Serial
+	return [2]uint64{st.Manifest.Serial, st.Manifest.DeltaSeq}
 }
