@@ -250,3 +250,47 @@ func TestSyncerSyncsOnConnect(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestSyncerPullsOnNotice: a Syncer that polls only hourly applies each
+// delta once ground publishes the manifest change notice.
+func TestSyncerPullsOnNotice(t *testing.T) {
+	nc := runNATS(t)
+	f := ft.New(t, ft.Options{Passengers: 1})
+	g := &ground{manifest: f.SignManifest(nil)}
+	g.serve(t, nc, f)
+	cabin, _ := f.OpenCabin(nil, nil)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		(&natslink.Syncer{Conn: nc, Cabin: cabin, Interval: time.Hour}).Run(rctx)
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the manifest", func() bool { return cabin.Manifest() != nil })
+
+	for seq := uint64(1); seq <= 3; seq++ {
+		late := f.NewPassenger(false)
+		g.mu.Lock()
+		g.deltas = append(g.deltas, f.SignDelta(seq, func(d *protocol.ManifestDelta) { d.Credentials = [][]byte{late.Credential.Raw} }))
+		g.mu.Unlock()
+		if err := nc.Publish(protocol.NoticeSubject(f.Aircraft, f.ID), nil); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, fmt.Sprintf("delta %d applied after its notice", seq), func() bool {
+			_, ok := cabin.Manifest().Credential(late.Credential.Body.ID)
+			return ok && cabin.Manifest().DeltaSeq() == seq
+		})
+	}
+}
+
+// waitFor polls cond until it holds, for at most 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20 s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
