@@ -59,6 +59,18 @@ const routes = {
 };
 
 let leave = null; // the current screen's clean-up (stop timers, camera)
+let shown = 0; // counts screen changes
+
+// screenToken names the screen now shown; stillShown(token) says whether it
+// still is, so a screen whose network answer comes late never draws over
+// the next one.
+export function screenToken() {
+  return shown;
+}
+
+export function stillShown(token) {
+  return token === shown;
+}
 
 export function go(path) {
   if (location.hash !== "#/" + path) location.hash = "#/" + path;
@@ -66,6 +78,7 @@ export function go(path) {
 }
 
 async function route() {
+  shown++;
   if (leave) {
     try {
       leave();

@@ -6,15 +6,17 @@ import { formatMoney, parseMajor } from "../messages.js";
 import { randomHex } from "../bytes.js";
 import { tokenize } from "../tokenizer.js";
 import { busy, card, field, h, message, show } from "../ui.js";
-import { explain, refreshAccount, state } from "../app.js";
+import { explain, refreshAccount, screenToken, state, stillShown } from "../app.js";
 import { fundingText } from "./home.js";
 
 export async function fundingScreen() {
-  await render();
+  const token = screenToken();
+  await render(token);
   try {
     await refreshAccount();
-    summary();
+    if (stillShown(token)) summary();
   } catch (e) {
+    if (!stillShown(token)) return;
     if (!(e instanceof OfflineError)) message("error", explain(e));
   }
 }
@@ -28,9 +30,9 @@ function currencies() {
   return [first, ...cs.filter((c) => c !== first)];
 }
 
-async function render() {
-  const a = state.account;
+async function render(token) {
   const pending = await store.get("topup_pending");
+  if (token !== undefined && !stillShown(token)) return;
   show(h("div", { id: "summary" }), walletCard(pending), cardCard());
   summary();
 }

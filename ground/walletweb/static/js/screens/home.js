@@ -4,15 +4,17 @@ import * as store from "../store.js";
 import { OfflineError } from "../api.js";
 import { credentialWindow, formatMoney, parseCredential } from "../messages.js";
 import { busy, card, field, h, message, show, when } from "../ui.js";
-import { explain, go, loadCredentials, refreshAccount, state } from "../app.js";
+import { explain, go, loadCredentials, refreshAccount, screenToken, state, stillShown } from "../app.js";
 import { NETWORK_NAMES } from "../tokenizer.js";
 
 export async function homeScreen() {
   render();
+  const token = screenToken();
   try {
     await refreshAccount();
-    refresh();
+    if (stillShown(token)) refresh();
   } catch (e) {
+    if (!stillShown(token)) return;
     if (!(e instanceof OfflineError)) message("error", explain(e));
     else if (state.account) message("info", "Offline: showing your account as last seen. Payment codes work without a network.");
   }

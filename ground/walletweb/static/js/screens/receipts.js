@@ -5,7 +5,7 @@ import * as store from "../store.js";
 import { OfflineError } from "../api.js";
 import { formatMoney } from "../messages.js";
 import { card, h, message, show, whenISO } from "../ui.js";
-import { explain, go, state } from "../app.js";
+import { explain, go, screenToken, state, stillShown } from "../app.js";
 
 const STATUS = {
   settled: ["Charged", "ok"],
@@ -27,11 +27,13 @@ export async function receiptsScreen() {
   const cached = await store.get("charges");
   if (cached) render(cached, true);
   else show(card("Receipts", h("p", {}, "Loading…")));
+  const token = screenToken();
   try {
     const list = await state.client.charges();
     await store.put("charges", list);
-    render(list, false);
+    if (stillShown(token)) render(list, false);
   } catch (e) {
+    if (!stillShown(token)) return;
     if (e instanceof OfflineError) message("info", cached ? "Offline: receipts as last seen." : "Receipts appear after landing, when the phone is online.");
     else message("error", explain(e));
   }
