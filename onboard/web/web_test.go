@@ -219,7 +219,7 @@ func TestHandheldApp(t *testing.T) {
 		shot(t, b, "basket")
 		b.Click("#basket-scan")
 		b.WaitText("Scan to pay 15.50 EUR")
-		b.WaitTextIn("#answer-verdict", "Approved")
+		b.WaitTextVisibleIn("#answer-verdict", "Approved")
 		shot(t, b, "approved")
 		cameraSale = invoiceID(t, b)
 		rec, err := e.journal.Invoice(ctx, cameraSale)
@@ -239,10 +239,10 @@ func TestHandheldApp(t *testing.T) {
 		b := b.For(t)
 		add(b, "COFFEE", 1)
 		b.Click("#basket-scan")
-		b.WaitTextIn("#answer-verdict", "Declined")
-		b.WaitTextIn("#answer-message", "payment code already used")
-		b.WaitTextIn("#answer-detail", "code_reused (11)")
-		b.WaitTextIn("#answer-next", "Ask for a fresh code.")
+		b.WaitTextVisibleIn("#answer-verdict", "Declined")
+		b.WaitTextVisibleIn("#answer-message", "payment code already used")
+		b.WaitTextVisibleIn("#answer-detail", "code_reused (11)")
+		b.WaitTextVisibleIn("#answer-next", "Ask for a fresh code.")
 		b.Click("#answer-done") // back to the basket, which still holds the coffee
 		b.WaitTextIn("#basket-total", "3.50 EUR")
 		b.Click("#basket-clear")
@@ -262,9 +262,9 @@ func TestHandheldApp(t *testing.T) {
 		add(b, "COFFEE", 2) // 7.00 EUR, with 5.00 EUR of the 200.00 left
 		b.Click("#basket-scan")
 		wedge(b, p.Code())
-		b.WaitTextIn("#answer-verdict", "Declined")
-		b.WaitTextIn("#answer-next", "Passenger is over the flight limit: remaining 5.00 EUR.")
-		b.WaitTextIn("#answer-detail", "over_passenger_limit (15)")
+		b.WaitTextVisibleIn("#answer-verdict", "Declined")
+		b.WaitTextVisibleIn("#answer-next", "Passenger is over the flight limit: remaining 5.00 EUR.")
+		b.WaitTextVisibleIn("#answer-detail", "over_passenger_limit (15)")
 		shot(t, b, "declined")
 		b.Click("#answer-done")
 		b.Click("#basket-clear")
@@ -275,9 +275,9 @@ func TestHandheldApp(t *testing.T) {
 		add(b, "COFFEE", 1)
 		b.Click("#basket-scan")
 		wedge(b, e.f.Passengers[1].Code())
-		b.WaitTextIn("#answer-verdict", "Approved")
-		b.WaitTextIn("#answer-amount", "3.50 EUR")
-		b.WaitTextIn("#answer-next", "Remaining limit: 196.50 EUR")
+		b.WaitTextVisibleIn("#answer-verdict", "Approved")
+		b.WaitTextVisibleIn("#answer-amount", "3.50 EUR")
+		b.WaitTextVisibleIn("#answer-next", "Remaining limit: 196.50 EUR")
 		if _, err := e.journal.Invoice(ctx, invoiceID(t, b)); err != nil {
 			t.Fatalf("wedge sale not in the journal: %v", err)
 		}
@@ -306,8 +306,8 @@ func TestHandheldApp(t *testing.T) {
 		}
 		b.Click("#order-scan")
 		wedge(b, e.f.Passengers[3].Consent(order))
-		b.WaitTextIn("#answer-verdict", "Approved")
-		b.WaitTextIn("#answer-amount", "17.00 EUR")
+		b.WaitTextVisibleIn("#answer-verdict", "Approved")
+		b.WaitTextVisibleIn("#answer-amount", "17.00 EUR")
 		sale, err := e.cabin.Sale(ctx, invoiceID(t, b))
 		if err != nil || sale.Total != protocol.M(1700, "EUR") {
 			t.Fatalf("two-way sale = %+v, %v", sale, err)
@@ -323,8 +323,8 @@ func TestHandheldApp(t *testing.T) {
 		b.Click(row + " button")
 		b.WaitVisible("#confirm-ok")
 		b.Click("#confirm-ok")
-		b.WaitTextIn("#answer-verdict", "Voided")
-		b.WaitTextIn("#answer-amount", "15.50 EUR")
+		b.WaitTextVisibleIn("#answer-verdict", "Voided")
+		b.WaitTextVisibleIn("#answer-amount", "15.50 EUR")
 		sale, err := e.cabin.Sale(ctx, cameraSale)
 		if err != nil || sale.VoidedBy.IsZero() {
 			t.Fatalf("voided sale = %+v, %v; want voided_by set", sale, err)
@@ -344,11 +344,11 @@ func TestHandheldApp(t *testing.T) {
 		add(b, "COFFEE", 1)
 		b.Click("#basket-scan")
 		wedge(b, e.f.Passengers[1].Code())
-		b.WaitTextIn("#answer-verdict", "Unknown — retrying")
+		b.WaitTextVisibleIn("#answer-verdict", "Unknown — retrying")
 		b.WaitTextIn("#st-pending", "1 unknown")
 		shot(t, b, "unknown")
 		e.drop.Store(false)
-		b.WaitTextIn("#answer-verdict", "Approved")
+		b.WaitTextVisibleIn("#answer-verdict", "Approved")
 		id := invoiceID(t, b)
 		sent := e.sentIDs()[n:]
 		if len(sent) < 2 {
@@ -457,7 +457,7 @@ func TestCameraUnavailable(t *testing.T) {
 	b.WaitTextIn("#scan-error", "use the scanner or paste the code")
 	shot(t, b, "camera-unavailable")
 	wedge(b, e.f.Passengers[0].Code())
-	b.WaitTextIn("#answer-verdict", "Approved")
+	b.WaitTextVisibleIn("#answer-verdict", "Approved")
 }
 
 // TestInstalledCA opens the app in a Chromium whose certificate store

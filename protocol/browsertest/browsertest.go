@@ -277,13 +277,25 @@ func (b *Browser) WaitText(text string) {
 	b.WaitTextIn("body", text)
 }
 
-// WaitTextIn waits until text is part of the visible text of the first
-// element matching the CSS selector.
+// WaitTextIn waits until text is part of the text of the first element
+// matching the CSS selector (its innerText: for an element inside a hidden
+// one, that is all its text). Use WaitTextVisibleIn when the element may
+// still hold old text while hidden.
 func (b *Browser) WaitTextIn(selector, text string) {
 	b.t.Helper()
 	expr := fmt.Sprintf(`(() => { const e = document.querySelector(%s); return !!e && e.innerText.includes(%s); })()`,
 		jsString(selector), jsString(text))
 	b.poll(fmt.Sprintf("wait for %q in %s", text, selector), expr)
+}
+
+// WaitTextVisibleIn waits until the first element matching the CSS
+// selector is shown (it and its ancestors rendered) and text is part of
+// its text.
+func (b *Browser) WaitTextVisibleIn(selector, text string) {
+	b.t.Helper()
+	expr := fmt.Sprintf(`(() => { const e = document.querySelector(%s);
+		return !!e && e.checkVisibility() && e.innerText.includes(%s); })()`, jsString(selector), jsString(text))
+	b.poll(fmt.Sprintf("wait for %q shown in %s", text, selector), expr)
 }
 
 // WaitTrue waits until the JavaScript expression is truthy.

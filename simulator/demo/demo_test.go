@@ -165,8 +165,8 @@ func TestDemoHandheld(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Type("#wedge-input", strings.TrimSpace(string(code))+"\r")
-	b.WaitTextIn("#answer-verdict", "Approved")
-	b.WaitTextIn("#answer-amount", "34.40 EUR")
+	b.WaitTextVisibleIn("#answer-verdict", "Approved")
+	b.WaitTextVisibleIn("#answer-amount", "34.40 EUR")
 	shot(t, b, "demo-approved")
 	b.Click("#answer-done")
 	b.WaitTextIn("#st-link", "cleared")
