@@ -52,3 +52,20 @@ func TestFundingRulesAgree(t *testing.T) {
 		})
 	}
 }
+
+// TestErrorCodesAgree checks every code ground can answer is one the
+// contract names, with the status the contract gives it.
+func TestErrorCodesAgree(t *testing.T) {
+	want := map[registry.Code]passengerapi.Code{
+		registry.CodeInvalid: passengerapi.CodeInvalid, registry.CodeUnauthorized: passengerapi.CodeUnauthorized,
+		registry.CodeForbidden: passengerapi.CodeForbidden, registry.CodeIneligible: passengerapi.CodeIneligible,
+		registry.CodeNotFound: passengerapi.CodeNotFound, registry.CodeConflict: passengerapi.CodeConflict,
+		registry.CodeTooLarge: passengerapi.CodeTooLarge, registry.CodeUnavailable: passengerapi.CodeUnavailable,
+		registry.CodeInternal: passengerapi.CodeInternal, registry.CodeRevoked: passengerapi.CodeRevoked,
+	}
+	for r, p := range want {
+		if string(r) != string(p) {
+			t.Errorf("ground's %q is the contract's %q", r, p)
+		}
+	}
+}
