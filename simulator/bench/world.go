@@ -226,7 +226,9 @@ func (w *world) registerPassengers(ctx context.Context) error {
 func (w *world) registerPassenger(ctx context.Context, i int) (*harness.Passenger, error) {
 	ref := fmt.Sprintf("bench-%04d", i)
 	funding := ground.FundingSource{Kind: ground.FundingWallet}
-	topUp := protocol.M(600_00, "EUR") // the top band's whole limit
+	// The top band's whole limit for each bench flight: a prepaid
+	// credential holds its limit, so each flight needs its own.
+	topUp := protocol.M(600_00*int64(len(w.flights)), "EUR")
 	if i%2 == 1 {
 		funding = ground.FundingSource{Kind: ground.FundingCard, Network: ground.Visa, Token: fmt.Sprintf("tok_bench_%d", i),
 			Last4: "4242", ExpMonth: 12, ExpYear: time.Now().Year() + 2}
