@@ -84,6 +84,11 @@ func holdsReleasable(rep *FlightReport) bool {
 // a hold with nothing left is skipped, and a release retried over the same
 // totals has the same transfer id.
 func (s *Service) releaseHolds(ctx context.Context, f protocol.FlightID) (int, error) {
+	// Cheap checks first: clearing calls this after every batch, and
+	// before the close report has come there is nothing to release.
+	if _, closed, err := latestClose(ctx, s.db, f); err != nil || !closed {
+		return 0, err
+	}
 	holds, err := ledger.AccountsByPrefix(ctx, s.db, ledger.HoldPrefix(f))
 	if err != nil {
 		return 0, err
