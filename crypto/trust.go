@@ -224,3 +224,30 @@ func (t *TrustList) verify(id KeyID, p Purpose, at time.Time, ok func(PublicKey)
 }
 
 func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// Remove takes every entry of key k (any window) out of the list and
+// returns how many it removed. A cabin server removes an issuer key this way
+// when a manifest says it is revoked, so that every holder of the list
+// refuses it from then on.
+func (t *TrustList) Remove(k PublicKey) int {
+	if t == nil {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id := k.ID()
+	kept := t.byID[id][:0:0]
+	for _, o := range t.byID[id] {
+		if !o.Key.Equal(k) {
+			kept = append(kept, o)
+		}
+	}
+	n := len(t.byID[id]) - len(kept)
+	if len(kept) == 0 {
+		delete(t.byID, id)
+	} else {
+		t.byID[id] = kept
+	}
+	t.n -= n
+	return n
+}
