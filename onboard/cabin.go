@@ -160,6 +160,11 @@ func Open(ctx context.Context, cfg Config) (*Cabin, error) {
 		return nil, fmt.Errorf("open cabin: %w", err)
 	}
 	c.state = s
+	declined, err := cfg.Journal.Declines(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open cabin: count declines: %w", err)
+	}
+	c.stats.declined.Store(declined)
 	if err := c.loadStoredManifest(ctx); err != nil {
 		c.log.Error("stored manifest not used: sales are off until a valid one is loaded", "err", err)
 	}
@@ -302,7 +307,7 @@ func (c *Cabin) Authorize(ctx context.Context, req SaleRequest) (Decision, error
 	now := c.cfg.Clock()
 	m := c.manifest.Load()
 	if r := sellable(m, c.isClosed(), now); r != 0 {
-		return c.declined(req, r), nil
+		return c.declinedEarly(req, r), nil
 	}
 	s := &preparedSale{id: req.InvoiceID, crew: req.Crew, code: p, fingerprint: fp}
 	var priceReason protocol.Reason
@@ -317,7 +322,7 @@ func (c *Cabin) Authorize(ctx context.Context, req SaleRequest) (Decision, error
 	}
 	var r protocol.Reason
 	if s.cred, r = checkPresented(m, p, now); r != 0 {
-		return c.declined(req, r), nil
+		return c.declinedEarly(req, r), nil
 	}
 	s.amountReason = checkAmount(m, &s.cred.Body, s.total, priceReason, p.consent, s.order)
 	res, err := c.submit(ctx, &job{sale: s})
@@ -377,9 +382,16 @@ func (c *Cabin) saleAnswer(ctx context.Context, req SaleRequest, s *preparedSale
 
 func (c *Cabin) declined(req SaleRequest, r protocol.Reason) Decision {
 	c.log.Info("sale declined", "invoice", req.InvoiceID, "reason", int(r), "name", ReasonName(r), "crew", req.Crew)
-	c.stats.declined.Add(1) // every decline, the handler's and the writer's, once
+	c.stats.declined.Add(1) // every decline, the handler's and the writer's, once; the journal counts them too
 	c.observeSale(r)
 	return Decision{Decline: NewDecline(r)}
+}
+
+// declinedEarly is a decline by a rule checked before the writer: the
+// journal counts it with the next group commit (the writer counts its own).
+func (c *Cabin) declinedEarly(req SaleRequest, r protocol.Reason) Decision {
+	c.journalDecline()
+	return c.declined(req, r)
 }
 
 // answerRetry answers a request whose invoice id is already committed: with

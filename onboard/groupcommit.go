@@ -29,8 +29,11 @@ import (
 type job struct {
 	sale  *preparedSale // a sale, or
 	void  *VoidRequest  // a void, or
-	close string        // a flight close by this crew member
-	done  chan result   // buffered: the writer never blocks on it
+	close string        // a flight close by this crew member, or
+	// declines counts sales declined before the writer (journalDecline):
+	// nothing to decide, only to count in the next commit.
+	declines uint64
+	done     chan result // buffered: the writer never blocks on it; nil for declines
 }
 
 // preparedSale is a sale request that passed the stateless checks.
@@ -75,6 +78,7 @@ type overlay struct {
 	salesN, voidsN         uint64
 	salesTotal, voidsTotal map[protocol.Currency]int64
 	close                  *protocol.SignedFlightClose
+	declines               uint64 // sales declined in this batch or just before it
 }
 
 func newOverlay(s *state) *overlay {
@@ -164,11 +168,16 @@ func (c *Cabin) process(jobs []*job) {
 			results[i] = c.decideSale(o, m, j.sale, now)
 		case j.void != nil:
 			results[i] = c.decideVoid(o, j.void, now)
+		case j.declines > 0:
+			o.declines += j.declines
 		default:
 			results[i] = c.decideClose(o, j.close, now)
 		}
+		if results[i].decline != 0 {
+			o.declines++
+		}
 	}
-	if len(o.entries) > 0 || o.close != nil {
+	if len(o.entries) > 0 || o.close != nil || o.declines > 0 {
 		if err := c.commit(o); err != nil {
 			c.failBatch(results, err)
 		}
@@ -178,7 +187,9 @@ func (c *Cabin) process(jobs []*job) {
 
 func (c *Cabin) answer(jobs []*job, results []result) {
 	for i, j := range jobs {
-		j.done <- results[i]
+		if j.done != nil {
+			j.done <- results[i]
+		}
 		c.pending.Add(-1)
 	}
 }
@@ -186,7 +197,7 @@ func (c *Cabin) answer(jobs []*job, results []result) {
 // commit writes the overlay in one transaction and, once it is durable,
 // applies it to the state.
 func (c *Cabin) commit(o *overlay) error {
-	b := Batch{Invoices: o.entries}
+	b := Batch{Invoices: o.entries, Declines: o.declines}
 	if o.close != nil {
 		b.Close = o.close.Raw
 	}
@@ -208,7 +219,9 @@ func (c *Cabin) commit(o *overlay) error {
 	if o.close != nil {
 		c.state.close = o.close
 	}
-	c.stats.commits.Add(1)
+	if len(o.entries) > 0 || o.close != nil {
+		c.stats.commits.Add(1)
+	}
 	c.stats.approved.Add(uint64(len(o.entries)))
 	c.stats.maxBatch(len(o.entries))
 	return nil
@@ -419,6 +432,24 @@ func (c *Cabin) submit(ctx context.Context, j *job) (result, error) {
 		return r, r.err
 	case <-ctx.Done():
 		return result{}, Errorf(CodeUnavailable, "no answer in time (%v): retry with the same invoice id", context.Cause(ctx))
+	}
+}
+
+// journalDecline queues one decline made before the writer (a rule the
+// handler checks) to be counted in the journal with the next commit. It
+// never waits: with the queue full or the cabin server stopping, the
+// decline is counted in Stats only, until the next restart.
+func (c *Cabin) journalDecline() {
+	c.queueMu.RLock()
+	defer c.queueMu.RUnlock()
+	if c.stopped {
+		return
+	}
+	c.pending.Add(1)
+	select {
+	case c.queue <- &job{declines: 1}:
+	default:
+		c.pending.Add(-1)
 	}
 }
 

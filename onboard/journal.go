@@ -29,6 +29,9 @@ type Journal interface {
 	// FlightClose returns the stored flight-close report, or nil when the
 	// flight is open.
 	FlightClose(ctx context.Context) ([]byte, error)
+	// Declines returns how many sale requests the journal has counted as
+	// declined (Batch.Declines, summed).
+	Declines(ctx context.Context) (uint64, error)
 
 	// SaveManifest stores a verified manifest, replacing the one stored and
 	// dropping its deltas.
@@ -49,6 +52,10 @@ type Batch struct {
 	// Close is a SignedFlightClose's raw bytes, written with the invoices
 	// when the batch closes the flight.
 	Close []byte
+	// Declines is how many sale requests were declined since the last
+	// commit, to add to the journal's count: a count, not records, so a
+	// flood of bad codes cannot fill the disk.
+	Declines uint64
 }
 
 // Entry is one invoice to journal, with the device key and counter of the

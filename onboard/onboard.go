@@ -272,12 +272,14 @@ type InvoiceCounts struct {
 
 // Stats count what the writer has done since start.
 type Stats struct {
-	// Commits is the number of journal transactions committed.
+	// Commits is the number of group commits that journaled invoices or the
+	// flight close (one that only counts declines is not one of them).
 	Commits uint64 `json:"commits"`
 	// Approved is the number of sales and voids committed.
 	Approved uint64 `json:"approved"`
-	// Declined is the number of sales declined since start, each once,
-	// whichever rule declined it (declines are not journaled).
+	// Declined is the number of sales declined, each once, whichever rule
+	// declined it; the journal counts them with each group commit, so the
+	// count survives a restart.
 	Declined uint64 `json:"declined"`
 	// MaxBatch is the largest number of invoices one commit carried.
 	MaxBatch int `json:"max_batch"`

@@ -383,7 +383,9 @@ func TestBadInput(t *testing.T) {
 }
 
 // TestDeclineWireForm pins the JSON of a decline: HTTP 200 with approved
-// false and the reason's number, name and message.
+// false, the reason's number, name and message, and for a decline over a
+// limit the amount it allows (here the per-sale cap) and what the passenger
+// has left.
 func TestDeclineWireForm(t *testing.T) {
 	e := newEnv(t, ft.Options{Passengers: 1}, nil)
 	s, err := e.client(t, "hh-raw").SignIn(ctx, ft.Attendant.ID, ft.Attendant.PIN)
@@ -396,8 +398,12 @@ func TestDeclineWireForm(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"approved": false, "decline": map[string]any{
-		"reason": float64(14), "name": "over_transaction_cap", "message": protocol.ReasonOverTransactionCap.String()}}
+	want := map[string]any{"approved": false,
+		"remaining": map[string]any{"minor": float64(20000), "currency": "EUR"},
+		"decline": map[string]any{
+			"reason": float64(14), "name": "over_transaction_cap",
+			"message": protocol.ReasonOverTransactionCap.String() + ": the most one sale may be is 100.00 EUR",
+			"amount":  map[string]any{"minor": float64(10000), "currency": "EUR"}}}
 	if resp.StatusCode != http.StatusOK || !equalJSON(got, want) {
 		t.Fatalf("status %d, body %v; want 200 %v", resp.StatusCode, got, want)
 	}

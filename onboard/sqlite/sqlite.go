@@ -85,6 +85,10 @@ CREATE TABLE IF NOT EXISTS invoices (
 	CHECK ((kind = 1) = (device_key IS NOT NULL AND counter IS NOT NULL))
 ) STRICT;
 CREATE INDEX IF NOT EXISTS invoices_status ON invoices (status, seq);
+CREATE TABLE IF NOT EXISTS declines (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	n  INTEGER NOT NULL CHECK (n >= 0)
+) STRICT;
 CREATE TABLE IF NOT EXISTS flight_state (
 	id        INTEGER PRIMARY KEY CHECK (id = 1),
 	closed_at INTEGER NOT NULL,
@@ -236,6 +240,12 @@ func (j *Journal) Commit(ctx context.Context, b onboard.Batch) (err error) {
 	for _, e := range b.Invoices {
 		if err := insert(ctx, stmt, e); err != nil {
 			return err
+		}
+	}
+	if b.Declines > 0 {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO declines (id, n) VALUES (1, ?)
+			ON CONFLICT (id) DO UPDATE SET n = n + excluded.n`, int64(b.Declines)); err != nil {
+			return fmt.Errorf("count %d declines: %w", b.Declines, err)
 		}
 	}
 	if b.Close != nil {
@@ -435,4 +445,17 @@ func rollbackOnError(tx *sql.Tx, err *error) {
 	if *err != nil {
 		tx.Rollback()
 	}
+}
+
+// Declines returns how many declined sale requests the journal has counted.
+func (j *Journal) Declines(ctx context.Context) (uint64, error) {
+	var n int64
+	err := j.r.QueryRowContext(ctx, `SELECT n FROM declines WHERE id = 1`).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("count declines: %w", err)
+	}
+	return uint64(n), nil
 }

@@ -20,7 +20,8 @@ import (
 // declines of both kinds (a code the cabin does not know, refused before
 // the writer; a sale over the limit, refused by it), clears it, has every
 // receipt delivered a second time, and restarts the cabin server: the
-// status's counters say what happened, each invoice and each decline once.
+// status's counters say what the journal holds, each invoice and each
+// decline once, before and after the restart.
 func TestStatusCountsWhatTheJournalHolds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -128,6 +129,9 @@ func TestStatusCountsWhatTheJournalHolds(t *testing.T) {
 	}
 	if got, want := st.LastSeq, uint64(approved); got != want {
 		t.Errorf("last_seq = %d, want %d", got, want)
+	}
+	if got, want := st.Stats.Declined, uint64(declined); got != want {
+		t.Errorf("declined after restart = %d, want %d (the journal counts declines)", got, want)
 	}
 }
 
