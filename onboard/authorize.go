@@ -153,7 +153,7 @@ func candidates(m *Manifest, p *presented, now time.Time) ([]*protocol.SignedCre
 		if len(cs) == 0 {
 			return nil, protocol.ReasonUnknownCredential
 		}
-		return cs, 0
+		return signerTrusted(m, cs, now)
 	}
 	c, err := protocol.ParseCredential(p.embedded)
 	if err != nil {
@@ -162,12 +162,30 @@ func candidates(m *Manifest, p *presented, now time.Time) ([]*protocol.SignedCre
 	if known, ok := m.Credential(c.Body.ID); ok && (bytes.Equal(known.Raw, c.Raw) || known.Body.RaisedFrom(c.Body)) {
 		// Verified at manifest load; a code embedding the credential as
 		// first issued pays within the raised limits ground sent since.
-		return []*protocol.SignedCredential{known}, 0
+		return signerTrusted(m, []*protocol.SignedCredential{known}, now)
 	}
 	if _, err := c.VerifyTrusted(m.Trust(), now, nil); err != nil {
 		return nil, protocol.ReasonBadIssuerSignature
 	}
 	return []*protocol.SignedCredential{c}, 0
+}
+
+// signerTrusted keeps the manifest credentials whose issuer key is still
+// trusted at now: their signatures were verified at load, but a key retired
+// in a rotation is refused once its window has ended (SPEC §4.2.6). The
+// check is by key id, without verifying again: the ids in the manifest's
+// trust list are ground's own keys.
+func signerTrusted(m *Manifest, cs []*protocol.SignedCredential, now time.Time) ([]*protocol.SignedCredential, protocol.Reason) {
+	kept := cs[:0:0]
+	for _, c := range cs {
+		if len(m.Trust().Lookup(c.KeyID, crypto.Issuer, now)) > 0 {
+			kept = append(kept, c)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, protocol.ReasonBadIssuerSignature
+	}
+	return kept, 0
 }
 
 // checkCandidate runs steps 4 to 7 against one credential. step says how

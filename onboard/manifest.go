@@ -72,10 +72,14 @@ func VerifyManifest(raw []byte, anchor *crypto.TrustList, id Identity, now time.
 	if err != nil {
 		return nil, err // it names the manifest
 	}
-	if _, err := s.VerifyTrusted(anchor, now, nil); err != nil {
+	signer, err := s.VerifyTrusted(anchor, now, nil)
+	if err != nil {
 		return nil, fmt.Errorf("manifest serial %d: issuer signature: %w", s.Body.Serial, err)
 	}
 	b := &s.Body
+	if slices.ContainsFunc(b.RevokedIssuers, func(k protocol.IssuerKey) bool { return k.Equal(signer) }) {
+		return nil, fmt.Errorf("manifest serial %d is signed by issuer key %s, which it names revoked", b.Serial, signer.ID())
+	}
 	if err := checkIdentity("manifest", b.Flight, b.Aircraft, id); err != nil {
 		return nil, err
 	}
@@ -86,6 +90,9 @@ func VerifyManifest(raw []byte, anchor *crypto.TrustList, id Identity, now time.
 	trust, err := b.TrustList()
 	if err != nil {
 		return nil, fmt.Errorf("manifest trust list: %w", err)
+	}
+	for _, k := range b.RevokedIssuers {
+		trust.Remove(k.PublicKey) // ground leaves them out; never trust them for credentials
 	}
 	creds, err := b.ParseCredentials()
 	if err != nil {
@@ -323,6 +330,17 @@ func (m *Manifest) Currency() protocol.Currency { return m.signed.Body.Currency 
 
 // Caps returns the flight's risk limits.
 func (m *Manifest) Caps() protocol.Caps { return m.signed.Body.Caps }
+
+// RevokedIssuers returns the issuer keys the manifest names revoked
+// (protocol/SPEC.md §4.2.6): the cabin server takes them out of its trust
+// anchor once it uses the manifest.
+func (m *Manifest) RevokedIssuers() []crypto.PublicKey {
+	out := make([]crypto.PublicKey, 0, len(m.signed.Body.RevokedIssuers))
+	for _, k := range m.signed.Body.RevokedIssuers {
+		out = append(out, k.PublicKey)
+	}
+	return out
+}
 
 // Trust returns the manifest's issuer trust list, for credentials.
 func (m *Manifest) Trust() *crypto.TrustList { return m.trust }

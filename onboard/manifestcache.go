@@ -37,6 +37,7 @@ func (c *Cabin) LoadManifest(ctx context.Context, raw []byte) error {
 		return fmt.Errorf("load manifest serial %d: %w", m.Serial(), err)
 	}
 	c.manifest.Store(m)
+	c.revokeIssuers(m)
 	c.logManifest("manifest loaded", m)
 	return nil
 }
@@ -87,8 +88,21 @@ func (c *Cabin) loadStoredManifest(ctx context.Context) error {
 		m = n
 	}
 	c.manifest.Store(m)
+	c.revokeIssuers(m)
 	c.logManifest("stored manifest in use", m)
 	return nil
+}
+
+// revokeIssuers takes the issuer keys m names revoked out of the trust
+// anchor, which the manifest sync, the deltas and the replayer's receipt
+// checks all share: from now on nothing those keys sign is accepted. At start
+// the stored manifest does it again, so a restart forgets no revocation.
+func (c *Cabin) revokeIssuers(m *Manifest) {
+	for _, k := range m.RevokedIssuers() {
+		if n := c.cfg.Issuer.Remove(k); n > 0 {
+			c.log.Warn("issuer key revoked by the manifest: refused from now on", "key", k.ID(), "serial", m.Serial())
+		}
+	}
 }
 
 func (c *Cabin) logManifest(msg string, m *Manifest) {

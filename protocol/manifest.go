@@ -36,6 +36,10 @@ type Manifest struct {
 	Crew        []CrewMember  `cbor:"12,keyasint,omitempty,omitzero"`
 	Catalog     []CatalogItem `cbor:"13,keyasint,omitempty,omitzero"`
 	Caps        Caps          `cbor:"14,keyasint,omitzero"`
+	// RevokedIssuers are issuer keys the issuer has revoked (compromised):
+	// a cabin server that accepts this manifest refuses anything signed
+	// by them from then on, whatever its own trust anchor says.
+	RevokedIssuers []IssuerKey `cbor:"15,keyasint,omitempty,omitzero"`
 }
 
 // SignedManifest is a manifest with its issuer signature.
@@ -131,10 +135,12 @@ func (m Manifest) validate() error {
 		maxLen("credentials", len(m.Credentials), MaxPassengers),
 		maxLen("deny list", len(m.Deny), MaxDenyEntries),
 		maxLen("trust list", len(m.Trust), MaxTrustKeys),
+		maxLen("revoked issuer keys", len(m.RevokedIssuers), MaxTrustKeys),
 		maxLen("crew", len(m.Crew), MaxCrew),
 		maxLen("catalog", len(m.Catalog), MaxCatalog),
 		validateDeny(m.Deny),
 		validateTrust(m.Trust),
+		validateRevoked(m.Trust, m.RevokedIssuers),
 		validateCrew(m.Crew),
 		validateCatalog(m.Catalog, m.Currency),
 		m.Caps.validate(m.Currency),
@@ -203,6 +209,23 @@ func validateDeny(d []DenyEntry) error {
 func validateTrust(t []TrustEntry) error {
 	_, err := trustList(t)
 	return err
+}
+
+// validateRevoked refuses a revoked key listed twice or also trusted.
+func validateRevoked(t []TrustEntry, revoked []IssuerKey) error {
+	for i, k := range revoked {
+		for _, o := range revoked[:i] {
+			if o.Equal(k.PublicKey) {
+				return fmt.Errorf("revoked issuer key %s listed twice", k.ID())
+			}
+		}
+		for _, e := range t {
+			if e.Purpose == crypto.Issuer && string(e.Key) == string(k.Bytes()) {
+				return fmt.Errorf("issuer key %s is both trusted and revoked", k.ID())
+			}
+		}
+	}
+	return nil
 }
 
 func trustList(t []TrustEntry) (*crypto.TrustList, error) {

@@ -76,9 +76,7 @@ func (r *Registry) buildManifest(ctx context.Context, tx *sql.Tx, fl flightRow) 
 		m.Credentials = append(m.Credentials, c.Signed.Raw)
 		ids = append(ids, c.Signed.Body.ID)
 	}
-	for _, k := range r.trust {
-		m.Trust = append(m.Trust, protocol.TrustEntryFor(k))
-	}
+	m.Trust, m.RevokedIssuers = r.manifestTrust(now), r.manifestRevoked()
 	signed, err := protocol.Sign(m, r.issuer, nil)
 	if err != nil {
 		return nil, err
@@ -119,8 +117,13 @@ func (r *Registry) SyncManifest(ctx context.Context, a protocol.AircraftID, f pr
 		}
 		now := r.now()
 		if ok && now.Before(latest.issuedAt.Add(r.reissueAfter)) && now.Before(latest.expiresAt) {
-			out, err = protocol.ParseManifest(latest.raw)
-			return err
+			stale, err := r.keysStale(latest, f)
+			if err != nil || !stale {
+				if err == nil {
+					out, err = protocol.ParseManifest(latest.raw)
+				}
+				return err
+			}
 		}
 		out, err = r.buildManifest(ctx, tx, fl)
 		return err
@@ -166,6 +169,15 @@ func (r *Registry) SyncDeltas(ctx context.Context, a protocol.AircraftID, f prot
 			}
 			out.Superseded = true
 			return nil
+		}
+		if stale, err := r.keysStale(latest, f); err != nil || stale {
+			// The issuer keys changed (a rotation, a revocation): the
+			// aircraft must learn them from a new manifest at once.
+			if err == nil {
+				_, err = r.buildManifest(ctx, tx, fl)
+			}
+			out.Superseded = err == nil
+			return err
 		}
 		last, err := lastDeltaSeq(ctx, tx, f, latest.serial)
 		if err != nil {

@@ -30,9 +30,8 @@ import (
 )
 
 // DefaultIssuerWindow is the validity window given to the issuer key in the
-// trust list when Config.Trust is empty. Key rotation is not built yet, so it
-// is wide; an operator who rotates keys passes Config.Trust with the real
-// windows.
+// trust list when Config.Trust is empty. It is wide: ground/keys, which keeps
+// the key set of a rotating ground, gives each key its real window.
 var DefaultIssuerWindow = [2]time.Time{
 	time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
 	time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC),
@@ -47,6 +46,10 @@ type Config struct {
 	// key alone, valid over DefaultIssuerWindow. At most
 	// protocol.MaxTrustKeys entries.
 	Trust []crypto.TrustedKey
+	// RevokedIssuers are issuer keys revoked as compromised: every manifest
+	// lists them (protocol/SPEC.md §4.2.6), and none may be Issuer or in
+	// Trust. Default: none.
+	RevokedIssuers []crypto.PublicKey
 	// Scorer gives new passengers their score. Default: HashScorer.
 	Scorer Scorer
 	// Policy maps scores to limits. Default: DefaultLimitPolicy().
@@ -80,6 +83,8 @@ type Registry struct {
 	db           *sql.DB
 	issuer       crypto.PrivateKey
 	trust        []crypto.TrustedKey
+	revoked      []crypto.PublicKey
+	keysChecked  sync.Map // flight and manifest serial -> whether its keys are stale; see issuerkeys.go
 	scorer       Scorer
 	policy       LimitPolicy
 	pin          crypto.PINParams
@@ -103,7 +108,7 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Registry, error) {
 		return nil, fmt.Errorf("registry: config: want an issuer signing key, got %v", cfg.Issuer)
 	}
 	r := &Registry{
-		db: db, issuer: cfg.Issuer, trust: cfg.Trust, scorer: cfg.Scorer, pin: cfg.PINParams,
+		db: db, issuer: cfg.Issuer, trust: cfg.Trust, revoked: cfg.RevokedIssuers, scorer: cfg.Scorer, pin: cfg.PINParams,
 		manifestTTL: cfg.ManifestTTL, reissueAfter: cfg.ReissueAfter, clock: cfg.Clock, log: cfg.Logger, rand: cfg.Rand,
 		onAircraft: cfg.OnAircraft,
 	}
@@ -133,6 +138,9 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Registry, error) {
 		r.log = slog.Default()
 	}
 	if err := r.checkTrust(); err != nil {
+		return nil, err
+	}
+	if err := r.checkRevoked(); err != nil {
 		return nil, err
 	}
 	if err := createSchema(ctx, db); err != nil {

@@ -51,8 +51,11 @@ type Config struct {
 	// AircraftKeyFile holds the aircraft's signing key, created (mode
 	// 0600) if missing. Default: <DataDir>/aircraft.key.
 	AircraftKeyFile string
-	// IssuerKeyFile holds the issuer public key manifests must be signed
-	// with: the trust anchor. Required.
+	// IssuerKeyFile is the trust anchor: a crypto trust file of the issuer
+	// keys manifests, deltas and receipts must be signed with, each with its
+	// window (ground writes it as issuer-trust.txt), or a public key file of
+	// one key (ground's issuer.pub), trusted with no window. A manifest
+	// that names a key revoked takes it out. Required.
 	IssuerKeyFile string
 	// ManifestFile is a signed manifest to load at start. Optional.
 	ManifestFile string
@@ -189,7 +192,7 @@ Flags:
 	fs.StringVar(&aircraft, "aircraft", "", "aircraft registration `mark`, for example D-AIUA (required)")
 	fs.StringVar(&flight, "flight", "", "flight `id`, for example XX123-2026-11-21 (required)")
 	fs.StringVar(&c.AircraftKeyFile, "aircraft-key", "", "aircraft signing key `file`, created if missing (default <data-dir>/aircraft.key)")
-	fs.StringVar(&c.IssuerKeyFile, "issuer-key", "", "issuer public key `file`: the trust anchor manifests must be signed with (required)")
+	fs.StringVar(&c.IssuerKeyFile, "issuer-key", "", "issuer trust anchor `file`: ground's issuer.pub (one key), or its issuer-trust.txt (the keys of a rotation, each with its window); manifests, deltas and receipts must be signed by one of them (required)")
 	fs.StringVar(&c.ManifestFile, "manifest-file", "", "signed flight manifest `file` to load at start")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "ground NATS `URL`: fetch the manifest and its deltas, replay invoices and take clearing receipts while the link is up")
 	fs.StringVar(&c.NATSCreds, "nats-creds", "", "aircraft NATS credentials `file` (JWT, for an operator-managed cluster)")
@@ -272,7 +275,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	// The trust anchor first: a mistyped path must not leave a new data
 	// directory and aircraft key behind.
-	issuer, err := crypto.ReadPublicKeyFile(c.IssuerKeyFile, crypto.Issuer)
+	anchor, err := crypto.ReadTrustFile(c.IssuerKeyFile, crypto.Issuer)
 	if err != nil {
 		return fmt.Errorf("issuer trust anchor: %w", err)
 	}
@@ -283,11 +286,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	key, err := m.aircraftKey()
-	if err != nil {
-		return err
-	}
-	anchor, err := crypto.NewTrustList(crypto.TrustedKey{Key: issuer,
-		NotBefore: time.Unix(0, 0), NotAfter: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)})
 	if err != nil {
 		return err
 	}
