@@ -30,6 +30,7 @@ import (
 	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/api"
 	"github.com/airtab/airtab/ground/clearing"
+	"github.com/airtab/airtab/ground/keys"
 	"github.com/airtab/airtab/ground/natsvc"
 	"github.com/airtab/airtab/ground/opsmetrics"
 	"github.com/airtab/airtab/ground/registry"
@@ -60,9 +61,12 @@ type Config struct {
 	// NATSURL, when set, connects to an external NATS server or cluster
 	// (with JetStream) instead of embedding one.
 	NATSURL string
-	// IssuerKeyFile is the issuer's private key file, created on first
-	// start; its public key is written next to it as issuer.pub. Default
-	// <DataDir>/issuer.key.
+	// IssuerKeyFile is the first issuer private key file, created on first
+	// start. Later keys (ground keys add, rotate) are files of their own,
+	// and the set of them is <DataDir>/issuer-keys.json (ground/keys); each
+	// start writes the signing key's public key to <DataDir>/issuer.pub and
+	// the trusted keys with their windows to <DataDir>/issuer-trust.txt.
+	// Default <DataDir>/issuer.key.
 	IssuerKeyFile string
 	// BackOfficeToken is the back-office bearer token (at least 16
 	// bytes). Default: read from <DataDir>/backoffice.token, which is
@@ -218,10 +222,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.lock, err = store.LockDir(cfg.DataDir); err != nil {
 		return err
 	}
-	issuer, err := m.loadIssuer()
+	keySet, err := m.loadIssuer()
 	if err != nil {
 		return err
 	}
+	issuer := keySet.Signer()
 	token, err := m.backOfficeToken()
 	if err != nil {
 		return err
@@ -229,7 +234,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.db, err = store.Open(ctx, filepath.Join(cfg.DataDir, "ground.db")); err != nil {
 		return err
 	}
-	if m.reg, err = registry.New(ctx, m.db, registry.Config{Issuer: issuer, Clock: cfg.Clock, Rand: cfg.Rand, Logger: m.log,
+	if m.reg, err = registry.New(ctx, m.db, registry.Config{Issuer: issuer, Trust: keySet.Trusted(), RevokedIssuers: keySet.Revoked(), Clock: cfg.Clock, Rand: cfg.Rand, Logger: m.log,
 		Scorer: cfg.Scorer, OnAircraft: m.reloadNATSAuth}); err != nil {
 		return err
 	}
@@ -300,22 +305,23 @@ func (m *Main) fail(err error) {
 	})
 }
 
-// loadIssuer reads the issuer key, creating it on first start, and writes
-// its public key to issuer.pub beside it for cabin servers.
-func (m *Main) loadIssuer() (crypto.PrivateKey, error) {
-	path := m.Config.IssuerKeyFile
-	k, created, err := crypto.LoadOrCreateKeyFile(path, crypto.Issuer, nil)
+// loadIssuer opens the issuer key set (ground/keys), making it from the
+// issuer key file on first start, which rewrites issuer.pub and
+// issuer-trust.txt beside it for cabin servers.
+func (m *Main) loadIssuer() (*keys.Set, error) {
+	now := m.Config.Clock()
+	s, created, err := keys.Open(m.Config.DataDir, m.Config.IssuerKeyFile, now, nil)
 	if err != nil {
-		return k, err
-	}
-	pub := filepath.Join(filepath.Dir(path), "issuer.pub")
-	if err := crypto.WritePublicKeyFile(pub, k.Public()); err != nil {
-		return k, err
+		return nil, err
 	}
 	if created {
-		m.log.Info("issuer key created", "key", path, "public", pub, "id", k.ID())
+		m.log.Info("issuer key set created", "set", filepath.Join(m.Config.DataDir, keys.SetFile),
+			"public", filepath.Join(m.Config.DataDir, keys.PubFile), "id", s.Active)
 	}
-	return k, nil
+	for _, k := range s.List(now) {
+		m.log.Info("issuer key", "id", k.ID, "status", k.Status, "not_before", k.NotBefore, "not_after", k.NotAfter)
+	}
+	return s, nil
 }
 
 // backOfficeToken returns the configured token, or the one in the data

@@ -33,6 +33,7 @@ func main() {
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) int{
 	"serve":  serveCommand,
 	"report": reportCommand,
+	"keys":   keysCommand,
 }
 
 // run runs the subcommand named by args[0] (serve when args is empty or
@@ -75,6 +76,7 @@ over NATS, clearing of replayed invoices, and reconciliation.
 Commands:
   serve    run the ground service (the default when no command is given)
   report   print a flight's reconciliation (JSON or CSV) or a day's settlement
+  keys     list, add, rotate, retire or revoke issuer keys (ground stopped)
   help     show this text; "ground help <command>" shows a command's flags
 
 "ground <command> --help" lists a command's flags.

@@ -73,7 +73,7 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (app.Config, error
 	fs.StringVar(&cfg.NATSTLSCert, "nats-tls-cert", "", "PEM certificate `file` for the embedded NATS server; with --nats-tls-key, cabin servers must connect over TLS (give them this certificate or its CA with onboard --nats-ca)")
 	fs.StringVar(&cfg.NATSTLSKey, "nats-tls-key", "", "PEM private key `file` for --nats-tls-cert")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "connect to this external NATS server or cluster (JetStream enabled) instead of embedding one, for example nats://nats.example:4222")
-	fs.StringVar(&cfg.IssuerKeyFile, "issuer-key", "", "issuer private key `file`, created on first start; issuer.pub is written beside it for cabin servers (default <data-dir>/issuer.key)")
+	fs.StringVar(&cfg.IssuerKeyFile, "issuer-key", "", "first issuer private key `file`, created on first start (default <data-dir>/issuer.key); later keys come from \"ground keys\"; each start writes <data-dir>/issuer.pub and <data-dir>/issuer-trust.txt for cabin servers")
 	fs.BoolVar(&cfg.NATSOpen, "nats-open", false, "let any client connect to the embedded NATS server with full rights (closed lab networks only); by default aircraft log in with their registered nkey and may use only their own subjects")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 0, "interval between heartbeats on airtab.v1.heartbeat (default 5s)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 0, "bound on each shutdown step: HTTP requests, services, NATS drain (default 15s)")
