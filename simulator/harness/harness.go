@@ -127,6 +127,10 @@ func (g *Ground) NATSAddr() string { return strings.TrimPrefix(g.Main.NATSURL(),
 // IssuerPubFile is the issuer public key file cabin servers trust.
 func (g *Ground) IssuerPubFile() string { return filepath.Join(g.Dir, "issuer.pub") }
 
+// IssuerTrustFile is the issuer trust file (every trusted key with its
+// window, ground/keys) that cabin servers trust through a key rotation.
+func (g *Ground) IssuerTrustFile() string { return filepath.Join(g.Dir, "issuer-trust.txt") }
+
 // Close stops the ground service.
 func (g *Ground) Close() error {
 	if g.Main == nil {
@@ -270,6 +274,10 @@ type CabinOptions struct {
 	// must call RunCabinChild when CabinChildEnv is "1". Default: this
 	// program (os.Executable).
 	Executable string
+	// IssuerKeyFile is the cabin server's trust anchor file. Default:
+	// ground's issuer.pub (Ground.IssuerPubFile); the key rotation trials
+	// give Ground.IssuerTrustFile.
+	IssuerKeyFile string
 	// StatusCrew and StatusPIN are the crew member the harness signs in as,
 	// on a handheld of its own, to read a child's status: its API serves
 	// the status to signed-in crew only. Required with Process.
@@ -327,6 +335,9 @@ func (c *Cabin) start(ctx context.Context) error {
 	}
 	m.Config.Aircraft, m.Config.Flight = c.Aircraft.ID, c.Flight
 	m.Config.IssuerKeyFile = c.ground.IssuerPubFile()
+	if c.opts.IssuerKeyFile != "" {
+		m.Config.IssuerKeyFile = c.opts.IssuerKeyFile
+	}
 	m.Config.NATSURL = c.Link.URL()
 	m.Config.NATSNkey = c.Aircraft.NKeyFile()
 	m.Config.SyncInterval = syncInterval(c.opts)
