@@ -198,4 +198,3 @@ func settled(t *testing.T, ctx context.Context, g *Ground, f protocol.FlightID, 
 	}
 	return got
 }
-
