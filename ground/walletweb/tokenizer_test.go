@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airtab/airtab/protocol/passengerapi"
 	"github.com/airtab/airtab/protocol/browsertest"
+	"github.com/airtab/airtab/protocol/passengerapi"
 )
 
 // TestTokenizer runs the simulated tokenizer on the test card numbers many
