@@ -65,7 +65,8 @@ func TestRefusals(t *testing.T) {
 
 // seedWallet puts a device key made in the page into the wallet's storage,
 // with a credential signed in Go that expired an hour ago (flight
-// XX100-2026-01-01) and one valid now, whose flight it returns.
+// XX100-2026-01-01) and one valid now, whose flight it returns; codes are
+// fresh for 20 s, so the page shows a new one every 10 s.
 func seedWallet(t *testing.T, b *browsertest.Browser, url string) protocol.FlightID {
 	t.Helper()
 	b.SetViewport(360, 740)
@@ -99,7 +100,7 @@ func seedWallet(t *testing.T, b *browsertest.Browser, url string) protocol.Fligh
 	put := func(f protocol.FlightID, raw []byte) {
 		browsertest.Eval[bool](b, fmt.Sprintf(`(async () => {
 			const s = await import("./js/store.js"), by = await import("./js/bytes.js");
-			await s.putCredential({ flight: %q, raw: by.fromHex(%q), fresh_seconds: 120 });
+			await s.putCredential({ flight: %q, raw: by.fromHex(%q), fresh_seconds: 20 });
 			return true;
 		})()`, f, hex.EncodeToString(raw)))
 	}
@@ -150,5 +151,55 @@ func TestOrderByCamera(t *testing.T) {
 	h, _ := o.Hash()
 	if consent.Body.Order != o.ID || consent.Body.OrderHash != h || consent.Body.Total != o.Total {
 		t.Errorf("consent %+v does not answer order %s", consent.Body, o.ID)
+	}
+}
+
+// TestCodeRefreshes waits on the pay screen, without a reload, for the code
+// to be replaced within the freshness period: a new counter, a later time.
+func TestCodeRefreshes(t *testing.T) {
+	srv := testServer(t)
+	b := browsertest.New(t, browsertest.Options{})
+	flight := seedWallet(t, b, srv.URL)
+	b.Navigate(srv.URL + "/wallet/#/pay/" + string(flight))
+	b.WaitTrue(`!!document.querySelector("#code")?.dataset.qr`)
+	first := browsertest.Eval[string](b, `document.querySelector("#code").dataset.qr`)
+	b.WaitTextIn("#code-status", "new code every 10 s")
+	b.WaitTrue(fmt.Sprintf(`document.querySelector("#code").dataset.qr !== %q`, first))
+	second := browsertest.Eval[string](b, `document.querySelector("#code").dataset.qr`)
+	a, err := protocol.ParsePaymentCodeText(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := protocol.ParsePaymentCodeText(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Body.Counter <= a.Body.Counter || c.Body.Time.Before(a.Body.Time) {
+		t.Errorf("refreshed code: counter %d at %s after %d at %s", c.Body.Counter, c.Body.Time, a.Body.Counter, a.Body.Time)
+	}
+}
+
+// TestCountersAcrossTabs takes counters from two Counters at once, as two
+// tabs of the wallet would, and checks none is handed out twice.
+func TestCountersAcrossTabs(t *testing.T) {
+	srv := testServer(t)
+	b := browsertest.New(t, browsertest.Options{})
+	b.Navigate(srv.URL + "/test/blank.html")
+	got := browsertest.Eval[[]int](b, `(async () => {
+		const s = await import("/wallet/js/store.js");
+		const tabs = [new s.Counters(), new s.Counters(), new s.Counters()];
+		const takes = [];
+		for (let i = 0; i < 60; i++) for (const c of tabs) takes.push(c.take());
+		return Promise.all(takes);
+	})()`)
+	seen := map[int]bool{}
+	for _, c := range got {
+		if c < 1 || seen[c] {
+			t.Fatalf("counter %d handed out twice or out of range: %v", c, got)
+		}
+		seen[c] = true
+	}
+	if len(seen) != 180 {
+		t.Fatalf("%d distinct counters, want 180", len(seen))
 	}
 }
