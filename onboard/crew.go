@@ -3,7 +3,6 @@ package onboard
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/protocol"
@@ -55,7 +54,7 @@ func (c *Cabin) CheckCrew(ctx context.Context, crewID, pin string) (protocol.Cre
 // notOnRoster is the answer to a sign-in the roster on board refuses: the
 // same for an unknown crew id and a wrong PIN.
 func notOnRoster(m *Manifest) *Error {
-	return Errorf(CodeUnauthorized, "crew id and PIN not on the roster on board, which is from manifest serial %d issued %s: "+
+	return Errorf(CodeUnauthorized, "crew id and PIN not on the roster on board, which is from %s: "+
 		"check the PIN; a crew member added since is on ground's newer roster, which reaches the aircraft at its next sync",
-		m.Serial(), m.IssuedAt().UTC().Format(time.RFC3339))
+		m.RosterFrom())
 }

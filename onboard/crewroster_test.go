@@ -85,6 +85,10 @@ func TestDeltaReplacesTheRoster(t *testing.T) {
 		}
 	}
 	check(c, "after the delta")
+	_, err = c.CheckCrew(ctx, "nobody", "0000")
+	if want := "manifest serial 1, delta 1, issued "; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a refused sign-in after the roster delta: %v; want it to say %q", err, want)
+	}
 	c.Close()
 	c2, _ := f.OpenCabin(nil, nil)
 	check(c2, "after a restart")

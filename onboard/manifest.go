@@ -41,6 +41,7 @@ type Manifest struct {
 	catalog  map[string]protocol.CatalogItem
 	crew     map[string]protocol.CrewMember
 	crewList []protocol.CrewMember // the roster in order: the manifest's, or the last delta's that carried one
+	crewFrom RosterSource          // where crewList came from
 	rejected int                   // credentials whose issuer signature did not verify
 }
 
@@ -120,7 +121,7 @@ func VerifyManifest(raw []byte, anchor *crypto.TrustList, id Identity, now time.
 	for _, it := range b.Catalog {
 		m.catalog[it.SKU] = it
 	}
-	m.setCrew(b.Crew)
+	m.setCrew(b.Crew, RosterSource{Serial: b.Serial, IssuedAt: b.IssuedAt})
 	return m, nil
 }
 
@@ -162,16 +163,34 @@ func (m *Manifest) ApplyDelta(raw []byte, anchor *crypto.TrustList, now time.Tim
 		n.deny.remove(e)
 	}
 	if len(d.Crew) > 0 {
-		n.setCrew(d.Crew) // the whole roster, replacing the one on board
+		n.setCrew(d.Crew, RosterSource{Serial: d.BaseSerial, DeltaSeq: d.Seq, IssuedAt: d.IssuedAt}) // the whole roster, replacing the one on board
 		log.Info("crew roster replaced by manifest delta", "seq", d.Seq, "crew", len(d.Crew))
 	}
 	return n, nil
 }
 
+// RosterSource names the manifest, or the manifest delta, the roster on
+// board came from, and when ground issued it.
+type RosterSource struct {
+	Serial   uint64
+	DeltaSeq uint64 // 0: the manifest itself
+	IssuedAt time.Time
+}
+
+// String names the source for a person: "manifest serial 3 issued
+// 2026-11-21T08:00:00Z", or "manifest serial 3, delta 2, issued ...".
+func (r RosterSource) String() string {
+	at := r.IssuedAt.UTC().Format(time.RFC3339)
+	if r.DeltaSeq == 0 {
+		return fmt.Sprintf("manifest serial %d issued %s", r.Serial, at)
+	}
+	return fmt.Sprintf("manifest serial %d, delta %d, issued %s", r.Serial, r.DeltaSeq, at)
+}
+
 // setCrew makes crew the roster on board. The map is new: the one it
 // replaces may be shared with the manifest this one was cloned from.
-func (m *Manifest) setCrew(crew []protocol.CrewMember) {
-	m.crewList = crew
+func (m *Manifest) setCrew(crew []protocol.CrewMember, from RosterSource) {
+	m.crewList, m.crewFrom = crew, from
 	m.crew = make(map[string]protocol.CrewMember, len(crew))
 	for _, c := range crew {
 		m.crew[c.ID] = c
@@ -180,6 +199,9 @@ func (m *Manifest) setCrew(crew []protocol.CrewMember) {
 
 // Crew returns the roster on board, in order.
 func (m *Manifest) Crew() []protocol.CrewMember { return m.crewList }
+
+// RosterFrom says which manifest or delta the roster on board came from.
+func (m *Manifest) RosterFrom() RosterSource { return m.crewFrom }
 
 func checkIdentity(what string, f protocol.FlightID, a protocol.AircraftID, id Identity) error {
 	if f != id.Flight || a != id.Aircraft {
