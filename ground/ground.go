@@ -91,6 +91,22 @@ type Directory interface {
 	ClearArrears(ctx context.Context, passenger, invoice protocol.ID, at time.Time) error
 }
 
+// AircraftKeyHistory is implemented by a Directory that keeps the keys an
+// aircraft signed with before a key rotation (ground/registry does), so that
+// clearing verifies what an aircraft signed before its rotation.
+type AircraftKeyHistory interface {
+	// RetiredAircraftKeys returns the aircraft's earlier keys, oldest
+	// first; none for an aircraft that never rotated.
+	RetiredAircraftKeys(ctx context.Context, a protocol.AircraftID) ([]RetiredKey, error)
+}
+
+// RetiredKey is a signing key an aircraft used from Since until ReplacedAt.
+// It verifies only what the aircraft signed in that time.
+type RetiredKey struct {
+	Key               crypto.PublicKey
+	Since, ReplacedAt time.Time
+}
+
 // WalletFunder moves money into and reads a passenger's prepaid wallet in the
 // ledger. ground/clearing implements it; the registration API calls it for
 // top-ups.

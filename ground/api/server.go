@@ -163,6 +163,7 @@ func (s *Server) routes() {
 	s.route("GET /v1/me/charges", authDevice, p, s.listCharges)
 
 	s.route("PUT /v1/aircraft/{aircraft}", authToken, b, s.putAircraft)
+	s.route("POST /v1/aircraft/{aircraft}/key", authToken, b, s.postAircraftKey)
 	s.route("POST /v1/flights", authToken, b, s.postFlight)
 	s.route("GET /v1/flights", authToken, b, s.listFlights)
 	s.route("GET /v1/flights/{flight}", authToken, b, s.getFlight)

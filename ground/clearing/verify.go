@@ -109,7 +109,7 @@ func (s *Service) verifyInvoice(ctx context.Context, lk *lookups, it *item) {
 	}
 	it.inv = inv
 	b := inv.Body
-	if !s.authenticate(ctx, lk, it, b.Aircraft, b.Flight, func(k crypto.PublicKey) error { return inv.Verify(k, nil) }) {
+	if !s.authenticate(ctx, lk, it, b.Aircraft, b.Flight, b.CreatedAt, func(k crypto.PublicKey) error { return inv.Verify(k, nil) }) {
 		return
 	}
 	if !s.checkFlight(ctx, lk, it, b.Flight, b.Aircraft, b.Total.Currency) {
@@ -123,7 +123,7 @@ func (s *Service) verifyInvoice(ctx context.Context, lk *lookups, it *item) {
 // authenticate checks that the message came in on its own aircraft's
 // subject and carries that aircraft's signature. It reports whether it did;
 // if not, it recorded the verdict.
-func (s *Service) authenticate(ctx context.Context, lk *lookups, it *item, a protocol.AircraftID, f protocol.FlightID, verify func(crypto.PublicKey) error) bool {
+func (s *Service) authenticate(ctx context.Context, lk *lookups, it *item, a protocol.AircraftID, f protocol.FlightID, signedAt time.Time, verify func(crypto.PublicKey) error) bool {
 	switch {
 	case !it.subjOK:
 		it.fail(reject, protocol.ReasonWrongAircraft, "subject %q names no aircraft and flight", it.subject)
@@ -145,8 +145,15 @@ func (s *Service) authenticate(ctx context.Context, lk *lookups, it *item, a pro
 		return false
 	}
 	if err := verify(key); err != nil {
-		it.fail(reject, protocol.ReasonBadAircraftSignature, "%v", err)
-		return false
+		ok, rerr := s.verifyRetired(ctx, a, signedAt, verify)
+		if rerr != nil {
+			it.infra(rerr)
+			return false
+		}
+		if !ok {
+			it.fail(reject, protocol.ReasonBadAircraftSignature, "%v", err)
+			return false
+		}
 	}
 	return true
 }
@@ -363,7 +370,7 @@ func (s *Service) verifyClose(ctx context.Context, lk *lookups, it *item) {
 	}
 	it.close = fc
 	b := fc.Body
-	if !s.authenticate(ctx, lk, it, b.Aircraft, b.Flight, func(k crypto.PublicKey) error { return fc.Verify(k, nil) }) {
+	if !s.authenticate(ctx, lk, it, b.Aircraft, b.Flight, b.ClosedAt, func(k crypto.PublicKey) error { return fc.Verify(k, nil) }) {
 		return
 	}
 	if !s.checkFlight(ctx, lk, it, b.Flight, b.Aircraft, "") {

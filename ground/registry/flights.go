@@ -46,8 +46,8 @@ func (r *Registry) NATSIdentities(ctx context.Context) (map[protocol.AircraftID]
 
 // RegisterAircraft registers an aircraft. Registering the same aircraft
 // again with the same key and nkey is a no-op (created is false); with a
-// different key or nkey, or with a key that another aircraft has, it is a
-// conflict: key rotation is not supported yet.
+// different key or nkey, or with a key that another aircraft has or had, it
+// is a conflict: a new key is RotateAircraftKey's (aircraftkeys.go).
 func (r *Registry) RegisterAircraft(ctx context.Context, a Aircraft) (created bool, err error) {
 	if err := a.ID.Validate(); err != nil {
 		return false, invalid("%v", err)
@@ -66,13 +66,16 @@ func (r *Registry) RegisterAircraft(ctx context.Context, a Aircraft) (created bo
 		old, err := getAircraft(ctx, tx, a.ID)
 		if err == nil {
 			return orConflict(nil, !old.Key.Equal(a.Key) || old.NKey != a.NKey,
-				"aircraft %s is already registered with another key or nkey", a.ID)
+				"aircraft %s is already registered with another key or nkey (a new key: POST /v1/aircraft/%s/key)", a.ID, a.ID)
 		}
 		if ErrorCode(err) != CodeNotFound {
 			return err
 		}
 		if other, taken, err := aircraftByKey(ctx, tx, a.Key); err != nil || taken {
 			return orConflict(err, taken, "aircraft key %s is already registered for aircraft %s", a.Key.ID(), other)
+		}
+		if other, had, err := retiredKeyOwner(ctx, tx, a.Key); err != nil || had {
+			return orConflict(err, had, "aircraft key %s was retired from aircraft %s and cannot be used again", a.Key.ID(), other)
 		}
 		created = true
 		return insertAircraft(ctx, tx, a)

@@ -149,6 +149,9 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Registry, error) {
 	if err := createRevocationSchema(ctx, db); err != nil {
 		return nil, err
 	}
+	if err := createAircraftKeySchema(ctx, db); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 

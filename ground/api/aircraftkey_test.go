@@ -1,0 +1,35 @@
+package api
+
+import (
+	"testing"
+
+	"github.com/airtab/airtab/crypto"
+	"github.com/airtab/airtab/ground/registry"
+)
+
+// TestRotateAircraftKeyAPI: a PUT with another key stays 409; POST
+// /v1/aircraft/{id}/key moves the aircraft to it, and the same call again
+// answers the same.
+func TestRotateAircraftKeyAPI(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	old, _ := crypto.GenerateKey(crypto.Aircraft, nil)
+	next, _ := crypto.GenerateKey(crypto.Aircraft, nil)
+	if _, err := e.c.RegisterAircraft(e.ctx, "D-AIUA", old.Public(), ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.c.RegisterAircraft(e.ctx, "D-AIUA", next.Public(), "")
+	wantAPIError(t, err, registry.CodeConflict)
+	for range 2 {
+		v, err := e.c.RotateAircraftKey(e.ctx, "D-AIUA", next.Public(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := v.Key, next.Public().String(); got != want {
+			t.Fatalf("rotated key = %s, want %s", got, want)
+		}
+	}
+	_, err = e.c.RotateAircraftKey(e.ctx, "D-AIUA", old.Public(), "")
+	wantAPIError(t, err, registry.CodeConflict)
+	_, err = e.c.RotateAircraftKey(e.ctx, "D-AXXX", old.Public(), "")
+	wantAPIError(t, err, registry.CodeNotFound)
+}

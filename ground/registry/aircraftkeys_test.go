@@ -1,0 +1,93 @@
+package registry
+
+import (
+	"testing"
+	"time"
+
+	"github.com/airtab/airtab/crypto"
+)
+
+func TestRotateAircraftKey(t *testing.T) {
+	f := newFixture(t)
+	old := f.aircraft("D-AIUA")
+	other := f.aircraft("D-AIUB")
+	fl := f.flight("101", "D-AIUA", "EUR")
+	before, err := f.reg.BuildManifest(f.ctx, fl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := crypto.GenerateKey(crypto.Aircraft, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("ErrPlainPutStaysConflict", func(t *testing.T) {
+		_, err := f.reg.RegisterAircraft(f.ctx, Aircraft{ID: "D-AIUA", Key: next.Public()})
+		if ErrorCode(err) != CodeConflict {
+			t.Fatalf("PUT with a new key: %v, want %s", err, CodeConflict)
+		}
+	})
+	t.Run("ErrUnknownAircraft", func(t *testing.T) {
+		_, _, err := f.reg.RotateAircraftKey(f.ctx, "D-AXXX", next.Public(), "")
+		if ErrorCode(err) != CodeNotFound {
+			t.Fatalf("rotate an unknown aircraft: %v, want %s", err, CodeNotFound)
+		}
+	})
+	t.Run("ErrOtherAircraftsKey", func(t *testing.T) {
+		_, _, err := f.reg.RotateAircraftKey(f.ctx, "D-AIUA", other.Public(), "")
+		if ErrorCode(err) != CodeConflict {
+			t.Fatalf("rotate to D-AIUB's key: %v, want %s", err, CodeConflict)
+		}
+	})
+
+	f.clock.Add(time.Hour)
+	rotatedAt := f.reg.now()
+	a, changed, err := f.reg.RotateAircraftKey(f.ctx, "D-AIUA", next.Public(), "")
+	if err != nil || !changed || !a.Key.Equal(next.Public()) {
+		t.Fatalf("rotate: %v, changed %v, key %v; want the new key", err, changed, a.Key.ID())
+	}
+	if cur, err := f.reg.AircraftKey(f.ctx, "D-AIUA"); err != nil || !cur.Equal(next.Public()) {
+		t.Fatalf("AircraftKey after the rotation = %v, %v; want the new key", cur.ID(), err)
+	}
+	retired, err := f.reg.RetiredAircraftKeys(f.ctx, "D-AIUA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(retired) != 1 || !retired[0].Key.Equal(old.Public()) || !retired[0].ReplacedAt.Equal(rotatedAt) {
+		t.Fatalf("RetiredAircraftKeys = %+v, want the old key replaced at %s", retired, rotatedAt)
+	}
+	after, err := f.reg.SyncManifest(f.ctx, "D-AIUA", fl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Body.Serial <= before.Body.Serial || !after.Body.AircraftKey.Equal(next.Public()) {
+		t.Fatalf("manifest after the rotation: serial %d (before %d), aircraft key %s; want a new one naming %s",
+			after.Body.Serial, before.Body.Serial, after.Body.AircraftKey.ID(), next.ID())
+	}
+
+	t.Run("SameKeyAgain", func(t *testing.T) {
+		_, changed, err := f.reg.RotateAircraftKey(f.ctx, "D-AIUA", next.Public(), "")
+		if err != nil || changed {
+			t.Fatalf("rotate to the key in use: changed %v, %v; want no change", changed, err)
+		}
+	})
+	t.Run("ErrBackToOldKey", func(t *testing.T) {
+		_, _, err := f.reg.RotateAircraftKey(f.ctx, "D-AIUA", old.Public(), "")
+		if ErrorCode(err) != CodeConflict {
+			t.Fatalf("rotate back to the retired key: %v, want %s", err, CodeConflict)
+		}
+	})
+	t.Run("ErrRetiredKeyOnAnotherAircraft", func(t *testing.T) {
+		_, err := f.reg.RegisterAircraft(f.ctx, Aircraft{ID: "D-AIUC", Key: old.Public()})
+		if ErrorCode(err) != CodeConflict {
+			t.Fatalf("register D-AIUC with D-AIUA's retired key: %v, want %s", err, CodeConflict)
+		}
+	})
+	t.Run("ErrNotAnAircraftKey", func(t *testing.T) {
+		dev, _ := crypto.GenerateKey(crypto.Device, nil)
+		_, _, err := f.reg.RotateAircraftKey(f.ctx, "D-AIUA", dev.Public(), "")
+		if ErrorCode(err) != CodeInvalid {
+			t.Fatalf("rotate to a device key: %v, want %s", err, CodeInvalid)
+		}
+	})
+}
