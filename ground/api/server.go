@@ -92,6 +92,9 @@ type Config struct {
 	// most this many signed requests in any 10 minutes (about 430 a
 	// second, 40 MiB at most). Default 262144.
 	ReplayCacheSize int
+	// RateLimits bound each client's calls (429 with Retry-After over
+	// them). Default: see RateLimits.
+	RateLimits RateLimits
 	// Clock is the time request timestamps are checked against. Default
 	// time.Now.
 	Clock func() time.Time
@@ -111,6 +114,7 @@ type Server struct {
 	mux     *http.ServeMux
 	reports http.Handler
 	wallet  http.Handler
+	limits  *rateLimits // nil: no limits
 }
 
 // New checks cfg and builds the server's routes.
@@ -133,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		reg: cfg.Registry, funder: cfg.Funder, charges: cfg.Charges, token: sha256.Sum256([]byte(cfg.BackOfficeToken)),
 		replay: newReplayCache(cfg.ReplayCacheSize), clock: cfg.Clock, log: cfg.Logger, mux: http.NewServeMux(), reports: cfg.Reports, wallet: cfg.Wallet,
+		limits: newRateLimits(cfg.RateLimits),
 	}
 	s.routes()
 	return s, nil
@@ -242,6 +247,11 @@ func (s *Server) serve(c *call, a auth, maxBody int64, h handler) error {
 	if a == authToken && !tokenMatches(c.r, s.token) {
 		return unauthorized("missing or wrong back-office token (Authorization: Bearer …)")
 	}
+	if a == authToken || a == authProof {
+		if err := s.limit(c, a); err != nil {
+			return err
+		}
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, maxBody))
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return registry.Errorf(registry.CodeTooLarge, "request body over the limit of %d bytes", maxBody)
@@ -252,6 +262,9 @@ func (s *Server) serve(c *call, a auth, maxBody int64, h handler) error {
 	c.body = body
 	if a == authDevice {
 		if err := s.authenticate(c); err != nil {
+			return err
+		}
+		if err := s.limit(c, a); err != nil {
 			return err
 		}
 	}
@@ -297,6 +310,10 @@ func (s *Server) tokenOnly(h http.Handler) http.Handler {
 			s.writeError(&call{w: w, r: r}, unauthorized("missing or wrong back-office token (Authorization: Bearer …)"))
 			return
 		}
+		if err := s.limit(&call{w: w, r: r}, authToken); err != nil {
+			s.writeError(&call{w: w, r: r}, err)
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBackOfficeBody)
 		h.ServeHTTP(w, r)
 	})
@@ -320,6 +337,8 @@ func statusOf(code registry.Code) int {
 		return http.StatusRequestEntityTooLarge
 	case registry.CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case registry.CodeRateLimited:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }

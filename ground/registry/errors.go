@@ -41,6 +41,9 @@ const (
 	// or their credential for the flight was revoked. The message names
 	// the revocation; the back office lifts it.
 	CodeRevoked Code = "revoked"
+	// CodeRateLimited: the client made too many calls; the HTTP answer's
+	// Retry-After says in how many seconds to try again.
+	CodeRateLimited Code = "rate_limited"
 )
 
 // Error is an error a client may see: a stable code and a message for a

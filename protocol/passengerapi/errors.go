@@ -41,6 +41,9 @@ const (
 	// credential for the flight was revoked. The message names the
 	// revocation; only the back office lifts it.
 	CodeRevoked Code = "revoked"
+	// CodeRateLimited (429): this device key made too many calls; the
+	// Retry-After header says in how many seconds to try again.
+	CodeRateLimited Code = "rate_limited"
 )
 
 // ErrorBody is the body of every error answer:

@@ -1,0 +1,181 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/airtab/airtab/crypto"
+	"github.com/airtab/airtab/ground/registry"
+	"github.com/airtab/airtab/ground/store"
+	"github.com/airtab/airtab/protocol"
+	"github.com/airtab/airtab/protocol/passengerapi"
+)
+
+// movingClock is a clock the test moves.
+type movingClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *movingClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *movingClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// newLimitedEnv is newEnv with rate limits and a clock the test moves.
+func newLimitedEnv(t *testing.T, limits RateLimits) (*env, *movingClock) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "ground.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	clock := &movingClock{t: now}
+	issuer, _ := crypto.GenerateKey(crypto.Issuer, nil)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	scores := map[string]int{"mid": 700, "mid2": 700}
+	reg, err := registry.New(ctx, db, registry.Config{Issuer: issuer, Clock: clock.Now, Scorer: registry.StaticScorer{ByRef: scores}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Registry: reg, BackOfficeToken: token, Clock: clock.Now, Logger: quiet, RateLimits: limits,
+		Funder: &memFunder{bal: map[protocol.ID]map[protocol.Currency]int64{}, refs: map[protocol.ID]bool{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return &env{t: t, ctx: ctx, db: db, reg: reg, issuer: issuer, srv: srv, scores: scores,
+		c: &Client{BaseURL: srv.URL, Token: token, HTTP: srv.Client(), Clock: clock.Now}}, clock
+}
+
+// get sends GET path signed by dev (or with the token when dev is nil) and
+// returns the status, the error code and Retry-After.
+func get(t *testing.T, e *env, clock *movingClock, path string, dev crypto.PrivateKey, tok string) (int, passengerapi.Code, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, e.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !dev.IsZero() {
+		SignRequest(req, nil, dev, clock.Now(), nil)
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var eb ErrorBody
+	if resp.StatusCode >= 300 {
+		if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil {
+			t.Fatalf("GET %s: HTTP %d with a body that is not an ErrorBody: %v", path, resp.StatusCode, err)
+		}
+	}
+	return resp.StatusCode, eb.Error.Code, resp.Header.Get("Retry-After")
+}
+
+func TestRateLimits(t *testing.T) {
+	t.Run("PassengerByDeviceKey", func(t *testing.T) {
+		e, clock := newLimitedEnv(t, RateLimits{PassengerPerMinute: 6, PassengerBurst: 3})
+		_, dev := e.passenger("mid") // two calls: registration and funding
+		_, other := e.passenger("mid2")
+		rogue, _ := crypto.GenerateKey(crypto.Device, nil)
+		// Forged calls naming dev's key are refused before they count.
+		for range 5 {
+			req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/v1/me", nil)
+			SignRequest(req, nil, rogue, clock.Now(), nil)
+			req.Header.Set(passengerapi.HeaderDevice, dev.ID().String())
+			resp, err := e.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("forged call: HTTP %d, want 401", resp.StatusCode)
+			}
+		}
+		// Funding took one call of the burst; the interval (10 s) has
+		// not passed.
+		var status int
+		var code passengerapi.Code
+		var retry string
+		calls := 0
+		for calls = 0; calls < 10; calls++ {
+			if status, code, retry = get(t, e, clock, "/v1/me", dev, ""); status != http.StatusOK {
+				break
+			}
+		}
+		if status != http.StatusTooManyRequests || code != passengerapi.CodeRateLimited {
+			t.Fatalf("after %d calls: HTTP %d %s, want 429 %s", calls, status, code, passengerapi.CodeRateLimited)
+		}
+		if calls < 1 || calls > 3 {
+			t.Errorf("%d calls passed before the limit, want at most the burst (3)", calls)
+		}
+		secs, err := strconv.Atoi(retry)
+		if err != nil || secs < 1 || secs > 10 {
+			t.Fatalf("Retry-After %q, want 1 to 10 seconds", retry)
+		}
+		if status, _, _ := get(t, e, clock, "/v1/me", other, ""); status != http.StatusOK {
+			t.Errorf("another passenger: HTTP %d, want 200", status)
+		}
+		clock.Add(time.Duration(secs) * time.Second)
+		if status, code, _ := get(t, e, clock, "/v1/me", dev, ""); status != http.StatusOK {
+			t.Errorf("after Retry-After: HTTP %d %s, want 200", status, code)
+		}
+	})
+	t.Run("BackOfficeByToken", func(t *testing.T) {
+		e, clock := newLimitedEnv(t, RateLimits{BackOfficePerSecond: 1, BackOfficeBurst: 2})
+		for i := range 2 {
+			if status, code, _ := get(t, e, clock, "/v1/arrears", crypto.PrivateKey{}, token); status != http.StatusOK {
+				t.Fatalf("call %d: HTTP %d %s, want 200", i+1, status, code)
+			}
+		}
+		status, code, retry := get(t, e, clock, "/v1/arrears", crypto.PrivateKey{}, token)
+		if status != http.StatusTooManyRequests || code != passengerapi.CodeRateLimited || retry != "1" {
+			t.Fatalf("third call: HTTP %d %s Retry-After %q, want 429 %s 1", status, code, retry, passengerapi.CodeRateLimited)
+		}
+		if status, _, _ := get(t, e, clock, "/v1/arrears", crypto.PrivateKey{}, "wrong-token-wrong-token-0000"); status != http.StatusUnauthorized {
+			t.Errorf("a wrong token: HTTP %d, want 401 (never counted)", status)
+		}
+		clock.Add(time.Second)
+		if status, _, _ := get(t, e, clock, "/v1/arrears", crypto.PrivateKey{}, token); status != http.StatusOK {
+			t.Errorf("a second later: HTTP %d, want 200", status)
+		}
+	})
+}
+
+func TestLimiterBoundsClients(t *testing.T) {
+	l := newLimiter(time.Second, 1, 1, 2)
+	at := now
+	for _, c := range []string{"a", "b"} {
+		if ok, _ := l.allow(c, at); !ok {
+			t.Fatalf("client %s refused", c)
+		}
+	}
+	if ok, _ := l.allow("c", at); ok {
+		t.Fatal("a third client taken with the table full of busy clients")
+	}
+	if ok, _ := l.allow("c", at.Add(time.Second)); !ok {
+		t.Fatal("a third client refused once the others' allowance was whole again")
+	}
+}
