@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 	"github.com/airtab/airtab/ground/ledger"
 	"github.com/airtab/airtab/onboard"
 	"github.com/airtab/airtab/onboard/client"
+	"github.com/airtab/airtab/onboard/linkemu"
 	"github.com/airtab/airtab/onboard/sqlite"
 	"github.com/airtab/airtab/protocol"
 	"github.com/airtab/airtab/simulator/lossyfs"
@@ -34,6 +36,9 @@ const (
 	// certificate authority, written then, is lost today (see
 	// TestPowerLossCabin).
 	powerLossFirstBootEnv = "AIRTAB_POWERLOSS_FIRST_BOOT"
+	// powerLossGroundEnv set to 1 runs the ground power-loss trials,
+	// which are out of the default run (see TestPowerLossGround).
+	powerLossGroundEnv = "AIRTAB_POWERLOSS_GROUND"
 )
 
 // powerLossSeed is the seed of a trial set: AIRTAB_POWERLOSS_SEED, or the
@@ -217,7 +222,12 @@ func TestPowerLossCabin(t *testing.T) {
 	if err := tr.c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	journal := tr.checkChain(filepath.Join(tr.a.Dir, "journal-"+string(tr.flight)+".db"))
+	// The journal is read in this process, so from the backing directory:
+	// this process serves the mount, and SQLite maps its WAL index.
+	if _, err := fsys.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	journal := tr.checkChain(filepath.Join(backing, "cabin-D-AIPL", "journal-"+string(tr.flight)+".db"))
 	for id, minor := range tr.approved {
 		if got, ok := journal[id]; !ok || got != minor {
 			t.Fatalf("approval %s (%d minor) not in the journal as approved (journal: %d, %v)", id, minor, got, ok)
@@ -433,4 +443,217 @@ func (tr *trial) assertChargedOnce(sales map[protocol.ID]int64) {
 	if got, want := rep.Settled.Count, len(sales); got != want {
 		t.Fatalf("settled = %d, want %d", got, want)
 	}
+}
+
+// TestPowerLossGround cuts the ground service's power again and again while
+// it clears a flight. Ground runs as a child process (as in
+// TestExactlyOnceGroundKilled) with its data directory (SQLite database,
+// JetStream store, keys) on a lossy filesystem; the cabin server runs in
+// this process and replays a closed flight of sales over a
+// bandwidth-limited link. Each trial lets ground take in some invoices,
+// then cuts the power in the middle of a write drawn from the seed (torn
+// or not), kills the child at once and takes the aircraft's link down. The
+// invoices the aircraft then holds as cleared are those ground sent a
+// clearing receipt for; the database the cut left must hold each of them
+// posted and charged, with nothing posted twice and the ledger balanced.
+// The filesystem is mounted again and the next ground process starts on
+// it. After the last trial ground clears the rest, and every trial's
+// end-state checks hold: each approval cleared on the aircraft, posted and
+// charged once on ground, the flight reconciled. AIRTAB_POWERLOSS_SEED
+// replays the cut points; AIRTAB_POWERLOSS_TRIALS sets the number of
+// trials.
+//
+// The trial runs only with AIRTAB_POWERLOSS_GROUND=1. What it checks at
+// each cut has held in every run: no invoice ground had sent a clearing
+// receipt for was missing from the database the cut left (clearing commits
+// the ledger with synchronous=FULL before it publishes the receipt). What
+// fails is recovery: nats-server does not fsync its file store (it syncs
+// every two minutes by default, and never fsyncs the directories of new
+// block and consumer files), so a cut drops the recent part of both
+// streams and of the consumers' state, tearing some block files; the next
+// process rebuilds the streams ("stream state outdated ... will rebuild").
+// In a 20-trial run the second ground process then acknowledged none of
+// the aircraft's publishes (the flight close timed out, no invoice was
+// resent on the link) and the aircraft's receipt fetches met "no
+// responders" for two minutes, so the trial did not finish; a 2-trial run
+// recovered after about half a minute of backoff. Running the embedded
+// server with sync_interval "always" is the likely cure, at a cost in
+// publish throughput; that is ground's call (ground/natsvc).
+func TestPowerLossGround(t *testing.T) {
+	if testing.Short() {
+		t.Skip("mounts a FUSE filesystem and runs ground child processes")
+	}
+	if os.Getenv(powerLossGroundEnv) != "1" {
+		t.Skipf("out of the default run until ground's JetStream recovers from a power cut promptly; set %s=1 (see the test's doc)", powerLossGroundEnv)
+	}
+	seed := powerLossSeed(t)
+	trials := powerLossTrials(t)
+	rng := rand.New(rand.NewPCG(seed, 16))
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	dir := t.TempDir()
+	backing, mnt := lossyDirs(t, dir, "ground-data")
+	tr := &trial{t: t, ctx: ctx, dir: dir, approved: map[protocol.ID]int64{}}
+	// Registration, long before the flight, on the disk itself.
+	var err error
+	tr.g, err = StartGround(ctx, filepath.Join(backing, "ground"), GroundOptions{Scorer: fixedScore(800), Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.g.Close() })
+	tr.a, tr.flight = tr.registerFlight("D-AIPG", "816")
+	for i := range powerLossPassengers {
+		tr.pax = append(tr.pax, tr.passenger(fmt.Sprintf("pax-%d", i), i%2 == 1))
+	}
+	tr.c, err = StartCabin(ctx, tr.g, tr.a, tr.flight, CabinOptions{ReconnectWait: 50 * time.Millisecond,
+		ReceiptAckWait: time.Second, ResendAfter: 3 * time.Second, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.c.Close() })
+	if tr.hh, err = tr.c.Handheld(ctx, "hh-1", "p1", "2468"); err != nil {
+		t.Fatal(err)
+	}
+	defer tr.hh.Close()
+	tr.c.Link.SetState(linkemu.Down)
+	sales := 60 * trials
+	tr.sell(sales)
+	tr.closeFlight()
+
+	// Ground moves to child processes on the lossy filesystem over its
+	// directory. This process reads the database only from the backing
+	// directory, with the filesystem unmounted: it serves the mount, and
+	// SQLite maps its WAL index (see lossyfs).
+	cfg := tr.g.Config()
+	if err := tr.g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	onDisk := cfg.DataDir
+	cfg.DataDir = filepath.Join(mnt, "ground")
+	fsys := lossyfs.MountForTest(t, backing, mnt)
+	tr.c.Link.SetConfig(linkemu.Config{BitsPerSecond: 600_000, Latency: 10 * time.Millisecond})
+
+	var acked, lost, torn int
+	start := time.Now()
+	for k := range trials {
+		name := fmt.Sprintf("ground process %d", k+1)
+		ch := startGroundChild(t, name, cfg)
+		before := tr.clearedOnAircraft()
+		take := 5 + rng.IntN(30)
+		writes := 1 + rng.IntN(60)
+		var tear *rand.Rand
+		if rng.IntN(2) == 0 {
+			tear = rng
+		}
+		tr.c.Link.SetState(linkemu.Up)
+		// Let ground clear take more invoices than the aircraft held as
+		// cleared when it started, then cut in the middle of a write.
+		if err := Poll(ctx, 2*time.Minute, fmt.Sprintf("%s cleared %d more invoices", name, take), func() (bool, error) {
+			select {
+			case <-ch.done:
+				return false, fmt.Errorf("%s exited: %v", name, ch.err)
+			default:
+			}
+			return len(tr.clearedOnAircraft()) >= min(len(before)+take, sales), nil
+		}); err != nil {
+			t.Fatalf("%v (aircraft counts %+v, replay %+v)", err, tr.counts(), tr.c.Main.Replayer().Status())
+		}
+		fsys.CutAtWrite(writes, tear)
+		select {
+		case <-fsys.CutDone():
+		case <-time.After(30 * time.Second):
+			fsys.Cut() // ground wrote nothing more: cut now
+		}
+		ch.kill(t, name)
+		tr.c.Link.SetState(linkemu.Down)
+		cleared := tr.clearedOnAircraft()
+		loss, err := fsys.Unmount()
+		if err != nil {
+			t.Fatalf("trial %d: %v", k+1, err)
+		}
+		missing := tr.missingOnGround(onDisk, cleared)
+		st := tr.groundCrashState(onDisk)
+		fsys = lossyfs.MountForTest(t, backing, mnt)
+		acked += len(cleared) - len(before)
+		lost += missing
+		if loss.Torn > 0 {
+			torn++
+		}
+		t.Logf("trial %d: cut at write %d with %d invoices cleared on the aircraft: %v; ground kept %d posted, %d charged; %d cleared invoices missing",
+			k+1, writes, len(cleared), loss, st.sales, st.charged, missing)
+		if missing > 0 {
+			break
+		}
+	}
+	t.Logf("power-loss: %d trials, %d clearing receipts, %d lost (ground, %d cuts with a torn write, %v)",
+		trials, acked, lost, torn, time.Since(start).Round(time.Millisecond))
+	if lost > 0 {
+		t.Fatalf("%d invoices ground had sent a clearing receipt for were lost by a power cut", lost)
+	}
+
+	last := startGroundChild(t, "last ground process", cfg)
+	tr.c.Link.SetState(linkemu.Up)
+	tr.waitCleared(2 * time.Minute)
+	last.stop(t, "last ground process")
+	if _, err := fsys.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tr.assertExactlyOnce()
+}
+
+// clearedOnAircraft returns the invoices the aircraft's journal holds as
+// cleared: those it has a clearing receipt for.
+func (tr *trial) clearedOnAircraft() map[protocol.ID]bool {
+	tr.t.Helper()
+	out := map[protocol.ID]bool{}
+	err := tr.c.Main.Journal().Invoices(tr.ctx, func(r onboard.Record) error {
+		if r.Status != onboard.StatusCleared {
+			return nil
+		}
+		inv, err := protocol.ParseInvoice(r.Raw)
+		if err != nil {
+			return err
+		}
+		out[inv.Body.ID] = true
+		return nil
+	})
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	return out
+}
+
+// missingOnGround reads, read-only, the database a power cut left in dir
+// and returns how many of the invoices in cleared it does not hold posted
+// as a sale and charged, naming each in the test log.
+func (tr *trial) missingOnGround(dir string, cleared map[protocol.ID]bool) int {
+	t, ctx := tr.t, tr.ctx
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "ground.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	missing := 0
+	for id := range cleared {
+		var sales, charges int64
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM ledger_transfers WHERE ref = ? AND code = ? AND reverses IS NULL`,
+			id[:], ledger.TransferSale).Scan(&sales); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM ledger_transfers WHERE ref = ? AND code IN (?, ?) AND reverses IS NULL`,
+			id[:], ledger.TransferWalletCharge, ledger.TransferCardCapture).Scan(&charges); err != nil {
+			t.Fatal(err)
+		}
+		if sales != 1 || charges != 1 {
+			t.Errorf("invoice %s: the aircraft holds a clearing receipt, ground after the power cut %d sale transfers and %d charges", id, sales, charges)
+			missing++
+		}
+	}
+	return missing
 }

@@ -36,6 +36,13 @@
 // crash. File locks are the kernel's own (EnableLocks off), which is right
 // for processes on one machine.
 //
+// The process that serves the filesystem must not map its files, nor run
+// SQLite on it: a page fault on the mount blocks a thread that the Go
+// runtime cannot stop, so a garbage collection waits for the fault while
+// the fault waits for the server's goroutines, which the collection has
+// stopped. Run the programs under test as child processes, and read what
+// they left from the backing directory after Unmount.
+//
 // The filesystem is meant for tests: every write takes one lock and
 // reads back the pages it overwrites, and the memory held for a file is
 // bounded by its size at its last fsync.

@@ -1,6 +1,7 @@
 package lossyfs_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -196,49 +198,114 @@ func TestTornWrite(t *testing.T) {
 	}
 }
 
-// TestSharedMmap writes through a shared mapping, as SQLite does to its
-// WAL index: a second mapping sees the writes, fsync makes them durable,
-// and writes after the fsync are dropped by a cut.
-func TestSharedMmap(t *testing.T) {
-	f, _, mnt := setup(t)
-	p := filepath.Join(mnt, "shm")
-	mustWrite(t, p, make([]byte, 8192), true)
-	syncDir(t, mnt)
-	fh, err := os.OpenFile(p, os.O_RDWR, 0)
+// childEnv names the work a child process of this test binary does on a
+// lossy filesystem: the process that serves a FUSE filesystem must not map
+// its files itself (see the package doc), so the mmap and SQLite tests run
+// their writers as children.
+const childEnv = "LOSSYFS_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if work := os.Getenv(childEnv); work != "" {
+		if err := runChild(work, os.Args[len(os.Args)-1]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func runChild(work, dir string) error {
+	switch work {
+	case "mmap":
+		return mmapChild(filepath.Join(dir, "shm"))
+	case "sqlite":
+		return sqliteChild(filepath.Join(dir, "db.sqlite"))
+	}
+	return fmt.Errorf("unknown child work %q", work)
+}
+
+// startChild runs work in a child process on dir and waits until it says
+// "ready" (or exits).
+func startChild(t *testing.T, work, dir string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$", dir)
+	cmd.Env = append(os.Environ(), childEnv+"="+work)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if line != "ready\n" {
+		cmd.Wait()
+		t.Fatalf("child %s: %q, %v", work, line, cmd.ProcessState)
+	}
+	return cmd
+}
+
+// mmapChild writes to p through two shared mappings: "synced" at 100,
+// fsynced, then "unsynced" at 5000. It checks that the second mapping sees
+// the first's write.
+func mmapChild(p string) error {
+	fh, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return err
 	}
 	m1, err := syscall.Mmap(int(fh.Fd()), 0, 8192, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
 	if err != nil {
-		t.Fatalf("shared mmap: %v", err)
+		return fmt.Errorf("shared mmap: %w", err)
 	}
 	fh2, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	m2, err := syscall.Mmap(int(fh2.Fd()), 0, 8192, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
 	if err != nil {
-		t.Fatalf("second shared mmap: %v", err)
+		return fmt.Errorf("second shared mmap: %w", err)
 	}
 	copy(m1[100:], "synced")
 	if got := string(m2[100:106]); got != "synced" {
-		t.Fatalf("second mapping reads %q, want %q", got, "synced")
+		return fmt.Errorf("second mapping reads %q, want %q", got, "synced")
 	}
 	if err := fh.Sync(); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	copy(m2[5000:], "unsynced")
 	if err := syscall.Munmap(m1); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := syscall.Munmap(m2); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	fh.Close()
 	fh2.Close() // the last close writes the dirty page back
+	fmt.Println("ready")
+	select {} // until killed
+}
+
+// TestSharedMmap writes through shared mappings, as SQLite does to its WAL
+// index: a second mapping sees the writes, fsync makes them durable, and
+// writes after the fsync are dropped by a cut.
+func TestSharedMmap(t *testing.T) {
+	f, backing, mnt := setup(t)
+	p := filepath.Join(mnt, "shm")
+	mustWrite(t, p, make([]byte, 8192), true)
+	syncDir(t, mnt)
+	child := startChild(t, "mmap", mnt)
 	f.Cut()
-	_, _ = remount(t, f)
-	b, err := os.ReadFile(p)
+	child.Process.Kill()
+	child.Wait()
+	loss, err := f.Unmount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(loss)
+	b, err := os.ReadFile(filepath.Join(backing, "shm"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,79 +317,89 @@ func TestSharedMmap(t *testing.T) {
 	}
 }
 
-// TestSQLiteWAL commits rows to a WAL database on the filesystem, with the
-// journal's settings (synchronous=FULL, a writer and a reader connection
-// sharing the WAL index), cuts the power with a transaction in flight, and
-// finds every committed row and a sound database afterwards.
-func TestSQLiteWAL(t *testing.T) {
-	f, _, mnt := setup(t)
+// SQLite as the journal sets it: WAL, synchronous=FULL, a writer and a
+// reader connection sharing the WAL index.
+const sqliteDSN = "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)"
+
+// sqliteCommitted is how many rows sqliteChild commits.
+const sqliteCommitted = 300
+
+// sqliteChild commits sqliteCommitted rows to a new database at path, a
+// checkpoint in the middle, then leaves a transaction of 10000 more rows
+// open, more than the page cache holds, so that SQLite has spilled some
+// of it into the WAL unsynced, and says "ready".
+func sqliteChild(path string) error {
 	ctx := context.Background()
-	path := filepath.Join(mnt, "db.sqlite")
-	open := func() (*sql.DB, *sql.DB) {
-		dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)"
-		w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.SetMaxOpenConns(1)
-		r, err := sql.Open("sqlite", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w, r
+	w, err := sql.Open("sqlite", "file:"+path+sqliteDSN+"&_txlock=immediate")
+	if err != nil {
+		return err
 	}
-	w, r := open()
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", "file:"+path+sqliteDSN)
+	if err != nil {
+		return err
+	}
 	if _, err := w.ExecContext(ctx, `CREATE TABLE t (n INTEGER PRIMARY KEY, pad BLOB)`); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	const committed = 250 // and 50 more after the checkpoint
-	for i := range committed {
+	for i := range sqliteCommitted {
 		if _, err := w.ExecContext(ctx, `INSERT INTO t VALUES (?, randomblob(300))`, i); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if i%50 == 0 {
 			var n int
 			if err := r.QueryRowContext(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n != i+1 {
-				t.Fatalf("reader sees %d rows (%v), want %d", n, err, i+1)
+				return fmt.Errorf("reader sees %d rows (%v), want %d", n, err, i+1)
 			}
 		}
-	}
-	if _, err := w.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
-		t.Fatalf("checkpoint: %v", err)
-	}
-	for i := range 50 { // after the checkpoint, into the WAL again
-		if _, err := w.ExecContext(ctx, `INSERT INTO t VALUES (?, randomblob(300))`, committed+i); err != nil {
-			t.Fatal(err)
+		if i == sqliteCommitted/2 {
+			if _, err := w.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+				return fmt.Errorf("checkpoint: %w", err)
+			}
 		}
 	}
 	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	for i := range 100 {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO t VALUES (?, randomblob(300))`, committed+50+i); err != nil {
-			t.Fatal(err)
+	for i := range 10000 {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO t VALUES (?, randomblob(300))`, sqliteCommitted+i); err != nil {
+			return err
 		}
 	}
-	f.Cut() // the transaction never commits
-	tx.Rollback()
-	w.Close()
-	r.Close()
-	f, loss := remount(t, f)
-	t.Log(loss)
-	w, r = open()
-	defer w.Close()
-	defer r.Close()
-	var n int
-	if err := w.QueryRowContext(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil {
+	fmt.Println("ready")
+	select {} // until killed
+}
+
+// TestSQLiteWAL has a child commit rows to a WAL database on the
+// filesystem and cuts the power with a transaction open; every committed
+// row is there afterwards, and the database is sound.
+func TestSQLiteWAL(t *testing.T) {
+	f, backing, mnt := setup(t)
+	child := startChild(t, "sqlite", mnt)
+	f.CutTorn(rand.New(rand.NewPCG(1, 2)))
+	child.Process.Kill()
+	child.Wait()
+	loss, err := f.Unmount()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if n != committed+50 {
-		t.Fatalf("rows after the cut = %d, want %d", n, committed+50)
+	t.Log(loss)
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(backing, "db.sqlite")+sqliteDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != sqliteCommitted {
+		t.Fatalf("rows after the cut = %d, want %d", n, sqliteCommitted)
 	}
 	var ok string
-	if err := w.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+	if err := db.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
 		t.Fatalf("integrity_check = %q, %v", ok, err)
 	}
-	_ = f
 }
