@@ -188,6 +188,7 @@ type Main struct {
 	ncClosed  chan struct{}
 	natsURL   string
 	responder *natsvc.Responder
+	notifier  *natsvc.Notifier
 	heartbeat *natsvc.Heartbeat
 	httpSrv   *http.Server
 	httpAddr  string
@@ -259,7 +260,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.responder, err = natsvc.StartResponder(ctx, natsvc.ResponderConfig{Conn: m.nc, Source: m.reg, Logger: m.log}); err != nil {
 		return err
 	}
-	m.reg.SetNotifier((&natsvc.Notifier{Conn: m.nc, Logger: m.log}).Notify)
+	m.notifier = &natsvc.Notifier{Conn: m.nc, Logger: m.log}
+	m.reg.SetNotifier(m.notifier.Notify)
 	if m.heartbeat, err = natsvc.StartHeartbeat(natsvc.HeartbeatConfig{Conn: m.nc, Interval: cfg.HeartbeatInterval, Clock: cfg.Clock, Logger: m.log}); err != nil {
 		return err
 	}
@@ -562,6 +564,9 @@ func (m *Main) Close() error {
 	}
 	if m.responder != nil {
 		m.responder.Stop()
+	}
+	if m.notifier != nil {
+		m.notifier.Stop()
 	}
 	if m.heartbeat != nil {
 		m.heartbeat.Stop()
