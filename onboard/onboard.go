@@ -212,7 +212,12 @@ type ReplayProgress struct {
 	ReceiptsApplied  int       `json:"receipts_applied"`
 	ReceiptsRejected int       `json:"receipts_rejected"`
 	CloseAccepted    bool      `json:"close_accepted"`
-	LastError        string    `json:"last_error,omitempty"`
+	// CloseRejected is set when ground's signed receipt says the
+	// flight-close report failed verification: why (a reason for a
+	// person), and when ground said so.
+	CloseRejected   string    `json:"close_rejected,omitempty"`
+	CloseRejectedAt time.Time `json:"close_rejected_at,omitzero"`
+	LastError       string    `json:"last_error,omitempty"`
 }
 
 // LinkState is the state of the link to the ground, as the replayer sees it.

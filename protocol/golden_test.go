@@ -473,6 +473,10 @@ func vecBuildFile(t *testing.T) vectorFile {
 	vecAddValid(b, "receipt-close-accepted", "clearing-receipt", "Ground's receipt for the flight close (no invoice field), last seq 4.",
 		ClearingReceipt{Version: Version, Flight: vecFlight, Aircraft: vecAircraft, Seq: 4, Status: StatusCloseAccepted, At: vecReceiptAt},
 		"issuer-1", "", vecReceiptAt)
+	vecAddValid(b, "receipt-close-rejected", "clearing-receipt", "Ground's rejection of a flight close that failed verification (no invoice field), reason 24 (bad aircraft signature), last seq 4.",
+		ClearingReceipt{Version: Version, Flight: vecFlight, Aircraft: vecAircraft, Seq: 4, Status: StatusCloseRejected,
+			Reason: ReasonBadAircraftSignature, At: vecReceiptAt},
+		"issuer-1", "", vecReceiptAt)
 
 	// Unsigned sync messages.
 	enc := func(b []byte, err error) []byte {

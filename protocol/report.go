@@ -92,6 +92,11 @@ const (
 	StatusQuarantined ClearingStatus = 4
 	// StatusCloseAccepted: the flight-close report was recorded.
 	StatusCloseAccepted ClearingStatus = 5
+	// StatusCloseRejected: the flight-close report failed verification on
+	// the ground (the reason says why) and was not recorded. The cabin
+	// server shows it rather than waiting in silence; the invoices are not
+	// affected.
+	StatusCloseRejected ClearingStatus = 6
 )
 
 func (s ClearingStatus) String() string {
@@ -106,6 +111,8 @@ func (s ClearingStatus) String() string {
 		return "quarantined"
 	case StatusCloseAccepted:
 		return "close-accepted"
+	case StatusCloseRejected:
+		return "close-rejected"
 	}
 	return fmt.Sprintf("status(%d)", uint(s))
 }
@@ -120,7 +127,7 @@ type ClearingReceipt struct {
 	Aircraft AircraftID     `cbor:"4,keyasint,omitzero"`
 	Seq      uint64         `cbor:"5,keyasint,omitzero"` // the invoice's sequence number, or the close's last sequence
 	Status   ClearingStatus `cbor:"6,keyasint,omitzero"`
-	Reason   Reason         `cbor:"7,keyasint,omitzero"` // quarantine reason
+	Reason   Reason         `cbor:"7,keyasint,omitzero"` // quarantine or close-rejection reason
 	Amount   Money          `cbor:"8,keyasint,omitzero"`
 	At       time.Time      `cbor:"9,keyasint,omitzero"`
 }
@@ -149,6 +156,8 @@ func (r ClearingReceipt) validate() error {
 		return firstErr(required("invoice", !r.Invoice.IsZero()), required("quarantine reason", r.Reason != 0))
 	case StatusCloseAccepted:
 		return absent("invoice", r.Invoice.IsZero())
+	case StatusCloseRejected:
+		return firstErr(absent("invoice", r.Invoice.IsZero()), required("rejection reason", r.Reason != 0))
 	}
 	return fmt.Errorf("unknown clearing status %d", uint(r.Status))
 }

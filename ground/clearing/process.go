@@ -597,6 +597,23 @@ func (b *batchTx) reject(ctx context.Context, it *item) error {
 		}
 		r.Receipt = raw
 	}
+	// A close report that failed verification gets a rejection receipt on
+	// its subject's aircraft and flight, so the cabin server can show why
+	// instead of waiting for an acceptance that will never come.
+	if it.kind == "close" && it.subjOK {
+		var seq uint64
+		if it.close != nil {
+			seq = it.close.Body.LastSeq
+		}
+		raw, err := b.s.sign(protocol.ClearingReceipt{
+			Version: protocol.Version, Flight: r.Flight, Aircraft: r.Aircraft, Seq: seq,
+			Status: protocol.StatusCloseRejected, Reason: r.Reason, At: b.now,
+		})
+		if err != nil {
+			return err
+		}
+		r.Receipt = raw
+	}
 	b.s.log.Warn("message rejected", "subject", it.subject, "kind", it.kind, "invoice", r.Invoice, "reason", r.Reason.String(), "detail", r.Detail)
 	stored, err := insertReject(ctx, b.tx, r)
 	if err != nil {

@@ -553,9 +553,13 @@ func (m *Main) startReplay(ctx context.Context, nc *nats.Conn) error {
 	m.replay = rp
 	m.cabin.SetReplayProgress(func() onboard.ReplayProgress {
 		s := rp.Status()
-		return onboard.ReplayProgress{LastHeartbeat: s.LastHeartbeat, SentThisLink: s.SentThisLink,
+		p := onboard.ReplayProgress{LastHeartbeat: s.LastHeartbeat, SentThisLink: s.SentThisLink,
 			RatePerSecond: s.RatePerSecond, ETASeconds: s.ETASeconds, ReceiptsApplied: s.ReceiptsApplied,
 			ReceiptsRejected: s.ReceiptsBad, CloseAccepted: s.CloseAccepted, LastError: s.LastError}
+		if s.CloseRejected != nil {
+			p.CloseRejected, p.CloseRejectedAt = s.CloseRejected.Reason, s.CloseRejected.At
+		}
+		return p
 	})
 	m.wg.Go(func() {
 		if err := rp.Run(ctx, nc); err != nil {

@@ -161,6 +161,10 @@ type Status struct {
 	RatePerSecond float64       `json:"rate_per_second"`
 	ETASeconds    float64       `json:"eta_seconds"`
 	CloseAccepted bool          `json:"close_accepted"`
+	// CloseRejected is ground's signed word that the flight-close report
+	// failed verification there: the reason, and when. The close stays
+	// pending and is sent again; an acceptance clears this.
+	CloseRejected *CloseRejection `json:"close_rejected,omitempty"`
 	// LastError is, with the link down, since when ground has been
 	// unreachable, how many invoices wait and why; with the link up, the
 	// last replay error.
@@ -170,6 +174,13 @@ type Status struct {
 	// is not counted twice, and the same after a restart.
 	ReceiptsApplied int `json:"receipts_applied"`
 	ReceiptsBad     int `json:"receipts_rejected"`
+}
+
+// CloseRejection is a close-rejected receipt (SPEC §9.4) as the status
+// shows it.
+type CloseRejection struct {
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
 }
 
 // Replayer moves invoices to the ground and receipts back.
@@ -727,6 +738,9 @@ func (r *Replayer) applyReceipt(ctx context.Context, m jetstream.Msg) error {
 		r.mu.Unlock()
 		return m.Term()
 	}
+	if rc.Body.Status == protocol.StatusCloseRejected {
+		return r.closeRejected(m, rc)
+	}
 	known, err := r.cfg.Journal.ApplyReceipt(ctx, rc)
 	if err != nil {
 		return fmt.Errorf("apply receipt for invoice %s: %w", rc.Body.Invoice, err)
@@ -737,6 +751,25 @@ func (r *Replayer) applyReceipt(ctx context.Context, m jetstream.Msg) error {
 	r.mu.Lock()
 	if rc.Body.Status == protocol.StatusCloseAccepted && rc.Body.Flight == r.cfg.Flight {
 		r.status.CloseAccepted = true
+		r.status.CloseRejected = nil
+	}
+	r.mu.Unlock()
+	return m.Ack()
+}
+
+// closeRejected records a close-rejected receipt for the status, loudly.
+// Nothing in the journal changes: the close stays pending, and a later
+// acceptance (a corrected close, or ground's registry fixed) clears it.
+func (r *Replayer) closeRejected(m jetstream.Msg, rc *protocol.SignedReceipt) error {
+	if rc.Body.Flight != r.cfg.Flight {
+		r.cfg.Log.Warn("close rejection for another flight", "flight", rc.Body.Flight)
+		return m.Ack()
+	}
+	reason := rc.Body.Reason.String()
+	r.cfg.Log.Error("ground rejected the flight-close report", "flight", rc.Body.Flight, "reason", reason, "at", rc.Body.At)
+	r.mu.Lock()
+	if !r.status.CloseAccepted {
+		r.status.CloseRejected = &CloseRejection{Reason: reason, At: rc.Body.At}
 	}
 	r.mu.Unlock()
 	return m.Ack()
