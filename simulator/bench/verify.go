@@ -34,8 +34,9 @@ type coseSign1 struct {
 }
 
 // paymentCodeSignature rebuilds what the device key signed in a payment
-// code: the domain-framed (crypto/domain.go: length byte, domain, message)
-// COSE Sig_structure ["Signature1", protected, credential id, payload]. It
+// code: the COSE Sig_structure ["Signature1", protected, external_aad,
+// payload] with external_aad = len(domain) || domain || credential id
+// (SPEC.md §3.2). It
 // checks the result with crypto/ed25519.Verify, and the code itself with
 // the protocol's own Verify, so a rebuild that drifts from the protocol is an
 // error rather than a bound measured over the wrong bytes.
@@ -55,12 +56,11 @@ func paymentCodeSignature(text string, cred *protocol.SignedCredential) (signatu
 	if err := cbor.Unmarshal(code.Raw[1:], &env); err != nil { // Raw[0] is CBOR tag 18
 		return signature{}, fmt.Errorf("bench: sample payment code envelope: %w", err)
 	}
-	tbs, err := cbor.Marshal([]any{"Signature1", env.Protected, cred.Body.ID[:], env.Payload})
+	aad := protocol.ExternalAAD(protocol.DomainPaymentCode, cred.Body.ID[:])
+	msg, err := cbor.Marshal([]any{"Signature1", env.Protected, aad, env.Payload})
 	if err != nil {
 		return signature{}, err
 	}
-	d := protocol.DomainPaymentCode
-	msg := append(append([]byte{byte(len(d))}, d...), tbs...)
 	s := signature{pub: ed25519.PublicKey(pub.Bytes()), msg: msg, sig: env.Signature}
 	if !ed25519.Verify(s.pub, s.msg, s.sig) {
 		return signature{}, errors.New("bench: the rebuilt payment-code signing input does not verify: the bound would be measured over the wrong bytes")
