@@ -28,10 +28,17 @@ function signInMessage(e) {
   if (!(e instanceof ApiError)) return 'Sign-in failed: ' + e.message;
   switch (e.kind) {
     case 'network': return 'No answer from the cabin server: check the cabin Wi-Fi and try again.';
-    case 'session': return 'Wrong crew id or PIN.';
+    // The cabin server says which roster it checked (manifest serial and
+    // time), so a crew member added on the ground since knows to wait for
+    // the next sync rather than retype the PIN.
+    case 'session': return 'Wrong crew id or PIN.' + (e.message ? ' ' + capitalize(e.message) + '.' : '');
   }
   if (e.status === 429) {
     return 'Too many sign-in attempts' + (e.retryAfterSeconds ? ': try again in ' + e.retryAfterSeconds + ' s.' : ': wait a minute.');
   }
   return 'Sign-in refused: ' + e.message;
+}
+
+function capitalize(s) {
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }
