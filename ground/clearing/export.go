@@ -256,6 +256,9 @@ func (rep *FlightReport) summaryRows() [][]string {
 	} {
 		total(b.name, b.b.Count, b.b.Totals)
 	}
+	if rep.Garbage > 0 {
+		row(CSVKindTotal, "garbage", "", "", "", strconv.Itoa(rep.Garbage)+" messages that decode as nothing (not a problem)")
+	}
 	row(CSVKindReconciled, strconv.FormatBool(rep.Reconciled), "", "", "", strings.Join(rep.Problems, "; "))
 	return rows
 }

@@ -72,9 +72,14 @@ type FlightReport struct {
 	// Disputed: sales both signatures authorize, refused on the ground by
 	// a rule the cabin server should have enforced; not charged, never
 	// silently: the flight does not reconcile while any is open.
-	Disputed Bucket        `json:"disputed"`
-	Rejected int           `json:"rejected"` // messages not authenticated, or conflicting
-	Reasons  []ReasonCount `json:"quarantine_reasons"`
+	Disputed Bucket `json:"disputed"`
+	Rejected int    `json:"rejected"` // messages not authenticated, or conflicting
+	// Garbage counts the messages on the flight's subjects that decode as
+	// no message at all (reason malformed, no invoice id): stray bytes,
+	// kept among the rejects for a look, that name no invoice and move no
+	// money. Counted apart, they do not stop the flight reconciling.
+	Garbage int           `json:"garbage"`
+	Reasons []ReasonCount `json:"quarantine_reasons"`
 
 	Gaps          []SeqRange    `json:"gaps"`           // missing sequence numbers, at most maxListed ranges
 	Missing       uint64        `json:"missing"`        // how many sequence numbers are missing
@@ -291,6 +296,10 @@ func (rep *FlightReport) bucket(r InvoiceRecord) *Bucket {
 
 func (rep *FlightReport) addRejects(rejects []RejectRecord, reasons map[protocol.Reason]int) {
 	for _, r := range rejects {
+		if isGarbage(r) {
+			rep.Garbage++
+			continue
+		}
 		rep.Rejected++
 		reasons[r.Reason]++
 		if r.Kind != "invoice" {
@@ -305,6 +314,12 @@ func (rep *FlightReport) addRejects(rejects []RejectRecord, reasons map[protocol
 			Hash: r.Hash, ReceivedAt: r.ReceivedAt,
 		})
 	}
+}
+
+// isGarbage reports whether a reject decoded as no message at all: it
+// names no invoice, so it can neither stand for a sale nor hide one.
+func isGarbage(r RejectRecord) bool {
+	return r.Reason == protocol.ReasonMalformed && r.Invoice.IsZero()
 }
 
 // checkSequence finds gaps, duplicates, numbers beyond the reported last,
