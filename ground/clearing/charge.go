@@ -345,12 +345,20 @@ func (s *Service) RetryCollections(ctx context.Context) (RetryStats, error) {
 
 // RetryPassenger makes the passenger's sales in collections due at once,
 // schedules that had stopped included: call it when a passenger links a new
-// card or pays their debt. TopUp does it itself for wallet sales. The charge
-// happens on the next RetryCollections.
+// card or pays their debt. TopUp does it itself for wallet sales. A running
+// Run charges them at once, without waiting for its RetryInterval; without
+// one, the next RetryCollections does.
 func (s *Service) RetryPassenger(ctx context.Context, passenger protocol.ID) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE clearing_invoices SET next_retry_at = ?
-		WHERE passenger = ? AND kind = 1 AND status = 'collections'`, s.clock().UTC().UnixNano(), passenger[:]); err != nil {
+	res, err := s.db.ExecContext(ctx, `UPDATE clearing_invoices SET next_retry_at = ?
+		WHERE passenger = ? AND kind = 1 AND status = 'collections'`, s.clock().UTC().UnixNano(), passenger[:])
+	if err != nil {
 		return fmt.Errorf("clearing: retry passenger %s: %w", passenger, err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		select {
+		case s.retryNow <- struct{}{}:
+		default: // a round is due already
+		}
 	}
 	return nil
 }

@@ -272,6 +272,10 @@ type Service struct {
 	accounts *accountCache
 	// recon is what logCleared last said of each closed flight.
 	recon reconLog
+	// retryNow wakes Run for a RetryCollections round before the next
+	// RetryInterval tick (RetryPassenger: a new card was linked). One
+	// pending wake-up is enough: a round takes every due charge.
+	retryNow chan struct{}
 
 	// hooks let tests in this package simulate crashes.
 	hooks struct {
@@ -301,6 +305,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		log:      cfg.Logger,
 		creds:    newCredCache(),
 		accounts: newAccountCache(),
+		retryNow: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -363,6 +368,8 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 			err = s.clearBatch(ctx, b.lk, b.items)
 		case <-ticker.C:
+			err = s.retry(ctx)
+		case <-s.retryNow:
 			err = s.retry(ctx)
 		}
 		if err != nil {
