@@ -438,11 +438,11 @@ func TestDeclineToCollections(t *testing.T) {
 			if r := h.record(s.Body.ID); r.Status != StatusSettled {
 				return fmt.Errorf("status %s, want settled", r.Status)
 			}
+			if got := h.world.Dir.Arrears(p.ID); got != 0 {
+				return fmt.Errorf("arrears = %d, want 0", got)
+			}
 			return nil
 		})
-		if got := h.world.Dir.Arrears(p.ID); got != 0 {
-			t.Errorf("arrears = %d, want 0", got)
-		}
 	})
 	t.Run("DirectoryDownDuringRetry", func(t *testing.T) {
 		h := newHarness(t)
