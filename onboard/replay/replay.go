@@ -656,8 +656,13 @@ func (r *Replayer) readReceipts(ctx context.Context, js jetstream.JetStream) (in
 	// fetch, so a flaky link spends its bytes on receipts, not API calls.
 	if r.cons != nil {
 		n, err := r.fetchReceipts(ctx, r.cons)
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			r.cons = nil // deleted on the server: create it again
+		// Gone on the server: create it again. A pull from a consumer
+		// that no longer exists gets no responders, not "not found": so
+		// after a ground power cut, which can drop the consumer's files
+		// (nats-server does not fsync them), the aircraft would wait for
+		// receipts for ever. Created again, it delivers them.
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, nats.ErrNoResponders) {
+			r.cons = nil
 		}
 		return n, err
 	}

@@ -1407,6 +1407,28 @@ func TestReceiptRedeliveredAfterJournalError(t *testing.T) {
 	}
 }
 
+// TestReceiptConsumerLostOnGround: ground loses the aircraft's durable
+// receipt consumer (a power cut drops its files, which nats-server never
+// fsyncs) while the replayer holds it. A pull from a consumer that is gone
+// gets no responders, not "consumer not found"; the replayer creates the
+// consumer again, and the receipts published since are applied.
+func TestReceiptConsumerLostOnGround(t *testing.T) {
+	e := newEnv(t)
+	items := e.j.add(2, 400)
+	e.j.setSent(t0)
+	nc := e.dial(e.srv.ClientURL())
+	r := e.run(nc, nil)
+	e.linkUp(r)
+	e.publishReceipt(e.receipt(e.issuer, items[0], nil).Raw, "")
+	poll(t, "receipt 1 applied", func() bool { return e.j.inv(1).state == stateCleared })
+
+	if err := e.js.DeleteConsumer(e.ctx, protocol.StreamReceipts, protocol.ReceiptConsumer(testAircraft)); err != nil {
+		t.Fatal(err)
+	}
+	e.publishReceipt(e.receipt(e.issuer, items[1], nil).Raw, "")
+	poll(t, "receipt 2 applied through a new consumer", func() bool { return e.j.inv(2).state == stateCleared })
+}
+
 // ---------------------------------------------------------------------------
 // 6. The link is up while ground's heartbeats arrive.
 
