@@ -470,15 +470,15 @@ func (tr *trial) assertChargedOnce(sales map[protocol.ID]int64) {
 // fails is recovery: nats-server does not fsync its file store (it syncs
 // every two minutes by default, and never fsyncs the directories of new
 // block and consumer files), so a cut drops the recent part of both
-// streams and of the consumers' state, tearing some block files; the next
-// process rebuilds the streams ("stream state outdated ... will rebuild").
-// In a 20-trial run the second ground process then acknowledged none of
-// the aircraft's publishes (the flight close timed out, no invoice was
-// resent on the link) and the aircraft's receipt fetches met "no
-// responders" for two minutes, so the trial did not finish; a 2-trial run
-// recovered after about half a minute of backoff. Running the embedded
-// server with sync_interval "always" is the likely cure, at a cost in
-// publish throughput; that is ground's call (ground/natsvc).
+// streams and of the consumers' state, tearing some block files. A cut
+// could drop the aircraft's receipt consumer, after which the replayer
+// waited for receipts for ever (fixed in onboard/replay). What remains: in
+// the last runs the process after the first cut had every invoice posted
+// once and the flight reconciled, yet the aircraft, resending its
+// invoices, received no further receipt within two minutes, and the trial
+// timed out. The cause is not pinned down; running the embedded server
+// with sync_interval "always" is the likely cure, at a cost in publish
+// throughput, and ground's call (ground/natsvc).
 func TestPowerLossGround(t *testing.T) {
 	if testing.Short() {
 		t.Skip("mounts a FUSE filesystem and runs ground child processes")
@@ -489,7 +489,7 @@ func TestPowerLossGround(t *testing.T) {
 	seed := powerLossSeed(t)
 	trials := powerLossTrials(t)
 	rng := rand.New(rand.NewPCG(seed, 16))
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+time.Duration(trials)*40*time.Second)
 	defer cancel()
 
 	dir := t.TempDir()
@@ -497,7 +497,12 @@ func TestPowerLossGround(t *testing.T) {
 	tr := &trial{t: t, ctx: ctx, dir: dir, approved: map[protocol.ID]int64{}}
 	// Registration, long before the flight, on the disk itself.
 	var err error
-	tr.g, err = StartGround(ctx, filepath.Join(backing, "ground"), GroundOptions{Scorer: fixedScore(800), Logger: testLogger()})
+	// A short duplicate window: a receipt lost with JetStream's unsynced
+	// tail comes back only when the aircraft resends the invoice after the
+	// window (clearing finds it posted and sends the receipt again); with
+	// the default two minutes each cut would cost two minutes.
+	tr.g, err = StartGround(ctx, filepath.Join(backing, "ground"), GroundOptions{Scorer: fixedScore(800), Logger: testLogger(),
+		StreamDuplicates: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -532,14 +537,19 @@ func TestPowerLossGround(t *testing.T) {
 	onDisk := cfg.DataDir
 	cfg.DataDir = filepath.Join(mnt, "ground")
 	fsys := lossyfs.MountForTest(t, backing, mnt)
-	tr.c.Link.SetConfig(linkemu.Config{BitsPerSecond: 600_000, Latency: 10 * time.Millisecond})
+	tr.c.Link.SetConfig(linkemu.Config{BitsPerSecond: 200_000, Latency: 10 * time.Millisecond})
 
 	var acked, lost, torn int
 	start := time.Now()
 	for k := range trials {
+		before := tr.clearedOnAircraft()
+		if len(before) == sales {
+			t.Logf("trial %d: the aircraft holds every receipt; the trials end here", k+1)
+			trials = k
+			break
+		}
 		name := fmt.Sprintf("ground process %d", k+1)
 		ch := startGroundChild(t, name, cfg)
-		before := tr.clearedOnAircraft()
 		take := 5 + rng.IntN(30)
 		writes := 1 + rng.IntN(60)
 		var tear *rand.Rand
