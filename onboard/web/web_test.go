@@ -45,6 +45,7 @@ type cabinEnv struct {
 	hs      *http.Server
 
 	drop atomic.Bool // drop the answers of POST /v1/sales while set
+	fail atomic.Bool // answer POST /v1/sales with a bare 500 after the cabin server handled it
 	mu   sync.Mutex
 	sent []string // invoice ids of every POST /v1/sales, in order
 }
@@ -101,6 +102,13 @@ func (e *cabinEnv) interpose(next http.Handler) http.Handler {
 		e.sent = append(e.sent, req.InvoiceID)
 		e.mu.Unlock()
 		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		if e.fail.Load() {
+			// The sale is committed, then a failure on the way back turns
+			// the answer into a 500 with no JSON body.
+			next.ServeHTTP(discard{header: http.Header{}}, r)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
 		if !e.drop.Load() {
 			next.ServeHTTP(w, r)
 			return
@@ -368,6 +376,37 @@ func TestHandheldApp(t *testing.T) {
 		}
 		if got := after.Stats.Approved - before.Stats.Approved; got != 1 {
 			t.Fatalf("approved %d invoices, want 1", got)
+		}
+		b.Click("#answer-done")
+	})
+	step(t, "ServerErrorRetriedOnce", func(t *testing.T) {
+		// A 5xx says nothing about whether the sale was committed: the
+		// app must retry it with the same id, never show it as not sold.
+		b := b.For(t)
+		before, err := e.cabin.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(e.sentIDs())
+		e.fail.Store(true)
+		add(b, "COFFEE", 1)
+		b.Click("#basket-scan")
+		wedge(b, e.f.Passengers[3].Code())
+		b.WaitTextVisibleIn("#answer-verdict", "Unknown — retrying")
+		e.fail.Store(false)
+		b.WaitTextVisibleIn("#answer-verdict", "Approved")
+		id := invoiceID(t, b)
+		for _, s := range e.sentIDs()[n:] {
+			if s != id.String() {
+				t.Fatalf("sale requests carried ids %v, want every one %s", e.sentIDs()[n:], id)
+			}
+		}
+		after, err := e.cabin.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := after.LastSeq, before.LastSeq+1; got != want {
+			t.Fatalf("journal sequence = %d after the retries, want %d: one sale", got, want)
 		}
 		b.Click("#answer-done")
 	})

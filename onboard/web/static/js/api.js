@@ -34,8 +34,9 @@ export function setSession(s) {
 
 // ApiError is a failed call. kind is 'network' (no answer: the request may
 // or may not have reached the server), 'session' (401: sign in again),
-// 'busy' (503: retry with the same invoice id) or 'refused' (any other
-// 4xx/5xx: code, message and reason from the server).
+// 'busy' (any 5xx: the sale may have been committed before the server
+// failed, so the only safe move is to retry with the same invoice id) or
+// 'refused' (any other 4xx: code, message and reason from the server).
 export class ApiError extends Error {
   constructor(kind, message, status = 0, code = '', reason = null) {
     super(message);
@@ -68,7 +69,10 @@ export async function call(method, path, body) {
   let data = null;
   if (resp.status !== 204) {
     try { data = await resp.json(); } catch (_) {
-      throw new ApiError(resp.ok ? 'network' : 'refused', 'unreadable answer from the cabin server (HTTP ' + resp.status + ')', resp.status);
+      // An answer we cannot read says nothing about whether the sale was
+      // committed: retry it like a lost answer, never call it refused.
+      const kind = resp.ok ? 'network' : (resp.status >= 500 ? 'busy' : 'refused');
+      throw new ApiError(kind, 'unreadable answer from the cabin server (HTTP ' + resp.status + ')', resp.status);
     }
   }
   if (resp.ok) return data;
@@ -80,7 +84,7 @@ export async function call(method, path, body) {
     e.retryAfterSeconds = parseInt(resp.headers.get('Retry-After') || '0', 10) || 0;
     throw e;
   }
-  if (resp.status === 503) throw new ApiError('busy', msg, 503, err.code, err.reason_name || null);
+  if (resp.status >= 500) throw new ApiError('busy', msg, resp.status, err.code, err.reason_name || null);
   throw new ApiError('refused', msg, resp.status, err.code, err.reason_name || null);
 }
 
