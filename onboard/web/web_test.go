@@ -208,7 +208,7 @@ func TestHandheldApp(t *testing.T) {
 		b.Type("#signin-crew", ft.Attendant.ID)
 		b.Type("#signin-pin", "0000")
 		b.Click("#signin-submit")
-		b.WaitTextIn("#signin-error", "Wrong crew id or PIN.")
+		b.WaitTextIn("#signin-error", "Wrong crew id or PIN. The roster on board is from manifest #1 (09:00 UTC)")
 		if got := browsertest.Eval[string](b, `document.getElementById('signin-pin').value`); got != "" {
 			t.Fatalf("PIN field after a refusal holds %q, want it cleared", got)
 		}

@@ -31,6 +31,11 @@ export function message(kind, text) {
   box.className = "notice " + kind;
   box.textContent = text;
   box.hidden = !text;
+  // A notice answers what the passenger just did, often at the foot of a
+  // long form: bring it into view, or the tap looks like it did nothing.
+  if (text && box.getBoundingClientRect().top < 0) {
+    box.scrollIntoView({ block: "start", behavior: "instant" });
+  }
 }
 
 let flashed = null;

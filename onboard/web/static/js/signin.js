@@ -31,7 +31,7 @@ function signInMessage(e) {
     // The cabin server says which roster it checked (manifest serial and
     // time), so a crew member added on the ground since knows to wait for
     // the next sync rather than retype the PIN.
-    case 'session': return 'Wrong crew id or PIN.' + (e.message ? ' ' + capitalize(e.message) + '.' : '');
+    case 'session': return 'Wrong crew id or PIN.' + rosterNote(e.message);
   }
   if (e.status === 429) {
     return 'Too many sign-in attempts' + (e.retryAfterSeconds ? ': try again in ' + e.retryAfterSeconds + ' s.' : ': wait a minute.');
@@ -39,6 +39,11 @@ function signInMessage(e) {
   return 'Sign-in refused: ' + e.message;
 }
 
-function capitalize(s) {
-  return s.charAt(0).toUpperCase() + s.slice(1);
+// rosterNote turns the cabin server's account of the roster it checked
+// ("... manifest serial 3 issued 2026-12-03T08:48:24Z ...") into one short
+// line for the aisle, or nothing when the answer does not say.
+function rosterNote(message) {
+  const m = /manifest serial (\d+)(?:, delta (\d+),)? issued (\d{4}-\d\d-\d\dT(\d\d:\d\d))/.exec(message || '');
+  if (!m) return '';
+  return ' The roster on board is from manifest #' + m[1] + ' (' + m[4] + ' UTC); crew added since can sign in after the next sync.';
 }
