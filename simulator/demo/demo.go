@@ -37,7 +37,8 @@ import (
 const (
 	MaxPassengers = 50
 	// codeRefresh is how often the sample codes are rewritten: well inside
-	// the 60 s a code stays fresh, so the one on screen always scans.
+	// the flight's code freshness (120 s by default), so the one on screen
+	// always scans.
 	codeRefresh = 20 * time.Second
 )
 
@@ -144,6 +145,7 @@ type world struct {
 	g      *harness.Ground
 	cabin  *oapp.Main
 	flight protocol.FlightID
+	fresh  uint32 // the flight's code freshness, in seconds
 	pax    []*harness.Passenger
 	codes  string
 }
@@ -225,7 +227,7 @@ func (w *world) build(ctx context.Context) error {
 	if _, err := g.API.SetCrew(ctx, fv.ID, []api.CrewEntry{purser, attendant}); err != nil {
 		return fmt.Errorf("set crew: %w", err)
 	}
-	w.flight = fv.ID
+	w.flight, w.fresh = fv.ID, fv.Caps.CodeFreshSeconds
 	for i := range cfg.Passengers {
 		top := protocol.M(30000*pow10(cfg.Currency)/100, cfg.Currency)
 		p, err := g.RegisterPassenger(ctx, filepath.Join(cfg.Dir, "wallets", passengerRef(i)), passengerRef(i),
@@ -383,7 +385,7 @@ func (w *world) explain(info Info) {
 		p("  or for a quick look start Chromium with --ignore-certificate-errors-spki-list=%s", info.CASPKI)
 	}
 	p("Sample payment codes: %s", info.Codes)
-	p("  passenger-N.png to show to the camera, passenger-N.txt to paste into the code field; fresh every %v (a code is fresh for 60 s and scans once).", codeRefresh)
+	p("  passenger-N.png to show to the camera, passenger-N.txt to paste into the code field; fresh every %v (a code is fresh for %d s and scans once).", codeRefresh, w.fresh)
 	if info.Backoffice != "" {
 		p("Back office: %s (token %s)", info.Backoffice, info.BackofficeToken)
 	}
