@@ -468,6 +468,7 @@ func (m *Main) wireClearing(ctx context.Context, d Deps) (Extensions, error) {
 		return Extensions{}, err
 	}
 	m.clearing = svc
+	d.Registry.SetFlightClosed(clearing.FlightClosed) // a closed flight takes no new wallet hold
 	return Extensions{Funder: svc, Charges: svc, Reports: svc.Reports().Handler(), Services: []Service{svc}}, nil
 }
 

@@ -295,7 +295,9 @@ type RetryStats struct {
 // RetryCollections does the charge work that is due at the service's clock:
 // declined charges on their schedule, charges of unknown outcome, sales a
 // crash left posted, refunds of voided sales; then the arrears calls owed to
-// the Directory. It handles at most RetryBatch invoices per call. Run calls
+// the Directory; then the wallet holds left after their flight's sales
+// are all in, or past HoldExpiry, are released (sweepHolds). It handles at
+// most RetryBatch invoices per call. Run calls
 // it at start (crash recovery) and every RetryInterval; tests call it
 // directly with a fake clock.
 func (s *Service) RetryCollections(ctx context.Context) (RetryStats, error) {
@@ -335,6 +337,9 @@ func (s *Service) RetryCollections(ctx context.Context) (RetryStats, error) {
 		}
 	}
 	if err := s.syncArrears(ctx); err != nil {
+		return st, err
+	}
+	if _, err := s.sweepHolds(ctx); err != nil {
 		return st, err
 	}
 	if st.Due > 0 {

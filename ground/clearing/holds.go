@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/airtab/airtab/ground/ledger"
+	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -84,11 +87,36 @@ func holdsReleasable(rep *FlightReport) bool {
 // a hold with nothing left is skipped, and a release retried over the same
 // totals has the same transfer id.
 func (s *Service) releaseHolds(ctx context.Context, f protocol.FlightID) (int, error) {
+	// A flight that never reconciles still gives its holds back once its
+	// credentials are long over (HoldExpiry): whatever its state then.
+	if expired := holdsExpired(f, s.clock()); expired {
+		return s.releaseFlightHoldsNow(ctx, f, true)
+	}
 	// Cheap checks first: clearing calls this after every batch, and
 	// before the close report has come there is nothing to release.
 	if _, closed, err := latestClose(ctx, s.db, f); err != nil || !closed {
 		return 0, err
 	}
+	return s.releaseFlightHoldsNow(ctx, f, false)
+}
+
+// HoldExpiry is how long after its credentials' end (registry.CredentialWindow)
+// the holds of a flight are released whatever the flight's state: a flight
+// that never reconciles (no close report, an invoice missing) must not keep
+// wallet money for ever. A sale of the flight cleared later is charged from
+// the wallet (postWalletCharge falls back to it).
+const HoldExpiry = 7 * 24 * time.Hour
+
+// holdsExpired reports whether the holds of flight f are past HoldExpiry
+// at now.
+func holdsExpired(f protocol.FlightID, now time.Time) bool {
+	_, end := registry.CredentialWindow(f.Date())
+	return !now.Before(end.Add(HoldExpiry))
+}
+
+// releaseFlightHoldsNow releases what is left of the holds of flight f:
+// when its sales are all in (holdsReleasable), or at once when expired.
+func (s *Service) releaseFlightHoldsNow(ctx context.Context, f protocol.FlightID, expired bool) (int, error) {
 	holds, err := ledger.AccountsByPrefix(ctx, s.db, ledger.HoldPrefix(f))
 	if err != nil {
 		return 0, err
@@ -102,15 +130,17 @@ func (s *Service) releaseHolds(ctx context.Context, f protocol.FlightID) (int, e
 	if left == 0 {
 		return 0, nil
 	}
-	rep, err := s.Reports().Flight(ctx, f)
-	if errors.Is(err, ErrNoData) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	if !holdsReleasable(rep) {
-		return 0, nil
+	if !expired {
+		rep, err := s.Reports().Flight(ctx, f)
+		if errors.Is(err, ErrNoData) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		if !holdsReleasable(rep) {
+			return 0, nil
+		}
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -132,7 +162,7 @@ func (s *Service) releaseHolds(ctx context.Context, f protocol.FlightID) (int, e
 			return 0, fmt.Errorf("release hold %s: %w", h.Name, err)
 		}
 		n++
-		s.log.Info("wallet hold released", "flight", f, "credential", t.Ref, "released", t.Amount.String())
+		s.log.Info("wallet hold released", "flight", f, "credential", t.Ref, "released", t.Amount.String(), "expired", expired)
 	}
 	if err := lb.Flush(ctx); err != nil {
 		return 0, err
@@ -190,8 +220,9 @@ func holdOwner(ctx context.Context, q ledger.Querier, h ledger.Account) (ledger.
 }
 
 // releaseFlightHolds releases the holds of the flights of items whose
-// sales are all in. A failure is logged: the holds stay, and the next batch
-// of the flight, or ReleaseHolds, tries again; no charge depends on it.
+// sales are all in. A failure is logged: the holds stay, and the sweep of
+// the next RetryCollections round (sweepHolds) tries again; no charge
+// depends on it.
 func (s *Service) releaseFlightHolds(ctx context.Context, items []*item) {
 	seen := map[protocol.FlightID]bool{}
 	for _, it := range items {
@@ -222,4 +253,81 @@ func (s *Service) ReleaseHolds(ctx context.Context, f protocol.FlightID) (int, e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.releaseHolds(ctx, f)
+}
+
+// sweepHolds releases the holds that a batch did not: every flight with
+// money left in a wallet hold is tried again (releaseHolds), so a release
+// that failed after the flight's last batch, money held after the flight's
+// sales were all in, or a flight past HoldExpiry is not left holding a
+// wallet. RetryCollections runs it each round; it reports how many holds
+// it released and the first error, after trying every flight.
+func (s *Service) sweepHolds(ctx context.Context) (int, error) {
+	flights, err := heldFlights(ctx, s.db)
+	if err != nil {
+		return 0, fmt.Errorf("clearing: sweep holds: %w", err)
+	}
+	n := 0
+	var first error
+	for _, f := range flights {
+		k, err := s.releaseHolds(ctx, f)
+		n += k
+		if err != nil {
+			s.log.Error("wallet holds not released; will try again", "flight", f, "err", err)
+			if first == nil {
+				first = fmt.Errorf("clearing: sweep holds of %s: %w", f, err)
+			}
+		}
+	}
+	return n, first
+}
+
+// maxSweptFlights bounds the flights one sweepHolds round tries.
+const maxSweptFlights = 1024
+
+// heldFlights lists the flights with money left in a wallet hold, oldest
+// flight date first, at most maxSweptFlights.
+func heldFlights(ctx context.Context, q ledger.Querier) ([]protocol.FlightID, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name FROM ledger_accounts
+		WHERE name >= 'hold/' AND name < 'hold0' AND credits_posted > debits_posted ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list held flights: %w", err)
+	}
+	defer rows.Close()
+	seen := map[protocol.FlightID]bool{}
+	var out []protocol.FlightID
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("list held flights: %w", err)
+		}
+		parts := strings.Split(name, "/")
+		if len(parts) != 4 {
+			return nil, fmt.Errorf("hold account name %q: %w", name, errInvariant)
+		}
+		f, err := protocol.ParseFlightID(parts[1])
+		if err != nil {
+			return nil, fmt.Errorf("hold account name %q: %v: %w", name, err, errInvariant)
+		}
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list held flights: %w", err)
+	}
+	slices.SortStableFunc(out, func(a, b protocol.FlightID) int { return a.Date().Compare(b.Date()) })
+	if len(out) > maxSweptFlights {
+		out = out[:maxSweptFlights]
+	}
+	return out, nil
+}
+
+// FlightClosed reports whether the close report of flight f is in, reading
+// through q. The registry asks it (registry.SetFlightClosed) so that a
+// closed flight takes no new opt-in and no wallet raise: a hold spent to
+// zero is never released, and money held after the close would stay held.
+func FlightClosed(ctx context.Context, q ledger.Querier, f protocol.FlightID) (bool, error) {
+	_, closed, err := latestClose(ctx, q, f)
+	return closed, err
 }

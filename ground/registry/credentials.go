@@ -18,8 +18,10 @@ import (
 //
 // The credential carries the limit and per-transaction cap of the
 // passenger's score band in the flight's currency, and is valid over
-// CredentialWindow of the flight date. For a prepaid wallet the limit is at
-// most the wallet's balance outside other holds, and that amount is held in
+// CredentialWindow of the flight date; a flight that is over, or whose
+// close report clearing holds (SetFlightClosed), is refused. For a
+// prepaid wallet the limit is at most the wallet's balance outside other
+// holds, and that amount is held in
 // the ledger in the same transaction (see holds.go); a wallet holding
 // nothing is ineligible. A passenger is refused (ineligible)
 // when their score is below the threshold (the error names both), when they
@@ -63,6 +65,9 @@ func (r *Registry) OptIn(ctx context.Context, passenger protocol.ID, device cryp
 		notBefore, notAfter := CredentialWindow(f.Date())
 		if !now.Before(notAfter) {
 			return invalid("flight %s is over: its credentials expired at %s", f, notAfter.Format(time.RFC3339))
+		}
+		if closed, err := r.isFlightClosed(ctx, tx, f); err != nil || closed {
+			return orErr(err, invalid("flight %s is closed: its aircraft sent its close report, no more sales are taken", f))
 		}
 		limit, txCap, err := r.eligibleLimits(ctx, tx, p, fl.currency, notAfter)
 		if err != nil {

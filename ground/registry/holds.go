@@ -73,9 +73,10 @@ func holdWallet(ctx context.Context, tx *sql.Tx, now time.Time, f protocol.Fligh
 
 // RaiseWalletLimits raises the limits of the passenger's live credentials in
 // currency c after a top-up: each credential whose limit is under its score
-// band's, on a flight whose credentials are still valid and whose hold was
-// not released, gets what the wallet now holds outside other holds, up to
-// the band's limit, held like the first hold. The raised credential keeps
+// band's, on a flight whose credentials are still valid, that has not
+// closed (SetFlightClosed) and whose hold was not released, gets what the
+// wallet now holds outside other holds, up to the band's limit, held like
+// the first hold. The raised credential keeps
 // its id and is signed anew; the registry carries it in the flight's next
 // delta (a cabin server replaces a credential it holds by the same one with
 // a higher limit, protocol/SPEC.md §10.4) and tells the aircraft at once.
@@ -120,6 +121,12 @@ func (r *Registry) raiseLimit(ctx context.Context, tx *sql.Tx, p passengerRow, s
 	}
 	released, err := holdReleased(ctx, tx, old.ID)
 	if err != nil || released {
+		return flightRef{}, false, err
+	}
+	// A hold spent to zero is never released (there is nothing to move
+	// back), so a closed flight is skipped by its close report: no aircraft
+	// spends a raise after it.
+	if closed, err := r.isFlightClosed(ctx, tx, old.Flight); err != nil || closed {
 		return flightRef{}, false, err
 	}
 	band, bandCap, err := r.policy.Limits(p.score, c)

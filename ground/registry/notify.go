@@ -2,6 +2,9 @@ package registry
 
 import (
 	"context"
+	"fmt"
+
+	"github.com/airtab/airtab/ground/ledger"
 
 	"github.com/airtab/airtab/protocol"
 )
@@ -59,4 +62,37 @@ func (r *Registry) notifyPassenger(ctx context.Context, passenger protocol.ID) {
 		return
 	}
 	r.notify(flights...)
+}
+
+// FlightClosedFunc reports whether the close report of flight f is in,
+// reading through q (the registry's own transaction: with a one-connection
+// pool it must not open another). Ground clearing knows which flights
+// closed (clearing.FlightClosed); the registry asks it so that a closed
+// flight takes no new wallet hold.
+type FlightClosedFunc func(ctx context.Context, q ledger.Querier, f protocol.FlightID) (bool, error)
+
+// SetFlightClosed sets how the registry learns that a flight closed (nil:
+// no flight counts as closed). Safe to call while the registry is in use:
+// ground sets it once clearing is up. Once it is set, OptIn refuses a
+// closed flight and RaiseWalletLimits skips the credentials of one.
+func (r *Registry) SetFlightClosed(fn FlightClosedFunc) {
+	if fn == nil {
+		r.flightClosed.Store(nil)
+		return
+	}
+	r.flightClosed.Store(&fn)
+}
+
+// isFlightClosed reports whether flight f closed, as the FlightClosedFunc
+// says; false when none is set.
+func (r *Registry) isFlightClosed(ctx context.Context, q ledger.Querier, f protocol.FlightID) (bool, error) {
+	fn := r.flightClosed.Load()
+	if fn == nil {
+		return false, nil
+	}
+	closed, err := (*fn)(ctx, q, f)
+	if err != nil {
+		return false, fmt.Errorf("is flight %s closed: %w", f, err)
+	}
+	return closed, nil
 }

@@ -93,7 +93,8 @@ type Registry struct {
 	clock        func() time.Time
 	log          *slog.Logger
 	onAircraft   func(context.Context)
-	notifier     atomic.Pointer[Notifier] // see notify.go
+	notifier     atomic.Pointer[Notifier]         // see notify.go
+	flightClosed atomic.Pointer[FlightClosedFunc] // see notify.go
 
 	randMu sync.Mutex
 	rand   io.Reader // nil: crypto/rand
