@@ -30,8 +30,12 @@ const (
 	// nothing received yet. Ground cannot see an aircraft in the air: this
 	// is what it infers.
 	StateInTheAir FlightState = "in the air"
-	// StateReplaying: invoices are arriving; the flight-close report has
-	// not, or sequence numbers it names are still missing.
+	// StateInService: invoices are arriving while the flight is still
+	// selling (the link is up in the air or at the gate); the purser has
+	// not closed it, so no flight-close report has come.
+	StateInService FlightState = "in service"
+	// StateReplaying: the flight-close report is in and sequence numbers
+	// it names are still missing.
 	StateReplaying FlightState = "landed, replaying"
 	// StateCleared: everything the aircraft reported is in, some charges
 	// are still under way.
@@ -99,7 +103,7 @@ func stateOf(e flightEntry, rep *clearing.FlightReport, now time.Time) (FlightSt
 		return StateInTheAir, 0, false
 	}
 	if rep.Reported == nil {
-		return StateReplaying, 0, false
+		return StateInService, 0, false
 	}
 	last := rep.Reported.LastSeq
 	got := last - min(rep.Missing, last) // sequence numbers 1..last received

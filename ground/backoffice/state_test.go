@@ -24,7 +24,7 @@ func TestStateOf(t *testing.T) {
 		{"Scheduled", false, day, nil, StateScheduled, 0},
 		{"ManifestIssued", true, day.Add(-time.Hour), nil, StateManifestIssued, 0},
 		{"InTheAir", true, day.Add(time.Hour), nil, StateInTheAir, 0},
-		{"ReplayingNoClose", true, day, &clearing.FlightReport{Received: clearing.Received{Invoices: 4}}, StateReplaying, 0},
+		{"InServiceNoClose", true, day, &clearing.FlightReport{Received: clearing.Received{Invoices: 4}}, StateInService, 0},
 		{"ReplayingMissing", true, day, &clearing.FlightReport{Reported: closed, Missing: 6, Received: clearing.Received{Invoices: 4}}, StateReplaying, 0.4},
 		{"Reconciled", true, day, &clearing.FlightReport{Reported: closed, Reconciled: true}, StateReconciled, 1},
 		{"Cleared", true, day, &clearing.FlightReport{Reported: closed, Posted: clearing.Bucket{Count: 2},
