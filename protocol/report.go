@@ -99,6 +99,7 @@ const (
 	StatusCloseRejected ClearingStatus = 6
 )
 
+// String returns the status's stable name, as SPEC.md §9.4 writes it.
 func (s ClearingStatus) String() string {
 	switch s {
 	case StatusSettled:

@@ -322,5 +322,22 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), path)
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	// The rename is durable only once the directory is synced: without it
+	// a power cut after first start can lose the CA the handhelds were
+	// given, and the next start makes another one.
+	return syncDir(filepath.Dir(path))
+}
+
+// syncDir fsyncs directory dir, making the entries created or renamed in it
+// durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
