@@ -318,6 +318,9 @@ func Migrate(ctx context.Context, db *sql.DB) error {
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("clearing: migrate: %w", err)
 	}
+	if err := upgradeCounters(ctx, db); err != nil {
+		return fmt.Errorf("clearing: migrate: %w", err)
+	}
 	return nil
 }
 

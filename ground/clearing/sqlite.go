@@ -66,8 +66,9 @@ CREATE INDEX IF NOT EXISTS clearing_invoices_collections ON clearing_invoices (c
 -- rule a cabin server can enforce offline, since the device signature binds
 -- the credential id and a credential belongs to one flight. The table keyed
 -- by device alone (clearing_counters) made a counter reused on another
--- flight, which no aircraft could see, an unpaid sale; it is dropped.
-DROP TABLE IF EXISTS clearing_counters;
+-- flight, which no aircraft could see, an unpaid sale; a database that
+-- still has it is upgraded by upgradeCounters, which fills this table from
+-- the stored sales before dropping it.
 CREATE TABLE IF NOT EXISTS clearing_credential_counters (
 	credential BLOB NOT NULL CHECK (length(credential) = 16),
 	counter    INTEGER NOT NULL,
@@ -624,3 +625,74 @@ func collectionsOpened(ctx context.Context, q ledger.Querier, from, to time.Time
 }
 
 type bucketSum struct{ count, minor int64 }
+
+// upgradeCounters upgrades a database made before counters were kept per
+// credential: it fills clearing_credential_counters from the payment codes
+// (or order consents) of the stored sales that used a counter (every sale
+// not quarantined or disputed), then drops clearing_counters, in one
+// transaction. Without it a sale cleared before the upgrade, replayed from
+// a second aircraft, would be charged again. Nothing happens on a database
+// without clearing_counters.
+func upgradeCounters(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'clearing_counters'`).Scan(&n); err != nil {
+		return fmt.Errorf("upgrade counters: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, raw, credential FROM clearing_invoices
+		WHERE kind = 1 AND status NOT IN ('quarantined', 'disputed') ORDER BY flight, seq`)
+	if err != nil {
+		return fmt.Errorf("upgrade counters: %w", err)
+	}
+	type use struct {
+		invoice, credential protocol.ID
+		counter             uint64
+	}
+	var uses []use
+	for rows.Next() {
+		var id, raw, cred []byte
+		if err := rows.Scan(&id, &raw, &cred); err != nil {
+			rows.Close()
+			return fmt.Errorf("upgrade counters: %w", err)
+		}
+		var u use
+		copy(u.invoice[:], id)
+		copy(u.credential[:], cred)
+		inv, err := protocol.ParseInvoice(raw)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("upgrade counters: stored invoice %s: %v: %w", u.invoice, err, errInvariant)
+		}
+		pr, err := saleProof(inv.Body)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("upgrade counters: stored invoice %s: payment code: %v: %w", u.invoice, err, errInvariant)
+		}
+		u.counter = pr.counter
+		uses = append(uses, u)
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return fmt.Errorf("upgrade counters: %w", err)
+	}
+	rows.Close()
+	for _, u := range uses {
+		// The first sale by flight and sequence keeps the pair, as clearing
+		// would have kept it.
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO clearing_credential_counters (credential, counter, invoice) VALUES (?, ?, ?)`,
+			u.credential[:], int64(u.counter), u.invoice[:]); err != nil {
+			return fmt.Errorf("upgrade counters: invoice %s: %w", u.invoice, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DROP TABLE clearing_counters`); err != nil {
+		return fmt.Errorf("upgrade counters: %w", err)
+	}
+	return tx.Commit()
+}
