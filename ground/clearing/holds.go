@@ -73,12 +73,13 @@ func postedWalletCharge(ctx context.Context, q ledger.Querier, r InvoiceRecord) 
 
 // holdsReleasable reports whether the holds of a flight can be released:
 // the aircraft's close report is in, every invoice up to its last sequence
-// number has arrived and chains to its head, and no charge or void is still
-// under way. What was spent is charged by then; anything the aircraft could
+// number has arrived and chains to its head, no charge or void is still
+// under way, and no dispute is open (ResolveDispute may charge it from the
+// hold). What was spent is charged by then; anything the aircraft could
 // still send would be a forgery or a replay, which clearing quarantines.
 func holdsReleasable(rep *FlightReport) bool {
 	return rep.Reported != nil && rep.Missing == 0 && rep.HeadMatches &&
-		rep.Posted.Count == 0 && rep.VoidsPending.Count == 0
+		rep.Posted.Count == 0 && rep.VoidsPending.Count == 0 && rep.Disputed.Count == 0
 }
 
 // releaseHolds gives what is left of every wallet hold of flight f back to
