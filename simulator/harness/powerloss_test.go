@@ -31,11 +31,6 @@ import (
 const (
 	powerLossSeedEnv   = "AIRTAB_POWERLOSS_SEED"   // replays a trial set's cut points and tears
 	powerLossTrialsEnv = "AIRTAB_POWERLOSS_TRIALS" // trials per set; default 20
-	// powerLossFirstBootEnv set to 1 cuts the cabin server's power in its
-	// first boot, before the disk was flushed once: the cabin server's
-	// certificate authority, written then, is lost today (see
-	// TestPowerLossCabin).
-	powerLossFirstBootEnv = "AIRTAB_POWERLOSS_FIRST_BOOT"
 	// powerLossGroundEnv set to 1 runs the ground power-loss trials,
 	// which are out of the default run (see TestPowerLossGround).
 	powerLossGroundEnv = "AIRTAB_POWERLOSS_GROUND"
@@ -110,14 +105,9 @@ const (
 // AIRTAB_POWERLOSS_TRIALS for more or fewer trials.
 //
 // The aircraft's keys are provisioned, and the disk flushed, before its
-// first start, and flushed again once it has started: the trials are about
-// a flight in progress, not about the box's first boot. Cut in the first
-// boot (AIRTAB_POWERLOSS_FIRST_BOOT=1), the cabin server comes back with a
-// new certificate authority: httpapi's writeFileAtomic fsyncs the new
-// files but renames them into place without fsyncing the directory, so
-// the power cut drops the renames, and every handheld that trusts the old
-// CA is locked out. No approval is lost that way; the trial fails at the
-// restart.
+// first start; the first trial's cut falls in the cabin server's first
+// boot, after it created its CA and certificate (onboard/httpapi fsyncs
+// their directory, so the restarted server presents the same certificate).
 func TestPowerLossCabin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("mounts a FUSE filesystem and runs a cabin server child")
@@ -154,9 +144,6 @@ func TestPowerLossCabin(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tr.c.Close() })
-	if os.Getenv(powerLossFirstBootEnv) != "1" {
-		fsys.Sync() // the first boot is long past
-	}
 	hhs := make([]*client.Client, powerLossHandhelds)
 	for i := range hhs {
 		if hhs[i], err = client.New(client.Config{URL: "https://" + tr.c.Addr(), Fingerprint: tr.c.Fingerprint(),
