@@ -101,10 +101,14 @@ type AircraftKeyHistory interface {
 }
 
 // RetiredKey is a signing key an aircraft used from Since until ReplacedAt.
-// It verifies only what the aircraft signed in that time.
+// It verifies only messages of flights whose credential window opened
+// before ReplacedAt, and nothing at all once Compromised.
 type RetiredKey struct {
 	Key               crypto.PublicKey
 	Since, ReplacedAt time.Time
+	// Compromised is set when the key was retired because it was thought
+	// exposed: clearing then accepts nothing it signed.
+	Compromised bool
 }
 
 // WalletFunder moves money into and reads a passenger's prepaid wallet in the

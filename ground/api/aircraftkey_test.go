@@ -5,6 +5,7 @@ import (
 
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground/registry"
+	"github.com/nats-io/nkeys"
 )
 
 // TestRotateAircraftKeyAPI: a PUT with another key stays 409; POST
@@ -19,8 +20,9 @@ func TestRotateAircraftKeyAPI(t *testing.T) {
 	}
 	_, err := e.c.RegisterAircraft(e.ctx, "D-AIUA", next.Public(), "")
 	wantAPIError(t, err, registry.CodeConflict)
+	nk := testNKey(t)
 	for range 2 {
-		v, err := e.c.RotateAircraftKey(e.ctx, "D-AIUA", next.Public(), "")
+		v, err := e.c.RotateAircraftKey(e.ctx, "D-AIUA", next.Public(), nk)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -28,8 +30,22 @@ func TestRotateAircraftKeyAPI(t *testing.T) {
 			t.Fatalf("rotated key = %s, want %s", got, want)
 		}
 	}
-	_, err = e.c.RotateAircraftKey(e.ctx, "D-AIUA", old.Public(), "")
+	_, err = e.c.RotateAircraftKey(e.ctx, "D-AIUA", old.Public(), testNKey(t))
 	wantAPIError(t, err, registry.CodeConflict)
-	_, err = e.c.RotateAircraftKey(e.ctx, "D-AXXX", old.Public(), "")
+	_, err = e.c.RotateAircraftKey(e.ctx, "D-AXXX", old.Public(), testNKey(t))
 	wantAPIError(t, err, registry.CodeNotFound)
+}
+
+// testNKey returns a fresh NATS user public nkey.
+func testNKey(t *testing.T) string {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
 }

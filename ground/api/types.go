@@ -56,6 +56,9 @@ type ArrearsList struct {
 type AircraftRequest struct {
 	Key  string `json:"key"`            // airtab-aircraft-pub:…
 	NKey string `json:"nkey,omitempty"` // NATS user public nkey, U…
+	// Compromised, on a key rotation (POST /v1/aircraft/{id}/key), retires
+	// the old key as exposed: clearing then accepts nothing it signed.
+	Compromised bool `json:"compromised,omitempty"`
 }
 
 // AircraftView is a registered aircraft.

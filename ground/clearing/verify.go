@@ -145,7 +145,7 @@ func (s *Service) authenticate(ctx context.Context, lk *lookups, it *item, a pro
 		return false
 	}
 	if err := verify(key); err != nil {
-		ok, rerr := s.verifyRetired(ctx, a, signedAt, verify)
+		ok, rerr := s.verifyRetired(ctx, a, f, signedAt, verify)
 		if rerr != nil {
 			it.infra(rerr)
 			return false

@@ -16,14 +16,18 @@ import (
 // cabin server box, a key thought exposed) is moved to it by an explicit
 // RotateAircraftKey, never by registering it again. The keys it signed with
 // before stay on record with the time each was replaced, so clearing still
-// verifies the invoices and close reports it signed before then.
+// verifies the invoices and close reports of flights whose credential window
+// opened before then. A rotation marked compromised (the old key is thought exposed) keeps the old
+// key on record only so that it is never used again: clearing accepts
+// nothing it signed.
 
 const aircraftKeySchema = `
 CREATE TABLE IF NOT EXISTS registry_aircraft_keys (
 	aircraft    TEXT NOT NULL REFERENCES registry_aircraft(id),
 	key         BLOB NOT NULL UNIQUE CHECK (length(key) = 32),
 	since       INTEGER NOT NULL,
-	replaced_at INTEGER NOT NULL
+	replaced_at INTEGER NOT NULL,
+	compromised INTEGER NOT NULL DEFAULT 0 CHECK (compromised IN (0, 1))
 ) STRICT;
 CREATE INDEX IF NOT EXISTS registry_aircraft_keys_by_aircraft ON registry_aircraft_keys(aircraft, replaced_at);
 `
@@ -31,6 +35,17 @@ CREATE INDEX IF NOT EXISTS registry_aircraft_keys_by_aircraft ON registry_aircra
 func createAircraftKeySchema(ctx context.Context, db *sql.DB) error {
 	if _, err := db.ExecContext(ctx, aircraftKeySchema); err != nil {
 		return fmt.Errorf("registry: create aircraft key schema: %w", err)
+	}
+	// A database made before keys could be retired as compromised lacks
+	// the column.
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('registry_aircraft_keys') WHERE name = 'compromised'`).Scan(&n); err != nil {
+		return fmt.Errorf("registry: inspect aircraft key schema: %w", err)
+	}
+	if n == 0 {
+		if _, err := db.ExecContext(ctx, `ALTER TABLE registry_aircraft_keys ADD COLUMN compromised INTEGER NOT NULL DEFAULT 0 CHECK (compromised IN (0, 1))`); err != nil {
+			return fmt.Errorf("registry: add compromised to aircraft key schema: %w", err)
+		}
 	}
 	return nil
 }
@@ -42,14 +57,17 @@ const maxAircraftKeys = 64
 var _ ground.AircraftKeyHistory = (*Registry)(nil)
 
 // RotateAircraftKey moves aircraft id to the signing key key, and to nkey
-// when it is not empty (else its NATS nkey stays). The key it had is kept
-// with the time it was replaced (see RetiredAircraftKeys). Every flight of
-// the aircraft whose credentials are still valid gets a new manifest naming
-// the new key, told to the aircraft. Rotating to the key the aircraft has
-// already changes nothing (changed false); a key another aircraft has or had,
-// or one this aircraft had before, is a conflict; an unknown aircraft is not
-// found.
-func (r *Registry) RotateAircraftKey(ctx context.Context, id protocol.AircraftID, key crypto.PublicKey, nkey string) (a Aircraft, changed bool, err error) {
+// when it is not empty (else its NATS nkey stays; when the old box is
+// thought in the wrong hands, give a new nkey and set compromised). The key
+// it had is kept with the time it was replaced (see RetiredAircraftKeys);
+// when compromised is set it is kept
+// only to be refused, and clearing accepts nothing it signed, not even for
+// flights already flown. Every flight of the aircraft whose credentials are
+// still valid gets a new manifest naming the new key, told to the aircraft.
+// Rotating to the key the aircraft has already changes nothing
+// (changed false); a key another aircraft has or had, or one this aircraft
+// had before, is a conflict; an unknown aircraft is not found.
+func (r *Registry) RotateAircraftKey(ctx context.Context, id protocol.AircraftID, key crypto.PublicKey, nkey string, compromised bool) (a Aircraft, changed bool, err error) {
 	if err := id.Validate(); err != nil {
 		return a, false, invalid("%v", err)
 	}
@@ -93,8 +111,8 @@ func (r *Registry) RotateAircraftKey(ctx context.Context, id protocol.AircraftID
 		if n := len(retired); n > 0 {
 			since = retired[n-1].ReplacedAt
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO registry_aircraft_keys (aircraft, key, since, replaced_at) VALUES (?, ?, ?, ?)`,
-			string(id), keyBytes(old.Key), unix(since), unix(now)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO registry_aircraft_keys (aircraft, key, since, replaced_at, compromised) VALUES (?, ?, ?, ?, ?)`,
+			string(id), keyBytes(old.Key), unix(since), unix(now), compromised); err != nil {
 			return err
 		}
 		a.Key = key
@@ -111,7 +129,7 @@ func (r *Registry) RotateAircraftKey(ctx context.Context, id protocol.AircraftID
 	if err != nil || !changed {
 		return a, false, wrap(err, "registry: rotate key of aircraft %s", id)
 	}
-	r.log.Info("aircraft key rotated", "aircraft", id, "key", key.ID(), "manifests", len(refs))
+	r.log.Info("aircraft key rotated", "aircraft", id, "key", key.ID(), "compromised", compromised, "manifests", len(refs))
 	r.notify(refs...)
 	if r.onAircraft != nil {
 		r.onAircraft(ctx)
@@ -157,8 +175,8 @@ func (r *Registry) reissueForAircraft(ctx context.Context, tx *sql.Tx, id protoc
 }
 
 // RetiredAircraftKeys returns the keys aircraft a signed with before its
-// current one, oldest first, each with when it was in use: what it signed
-// before ReplacedAt is its aircraft's. It implements
+// current one, oldest first, each with when it was in use and whether it was
+// retired as compromised. It implements
 // ground.AircraftKeyHistory for clearing.
 func (r *Registry) RetiredAircraftKeys(ctx context.Context, a protocol.AircraftID) ([]ground.RetiredKey, error) {
 	out, err := retiredAircraftKeys(ctx, r.db, a)
@@ -166,7 +184,7 @@ func (r *Registry) RetiredAircraftKeys(ctx context.Context, a protocol.AircraftI
 }
 
 func retiredAircraftKeys(ctx context.Context, q querier, a protocol.AircraftID) ([]ground.RetiredKey, error) {
-	rows, err := q.QueryContext(ctx, `SELECT key, since, replaced_at FROM registry_aircraft_keys WHERE aircraft = ? ORDER BY replaced_at, rowid LIMIT ?`,
+	rows, err := q.QueryContext(ctx, `SELECT key, since, replaced_at, compromised FROM registry_aircraft_keys WHERE aircraft = ? ORDER BY replaced_at, rowid LIMIT ?`,
 		string(a), maxAircraftKeys+1)
 	if err != nil {
 		return nil, err
@@ -176,14 +194,15 @@ func retiredAircraftKeys(ctx context.Context, q querier, a protocol.AircraftID) 
 	for rows.Next() {
 		var kb []byte
 		var since, replaced int64
-		if err := rows.Scan(&kb, &since, &replaced); err != nil {
+		var compromised bool
+		if err := rows.Scan(&kb, &since, &replaced, &compromised); err != nil {
 			return nil, err
 		}
 		k, err := crypto.PublicKeyFromBytes(crypto.Aircraft, kb)
 		if err != nil {
 			return nil, fmt.Errorf("stored retired key of aircraft %s: %w", a, err)
 		}
-		out = append(out, ground.RetiredKey{Key: k, Since: fromUnix(since), ReplacedAt: fromUnix(replaced)})
+		out = append(out, ground.RetiredKey{Key: k, Since: fromUnix(since), ReplacedAt: fromUnix(replaced), Compromised: compromised})
 	}
 	return out, rows.Err()
 }

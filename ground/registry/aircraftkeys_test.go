@@ -5,7 +5,22 @@ import (
 	"time"
 
 	"github.com/airtab/airtab/crypto"
+	"github.com/nats-io/nkeys"
 )
+
+// newNKey returns a fresh NATS user public nkey.
+func newNKey(t *testing.T) string {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}
 
 func TestRotateAircraftKey(t *testing.T) {
 	f := newFixture(t)
@@ -20,6 +35,7 @@ func TestRotateAircraftKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	nextNKey := newNKey(t)
 
 	t.Run("ErrPlainPutStaysConflict", func(t *testing.T) {
 		_, err := f.reg.RegisterAircraft(f.ctx, Aircraft{ID: "D-AIUA", Key: next.Public()})
@@ -28,13 +44,13 @@ func TestRotateAircraftKey(t *testing.T) {
 		}
 	})
 	t.Run("ErrUnknownAircraft", func(t *testing.T) {
-		_, _, err := f.reg.RotateAircraftKey(f.ctx, "D-AXXX", next.Public(), "")
+		_, _, err := f.reg.RotateAircraftKey(f.ctx, "D-AXXX", next.Public(), nextNKey, false)
 		if ErrorCode(err) != CodeNotFound {
 			t.Fatalf("rotate an unknown aircraft: %v, want %s", err, CodeNotFound)
 		}
 	})
 	t.Run("ErrOtherAircraftsKey", func(t *testing.T) {
-		_, _, err := f.reg.RotateAircraftKey(f.ctx, "D-AIUA", other.Public(), "")
+		_, _, err := f.reg.RotateAircraftKey(f.ctx, "D-AIUA", other.Public(), nextNKey, false)
 		if ErrorCode(err) != CodeConflict {
 			t.Fatalf("rotate to D-AIUB's key: %v, want %s", err, CodeConflict)
 		}
@@ -42,8 +58,8 @@ func TestRotateAircraftKey(t *testing.T) {
 
 	f.clock.Add(time.Hour)
 	rotatedAt := f.reg.now()
-	a, changed, err := f.reg.RotateAircraftKey(f.ctx, "D-AIUA", next.Public(), "")
-	if err != nil || !changed || !a.Key.Equal(next.Public()) {
+	a, changed, err := f.reg.RotateAircraftKey(f.ctx, "D-AIUA", next.Public(), nextNKey, false)
+	if err != nil || !changed || !a.Key.Equal(next.Public()) || a.NKey != nextNKey {
 		t.Fatalf("rotate: %v, changed %v, key %v; want the new key", err, changed, a.Key.ID())
 	}
 	if cur, err := f.reg.AircraftKey(f.ctx, "D-AIUA"); err != nil || !cur.Equal(next.Public()) {
@@ -53,7 +69,7 @@ func TestRotateAircraftKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(retired) != 1 || !retired[0].Key.Equal(old.Public()) || !retired[0].ReplacedAt.Equal(rotatedAt) {
+	if len(retired) != 1 || !retired[0].Key.Equal(old.Public()) || !retired[0].ReplacedAt.Equal(rotatedAt) || retired[0].Compromised {
 		t.Fatalf("RetiredAircraftKeys = %+v, want the old key replaced at %s", retired, rotatedAt)
 	}
 	after, err := f.reg.SyncManifest(f.ctx, "D-AIUA", fl)
@@ -66,13 +82,13 @@ func TestRotateAircraftKey(t *testing.T) {
 	}
 
 	t.Run("SameKeyAgain", func(t *testing.T) {
-		_, changed, err := f.reg.RotateAircraftKey(f.ctx, "D-AIUA", next.Public(), "")
+		_, changed, err := f.reg.RotateAircraftKey(f.ctx, "D-AIUA", next.Public(), nextNKey, false)
 		if err != nil || changed {
 			t.Fatalf("rotate to the key in use: changed %v, %v; want no change", changed, err)
 		}
 	})
 	t.Run("ErrBackToOldKey", func(t *testing.T) {
-		_, _, err := f.reg.RotateAircraftKey(f.ctx, "D-AIUA", old.Public(), "")
+		_, _, err := f.reg.RotateAircraftKey(f.ctx, "D-AIUA", old.Public(), newNKey(t), false)
 		if ErrorCode(err) != CodeConflict {
 			t.Fatalf("rotate back to the retired key: %v, want %s", err, CodeConflict)
 		}
@@ -85,9 +101,30 @@ func TestRotateAircraftKey(t *testing.T) {
 	})
 	t.Run("ErrNotAnAircraftKey", func(t *testing.T) {
 		dev, _ := crypto.GenerateKey(crypto.Device, nil)
-		_, _, err := f.reg.RotateAircraftKey(f.ctx, "D-AIUA", dev.Public(), "")
+		_, _, err := f.reg.RotateAircraftKey(f.ctx, "D-AIUA", dev.Public(), newNKey(t), false)
 		if ErrorCode(err) != CodeInvalid {
 			t.Fatalf("rotate to a device key: %v, want %s", err, CodeInvalid)
 		}
 	})
+}
+
+// TestRotateCompromisedAircraftKey: a rotation marked compromised keeps the
+// old key on record as compromised, for clearing to refuse.
+func TestRotateCompromisedAircraftKey(t *testing.T) {
+	f := newFixture(t)
+	old := f.aircraft("D-AIUA")
+	next, err := crypto.GenerateKey(crypto.Aircraft, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.reg.RotateAircraftKey(f.ctx, "D-AIUA", next.Public(), newNKey(t), true); err != nil {
+		t.Fatal(err)
+	}
+	retired, err := f.reg.RetiredAircraftKeys(f.ctx, "D-AIUA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(retired) != 1 || !retired[0].Key.Equal(old.Public()) || !retired[0].Compromised {
+		t.Fatalf("RetiredAircraftKeys = %+v, want the old key, compromised", retired)
+	}
 }
