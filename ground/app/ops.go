@@ -15,12 +15,13 @@ func (m *Main) withOps(api http.Handler, token string) (http.Handler, error) {
 	var (
 		retrier  backoffice.Retrier
 		outcomes backoffice.FlightOutcomes
+		disputes backoffice.DisputeResolver
 	)
 	if m.clearing != nil { // not a typed nil in the interfaces
-		retrier, outcomes = m.clearing, m.clearing
+		retrier, outcomes, disputes = m.clearing, m.clearing, m.clearing
 	}
 	bo, err := backoffice.New(backoffice.Config{Token: token, Registry: m.reg, DB: m.db, Retrier: retrier,
-		Outcomes: outcomes, Clock: m.Config.Clock, Logger: m.log})
+		Outcomes: outcomes, Disputes: disputes, Clock: m.Config.Clock, Logger: m.log})
 	if err != nil {
 		return nil, err
 	}

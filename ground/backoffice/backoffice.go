@@ -13,6 +13,7 @@
 //	                                   quarantine reasons, every invoice
 //	/backoffice/flights/{flight}.csv   the report's CSV (clearing.FlightReport.WriteCSV)
 //	/backoffice/flights/{flight}.json  the report's JSON (clearing.FlightReport.WriteJSON)
+//	/backoffice/flights/{flight}/dispute  charge or void a disputed sale, with a note (POST)
 //	/backoffice/collections            open arrears: who owes what since when
 //	/backoffice/collections/retry      retry a passenger's charges now (POST)
 //	/backoffice/settlement?date=D      settlement per day and currency, charts
@@ -68,6 +69,12 @@ type Retrier interface {
 	RetryCollections(ctx context.Context) (clearing.RetryStats, error)
 }
 
+// DisputeResolver ends a disputed sale: charged down the normal sale path
+// or voided, with a note; clearing.Service implements it.
+type DisputeResolver interface {
+	ResolveDispute(ctx context.Context, invoice protocol.ID, charge bool, note string) (clearing.InvoiceRecord, error)
+}
+
 // FlightOutcomes says whether a flight has closed and reconciled;
 // clearing.Service implements it. A closed flight's catalog and caps can no
 // longer change.
@@ -88,6 +95,9 @@ type Config struct {
 	// Retrier retries charges from the collections screen. When nil, the
 	// screen shows no retry button.
 	Retrier Retrier
+	// Disputes resolves disputed sales from the flight page. When nil, the
+	// page shows no dispute buttons.
+	Disputes DisputeResolver
 	// Outcomes tells the set-up screen whether a flight has closed. When
 	// nil, a registered flight cannot be changed from here.
 	Outcomes FlightOutcomes
@@ -192,6 +202,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET "+Prefix+"flights", s.authed(s.flightsPage))
 	s.mux.HandleFunc("GET "+Prefix+"flights/rows", s.authed(s.flightRows))
 	s.mux.HandleFunc("GET "+Prefix+"flights/{flight}", s.authed(s.flightPage))
+	s.mux.HandleFunc("POST "+Prefix+"flights/{flight}/dispute", s.authed(s.resolveDispute))
 	s.mux.HandleFunc("GET "+Prefix+"collections", s.authed(s.collectionsPage))
 	s.mux.HandleFunc("POST "+Prefix+"collections/retry", s.authed(s.retry))
 	s.mux.HandleFunc("GET "+Prefix+"settlement", s.authed(s.settlementPage))

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -75,6 +77,7 @@ func (s *Server) flightPage(w http.ResponseWriter, r *http.Request, sess *sessio
 		"SalesByHour": salesByHour(lines),
 		"Replay":      replayChart(rep),
 		"Truncated":   len(rep.Invoices) > maxLinesDetailed,
+		"CanResolve":  s.cfg.Disputes != nil,
 	})
 }
 
@@ -124,4 +127,56 @@ func (s *Server) invoiceViews(ctx context.Context, rep *clearing.FlightReport) (
 		}
 	}
 	return out, nil
+}
+
+// resolveDispute charges or voids a disputed sale of the flight, with the
+// note the form carries, and goes back to the flight page.
+func (s *Server) resolveDispute(w http.ResponseWriter, r *http.Request, sess *session) {
+	if s.cfg.Disputes == nil {
+		s.fail(w, r, sess, http.StatusServiceUnavailable, "Disputes cannot be resolved from here: this ground runs without its clearing service.")
+		return
+	}
+	f, err := protocol.ParseFlightID(r.PathValue("flight"))
+	if err != nil {
+		s.fail(w, r, sess, http.StatusBadRequest, err.Error())
+		return
+	}
+	id, err := protocol.ParseID(r.PostFormValue("invoice"))
+	if err != nil {
+		s.fail(w, r, sess, http.StatusBadRequest, "invoice: "+err.Error())
+		return
+	}
+	var charge bool
+	switch d := r.PostFormValue("decision"); d {
+	case "charge":
+		charge = true
+	case "void":
+	default:
+		s.fail(w, r, sess, http.StatusBadRequest, fmt.Sprintf("decision %q: want charge or void", d))
+		return
+	}
+	rec, found, err := clearing.LookupInvoice(r.Context(), s.cfg.DB, id)
+	switch {
+	case err != nil:
+		s.fail(w, r, sess, http.StatusInternalServerError, "", err)
+		return
+	case !found || rec.Flight != f:
+		s.fail(w, r, sess, http.StatusNotFound, fmt.Sprintf("Invoice %s is not an invoice of flight %s.", id, f))
+		return
+	}
+	rec, err = s.cfg.Disputes.ResolveDispute(r.Context(), id, charge, r.PostFormValue("note"))
+	switch {
+	case errors.Is(err, clearing.ErrDisputeNote):
+		s.fail(w, r, sess, http.StatusBadRequest, fmt.Sprintf("Write a note saying why (at most %d characters), then choose again.", clearing.MaxDisputeNote))
+		return
+	case errors.Is(err, clearing.ErrNotDisputed):
+		s.fail(w, r, sess, http.StatusConflict, fmt.Sprintf("Invoice %s is not disputed any more: reload the flight page.", id))
+		return
+	case err != nil:
+		s.fail(w, r, sess, http.StatusInternalServerError, "", err)
+		return
+	}
+	s.log.Info("back office resolved a dispute", "invoice", id, "flight", f, "charge", charge, "status", rec.Status)
+	done := fmt.Sprintf("Dispute of invoice %s resolved: %s.", id, rec.Status)
+	http.Redirect(w, r, Prefix+"flights/"+url.PathEscape(string(f))+"?done="+url.QueryEscape(done), http.StatusSeeOther)
 }
