@@ -348,14 +348,23 @@ func (s *Set) standby(now time.Time) *Entry {
 	return nil
 }
 
-// Retire ends key id's window at at, so it is refused from then on. The
-// signing key cannot be retired: rotate first. The caller saves.
+// Retire ends key id's window at at, so it is refused from then on. Retire
+// only shortens a window: an at after the key's NotAfter, which would trust
+// the key longer or bring an expired one back, is refused, and so is a
+// revoked key, which no window brings back. The signing key cannot be
+// retired: rotate first. The caller saves.
 func (s *Set) Retire(id string, at time.Time) (*Entry, error) {
 	e, err := s.other(id, "retire")
 	if err != nil {
 		return nil, err
 	}
 	at = at.UTC().Truncate(time.Second)
+	if !e.RevokedAt.IsZero() {
+		return nil, fmt.Errorf("retire issuer key %s: it was revoked at %s", id, e.RevokedAt.Format(time.RFC3339))
+	}
+	if at.After(e.NotAfter) {
+		return nil, fmt.Errorf("retire issuer key %s at %s: its window ends already at %s, and retire only shortens a window", id, at.Format(time.RFC3339), e.NotAfter.Format(time.RFC3339))
+	}
 	if !at.After(e.NotBefore) {
 		return nil, fmt.Errorf("retire issuer key %s at %s: its window begins only at %s", id, at.Format(time.RFC3339), e.NotBefore.Format(time.RFC3339))
 	}

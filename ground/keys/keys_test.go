@@ -92,6 +92,53 @@ func TestRotateRetireRevoke(t *testing.T) {
 	}
 }
 
+// TestRetireOnlyShortens: retire ends a key's window earlier, never later:
+// an at past the window's end, or after the key expired, is refused and the
+// window stays; a revoked key is refused too.
+func TestRetireOnlyShortens(t *testing.T) {
+	s, _, err := Open(t.TempDir(), "", t0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _, err := s.Rotate(t0, time.Hour, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := old.NotAfter
+	for _, tt := range []struct {
+		name string
+		at   time.Time
+	}{
+		{"ErrLengthens", end.Add(time.Hour)},
+		{"ErrRevivesExpired", t0.AddDate(50, 0, 0)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := s.Retire(old.ID, tt.at)
+			if err == nil || !strings.Contains(err.Error(), "only shortens") {
+				t.Fatalf("retire at %s (window ends %s): %v, want a refusal", tt.at, end, err)
+			}
+			if e := s.find(old.ID); !e.NotAfter.Equal(end) {
+				t.Fatalf("window ends %s after a refused retire, want %s", e.NotAfter, end)
+			}
+		})
+	}
+	t.Run("Shortens", func(t *testing.T) {
+		e, err := s.Retire(old.ID, t0.Add(30*time.Minute))
+		if err != nil || !e.NotAfter.Equal(t0.Add(30*time.Minute)) {
+			t.Fatalf("retire inside the window: %v, ends %v; want it to end at %s", err, e, t0.Add(30*time.Minute))
+		}
+	})
+	t.Run("ErrRevoked", func(t *testing.T) {
+		if _, err := s.Revoke(old.ID, t0); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Retire(old.ID, t0.Add(10*time.Minute))
+		if err == nil || !strings.Contains(err.Error(), "revoked") {
+			t.Fatalf("retire a revoked key: %v, want a refusal", err)
+		}
+	})
+}
+
 // TestOpenRefusesBrokenSet: a set whose signing key file holds another key,
 // or that names no such key, is refused with the reason.
 func TestOpenRefusesBrokenSet(t *testing.T) {

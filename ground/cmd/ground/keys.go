@@ -56,7 +56,8 @@ and every manifest from then on carries it.
            <data-dir>/issuer-trust.txt (onboard --issuer-key) before rotating
   rotate   make the newest standby key (a new one if there is none) the
            signing key; the old one stays trusted for --overlap, then expires
-  retire   end key <id>'s window at --at (default now): refused from then on
+  retire   end key <id>'s window at --at (default now): refused from then on;
+           only shortens a window (never past its end, nor for a revoked key)
   revoke   revoke key <id> at once (compromised): it leaves the trust list,
            every manifest names it revoked, and a cabin server that takes the
            next manifest refuses whatever it signs; clearing refuses it too
