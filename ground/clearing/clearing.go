@@ -26,6 +26,7 @@
 //	   │            └─ acquirer timeout ───→ pending-retry ─ retry (same key) ─→ settled | collections
 //	   ├─ fails a check ─→ quarantined (never charged)
 //	   └─ both signatures verify, a cabin-server rule fails ─→ disputed (amount kept, not charged)
+//	                                    └─ ResolveDispute ─→ posted (charged as above) | voided
 //	any of posted, settled, collections, pending-retry ─ void ─→ voided (reversed, refunded)
 //
 // A void invoice is voided once applied, or void-pending while its sale has
@@ -82,7 +83,8 @@ const (
 	// currency, its validity window at the code's time). A real authorization, so never treated as a
 	// forgery: it is kept with its reason and amount, counted in the
 	// report's disputed bucket (the flight does not reconcile), and not
-	// charged until the back office decides. Its receipt says
+	// charged until the back office decides (ResolveDispute: charged down
+	// the normal sale path, or voided). Its receipt says
 	// quarantined with the reason: the aircraft's duty ends there.
 	StatusDisputed Status = "disputed"
 )
