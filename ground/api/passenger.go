@@ -57,6 +57,9 @@ func (s *Server) createPassenger(c *call) error {
 	if !sr.verify(key) {
 		return unauthorized("request signature does not verify under the device key being enrolled: proof of possession failed")
 	}
+	if err := s.limitRegistration(c, key); err != nil {
+		return err
+	}
 	if err := s.replay.accept(sr, now); err != nil {
 		return err
 	}

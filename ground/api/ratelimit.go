@@ -3,17 +3,22 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"net"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground/registry"
-	"github.com/airtab/airtab/protocol/passengerapi"
 )
 
 // RateLimits bound how often one client may call the API: a passenger by
 // device key (counted once the request's signature has verified, so nobody
-// can spend another passenger's allowance), the back office by bearer token.
+// can spend another passenger's allowance), a registration by the key it
+// enrols (counted once its proof of possession has verified, in a bucket of
+// its own), every call not yet authenticated (registration) also by remote
+// IP address before anything is verified, and the back office by bearer
+// token.
 // A call over its client's limit is answered 429 rate_limited with a
 // Retry-After header in seconds. Each limit is a sustained rate with a burst
 // on top (a token bucket, kept as the GCRA's one timestamp per client).
@@ -24,6 +29,14 @@ type RateLimits struct {
 	// PassengerBurst is how many calls one device key may make at once
 	// beyond the rate. Default 60.
 	PassengerBurst int
+	// UnauthenticatedPerMinute is one remote IP address's sustained rate of
+	// calls that carry no verified identity yet (registration), in calls
+	// per minute. It is generous, since many phones may share one address
+	// behind a carrier's NAT. Default 600.
+	UnauthenticatedPerMinute int
+	// UnauthenticatedBurst is how many such calls one address may make at
+	// once. Default 300.
+	UnauthenticatedBurst int
 	// BackOfficePerSecond is one token's sustained rate, in calls per
 	// second. Default 100.
 	BackOfficePerSecond int
@@ -43,6 +56,12 @@ func (l *RateLimits) setDefaults() {
 	}
 	if l.PassengerBurst <= 0 {
 		l.PassengerBurst = 60
+	}
+	if l.UnauthenticatedPerMinute <= 0 {
+		l.UnauthenticatedPerMinute = 600
+	}
+	if l.UnauthenticatedBurst <= 0 {
+		l.UnauthenticatedBurst = 300
 	}
 	if l.BackOfficePerSecond <= 0 {
 		l.BackOfficePerSecond = 100
@@ -107,7 +126,7 @@ func (l *limiter) sweep(now time.Time) {
 
 // rateLimits are the server's limiters; nil when limits are off.
 type rateLimits struct {
-	passenger, backOffice *limiter
+	passenger, unauthenticated, backOffice *limiter
 }
 
 func newRateLimits(cfg RateLimits) *rateLimits {
@@ -116,35 +135,57 @@ func newRateLimits(cfg RateLimits) *rateLimits {
 	}
 	cfg.setDefaults()
 	return &rateLimits{
-		passenger:  newLimiter(time.Minute, cfg.PassengerPerMinute, cfg.PassengerBurst, cfg.Clients),
-		backOffice: newLimiter(time.Second, cfg.BackOfficePerSecond, cfg.BackOfficeBurst, cfg.Clients),
+		passenger:       newLimiter(time.Minute, cfg.PassengerPerMinute, cfg.PassengerBurst, cfg.Clients),
+		unauthenticated: newLimiter(time.Minute, cfg.UnauthenticatedPerMinute, cfg.UnauthenticatedBurst, cfg.Clients),
+		backOffice:      newLimiter(time.Second, cfg.BackOfficePerSecond, cfg.BackOfficeBurst, cfg.Clients),
 	}
 }
 
 // limit takes one call of the client the request authenticated as (a
-// passenger's device key, or the back-office token), or sets Retry-After and
-// returns a rate_limited error.
+// passenger's device key, or the back-office token) or, for a call not yet
+// authenticated (registration, before its proof of possession is checked),
+// of its remote IP address; or it sets Retry-After and returns a
+// rate_limited error. Nothing taken from an unverified header names the
+// bucket: that would let anyone spend the allowance of the key it names.
 func (s *Server) limit(c *call, a auth) error {
 	if s.limits == nil {
 		return nil
 	}
-	var l *limiter
-	var client string
 	switch a {
 	case authDevice:
-		l, client = s.limits.passenger, "device:"+c.device.Key.ID().String()
+		return s.take(c, s.limits.passenger, "device:"+c.device.Key.ID().String())
 	case authProof:
-		// Registration: the key in the body signs it, checked by the
-		// handler; its id in the header names the client (at most the
-		// length of an id is kept).
-		id := c.r.Header.Get(passengerapi.HeaderDevice)
-		l, client = s.limits.passenger, "device:"+id[:min(len(id), 16)]
+		return s.take(c, s.limits.unauthenticated, "ip:"+remoteIP(c.r.RemoteAddr))
 	case authToken:
 		h := sha256.Sum256([]byte(c.r.Header.Get("Authorization")))
-		l, client = s.limits.backOffice, "token:"+hex.EncodeToString(h[:8])
-	default:
+		return s.take(c, s.limits.backOffice, "token:"+hex.EncodeToString(h[:8]))
+	}
+	return nil
+}
+
+// limitRegistration takes one registration of device key key, once the
+// request's proof of possession of it has verified. Its bucket is apart
+// from the key's calls as an enrolled device, so registering again never
+// spends a passenger's allowance.
+func (s *Server) limitRegistration(c *call, key crypto.PublicKey) error {
+	if s.limits == nil {
 		return nil
 	}
+	return s.take(c, s.limits.passenger, "register:"+key.ID().String())
+}
+
+// remoteIP is the host part of a request's RemoteAddr (the address the
+// connection came from; forwarding headers are not trusted).
+func remoteIP(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr[:min(len(addr), 64)]
+}
+
+// take takes one call of client from l, or sets Retry-After and returns a
+// rate_limited error.
+func (s *Server) take(c *call, l *limiter, client string) error {
 	ok, retry := l.allow(client, s.clock())
 	if ok {
 		return nil

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -178,4 +179,74 @@ func TestLimiterBoundsClients(t *testing.T) {
 	if ok, _ := l.allow("c", at.Add(time.Second)); !ok {
 		t.Fatal("a third client refused once the others' allowance was whole again")
 	}
+}
+
+// postJunkRegistration sends an unsigned POST /v1/passengers naming key id
+// in the device header, and returns its status.
+func postJunkRegistration(t *testing.T, e *env, id string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/v1/passengers", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(passengerapi.HeaderDevice, id)
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestRegistrationRateLimits: registration never counts against an
+// enrolled device's allowance; before its proof verifies it is limited by
+// remote address, after by the key it enrols, in a bucket of its own.
+func TestRegistrationRateLimits(t *testing.T) {
+	t.Run("JunkNamingVictimDoesNotLockOut", func(t *testing.T) {
+		e, clock := newLimitedEnv(t, RateLimits{PassengerPerMinute: 6, PassengerBurst: 3})
+		_, dev := e.passenger("mid")
+		clock.Add(time.Minute)
+		for range 10 {
+			if got := postJunkRegistration(t, e, dev.ID().String()); got != http.StatusBadRequest && got != http.StatusUnauthorized {
+				t.Fatalf("junk registration: HTTP %d, want 400 or 401", got)
+			}
+		}
+		if status, code, _ := get(t, e, clock, "/v1/me", dev, ""); status != http.StatusOK {
+			t.Fatalf("victim's GET /v1/me after 10 junk registrations naming its key: HTTP %d %s, want 200", status, code)
+		}
+	})
+	t.Run("FreshHeadersLimitedByAddress", func(t *testing.T) {
+		e, _ := newLimitedEnv(t, RateLimits{UnauthenticatedPerMinute: 6, UnauthenticatedBurst: 3})
+		limited := 0
+		for range 20 {
+			k, _ := crypto.GenerateKey(crypto.Device, nil)
+			if postJunkRegistration(t, e, k.Public().ID().String()) == http.StatusTooManyRequests {
+				limited++
+			}
+		}
+		if limited < 16 {
+			t.Fatalf("%d of 20 registrations from one address, each naming a fresh key, were limited; want all past the burst (3)", limited)
+		}
+	})
+	t.Run("RegistrationByEnrolledKey", func(t *testing.T) {
+		e, clock := newLimitedEnv(t, RateLimits{PassengerPerMinute: 6, PassengerBurst: 3})
+		_, dev := e.passenger("mid") // one registration, one device call
+		var err error
+		calls := 0
+		for calls = 0; calls < 10; calls++ {
+			if _, err = e.c.CreatePassenger(e.ctx, dev, "mid"); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			t.Fatal("10 repeated registrations of one key all passed, want the limit")
+		}
+		wantAPIError(t, err, registry.CodeRateLimited)
+		if calls > 3 {
+			t.Errorf("%d registrations passed before the limit, want at most the burst (3)", calls)
+		}
+		if status, code, _ := get(t, e, clock, "/v1/me", dev, ""); status != http.StatusOK {
+			t.Fatalf("the device's own GET /v1/me after its registrations were limited: HTTP %d %s, want 200", status, code)
+		}
+	})
 }
