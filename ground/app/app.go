@@ -84,6 +84,11 @@ type Config struct {
 	Rand io.Reader
 	// Logger. Default: text to stderr at info level.
 	Logger *slog.Logger
+	// RateLimits bound each API client's calls. Default: see
+	// api.RateLimits. The simulator lifts the per-address limit, since
+	// all its passengers register from one loopback address, and the
+	// bench turns the limits off.
+	RateLimits api.RateLimits
 	// Scorer gives new passengers their credit score. Default: the
 	// registry's deterministic hash scorer.
 	Scorer registry.Scorer
@@ -266,7 +271,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.startServices(ext.Services)
-	if err := m.startHTTP(api.Config{Registry: m.reg, Funder: ext.Funder, Charges: ext.Charges, Reports: ext.Reports, Wallet: walletweb.New(), BackOfficeToken: token, Clock: cfg.Clock, Logger: m.log}); err != nil {
+	if err := m.startHTTP(api.Config{Registry: m.reg, Funder: ext.Funder, Charges: ext.Charges, Reports: ext.Reports, Wallet: walletweb.New(), BackOfficeToken: token, Clock: cfg.Clock, Logger: m.log, RateLimits: cfg.RateLimits}); err != nil {
 		return err
 	}
 	m.up = true

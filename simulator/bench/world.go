@@ -115,7 +115,8 @@ func newWorld(ctx context.Context, dir string, opts *Options) (*world, error) {
 func (w *world) startGround(ctx context.Context) error {
 	gdir := filepath.Join(w.dir, "ground")
 	m := &gapp.Main{Config: gapp.Config{DataDir: gdir, HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0",
-		HeartbeatInterval: time.Second, Scorer: highScore{}, Logger: w.opts.Logger}}
+		HeartbeatInterval: time.Second, Scorer: highScore{}, Logger: w.opts.Logger,
+		RateLimits: api.RateLimits{Off: true}}} // the bench drives the API flat out
 	m.Wire = func(ctx context.Context, d gapp.Deps) (gapp.Extensions, error) {
 		svc, err := clearing.New(ctx, clearing.Config{DB: d.DB, JS: d.JetStream, Directory: d.Registry, IssuerKey: d.Issuer,
 			Acquirer: clearing.NewSimAcquirer(clearing.SimConfig{Clock: d.Clock}), Clock: d.Clock, Logger: d.Logger})
