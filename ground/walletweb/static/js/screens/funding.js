@@ -43,7 +43,7 @@ function summary() {
   document.getElementById("summary")?.replaceChildren(card("Paying with", h("p", { id: "funding" }, fundingText(a?.funding)),
     a?.funding?.kind === "wallet" ? h("p", { id: "balance", class: "small" }, "Balance: loading…") : null));
   const button = document.getElementById("topup");
-  if (button) button.textContent = a?.funding?.kind === "wallet" ? "Top up" : "Pay from the wallet and top up";
+  if (button) button.textContent = a?.funding?.kind === "wallet" ? "Top up" : "Top up and pay from this balance";
   if (a?.funding?.kind === "wallet") showBalance(currencies()[0]);
 }
 
