@@ -20,7 +20,8 @@ export async function startOrder(lines, label) {
   $('order-qr').dataset.text = order.qr_text;
   $('order-total').textContent = format(order.total);
   $('order-lines').textContent = label;
-  $('order-expiry').textContent = 'Valid until ' + new Date(order.expires_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  // UTC and 24-hour, like the status bar: a cabin crosses time zones.
+  $('order-expiry').textContent = 'Valid until ' + new Date(order.expires_at).toISOString().slice(11, 16) + ' UTC';
   show('order');
 }
 
