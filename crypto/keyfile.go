@@ -220,6 +220,23 @@ func writeKeyFile(path string, text []byte, perm fs.FileMode, replace bool) erro
 	return nil
 }
 
+// WriteFileAtomic replaces path with data, durably, the way key files are
+// written: a temporary file with mode perm in the same directory, synced,
+// renamed over path, then the directory synced, so a power cut leaves the
+// old contents or the new, never a torn or vanished file.
+func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := writeTempFile(dir, filepath.Base(path), data, perm)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp) // a no-op after the rename
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
 // writeTempFile writes data to a new temporary file in dir with mode perm,
 // syncs and closes it, and returns its name. On failure it leaves nothing.
 func writeTempFile(dir, base string, data []byte, perm fs.FileMode) (name string, err error) {

@@ -117,7 +117,7 @@ func (w *Wallet) AddCredential(raw []byte, trust *crypto.TrustList) (*SignedCred
 		}
 	}
 	path := filepath.Join(w.dir, "credentials", string(c.Body.Flight)+".cose")
-	if err := writeFileSync(path, c.Raw, 0o600); err != nil {
+	if err := crypto.WriteFileAtomic(path, c.Raw, 0o600); err != nil {
 		return nil, fmt.Errorf("add credential %s: %w", c.Body.ID, err)
 	}
 	w.mu.Lock()
@@ -218,7 +218,7 @@ func (w *Wallet) nextCounter() (uint64, error) {
 		if w.next > hw {
 			return 0, fmt.Errorf("wallet: payment-code counter exhausted at %d", uint64(MaxCounter))
 		}
-		if err := writeFileSync(w.counterPath(), []byte(strconv.FormatUint(hw, 10)+"\n"), 0o600); err != nil {
+		if err := crypto.WriteFileAtomic(w.counterPath(), []byte(strconv.FormatUint(hw, 10)+"\n"), 0o600); err != nil {
 			return 0, fmt.Errorf("wallet: reserve counters: %w", err)
 		}
 		w.reserved = hw
@@ -266,40 +266,4 @@ func (w *Wallet) loadCredentials() error {
 		w.creds[c.Body.Flight] = c
 	}
 	return nil
-}
-
-// writeFileSync replaces path atomically: write a temporary file, fsync it,
-// rename it over path and fsync the directory.
-func writeFileSync(path string, data []byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -414,7 +414,7 @@ func (s *Set) Save(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(s.dir, SetFile), append(b, '\n'), 0o600); err != nil {
+	if err := crypto.WriteFileAtomic(filepath.Join(s.dir, SetFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save issuer key set: %w", err)
 	}
 	return s.writeFiles(now)
@@ -450,39 +450,4 @@ func (s *Set) List(now time.Time) []Listed {
 type Listed struct {
 	Entry
 	Status Status
-}
-
-// writeAtomic writes data to path through a synced temporary file renamed
-// into place, then syncs the directory.
-func writeAtomic(path string, data []byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // a no-op after the rename
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -19,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/airtab/airtab/crypto"
 )
 
 // certValidity is how long a generated server certificate is valid. The
@@ -76,10 +78,10 @@ func LoadOrCreateCA(certFile, keyFile, name string, hosts []string, now time.Tim
 	if err != nil {
 		return nil, false, err
 	}
-	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
+	if err := crypto.WriteFileAtomic(keyFile, keyPEM, 0o600); err != nil {
 		return nil, false, fmt.Errorf("write TLS CA key: %w", err)
 	}
-	if err := writeFileAtomic(certFile, certPEM, 0o644); err != nil {
+	if err := crypto.WriteFileAtomic(certFile, certPEM, 0o644); err != nil {
 		return nil, false, fmt.Errorf("write TLS CA certificate: %w", err)
 	}
 	ca, err = parseCA(certPEM, keyPEM)
@@ -214,10 +216,10 @@ func LoadOrCreateCertificateFrom(ca *CA, certFile, keyFile string, hosts []strin
 	if err != nil {
 		return cert, false, err
 	}
-	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
+	if err := crypto.WriteFileAtomic(keyFile, keyPEM, 0o600); err != nil {
 		return cert, false, fmt.Errorf("write TLS key: %w", err)
 	}
-	if err := writeFileAtomic(certFile, certPEM, 0o644); err != nil {
+	if err := crypto.WriteFileAtomic(certFile, certPEM, 0o644); err != nil {
 		return cert, false, fmt.Errorf("write TLS certificate: %w", err)
 	}
 	cert, err = tls.X509KeyPair(certPEM, keyPEM)
@@ -297,47 +299,4 @@ func Fingerprint(cert tls.Certificate) string {
 	}
 	sum := sha256.Sum256(cert.Certificate[0])
 	return hex.EncodeToString(sum[:])
-}
-
-// writeFileAtomic writes data to path through a synced temporary file and a
-// rename, so a crash leaves the old file or the new one.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	// The rename is durable only once the directory is synced: without it
-	// a power cut after first start can lose the CA the handhelds were
-	// given, and the next start makes another one.
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir fsyncs directory dir, making the entries created or renamed in it
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/protocol"
 	"github.com/airtab/airtab/protocol/passengerapi"
 )
@@ -38,7 +39,7 @@ func openWallet(dir string, create bool) (*protocol.Wallet, error) {
 
 // savePassenger records the passenger id for wallet show.
 func savePassenger(dir string, id protocol.ID) error {
-	if err := writeFileSync(filepath.Join(dir, passengerFile), []byte(id.String()+"\n"), 0o600); err != nil {
+	if err := crypto.WriteFileAtomic(filepath.Join(dir, passengerFile), []byte(id.String()+"\n"), 0o600); err != nil {
 		return fmt.Errorf("record passenger id: %w", err)
 	}
 	return nil
@@ -73,7 +74,7 @@ func topUpOnce(ctx context.Context, c *passengerapi.Client, w *protocol.Wallet, 
 	}
 	if ref.IsZero() {
 		ref = protocol.NewID(nil)
-		if err := writeFileSync(path, []byte(ref.String()+" "+amount.String()+"\n"), 0o600); err != nil {
+		if err := crypto.WriteFileAtomic(path, []byte(ref.String()+" "+amount.String()+"\n"), 0o600); err != nil {
 			return protocol.Money{}, fmt.Errorf("record top-up key: %w", err)
 		}
 	}
@@ -119,41 +120,6 @@ func pendingRef(path string, amount protocol.Money) (protocol.ID, error) {
 
 // trimmed is b without surrounding space, for values read from files.
 func trimmed(b []byte) string { return strings.TrimSpace(string(b)) }
-
-// writeFileSync replaces path atomically and durably: a temporary file,
-// fsync, rename, fsync of the directory.
-func writeFileSync(path string, data []byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // no-op after the rename
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
 
 // isTerminal reports whether w is a terminal (a character device), where a
 // QR code drawn in text can be scanned; a pipe or file gets the text only.
