@@ -45,6 +45,6 @@ func (c *Client) RotateCompromisedAircraftKey(ctx context.Context, id protocol.A
 
 func (c *Client) rotateAircraftKey(ctx context.Context, id protocol.AircraftID, in AircraftRequest) (AircraftView, error) {
 	var v AircraftView
-	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/aircraft/" + url.PathEscape(string(id)) + "/key", in: in, out: &v, backOffice: true})
+	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/aircraft/" + url.PathEscape(string(id)) + "/key", in: in, out: &v})
 	return v, err
 }

@@ -3,8 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -44,17 +44,14 @@ type Client struct {
 
 var defaultHTTP = &http.Client{Timeout: 30 * time.Second}
 
-// request is one call: who signs it and what to send.
+// request is one back-office call: what to send, where the answer goes.
 type request struct {
 	method, path string
 	in, out      any
-	dev          Signer // passenger call: signs the request
-	proof        Signer // enroll call: signs the same string as the new key
-	backOffice   bool
 }
 
-// do sends the request and decodes the response into out. It returns the
-// HTTP status.
+// do sends a back-office request with the bearer token and decodes the
+// response into out. It returns the HTTP status.
 func (c *Client) do(ctx context.Context, r request) (int, error) {
 	var body []byte
 	if r.in != nil {
@@ -70,19 +67,7 @@ func (c *Client) do(ctx context.Context, r request) (int, error) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	now := time.Now
-	if c.Clock != nil {
-		now = c.Clock
-	}
-	switch {
-	case r.dev != nil:
-		msg := SignRequest(req, body, r.dev, now(), c.Rand)
-		if r.proof != nil {
-			req.Header.Set(HeaderProof, base64.StdEncoding.EncodeToString(r.proof.Sign(SigningDomain, msg)))
-		}
-	case r.backOffice:
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
 	hc := c.HTTP
 	if hc == nil {
 		hc = defaultHTTP
@@ -114,72 +99,75 @@ func (c *Client) do(ctx context.Context, r request) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// passenger is the passenger API client over the same server and
+// transport: the passenger calls below go through it, so the request
+// signing and the answer handling live in one place.
+func (c *Client) passenger() *passengerapi.Client {
+	return &passengerapi.Client{BaseURL: c.BaseURL, HTTP: c.HTTP, Clock: c.Clock, Rand: c.Rand}
+}
+
+// registryErr turns a refused passenger call's *passengerapi.Error into the
+// *registry.Error this client's callers switch on.
+func registryErr(err error) error {
+	var pe *passengerapi.Error
+	if errors.As(err, &pe) {
+		return &registry.Error{Code: registry.Code(pe.Code), Message: pe.Message}
+	}
+	return err
+}
+
 // CreatePassenger registers a passenger with dev as their first device,
 // signing the request with it. externalRef is optional.
 func (c *Client) CreatePassenger(ctx context.Context, dev Signer, externalRef string) (Account, error) {
-	var a Account
-	in := CreatePassengerRequest{DeviceKey: dev.Public().String(), ExternalRef: externalRef}
-	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/passengers", in: in, out: &a, dev: dev})
-	return a, err
+	a, _, err := c.passenger().CreatePassenger(ctx, dev, externalRef)
+	return a, registryErr(err)
 }
 
 // Account returns the account of the passenger dev belongs to.
 func (c *Client) Account(ctx context.Context, dev Signer) (Account, error) {
-	var a Account
-	_, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/me", out: &a, dev: dev})
-	return a, err
+	a, err := c.passenger().Account(ctx, dev)
+	return a, registryErr(err)
 }
 
 // SetFunding links a funding source.
 func (c *Client) SetFunding(ctx context.Context, dev Signer, f ground.FundingSource) (Account, error) {
-	var a Account
 	in := passengerapi.Funding{Kind: passengerapi.FundingKind(f.Kind), Network: string(f.Network), Token: f.Token,
 		Last4: f.Last4, ExpMonth: f.ExpMonth, ExpYear: f.ExpYear}
-	_, err := c.do(ctx, request{method: http.MethodPut, path: "/v1/me/funding", in: in, out: &a, dev: dev})
-	return a, err
+	a, err := c.passenger().SetFunding(ctx, dev, in)
+	return a, registryErr(err)
 }
 
 // Charges returns up to limit of the passenger's charges (all up to
 // passengerapi.MaxCharges when limit is 0).
 func (c *Client) Charges(ctx context.Context, dev Signer, limit int) (passengerapi.ChargeList, error) {
-	var l passengerapi.ChargeList
-	path := "/v1/me/charges"
-	if limit > 0 {
-		path += "?limit=" + strconv.Itoa(limit)
-	}
-	_, err := c.do(ctx, request{method: http.MethodGet, path: path, out: &l, dev: dev})
-	return l, err
+	l, err := c.passenger().Charges(ctx, dev, limit)
+	return l, registryErr(err)
 }
 
 // EnrollDevice adds newDev to the passenger dev belongs to; both sign.
 func (c *Client) EnrollDevice(ctx context.Context, dev, newDev Signer) (Account, error) {
-	var a Account
-	in := DeviceRequest{DeviceKey: newDev.Public().String()}
-	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/me/devices", in: in, out: &a, dev: dev, proof: newDev})
-	return a, err
+	a, err := c.passenger().EnrollDevice(ctx, dev, newDev)
+	return a, registryErr(err)
 }
 
 // TopUp credits amount to the wallet; ref makes it idempotent. It returns
 // the balance after.
 func (c *Client) TopUp(ctx context.Context, dev Signer, amount protocol.Money, ref protocol.ID) (protocol.Money, error) {
-	var b Balance
-	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/me/wallet/topups", in: TopUpRequest{Amount: amount, Ref: ref}, out: &b, dev: dev})
-	return b.Balance, err
+	b, err := c.passenger().TopUp(ctx, dev, amount, ref)
+	return b, registryErr(err)
 }
 
 // WalletBalance returns the wallet balance in currency cur.
 func (c *Client) WalletBalance(ctx context.Context, dev Signer, cur protocol.Currency) (protocol.Money, error) {
-	var b Balance
-	_, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/me/wallet/" + url.PathEscape(string(cur)), out: &b, dev: dev})
-	return b.Balance, err
+	b, err := c.passenger().WalletBalance(ctx, dev, cur)
+	return b, registryErr(err)
 }
 
 // OptIn opts the passenger in to flight f and returns the credential bound
 // to dev. The same call again returns the same credential.
 func (c *Client) OptIn(ctx context.Context, dev Signer, f protocol.FlightID) (Credential, error) {
-	var cr Credential
-	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/me/credentials", in: OptInRequest{Flight: f}, out: &cr, dev: dev})
-	return cr, err
+	cr, err := c.passenger().OptIn(ctx, dev, f)
+	return cr, registryErr(err)
 }
 
 // RegisterAircraft registers an aircraft with its signing key and optional
@@ -187,55 +175,55 @@ func (c *Client) OptIn(ctx context.Context, dev Signer, f protocol.FlightID) (Cr
 func (c *Client) RegisterAircraft(ctx context.Context, id protocol.AircraftID, key crypto.PublicKey, nkey string) (AircraftView, error) {
 	var v AircraftView
 	in := AircraftRequest{Key: key.String(), NKey: nkey}
-	_, err := c.do(ctx, request{method: http.MethodPut, path: "/v1/aircraft/" + url.PathEscape(string(id)), in: in, out: &v, backOffice: true})
+	_, err := c.do(ctx, request{method: http.MethodPut, path: "/v1/aircraft/" + url.PathEscape(string(id)), in: in, out: &v})
 	return v, err
 }
 
 // RegisterFlight registers or updates a flight.
 func (c *Client) RegisterFlight(ctx context.Context, f FlightRequest) (FlightView, error) {
 	var v FlightView
-	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/flights", in: f, out: &v, backOffice: true})
+	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/flights", in: f, out: &v})
 	return v, err
 }
 
 // Flight returns a registered flight.
 func (c *Client) Flight(ctx context.Context, f protocol.FlightID) (FlightView, error) {
 	var v FlightView
-	_, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/flights/" + url.PathEscape(string(f)), out: &v, backOffice: true})
+	_, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/flights/" + url.PathEscape(string(f)), out: &v})
 	return v, err
 }
 
 // SetCrew replaces a flight's crew roster.
 func (c *Client) SetCrew(ctx context.Context, f protocol.FlightID, crew []CrewEntry) (FlightView, error) {
 	var v FlightView
-	_, err := c.do(ctx, request{method: http.MethodPut, path: "/v1/flights/" + url.PathEscape(string(f)) + "/crew", in: CrewRequest{Crew: crew}, out: &v, backOffice: true})
+	_, err := c.do(ctx, request{method: http.MethodPut, path: "/v1/flights/" + url.PathEscape(string(f)) + "/crew", in: CrewRequest{Crew: crew}, out: &v})
 	return v, err
 }
 
 // BuildManifest builds and signs a new manifest for flight f now.
 func (c *Client) BuildManifest(ctx context.Context, f protocol.FlightID) (ManifestView, error) {
 	var v ManifestView
-	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/flights/" + url.PathEscape(string(f)) + "/manifests", out: &v, backOffice: true})
+	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/flights/" + url.PathEscape(string(f)) + "/manifests", out: &v})
 	return v, err
 }
 
 // Passenger returns a passenger's account, for the back office.
 func (c *Client) Passenger(ctx context.Context, id protocol.ID) (Account, error) {
 	var a Account
-	_, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/passengers/" + id.String(), out: &a, backOffice: true})
+	_, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/passengers/" + id.String(), out: &a})
 	return a, err
 }
 
 // Revoke revokes a credential.
 func (c *Client) Revoke(ctx context.Context, credential protocol.ID) (Credential, error) {
 	var cr Credential
-	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/credentials/" + credential.String() + "/revoke", out: &cr, backOffice: true})
+	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/credentials/" + credential.String() + "/revoke", out: &cr})
 	return cr, err
 }
 
 // Arrears lists up to limit passengers' open arrears.
 func (c *Client) Arrears(ctx context.Context, limit int) (ArrearsList, error) {
 	var l ArrearsList
-	_, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/arrears?limit=" + strconv.Itoa(limit), out: &l, backOffice: true})
+	_, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/arrears?limit=" + strconv.Itoa(limit), out: &l})
 	return l, err
 }

@@ -22,7 +22,7 @@ func (c *Client) UpdateFlight(ctx context.Context, f FlightRequest) (FlightView,
 		return FlightView{}, err
 	}
 	var v FlightView
-	_, err = c.do(ctx, request{method: http.MethodPut, path: "/v1/flights/" + string(id), in: f, out: &v, backOffice: true})
+	_, err = c.do(ctx, request{method: http.MethodPut, path: "/v1/flights/" + string(id), in: f, out: &v})
 	return v, err
 }
 
@@ -43,7 +43,7 @@ func (c *Client) Flights(ctx context.Context, date string, aircraft protocol.Air
 		path += "?" + q.Encode()
 	}
 	var l FlightList
-	_, err := c.do(ctx, request{method: http.MethodGet, path: path, out: &l, backOffice: true})
+	_, err := c.do(ctx, request{method: http.MethodGet, path: path, out: &l})
 	return l, err
 }
 
@@ -54,14 +54,14 @@ func (c *Client) AircraftList(ctx context.Context, limit int) (AircraftList, err
 		path += "?limit=" + strconv.Itoa(limit)
 	}
 	var l AircraftList
-	_, err := c.do(ctx, request{method: http.MethodGet, path: path, out: &l, backOffice: true})
+	_, err := c.do(ctx, request{method: http.MethodGet, path: path, out: &l})
 	return l, err
 }
 
 // Aircraft returns a registered aircraft (GET /v1/aircraft/{id}).
 func (c *Client) Aircraft(ctx context.Context, id protocol.AircraftID) (AircraftView, error) {
 	var v AircraftView
-	_, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/aircraft/" + url.PathEscape(string(id)), out: &v, backOffice: true})
+	_, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/aircraft/" + url.PathEscape(string(id)), out: &v})
 	return v, err
 }
 
@@ -70,7 +70,7 @@ func (c *Client) Aircraft(ctx context.Context, id protocol.AircraftID) (Aircraft
 func (c *Client) RevokeFor(ctx context.Context, credential protocol.ID, reason, note string) (Credential, error) {
 	var cr Credential
 	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/credentials/" + credential.String() + "/revoke",
-		in: RevokeRequest{Reason: reason, Note: note}, out: &cr, backOffice: true})
+		in: RevokeRequest{Reason: reason, Note: note}, out: &cr})
 	return cr, err
 }
 
@@ -78,7 +78,7 @@ func (c *Client) RevokeFor(ctx context.Context, credential protocol.ID, reason, 
 func (c *Client) Reinstate(ctx context.Context, credential protocol.ID, note string) (Credential, error) {
 	var cr Credential
 	_, err := c.do(ctx, request{method: http.MethodPost, path: "/v1/credentials/" + credential.String() + "/reinstate",
-		in: ReinstateRequest{Note: note}, out: &cr, backOffice: true})
+		in: ReinstateRequest{Note: note}, out: &cr})
 	return cr, err
 }
 
