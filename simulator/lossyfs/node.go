@@ -252,63 +252,48 @@ func (n *node) created(what, p string, dir bool) {
 	n.fs.logEntryLocked(what+" "+p, undo, n)
 }
 
-func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+// createEntry runs op, which makes the entry name in n on the backing
+// directory, unless the power is cut, and logs the new entry so a cut
+// before the directory's next fsync takes it away again.
+func (n *node) createEntry(what, name string, dir bool, op func() (*fs.Inode, syscall.Errno)) (*fs.Inode, syscall.Errno) {
 	f := n.fs
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.cut {
 		return nil, syscall.EIO
 	}
-	ch, errno := n.LoopbackNode.Mkdir(ctx, name, mode, out)
+	ch, errno := op()
 	if errno == 0 {
-		n.created("mkdir", n.child(name), true)
+		n.created(what, n.child(name), dir)
 	}
 	return ch, errno
+}
+
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return n.createEntry("mkdir", name, true, func() (*fs.Inode, syscall.Errno) {
+		return n.LoopbackNode.Mkdir(ctx, name, mode, out)
+	})
 }
 
 func (n *node) Mknod(ctx context.Context, name string, mode, rdev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	f := n.fs
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.cut {
-		return nil, syscall.EIO
-	}
-	ch, errno := n.LoopbackNode.Mknod(ctx, name, mode, rdev, out)
-	if errno == 0 {
-		n.created("mknod", n.child(name), false)
-	}
-	return ch, errno
+	return n.createEntry("mknod", name, false, func() (*fs.Inode, syscall.Errno) {
+		return n.LoopbackNode.Mknod(ctx, name, mode, rdev, out)
+	})
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	f := n.fs
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.cut {
-		return nil, syscall.EIO
-	}
-	ch, errno := n.LoopbackNode.Symlink(ctx, target, name, out)
-	if errno == 0 {
-		n.created("symlink", n.child(name), false)
-	}
-	return ch, errno
+	return n.createEntry("symlink", name, false, func() (*fs.Inode, syscall.Errno) {
+		return n.LoopbackNode.Symlink(ctx, target, name, out)
+	})
 }
 
 func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	f := n.fs
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.cut {
-		return nil, syscall.EIO
-	}
 	if t, ok := target.(*node); ok {
 		target = t.LoopbackNode
 	}
-	ch, errno := n.LoopbackNode.Link(ctx, target, name, out)
-	if errno == 0 {
-		n.created("link", n.child(name), false)
-	}
-	return ch, errno
+	return n.createEntry("link", name, false, func() (*fs.Inode, syscall.Errno) {
+		return n.LoopbackNode.Link(ctx, target, name, out)
+	})
 }
 
 // Unlink moves the entry to the trash, from where a power cut brings it
