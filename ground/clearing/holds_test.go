@@ -1,8 +1,8 @@
 package clearing
 
 import (
+	"fmt"
 	"testing"
-	"time"
 
 	"github.com/airtab/airtab/ground/ledger"
 	"github.com/airtab/airtab/protocol"
@@ -63,13 +63,12 @@ func TestWalletHoldLifecycle(t *testing.T) {
 	}
 
 	h.sendClose()
-	deadline := time.Now().Add(20 * time.Second)
-	for h.balance(holdAcct).Minor != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("hold not released after the close: %v left", h.balance(holdAcct))
+	waitFor(t, func() error {
+		if left := h.balance(holdAcct); left.Minor != 0 {
+			return fmt.Errorf("hold not released after the close: %v left", left)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if got, want := h.balance(walletAcct), eur(80_00-20_00); got != want {
 		t.Errorf("wallet after the release = %v, want %v", got, want)
 	}
