@@ -3,12 +3,11 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"net"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/airtab/airtab/crypto"
+	"github.com/airtab/airtab/ground/ratelimit"
 	"github.com/airtab/airtab/ground/registry"
 )
 
@@ -74,59 +73,9 @@ func (l *RateLimits) setDefaults() {
 	}
 }
 
-// limiter is one limit over many clients: the generic cell rate algorithm.
-// Each call moves the client's theoretical arrival time (tat) on by one
-// interval; a call is refused while the tat is more than burst intervals
-// ahead of now.
-type limiter struct {
-	interval  time.Duration // 1 / rate
-	tolerance time.Duration // interval * burst
-	max       int
-
-	mu  sync.Mutex
-	tat map[string]time.Time
-}
-
-func newLimiter(per time.Duration, n, burst, clients int) *limiter {
-	iv := per / time.Duration(n)
-	return &limiter{interval: iv, tolerance: iv * time.Duration(burst), max: clients, tat: map[string]time.Time{}}
-}
-
-// allow takes one call for client at now, or returns how long until one
-// would be allowed.
-func (l *limiter) allow(client string, now time.Time) (ok bool, retry time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	t, seen := l.tat[client]
-	if !seen || t.Before(now) {
-		t = now
-	}
-	if ahead := t.Sub(now); ahead >= l.tolerance {
-		return false, ahead - l.tolerance + l.interval
-	}
-	if !seen && len(l.tat) >= l.max {
-		l.sweep(now)
-		if len(l.tat) >= l.max {
-			return false, l.interval
-		}
-	}
-	l.tat[client] = t.Add(l.interval)
-	return true, 0
-}
-
-// sweep forgets the clients whose allowance is whole again: remembering
-// them changes nothing.
-func (l *limiter) sweep(now time.Time) {
-	for c, t := range l.tat {
-		if !t.After(now) {
-			delete(l.tat, c)
-		}
-	}
-}
-
 // rateLimits are the server's limiters; nil when limits are off.
 type rateLimits struct {
-	passenger, unauthenticated, backOffice *limiter
+	passenger, unauthenticated, backOffice *ratelimit.Limiter
 }
 
 func newRateLimits(cfg RateLimits) *rateLimits {
@@ -135,9 +84,9 @@ func newRateLimits(cfg RateLimits) *rateLimits {
 	}
 	cfg.setDefaults()
 	return &rateLimits{
-		passenger:       newLimiter(time.Minute, cfg.PassengerPerMinute, cfg.PassengerBurst, cfg.Clients),
-		unauthenticated: newLimiter(time.Minute, cfg.UnauthenticatedPerMinute, cfg.UnauthenticatedBurst, cfg.Clients),
-		backOffice:      newLimiter(time.Second, cfg.BackOfficePerSecond, cfg.BackOfficeBurst, cfg.Clients),
+		passenger:       ratelimit.New(time.Minute, cfg.PassengerPerMinute, cfg.PassengerBurst, cfg.Clients),
+		unauthenticated: ratelimit.New(time.Minute, cfg.UnauthenticatedPerMinute, cfg.UnauthenticatedBurst, cfg.Clients),
+		backOffice:      ratelimit.New(time.Second, cfg.BackOfficePerSecond, cfg.BackOfficeBurst, cfg.Clients),
 	}
 }
 
@@ -155,7 +104,7 @@ func (s *Server) limit(c *call, a auth) error {
 	case authDevice:
 		return s.take(c, s.limits.passenger, "device:"+c.device.Key.ID().String())
 	case authProof:
-		return s.take(c, s.limits.unauthenticated, "ip:"+remoteIP(c.r.RemoteAddr))
+		return s.take(c, s.limits.unauthenticated, "ip:"+ratelimit.RemoteIP(c.r.RemoteAddr))
 	case authToken:
 		h := sha256.Sum256([]byte(c.r.Header.Get("Authorization")))
 		return s.take(c, s.limits.backOffice, "token:"+hex.EncodeToString(h[:8]))
@@ -174,23 +123,14 @@ func (s *Server) limitRegistration(c *call, key crypto.PublicKey) error {
 	return s.take(c, s.limits.passenger, "register:"+key.ID().String())
 }
 
-// remoteIP is the host part of a request's RemoteAddr (the address the
-// connection came from; forwarding headers are not trusted).
-func remoteIP(addr string) string {
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
-	}
-	return addr[:min(len(addr), 64)]
-}
-
 // take takes one call of client from l, or sets Retry-After and returns a
 // rate_limited error.
-func (s *Server) take(c *call, l *limiter, client string) error {
-	ok, retry := l.allow(client, s.clock())
+func (s *Server) take(c *call, l *ratelimit.Limiter, client string) error {
+	ok, retry := l.Allow(client, s.clock())
 	if ok {
 		return nil
 	}
-	secs := int64((retry + time.Second - 1) / time.Second)
-	c.w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
-	return registry.Errorf(registry.CodeRateLimited, "too many calls: retry in %d s", max(secs, 1))
+	secs := ratelimit.RetrySeconds(retry)
+	c.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	return registry.Errorf(registry.CodeRateLimited, "too many calls: retry in %d s", secs)
 }

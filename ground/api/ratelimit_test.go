@@ -165,22 +165,6 @@ func TestRateLimits(t *testing.T) {
 	})
 }
 
-func TestLimiterBoundsClients(t *testing.T) {
-	l := newLimiter(time.Second, 1, 1, 2)
-	at := now
-	for _, c := range []string{"a", "b"} {
-		if ok, _ := l.allow(c, at); !ok {
-			t.Fatalf("client %s refused", c)
-		}
-	}
-	if ok, _ := l.allow("c", at); ok {
-		t.Fatal("a third client taken with the table full of busy clients")
-	}
-	if ok, _ := l.allow("c", at.Add(time.Second)); !ok {
-		t.Fatal("a third client refused once the others' allowance was whole again")
-	}
-}
-
 // postJunkRegistration sends an unsigned POST /v1/passengers naming key id
 // in the device header, and returns its status.
 func postJunkRegistration(t *testing.T, e *env, id string) int {

@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/airtab/airtab/ground/clearing"
+	"github.com/airtab/airtab/ground/ratelimit"
 	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/protocol"
 )
@@ -119,6 +120,11 @@ type Config struct {
 	PollSeconds int
 	// MaxFlights bounds the flights listed, newest first. Default 200.
 	MaxFlights int
+	// SignInFailuresPerMinute bounds the wrong tokens one remote address
+	// may send, per minute, after a burst of as many; beyond it the sign-in
+	// answers 429 with Retry-After without looking at the token. Only
+	// failures count, so a clerk who signs in is never slowed. Default 10.
+	SignInFailuresPerMinute int
 }
 
 // Server is the back office as an http.Handler, to mount at Prefix.
@@ -132,6 +138,7 @@ type Server struct {
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 	rows     rowsCache
+	failures *ratelimit.Limiter // wrong sign-in tokens, by remote address
 }
 
 // New checks cfg and builds the server.
@@ -165,6 +172,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxFlights <= 0 {
 		cfg.MaxFlights = 200
 	}
+	if cfg.SignInFailuresPerMinute <= 0 {
+		cfg.SignInFailuresPerMinute = 10
+	}
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err
@@ -178,6 +188,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: newSessionStore(cfg.MaxSessions, cfg.Rand),
 		pages:    pages,
 		mux:      http.NewServeMux(),
+		failures: ratelimit.New(time.Minute, cfg.SignInFailuresPerMinute, cfg.SignInFailuresPerMinute, 1<<16),
 	}
 	s.routes()
 	return s, nil

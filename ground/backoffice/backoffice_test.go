@@ -306,3 +306,43 @@ func TestSecurity(t *testing.T) {
 		}
 	})
 }
+
+// TestSignInFailuresLimited: wrong tokens from one address are answered 429
+// with Retry-After once past the allowance, the right token too until the
+// wait is over, and a clerk's good sign-ins never count.
+func TestSignInFailuresLimited(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)}
+	_, base := startGround(t, clk)
+	try := func(token string) (*http.Response, string) {
+		c := browser(t)
+		_, page := get(t, c, base+"/backoffice/signin")
+		return post(t, c, base+"/backoffice/signin", url.Values{"csrf": {csrfOf(t, page)}, "token": {token}}, base)
+	}
+	for range 12 {
+		if res, _ := try(testToken); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("good sign-in: status %d, want %d", res.StatusCode, http.StatusSeeOther)
+		}
+	}
+	for i := range 10 {
+		if res, _ := try("not-the-token-at-all"); res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: status %d, want %d", i+1, res.StatusCode, http.StatusUnauthorized)
+		}
+	}
+	res, body := try("not-the-token-at-all")
+	if res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("11th wrong token: status %d, want %d", res.StatusCode, http.StatusTooManyRequests)
+	}
+	if got := res.Header.Get("Retry-After"); got != "6" {
+		t.Errorf("Retry-After = %q, want 6 (one failure's share of a minute)", got)
+	}
+	if !strings.Contains(body, "Too many wrong tokens from this address: try again in 6 s.") {
+		t.Errorf("page does not say why or for how long:\n%s", body)
+	}
+	if res, _ := try(testToken); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("right token while blocked: status %d, want %d (not even looked at)", res.StatusCode, http.StatusTooManyRequests)
+	}
+	clk.advance(6 * time.Second)
+	if res, _ := try(testToken); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("right token after the wait: status %d, want %d", res.StatusCode, http.StatusSeeOther)
+	}
+}

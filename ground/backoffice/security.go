@@ -4,12 +4,16 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/airtab/airtab/ground/ratelimit"
 )
 
 // ContentSecurityPolicy is the policy of every back-office response: only
@@ -211,8 +215,17 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, nil, http.StatusForbidden, "The sign-in form's security token is missing or stale: reload the page and try again.")
 		return
 	}
+	ip := ratelimit.RemoteIP(r.RemoteAddr)
+	if blocked, retry := s.failures.Blocked(ip, s.now()); blocked {
+		secs := ratelimit.RetrySeconds(retry)
+		s.log.Warn("back-office sign-in refused: too many wrong tokens", "remote", r.RemoteAddr, "retry_after_s", secs)
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		s.fail(w, r, nil, http.StatusTooManyRequests, fmt.Sprintf("Too many wrong tokens from this address: try again in %d s.", secs))
+		return
+	}
 	got := sha256.Sum256([]byte(r.PostFormValue("token")))
 	if subtle.ConstantTimeCompare(got[:], s.token[:]) != 1 {
+		s.failures.Allow(ip, s.now())
 		s.log.Warn("back-office sign-in refused", "remote", r.RemoteAddr)
 		pre, _ := s.preToken(r)
 		http.SetCookie(w, cookie(r, preCookie, pre, 600))
