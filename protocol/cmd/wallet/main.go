@@ -62,6 +62,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	cmd, ok := commands[name]
+	if !ok && strings.HasPrefix(name, "-") {
+		fmt.Fprintf(stderr, "wallet: flag %s before a command: flags come after it, as in \"wallet code --flight ID\"\n\n", name)
+		usage(stderr)
+		return cli.ExitUsage
+	}
 	if !ok {
 		fmt.Fprintf(stderr, "wallet: unknown command %q\n\n", name)
 		usage(stderr)

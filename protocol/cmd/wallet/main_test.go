@@ -52,6 +52,7 @@ func TestBadCommandLine(t *testing.T) {
 	}{
 		{nil, "usage: wallet"},
 		{[]string{"pay"}, `unknown command "pay"`},
+		{[]string{"--bogus"}, `flag --bogus before a command: flags come after it`},
 		{[]string{"register", "--wallet"}, "--dir is required"},
 		{[]string{"code", "--flight", "XX123-2026-11-21"}, "--dir is required"},
 		{[]string{"register", "--dir", dir, "--card", "diners", "--card-token", "tok_123456", "--last4", "1234", "--exp", "12/2099"}, `--card "diners": want visa, mastercard, amex, discover or jcb`},
