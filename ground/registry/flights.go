@@ -17,10 +17,10 @@ type Aircraft struct {
 	// Key is the aircraft's signing key: its invoices and flight-close
 	// reports verify under it. One key belongs to one aircraft.
 	Key crypto.PublicKey
-	// NKey is the aircraft's NATS user public nkey ("U…"), optional. It is
-	// stored for per-aircraft NATS credentials limited to the aircraft's
-	// own subjects (protocol.AircraftPermissions); the ground service does
-	// not enforce it yet.
+	// NKey is the aircraft's NATS user public nkey ("U…"). The embedded
+	// NATS server lets the aircraft log in with it, limited to its own
+	// subjects (protocol.AircraftPermissions); an aircraft without one
+	// cannot connect unless the server is open (--nats-open).
 	NKey         string
 	RegisteredAt time.Time
 }
