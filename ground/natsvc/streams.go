@@ -2,7 +2,9 @@ package natsvc
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/airtab/airtab/protocol"
@@ -33,9 +35,17 @@ type Streams struct {
 	// server keeps every invoice until it holds a receipt for it and replays
 	// what has none, so an aged-out invoice is replayed, not lost.
 	MaxAge time.Duration
-	// Replicas is the replica count on a clustered JetStream. Default 1.
+	// Replicas is how many JetStream servers hold each stream: 1 on the
+	// embedded single server, 3 on a production cluster (a stream then
+	// survives losing one server). At most MaxReplicas. Default 1.
 	Replicas int
+	// Logger is told when an existing stream's replica count is changed.
+	// Default: slog.Default().
+	Logger *slog.Logger
 }
+
+// MaxReplicas is the most replicas JetStream keeps of a stream.
+const MaxReplicas = 5
 
 // StreamConfigs returns the configurations EnsureStreams applies:
 //
@@ -73,10 +83,38 @@ func (s Streams) StreamConfigs() []jetstream.StreamConfig {
 
 // EnsureStreams creates the streams, or updates them to cfg. It fails when
 // an existing stream differs in something JetStream cannot change in place
-// (storage, retention).
+// (storage, retention), and when the servers cannot hold cfg.Replicas
+// copies (a single server, or a cluster with fewer JetStream servers).
+//
+// An existing stream with a different replica count is updated to
+// cfg.Replicas, not refused: JetStream changes it in place, copying the
+// stream to the new peers (or dropping peers) while it keeps serving, and
+// going from the embedded single server to a cluster, or from R1 to R3, is
+// the operator's intent when they pass --nats-replicas. The change is
+// logged.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Streams) error {
+	if cfg.Replicas < 0 || cfg.Replicas > MaxReplicas {
+		return fmt.Errorf("natsvc: %d stream replicas: want 1 to %d", cfg.Replicas, MaxReplicas)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	for _, sc := range cfg.StreamConfigs() {
+		have, err := js.Stream(ctx, sc.Name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+		case err != nil:
+			return fmt.Errorf("natsvc: stream %s: %w", sc.Name, err)
+		case have.CachedInfo().Config.Replicas != sc.Replicas:
+			log.Warn("stream replica count changed", "stream", sc.Name,
+				"from", have.CachedInfo().Config.Replicas, "to", sc.Replicas)
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			if sc.Replicas > 1 {
+				return fmt.Errorf("natsvc: ensure stream %s with %d replicas (it needs a JetStream cluster of at least %d servers): %w",
+					sc.Name, sc.Replicas, sc.Replicas, err)
+			}
 			return fmt.Errorf("natsvc: ensure stream %s: %w", sc.Name, err)
 		}
 	}

@@ -1,0 +1,109 @@
+package natscluster_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/airtab/airtab/ground/natsvc/natscluster"
+)
+
+// TestKillStreamLeader runs three nodes, writes to an R3 stream, kills the
+// stream's leader, and checks another node takes over with every message,
+// and that the killed node rejoins.
+func TestKillStreamLeader(t *testing.T) {
+	ctx := t.Context()
+	c, err := natscluster.Start(ctx, natscluster.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if got, want := len(c.URLs()), 3; got != want {
+		t.Fatalf("URLs = %d, want %d", got, want)
+	}
+	nc, err := nats.Connect(c.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if _, err := js.Publish(ctx, "t.x", fmt.Appendf(nil, "%d", i), jetstream.WithMsgID(fmt.Sprint(i)), jetstream.WithRetryAttempts(50)); err != nil {
+				t.Fatalf("publish %d: %v", i, err)
+			}
+		}
+	}
+	publish(0, 50)
+	old, err := c.WaitStreamLeader(ctx, "T", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Kill(old); err != nil {
+		t.Fatal(err)
+	}
+	if c.Server(old) != nil {
+		t.Fatalf("node %d still listed after Kill", old+1)
+	}
+	next, err := c.WaitStreamLeader(ctx, "T", old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next == old {
+		t.Fatalf("leader after kill = node %d, the killed one", next+1)
+	}
+	publish(50, 100)
+	waitMsgs(t, js, 100)
+	if err := c.Restart(old); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitMsgs(t, js, 100)
+}
+
+func waitMsgs(t *testing.T, js jetstream.JetStream, want uint64) {
+	t.Helper()
+	ctx := t.Context()
+	var got uint64
+	for range 1000 {
+		s, err := js.Stream(ctx, "T")
+		if err == nil {
+			got = s.CachedInfo().State.Msgs
+			if got == want {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatalf("stream messages = %d, want %d", got, want)
+}
+
+func TestStartRefusesBadConfig(t *testing.T) {
+	for name, cfg := range map[string]natscluster.Config{
+		"ErrNoDir":        {},
+		"ErrTooManyNodes": {Dir: t.TempDir(), Nodes: natscluster.MaxNodes + 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := natscluster.Start(context.Background(), cfg); err == nil {
+				t.Fatal("Start accepted the config")
+			}
+		})
+	}
+}
