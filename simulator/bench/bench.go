@@ -268,6 +268,10 @@ type ClearingResult struct {
 	// stream took (not part of the figure).
 	FillSeconds float64 `json:"fill_seconds"`
 	Method      string  `json:"method"`
+	// CPUMicrosPerInvoice is ground's CPU per invoice cleared, in
+	// microseconds; CPU has the detail. Absent where getrusage is not.
+	CPUMicrosPerInvoice float64      `json:"cpu_us_per_invoice,omitempty"`
+	CPU                 *ClearingCPU `json:"cpu,omitempty"`
 }
 
 // QRResult is the payment QR section.
