@@ -59,8 +59,17 @@ type Config struct {
 	// server: an error with NATSURL. Default: no TLS.
 	NATSTLSCert, NATSTLSKey string
 	// NATSURL, when set, connects to an external NATS server or cluster
-	// (with JetStream) instead of embedding one.
+	// (with JetStream) instead of embedding one: one URL, or several
+	// separated by commas (a cluster's servers; ground connects to one and
+	// fails over to the others).
 	NATSURL string
+	// NATSReplicas is how many JetStream servers hold each stream
+	// (natsvc.Streams.Replicas): 3 on a production cluster, where losing
+	// one server loses no invoice and stops nothing. More than 1 needs
+	// NATSURL, an external cluster with at least that many JetStream
+	// servers. An existing stream with another count is changed to it.
+	// Default 1.
+	NATSReplicas int
 	// IssuerKeyFile is the first issuer private key file, created on first
 	// start. Later keys (ground keys add, rotate) are files of their own,
 	// and the set of them is <DataDir>/issuer-keys.json (ground/keys); each
@@ -248,7 +257,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := natsvc.EnsureStreams(ctx, js, natsvc.Streams{Duplicates: cfg.StreamDuplicates}); err != nil {
+	if err := natsvc.EnsureStreams(ctx, js, natsvc.Streams{Duplicates: cfg.StreamDuplicates, Replicas: cfg.NATSReplicas, Logger: m.log}); err != nil {
 		return err
 	}
 	m.metrics = opsmetrics.New(opsmetrics.Config{DB: m.db, JS: js, Logger: m.log})
@@ -382,6 +391,12 @@ func (m *Main) startNATS(ctx context.Context) (jetstream.JetStream, error) {
 	m.natsURL = cfg.NATSURL
 	if cfg.NATSURL != "" && (cfg.NATSTLSCert != "" || cfg.NATSTLSKey != "") {
 		return nil, errors.New("NATS TLS certificate and key apply to the embedded server, not to an external one at the NATS URL")
+	}
+	if cfg.NATSReplicas < 0 || cfg.NATSReplicas > natsvc.MaxReplicas {
+		return nil, fmt.Errorf("NATS stream replicas %d: want 1 to %d", cfg.NATSReplicas, natsvc.MaxReplicas)
+	}
+	if cfg.NATSURL == "" && cfg.NATSReplicas > 1 {
+		return nil, fmt.Errorf("NATS stream replicas %d need an external JetStream cluster (a NATS URL): the embedded server is a single node", cfg.NATSReplicas)
 	}
 	if cfg.NATSURL == "" {
 		host, port, err := splitListen(cfg.NATSListen)
