@@ -1,5 +1,7 @@
-// Package store opens the ground service's SQLite database with the settings
-// every ground package relies on.
+// Package store opens the ground service's database with the settings every
+// ground package relies on: a SQLite file (the default) or a PostgreSQL
+// database (postgres.go), behind the same *sql.DB, and applies each
+// package's numbered schema migrations (migrate.go).
 package store
 
 import (
@@ -11,12 +13,18 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// Open opens (creating if needed) the SQLite database at path in WAL mode
+// Open opens the ground database dsn: a PostgreSQL database when dsn is a
+// postgres:// or postgresql:// URL (see postgres.go), else the SQLite file
+// at path dsn, created if needed, in WAL mode
 // with synchronous=FULL, so every commit is on disk before it returns;
 // foreign keys on (SQLite leaves them off by default); and a busy timeout so
 // concurrent writers wait rather than fail. The pool holds one connection:
 // SQLite has one writer, and one connection keeps BEGIN IMMEDIATE simple.
-func Open(ctx context.Context, path string) (*sql.DB, error) {
+func Open(ctx context.Context, dsn string) (*sql.DB, error) {
+	if IsPostgresURL(dsn) {
+		return openPostgres(ctx, dsn)
+	}
+	path := dsn
 	q := url.Values{}
 	for _, p := range []string{
 		"journal_mode(WAL)",

@@ -1,0 +1,300 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// The PostgreSQL store runs the same SQL as SQLite through pgx's
+// database/sql driver, wrapped so that two things SQLite gives the ground
+// packages hold on PostgreSQL too:
+//
+//   - Placeholders: the packages write SQLite's ? and ?N; the wrapper
+//     rewrites them to $N (outside string literals, quoted names and
+//     comments) before PostgreSQL sees them.
+//
+//   - Serial write transactions. On SQLite every transaction is BEGIN
+//     IMMEDIATE on a one-connection pool: read-then-write code (a wallet's
+//     balance checked, then debited; an invoice looked up, then posted) runs
+//     as if alone. On PostgreSQL every transaction that is not read-only
+//     starts with pg_advisory_xact_lock(WriterLockKey), and a statement run
+//     outside a transaction through Exec runs in one that does. Writers in
+//     every process on the database therefore take turns, each seeing all
+//     that the ones before committed (READ COMMITTED takes a fresh snapshot
+//     per statement, and the lock is the first), so the ledger's rules
+//     (the wallet never goes negative, each invoice posted once) hold
+//     across any number of ground processes exactly as they do in one.
+//     Read-only transactions take no lock and read one REPEATABLE READ
+//     snapshot, as a SQLite read transaction does.
+//
+// SERIALIZABLE with retries would let writers overlap, but every
+// transaction in registry, ledger and clearing would need to be a closure
+// that can be retried, with effects outside the database (acquirer
+// captures, NATS acks) kept out of it; one lock keeps the one set of domain
+// rules exactly as it is, and ground's write transactions are short (a
+// clearing batch commits hundreds of invoices in one).
+
+var lockSQL = fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", WriterLockKey)
+
+// IsPostgresURL reports whether dsn names a PostgreSQL database
+// (postgres:// or postgresql://) rather than a SQLite file.
+func IsPostgresURL(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// maxPostgresConns caps each process's pool. Writers take turns on the
+// advisory lock anyway; the rest serve reads.
+const maxPostgresConns = 16
+
+func openPostgres(ctx context.Context, url string) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	db := sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
+	db.SetMaxOpenConns(maxPostgresConns)
+	db.SetMaxIdleConns(maxPostgresConns)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", redact(cfg), err)
+	}
+	return db, nil
+}
+
+// redact names a database without its password.
+func redact(cfg *pgx.ConnConfig) string {
+	return fmt.Sprintf("postgres://%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+}
+
+// Dialect is the SQL dialect of a ground database.
+type Dialect int
+
+// The dialects: SQLite (the default, a file in the data directory) and
+// PostgreSQL.
+const (
+	SQLite Dialect = iota
+	Postgres
+)
+
+func (d Dialect) String() string {
+	if d == Postgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// DialectOf returns the dialect of a database Open opened.
+func DialectOf(db *sql.DB) Dialect {
+	if _, ok := db.Driver().(pgDriver); ok {
+		return Postgres
+	}
+	return SQLite
+}
+
+// pgDriver is the driver of databases opened by openPostgres; it only
+// marks them (DialectOf), connections come from pgConnector.
+type pgDriver struct{}
+
+func (pgDriver) Open(string) (driver.Conn, error) {
+	return nil, errors.New("store: open PostgreSQL with store.Open")
+}
+
+type pgConnector struct{ inner driver.Connector }
+
+func (c pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.inner.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &pgConn{Conn: conn.(*stdlib.Conn)}, nil
+}
+
+func (pgConnector) Driver() driver.Driver { return pgDriver{} }
+
+// pgConn is a pgx connection that rewrites placeholders and takes the
+// writer lock; every other method is pgx's.
+type pgConn struct{ *stdlib.Conn }
+
+func (c *pgConn) Prepare(query string) (driver.Stmt, error) {
+	return c.Conn.Prepare(Rebind(query))
+}
+
+func (c *pgConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	return c.Conn.PrepareContext(ctx, Rebind(query))
+}
+
+func (c *pgConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	return c.Conn.QueryContext(ctx, Rebind(query), args)
+}
+
+func (c *pgConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	query = Rebind(query)
+	if c.Conn.Conn().PgConn().TxStatus() != 'I' || isSelect(query) {
+		return c.Conn.ExecContext(ctx, query, args)
+	}
+	// A write outside a transaction takes its turn like any other.
+	pc := c.Conn.Conn()
+	tx, err := pc.Begin(ctx)
+	if err != nil {
+		return nil, badConn(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, lockSQL); err != nil {
+		return nil, err
+	}
+	vals := make([]any, len(args))
+	for i, a := range args {
+		vals[i] = a.Value
+	}
+	tag, err := tx.Exec(ctx, query, vals...)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	return driver.RowsAffected(tag.RowsAffected()), nil
+}
+
+// isSelect reports whether query is a SELECT (a read, or a call such as
+// pg_advisory_unlock that must not wait for the writer lock).
+func isSelect(query string) bool {
+	q := strings.TrimLeft(query, " \t\r\n")
+	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
+}
+
+func (c *pgConn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+func (c *pgConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if opts.ReadOnly && sql.IsolationLevel(opts.Isolation) == sql.LevelDefault {
+		opts.Isolation = driver.IsolationLevel(sql.LevelRepeatableRead)
+	}
+	if !opts.ReadOnly && sql.IsolationLevel(opts.Isolation) != sql.LevelDefault {
+		// A snapshot taken before the lock is granted would miss the
+		// writer before: see the comment at the top of this file.
+		return nil, fmt.Errorf("store: write transactions run at the default isolation (READ COMMITTED under the writer lock), not %v", sql.IsolationLevel(opts.Isolation))
+	}
+	tx, err := c.Conn.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if !opts.ReadOnly {
+		if _, err := c.Conn.ExecContext(ctx, lockSQL, nil); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+	}
+	return tx, nil
+}
+
+// badConn reports a failure to even start talking on a connection as
+// driver.ErrBadConn, so database/sql retries on another connection (after
+// a PostgreSQL restart, say).
+func badConn(err error) error {
+	if errors.Is(err, driver.ErrBadConn) {
+		return err
+	}
+	if pgconn.SafeToRetry(err) {
+		return driver.ErrBadConn
+	}
+	return err
+}
+
+var rebound sync.Map // query → rewritten query, for queries seen so far
+
+// maxRebound bounds the rewrites remembered; the ground packages' queries
+// are a few hundred constants.
+const maxRebound = 4096
+
+var nRebound int64
+var reboundMu sync.Mutex
+
+// Rebind rewrites SQLite placeholders (? and ?N) to PostgreSQL's ($N),
+// leaving string literals, quoted identifiers, dollar-quoted bodies and
+// comments alone. A bare ? takes one more than the largest number used
+// before it, as in SQLite.
+func Rebind(query string) string {
+	if !strings.Contains(query, "?") {
+		return query
+	}
+	if q, ok := rebound.Load(query); ok {
+		return q.(string)
+	}
+	out := rebind(query)
+	reboundMu.Lock()
+	if nRebound < maxRebound {
+		nRebound++
+		rebound.Store(query, out)
+	}
+	reboundMu.Unlock()
+	return out
+}
+
+func rebind(q string) string {
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	last := 0
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case c == '\'' || c == '"':
+			j := strings.IndexByte(q[i+1:], c)
+			if j < 0 {
+				b.WriteString(q[i:])
+				return b.String()
+			}
+			b.WriteString(q[i : i+j+2])
+			i += j + 1
+		case c == '-' && i+1 < len(q) && q[i+1] == '-':
+			j := strings.IndexByte(q[i:], '\n')
+			if j < 0 {
+				b.WriteString(q[i:])
+				return b.String()
+			}
+			b.WriteString(q[i : i+j+1])
+			i += j
+		case c == '/' && i+1 < len(q) && q[i+1] == '*':
+			j := strings.Index(q[i+2:], "*/")
+			if j < 0 {
+				b.WriteString(q[i:])
+				return b.String()
+			}
+			b.WriteString(q[i : i+j+4])
+			i += j + 3
+		case c == '$' && i+1 < len(q) && q[i+1] == '$':
+			j := strings.Index(q[i+2:], "$$")
+			if j < 0 {
+				b.WriteString(q[i:])
+				return b.String()
+			}
+			b.WriteString(q[i : i+j+4])
+			i += j + 3
+		case c == '?':
+			j := i + 1
+			for j < len(q) && q[j] >= '0' && q[j] <= '9' {
+				j++
+			}
+			n := last + 1
+			if j > i+1 {
+				fmt.Sscan(q[i+1:j], &n)
+			}
+			last = max(last, n)
+			fmt.Fprintf(&b, "$%d", n)
+			i = j - 1
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
