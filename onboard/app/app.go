@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,6 +121,11 @@ type Config struct {
 	// 64 MiB budget. SQLite's page cache (at most 6 MiB) is outside it.
 	// Default: 40; 0 for none.
 	MemoryLimitMiB int
+	// CPUProfile, when set, is a file to write a CPU profile of the whole
+	// cabin server to, from Run until Close (go tool pprof reads it): what
+	// the bench's --cabin-cpuprofile uses to show where a sale's time goes.
+	// Default: none.
+	CPUProfile string
 }
 
 // Main is the cabin server program: its configuration and the parts it
@@ -134,6 +140,7 @@ type Main struct {
 	Rand io.Reader
 
 	lock    *os.File // the data directory's lock, held while running
+	profile *os.File // Config.CPUProfile, while profiling
 	journal *sqlite.Journal
 	cabin   *onboard.Cabin
 	server  *http.Server
@@ -220,6 +227,7 @@ Flags:
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	fs.StringVar(&level, "log-level", "info", "least log `level`: debug, info, warn or error")
 	fs.IntVar(&c.MemoryLimitMiB, "memory-limit-mib", c.MemoryLimitMiB, "soft memory limit of the Go runtime in `MiB` (ignored when GOMEMLIMIT is set; 0 for none)")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the cabin server to this `file` until shutdown (go tool pprof reads it)")
 	// cli.ParseFlags is fs.Parse with errors that say the form a value
 	// wants ("--sync-interval 5": want a duration with a unit).
 	if err := cli.ParseFlags(fs, args); err != nil {
@@ -273,6 +281,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if c.MemoryLimitMiB > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(c.MemoryLimitMiB) << 20)
 	}
+	if err := m.startCPUProfile(); err != nil {
+		return err
+	}
 	// The trust anchor first: a mistyped path must not leave a new data
 	// directory and aircraft key behind.
 	anchor, err := crypto.ReadTrustFile(c.IssuerKeyFile, crypto.Issuer)
@@ -323,6 +334,24 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if st.SalesOff != nil {
 		m.Logger.Warn("sales are off", "reason", st.SalesOff.Name, "message", st.SalesOff.Message)
 	}
+	return nil
+}
+
+// startCPUProfile starts the CPU profile of Config.CPUProfile, if set;
+// Close stops it.
+func (m *Main) startCPUProfile() error {
+	if m.Config.CPUProfile == "" {
+		return nil
+	}
+	f, err := os.Create(m.Config.CPUProfile)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("cpu profile %s: %w", m.Config.CPUProfile, err)
+	}
+	m.profile = f
 	return nil
 }
 
@@ -626,6 +655,10 @@ func (m *Main) Close() error {
 		}
 		if m.lock != nil {
 			m.lock.Close() // releases the data directory
+		}
+		if m.profile != nil {
+			pprof.StopCPUProfile()
+			errs = append(errs, m.profile.Close())
 		}
 	})
 	return errors.Join(errs...)

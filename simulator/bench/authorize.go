@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -16,28 +17,32 @@ import (
 )
 
 // authorizeMethod says in the output how the authorize figure was made.
-const authorizeMethod = "a real cabin server (onboard/app, SQLite journal with synchronous=FULL, group commit) " +
-	"in process with its link down, each client a separate signed-in handheld (onboard/client, HTTPS with a " +
-	"pinned certificate, one connection) sending one sale at a time with a fresh compact payment code and a " +
-	"basket of 1 to 4 items; per_second counts approvals answered, each committed with fsync before its answer; " +
-	"latency is per request, client send to answer; the bound is crypto/ed25519.Verify calls per second over " +
-	"a real payment-code signature on GOMAXPROCS goroutines (best of 5 × 200 ms, just before the clients start) " +
-	"÷ 1 verification per compact-code sale (the device signature; the credential was verified at manifest load). " +
-	"Clients and server share the machine's cores."
+const authorizeMethod = "a real cabin server (onboard/app with its production defaults, SQLite journal with " +
+	"synchronous=FULL, group commit) in a child process of its own (this program re-executed, see " +
+	"harness.RunCabinChild) with its link down, each client a separate signed-in handheld (onboard/client, HTTPS " +
+	"with a pinned certificate, its connection kept alive and reused) sending one sale at a time with a fresh " +
+	"compact payment code and a basket of 1 to 4 items; per_second counts approvals answered, each committed with " +
+	"fsync before its answer; latency is per request, client send to answer; the bound is crypto/ed25519.Verify " +
+	"calls per second over a real payment-code signature on GOMAXPROCS goroutines (best of 5 × 200 ms, just before " +
+	"the clients start) ÷ 1 verification per compact-code sale (the device signature; the credential was verified " +
+	"at manifest load). Clients and server share the machine's cores. server_cpu_us_per_approval is the child's " +
+	"user+system CPU (/proc/<pid>/stat utime+stime, in USER_HZ ticks of 10 ms) over the closed-loop run ÷ " +
+	"approvals; verify_us is one crypto/ed25519.Verify's CPU on one OS thread (getrusage RUSAGE_THREAD, best of 5 " +
+	"rounds of 1 000); cpu_ratio = verify_us × verifications_per_authorization ÷ server_cpu_us_per_approval."
 
-// authorize runs the authorize section.
+// authorize runs the authorize section: the closed-loop saturation run,
+// then the open-loop run at a fixed offered load, on one cabin server child.
 func (w *world) authorize(ctx context.Context) (AuthorizeResult, error) {
 	o := w.opts
 	f := w.flights[flightAuthorize].ID
 	r := AuthorizeResult{Clients: o.Clients, VerificationsPerAuthorization: 1, Passengers: len(w.pax), Method: authorizeMethod}
-	c, err := harness.StartCabin(ctx, w.g, w.aircraft[flightAuthorize], f, harness.CabinOptions{Logger: o.Logger})
+	c, err := w.startAuthorizeCabin(ctx)
 	if err != nil {
 		return r, err
 	}
-	defer c.Close()
-	c.Link.SetState(linkemu.Down) // in the air: the bench measures the cabin server alone
+	defer c.close()
 
-	handhelds, err := w.signIn(ctx, c)
+	handhelds, err := w.signIn(ctx, c, o.Clients)
 	if err != nil {
 		return r, err
 	}
@@ -71,16 +76,33 @@ func (w *world) authorize(ctx context.Context) (AuthorizeResult, error) {
 	if r.VerifyPerSecond, r.VerifyWorkers, err = verifyRate(ctx, sig); err != nil {
 		return r, err
 	}
+	if r.VerifyUS, err = verifyCPU(sig); err != nil {
+		return r, err
+	}
 	r.BoundPerSecond = r.VerifyPerSecond / float64(r.VerificationsPerAuthorization)
-	progress(o.Progress, "authorize: bound %.0f verifications/s on %d goroutines; %d clients start",
-		r.VerifyPerSecond, r.VerifyWorkers, o.Clients)
+	progress(o.Progress, "authorize: bound %.0f verifications/s on %d goroutines, %.1f µs CPU each on one thread; %d clients start",
+		r.VerifyPerSecond, r.VerifyWorkers, r.VerifyUS, o.Clients)
 
-	before := c.Main.Cabin().Stats()
-	runs, elapsed, err := w.drive(ctx, handhelds, codes, baskets, f)
+	before, err := c.stats(ctx)
 	if err != nil {
 		return r, err
 	}
-	after := c.Main.Cabin().Stats()
+	cpu0, err := procCPU(c.proc.Pid())
+	if err != nil {
+		return r, err
+	}
+	runs, elapsed, err := w.drive(ctx, handhelds, codes, baskets, f)
+	if err != nil {
+		return r, fmt.Errorf("%w\n%s", err, c.proc.Logs())
+	}
+	cpu1, err := procCPU(c.proc.Pid())
+	if err != nil {
+		return r, err
+	}
+	after, err := c.stats(ctx)
+	if err != nil {
+		return r, err
+	}
 	r.Seconds = elapsed.Seconds()
 	var lat []time.Duration
 	for _, cr := range runs {
@@ -108,18 +130,141 @@ func (w *world) authorize(ctx context.Context) (AuthorizeResult, error) {
 	if r.Approved == 0 {
 		return r, fmt.Errorf("bench: authorize: no sale approved (declines: %v)", r.DeclineReasons)
 	}
+	r.ServerCPUSeconds = (cpu1 - cpu0).Seconds()
+	r.ServerCPUUSPerApproval = us(cpu1-cpu0) / float64(r.Approved)
+	r.CPURatio = ratio(r.VerifyUS*float64(r.VerificationsPerAuthorization), r.ServerCPUUSPerApproval)
 	progress(o.Progress, "authorize: %d approved, %d declined in %.2f s: %.0f/s, p50 %.2f ms, p99 %.2f ms; bound %.0f/s, ratio %.2f",
 		r.Approved, r.Declined, r.Seconds, r.PerSecond, r.P50MS, r.P99MS, r.BoundPerSecond, r.Ratio)
+	progress(o.Progress, "authorize: cabin server CPU %.2f s, %.0f µs per approval; verify %.1f µs; cpu_ratio %.2f",
+		r.ServerCPUSeconds, r.ServerCPUUSPerApproval, r.VerifyUS, r.CPURatio)
+
+	if o.OpenLoopRate > 0 {
+		ol, err := w.openLoop(ctx, c, handhelds, baskets, f)
+		if err != nil {
+			return r, err
+		}
+		r.OpenLoop = &ol
+	}
 	return r, nil
 }
 
-// signIn signs in one handheld per client, a crew member on each four.
-func (w *world) signIn(ctx context.Context, c *harness.Cabin) ([]*client.Client, error) {
+// authorizeCabin is the authorize flight's cabin server child, its link
+// and a handheld to read its status with.
+type authorizeCabin struct {
+	proc   *harness.CabinProcess
+	link   *linkemu.Link
+	status *client.Client
+}
+
+// startAuthorizeCabin starts the authorize flight's cabin server as a child
+// process, waits until it sells, and takes its link down: in the air.
+func (w *world) startAuthorizeCabin(ctx context.Context) (*authorizeCabin, error) {
+	o := w.opts
+	exe, err := w.executable()
+	if err != nil {
+		return nil, err
+	}
+	a, f := w.aircraft[flightAuthorize], w.flights[flightAuthorize].ID
+	link, err := linkemu.Listen("127.0.0.1:0", w.g.NATSAddr(), linkemu.Config{}, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"--data-dir", a.Dir, "--listen", "127.0.0.1:0", "--aircraft", string(a.ID),
+		"--flight", string(f), "--issuer-key", w.g.IssuerPubFile(), "--nats-url", link.URL(), "--nats-nkey", a.NKeyFile(),
+		"--sync-interval", "2s", "--log-format", "json", "--log-level", "info"}
+	if o.CabinCPUProfile != "" {
+		args = append(args, "--cpuprofile", o.CabinCPUProfile)
+	}
+	ch, err := harness.StartCabinProcess(ctx, exe, args, nil)
+	if err != nil {
+		link.Close()
+		return nil, fmt.Errorf("bench: authorize: %w", err)
+	}
+	c := &authorizeCabin{proc: ch, link: link}
+	if err := c.waitSelling(ctx, w.crew[flightAuthorize][0]); err != nil {
+		c.close()
+		return nil, err
+	}
+	link.SetState(linkemu.Down)
+	progress(o.Progress, "authorize: cabin server child %d listening on %s, link down", ch.Pid(), ch.Addr())
+	return c, nil
+}
+
+// waitSelling waits for the child's manifest, signs a status handheld in
+// as m and waits until sales are open.
+func (c *authorizeCabin) waitSelling(ctx context.Context, m crewMember) error {
+	select {
+	case <-c.proc.Manifest():
+	case <-c.proc.Done():
+		return fmt.Errorf("bench: authorize: the cabin server child exited: %v\n%s", c.proc.Err(), c.proc.Logs())
+	case <-time.After(time.Minute):
+		return fmt.Errorf("bench: authorize: the cabin server child has no manifest after a minute\n%s", c.proc.Logs())
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	var err error
+	if c.status, err = c.handheld(ctx, "hh-status", m); err != nil {
+		return err
+	}
+	err = harness.Poll(ctx, time.Minute, "authorize flight: sales open on the child", func() (bool, error) {
+		st, err := c.status.Status(ctx)
+		return err == nil && st.SalesOpen, err
+	})
+	if err != nil {
+		return fmt.Errorf("%w\n%s", err, c.proc.Logs())
+	}
+	return nil
+}
+
+// handheld signs crew member m in on a new handheld id.
+func (c *authorizeCabin) handheld(ctx context.Context, id string, m crewMember) (*client.Client, error) {
+	h, err := client.New(client.Config{URL: "https://" + c.proc.Addr(), Fingerprint: c.proc.Fingerprint(), Handheld: id, MaxConns: 8})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := h.SignIn(ctx, m.id, m.pin); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("bench: handheld %s sign-in: %w\n%s", id, err, c.proc.Logs())
+	}
+	return h, nil
+}
+
+// stats reads the writer's counters from the child's status.
+func (c *authorizeCabin) stats(ctx context.Context) (onboard.Stats, error) {
+	st, err := c.status.Status(ctx)
+	if err != nil {
+		return onboard.Stats{}, fmt.Errorf("bench: authorize: status: %w", err)
+	}
+	return st.Stats, nil
+}
+
+// close stops the child gracefully, which also ends its CPU profile.
+func (c *authorizeCabin) close() {
+	if c.status != nil {
+		c.status.Close()
+	}
+	c.proc.Stop()
+	c.link.Close()
+}
+
+// executable is the program re-executed as a cabin server child.
+func (w *world) executable() (string, error) {
+	if w.opts.Executable != "" {
+		return w.opts.Executable, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("bench: find this program to re-execute as the cabin server: %w", err)
+	}
+	return exe, nil
+}
+
+// signIn signs in n handhelds, a crew member on each four.
+func (w *world) signIn(ctx context.Context, c *authorizeCabin, n int) ([]*client.Client, error) {
 	crew := w.crew[flightAuthorize]
 	var hs []*client.Client
-	for i := range w.opts.Clients {
-		m := crew[i/4]
-		h, err := c.Handheld(ctx, fmt.Sprintf("hh-%03d", i+1), m.id, m.pin)
+	for i := range n {
+		h, err := c.handheld(ctx, fmt.Sprintf("hh-%03d", i+1), crew[i/4])
 		if err != nil {
 			for _, h := range hs {
 				h.Close()
@@ -216,3 +361,5 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

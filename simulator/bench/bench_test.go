@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,7 +33,7 @@ func TestRun(t *testing.T) {
 	var progress bytes.Buffer
 	opts := Options{Clients: 4, AuthorizeCount: 120, Passengers: 12, ClearingInvoices: 50, ReplayInvoices: 50,
 		LinkKbit: 100_000, RTT: 2 * time.Millisecond, SalesPerPassenger: 2, SkipRSS: testing.Short(),
-		Seed: 7, Dir: t.TempDir(), Progress: &progress}
+		OpenLoopRate: 200, OpenLoopSeconds: 0.3, Seed: 7, Dir: t.TempDir(), Progress: &progress}
 	r, err := Run(ctx, opts)
 	if err != nil {
 		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
@@ -54,6 +55,36 @@ func TestRun(t *testing.T) {
 	}
 	near(t, "authorize bound", a.BoundPerSecond, a.VerifyPerSecond/float64(a.VerificationsPerAuthorization))
 	near(t, "authorize ratio", a.Ratio, a.PerSecond/a.BoundPerSecond)
+	t.Run("ServerCPU", func(t *testing.T) {
+		positive(t, "authorize server_cpu_us_per_approval", a.ServerCPUUSPerApproval)
+		positive(t, "authorize verify_us", a.VerifyUS)
+		near(t, "authorize cpu_ratio", a.CPURatio, a.VerifyUS*float64(a.VerificationsPerAuthorization)/a.ServerCPUUSPerApproval)
+		// One verification per sale is the least the server does: the
+		// server's CPU per sale can be no less than that.
+		if a.CPURatio > 1 {
+			t.Errorf("cpu_ratio %g over 1: the server cannot spend less than one verification per sale", a.CPURatio)
+		}
+		near(t, "authorize server CPU total", a.ServerCPUSeconds, a.ServerCPUUSPerApproval*float64(a.Approved)/1e6)
+	})
+	t.Run("OpenLoop", func(t *testing.T) {
+		ol := a.OpenLoop
+		if ol == nil {
+			t.Fatal("no open-loop result")
+		}
+		if ol.OfferedPerSecond != 200 || ol.Handhelds != 4 || ol.Scheduled < 1 {
+			t.Errorf("open loop offered %g/s on %d handhelds, %d scheduled; want 200/s on 4, some scheduled",
+				ol.OfferedPerSecond, ol.Handhelds, ol.Scheduled)
+		}
+		if got, want := ol.Approved, ol.Scheduled; got != want || ol.Declined != 0 {
+			t.Errorf("open loop approved %d, declined %d; want %d approved", got, ol.Declined, want)
+		}
+		positive(t, "open loop achieved_per_s", ol.AchievedPerSecond)
+		positive(t, "open loop p50_ms", ol.P50MS)
+		if ol.P99MS < ol.P50MS || ol.MaxMS < ol.P99MS {
+			t.Errorf("open loop latencies p50 %g, p99 %g, max %g: not ordered", ol.P50MS, ol.P99MS, ol.MaxMS)
+		}
+		near(t, "open loop achieved", ol.AchievedPerSecond, float64(ol.Approved)/ol.Seconds)
+	})
 
 	c := r.Clearing
 	if c.Invoices != 50 || c.Settled != 50 || c.Quarantined != 0 {
@@ -89,16 +120,23 @@ func TestRun(t *testing.T) {
 		t.Fatalf("JSON output does not parse: %v", err)
 	}
 	for section, keys := range map[string][]string{
-		"authorize": {"clients", "per_second", "bound_per_second", "ratio", "p50_ms", "p99_ms"},
-		"replay":    {"invoices", "link_kbit_per_s", "rtt_ms", "seconds", "bound_seconds", "ratio", "bytes_per_invoice"},
-		"clearing":  {"invoices", "per_second", "bound_per_second", "ratio"},
-		"qr":        {"version", "ecc"},
+		"authorize": {"clients", "per_second", "bound_per_second", "ratio", "p50_ms", "p99_ms",
+			"server_cpu_us_per_approval", "verify_us", "cpu_ratio", "open_loop"},
+		"replay":   {"invoices", "link_kbit_per_s", "rtt_ms", "seconds", "bound_seconds", "ratio", "bytes_per_invoice"},
+		"clearing": {"invoices", "per_second", "bound_per_second", "ratio"},
+		"qr":       {"version", "ecc"},
 	} {
 		obj, _ := loose[section].(map[string]any)
 		for _, k := range keys {
 			if _, ok := obj[k]; !ok {
 				t.Errorf("JSON %s has no %q", section, k)
 			}
+		}
+	}
+	ol, _ := loose["authorize"].(map[string]any)["open_loop"].(map[string]any)
+	for _, k := range []string{"offered_per_s", "p50_ms", "p99_ms", "achieved_per_s"} {
+		if _, ok := ol[k]; !ok {
+			t.Errorf("JSON authorize.open_loop has no %q", k)
 		}
 	}
 	if _, ok := loose["onboard_rss_mib"]; !ok {
@@ -108,7 +146,7 @@ func TestRun(t *testing.T) {
 	if err := r.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"authorize", "replay", "clearing", "qr", "onboard memory"} {
+	for _, s := range []string{"authorize", "authorize CPU", "authorize open loop", "replay", "clearing", "qr", "onboard memory"} {
 		if !strings.Contains(table.String(), s) {
 			t.Errorf("table has no %q row:\n%s", s, table.String())
 		}
@@ -125,7 +163,7 @@ func TestRunSeconds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	r, err := Run(ctx, Options{Clients: 3, AuthorizeSeconds: 0.3, Passengers: 6, ClearingInvoices: 10, ReplayInvoices: 10,
-		SkipRSS: true, Dir: t.TempDir()})
+		OpenLoopRate: -1, SkipRSS: true, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +172,33 @@ func TestRunSeconds(t *testing.T) {
 		t.Errorf("authorize = %d approved, %d declined in %g s; want approvals only, over at least 0.3 s", a.Approved, a.Declined, a.Seconds)
 	}
 	near(t, "authorize per_second", a.PerSecond, float64(a.Approved)/a.Seconds)
+}
+
+// TestPoissonSchedules checks the open loop's arrival schedules: the same
+// seed gives the same schedule, offsets grow within the run, and the count
+// is near rate × seconds.
+func TestPoissonSchedules(t *testing.T) {
+	a := poissonSchedules(42, 64, 1000, 5*time.Second)
+	b := poissonSchedules(42, 64, 1000, 5*time.Second)
+	n := 0
+	for i := range a {
+		if !slices.Equal(a[i], b[i]) {
+			t.Fatalf("handheld %d: two schedules from seed 42 differ", i)
+		}
+		for k, at := range a[i] {
+			if at <= 0 || at >= 5*time.Second || (k > 0 && at < a[i][k-1]) {
+				t.Fatalf("handheld %d arrival %d at %v: want growing offsets within 5 s", i, k, at)
+			}
+		}
+		n += len(a[i])
+	}
+	// 5 000 expected; a Poisson count's standard deviation is about 71.
+	if n < 4500 || n > 5500 {
+		t.Errorf("%d arrivals at 1 000/s over 5 s, want about 5 000", n)
+	}
+	if c := poissonSchedules(43, 64, 1000, 5*time.Second); slices.Equal(c[0], a[0]) {
+		t.Error("seeds 42 and 43 gave handheld 1 the same schedule")
+	}
 }
 
 func TestPercentile(t *testing.T) {
@@ -179,11 +244,13 @@ func TestReplaySection(t *testing.T) {
 
 func TestOptionsLimits(t *testing.T) {
 	for name, o := range map[string]Options{
-		"ErrClients":     {Clients: MaxClients + 1},
-		"ErrPassengers":  {Passengers: MaxPassengers + 1},
-		"ErrBothModes":   {AuthorizeCount: 10, AuthorizeSeconds: 1},
-		"ErrInvoices":    {ClearingInvoices: MaxInvoices + 1},
-		"ErrVelocityCap": {SalesPerPassenger: 7},
+		"ErrClients":         {Clients: MaxClients + 1},
+		"ErrPassengers":      {Passengers: MaxPassengers + 1},
+		"ErrBothModes":       {AuthorizeCount: 10, AuthorizeSeconds: 1},
+		"ErrInvoices":        {ClearingInvoices: MaxInvoices + 1},
+		"ErrVelocityCap":     {SalesPerPassenger: 7},
+		"ErrOpenLoopRate":    {OpenLoopRate: MaxOpenLoopRate + 1},
+		"ErrOpenLoopSeconds": {OpenLoopSeconds: MaxOpenLoopSeconds + 1},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := o.setDefaults(); err == nil {

@@ -1,0 +1,136 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/airtab/airtab/onboard"
+	"github.com/airtab/airtab/onboard/client"
+	"github.com/airtab/airtab/protocol"
+)
+
+// openLoopMethod says in the output how the open-loop figures were made.
+const openLoopMethod = "after the closed-loop run, on the same cabin server child: each handheld has its own " +
+	"Poisson arrival schedule (exponential gaps, seeded) at offered_per_s ÷ handhelds, so together they offer " +
+	"offered_per_s; a handheld sends each sale at its scheduled time, or as soon as its previous answer is in when " +
+	"it is late, and latency runs from the scheduled time to the answer (no coordinated omission: a slow answer " +
+	"delays the sales queued behind it, and their wait counts). Payment codes are made before the clock. " +
+	"achieved_per_s is approvals ÷ the time from the start to the last answer."
+
+// openLoop runs the open-loop section at OpenLoopRate sales per second for
+// OpenLoopSeconds, spread over the handhelds.
+func (w *world) openLoop(ctx context.Context, c *authorizeCabin, hs []*client.Client, baskets [][]onboard.Line,
+	f protocol.FlightID) (OpenLoopResult, error) {
+	o := w.opts
+	r := OpenLoopResult{OfferedPerSecond: o.OpenLoopRate, Handhelds: len(hs), ScheduleSeconds: o.OpenLoopSeconds,
+		Method: openLoopMethod}
+	sched := poissonSchedules(o.Seed, len(hs), o.OpenLoopRate, time.Duration(o.OpenLoopSeconds*float64(time.Second)))
+	n := 0
+	for _, s := range sched {
+		n += len(s)
+	}
+	r.Scheduled = n
+	start := time.Now()
+	codes, err := w.codes(ctx, f, n)
+	if err != nil {
+		return r, err
+	}
+	progress(o.Progress, "open loop: %d sales scheduled over %g s on %d handhelds; codes made in %.1f s",
+		n, o.OpenLoopSeconds, len(hs), time.Since(start).Seconds())
+
+	cpu0, err := procCPU(c.proc.Pid())
+	if err != nil {
+		return r, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	lat := make([][]time.Duration, len(hs))
+	approved, declined := make([]int, len(hs)), make([]int, len(hs))
+	var wg sync.WaitGroup
+	next := 0
+	start = time.Now().Add(50 * time.Millisecond) // every goroutine is waiting before the first arrival
+	for i, h := range hs {
+		mine := codes[next : next+len(sched[i])]
+		next += len(sched[i])
+		wg.Go(func() {
+			lat[i] = make([]time.Duration, 0, len(mine))
+			for k, at := range sched[i] {
+				due := start.Add(at)
+				if d := time.Until(due); d > 0 {
+					select {
+					case <-time.After(d):
+					case <-ctx.Done():
+						return
+					}
+				}
+				req := onboard.SaleRequest{InvoiceID: protocol.NewID(nil), Code: mine[k], Lines: baskets[(i+k)%len(baskets)]}
+				d, err := h.Authorize(ctx, req)
+				lat[i] = append(lat[i], time.Since(due))
+				if err != nil {
+					cancel(fmt.Errorf("bench: open loop: authorize on handheld %d: %w", i+1, err))
+					return
+				}
+				if d.Approved {
+					approved[i]++
+				} else {
+					declined[i]++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := context.Cause(ctx); err != nil {
+		return r, fmt.Errorf("%w\n%s", err, c.proc.Logs())
+	}
+	cpu1, err := procCPU(c.proc.Pid())
+	if err != nil {
+		return r, err
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	for i := range hs {
+		r.Approved += approved[i]
+		r.Declined += declined[i]
+	}
+	r.P50MS, r.P99MS = ms(percentile(all, 0.50)), ms(percentile(all, 0.99))
+	if len(all) > 0 {
+		r.MaxMS = ms(all[len(all)-1])
+	}
+	r.Seconds = elapsed.Seconds()
+	r.AchievedPerSecond = ratio(float64(r.Approved), r.Seconds)
+	if r.Approved > 0 {
+		r.ServerCPUUSPerApproval = us(cpu1-cpu0) / float64(r.Approved)
+	}
+	progress(o.Progress, "open loop: offered %.0f/s, achieved %.0f/s (%d approved, %d declined in %.2f s): p50 %.2f ms, p99 %.2f ms, max %.2f ms; %.0f µs server CPU per approval",
+		r.OfferedPerSecond, r.AchievedPerSecond, r.Approved, r.Declined, r.Seconds, r.P50MS, r.P99MS, r.MaxMS, r.ServerCPUUSPerApproval)
+	if r.Approved == 0 {
+		return r, fmt.Errorf("bench: open loop: no sale approved")
+	}
+	return r, nil
+}
+
+// poissonSchedules returns, for each of n handhelds, the offsets from the
+// start at which it sends its sales: a Poisson process of rate/n per
+// second over d, seeded by seed and the handheld's index, so a run's
+// schedule replays from its seed.
+func poissonSchedules(seed uint64, n int, rate float64, d time.Duration) [][]time.Duration {
+	out := make([][]time.Duration, n)
+	per := rate / float64(n) // arrivals per second per handheld
+	for i := range out {
+		rng := rand.New(rand.NewPCG(seed, 0x6f70656e+uint64(i))) // "open"
+		var t time.Duration
+		for {
+			t += time.Duration(rng.ExpFloat64() / per * float64(time.Second))
+			if t >= d {
+				break
+			}
+			out[i] = append(out[i], t)
+		}
+	}
+	return out
+}
