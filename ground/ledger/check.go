@@ -91,7 +91,7 @@ func checkAccountTotals(ctx context.Context, q Querier) ([]string, error) {
 		FROM (SELECT a.name, a.debits_posted, a.credits_posted, COALESCE(dd.sum, 0) AS d, COALESCE(cc.sum, 0) AS c
 			FROM ledger_accounts a
 			LEFT JOIN (SELECT debit_account AS id, SUM(amount) AS sum FROM ledger_transfers GROUP BY debit_account) dd ON dd.id = a.id
-			LEFT JOIN (SELECT credit_account AS id, SUM(amount) AS sum FROM ledger_transfers GROUP BY credit_account) cc ON cc.id = a.id)
+			LEFT JOIN (SELECT credit_account AS id, SUM(amount) AS sum FROM ledger_transfers GROUP BY credit_account) cc ON cc.id = a.id) AS totals
 		WHERE debits_posted <> d OR credits_posted <> c`,
 		"account %s (debits/credits)")
 }
@@ -107,7 +107,7 @@ func checkTransferCurrencies(ctx context.Context, q Querier) ([]string, error) {
 
 func checkFlags(ctx context.Context, q Querier) ([]string, error) {
 	return listProblems(ctx, q, `SELECT name FROM ledger_accounts
-		WHERE (flags & 1 AND debits_posted > credits_posted) OR (flags & 2 AND credits_posted > debits_posted)`,
+		WHERE ((flags & 1) <> 0 AND debits_posted > credits_posted) OR ((flags & 2) <> 0 AND credits_posted > debits_posted)`,
 		"account %s breaks its balance limit")
 }
 

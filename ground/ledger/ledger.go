@@ -211,6 +211,12 @@ var (
 	ErrAlreadyReversed = errors.New("transfer already reversed")
 	// ErrBatchTooLarge: more than MaxBatch transfers or accounts in one call.
 	ErrBatchTooLarge = errors.New("batch too large")
+	// ErrChangedUnderTransaction: Batch.Flush found an account's stored
+	// totals changed since the batch read them, which only a second writer
+	// inside the transaction can do (every writer holds the database's
+	// write lock: SQLite's, or store.BeginWrite's on PostgreSQL). A broken
+	// invariant.
+	ErrChangedUnderTransaction = errors.New("account changed under the transaction: invariant broken")
 )
 
 // MaxBatch is the most transfers Post, or accounts CreateAccounts, takes in

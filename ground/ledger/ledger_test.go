@@ -5,24 +5,22 @@ import (
 	"database/sql"
 	"errors"
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/airtab/airtab/ground/store"
+	"github.com/airtab/airtab/ground/store/storetest"
 	"github.com/airtab/airtab/protocol"
 )
+
+// TestMain runs the tests once on SQLite and once on PostgreSQL.
+func TestMain(m *testing.M) { storetest.Main(m) }
 
 var t0 = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 
 func openDB(t testing.TB) *sql.DB {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "ground.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.Open(t)
 	if err := Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -60,11 +61,66 @@ WHEN NEW.id IS NOT OLD.id OR NEW.name IS NOT OLD.name OR NEW.code IS NOT OLD.cod
 BEGIN SELECT RAISE(ABORT, 'ledger accounts change only by posting transfers'); END;
 `
 
-// Migrate creates the ledger's tables, indexes and triggers if they do not
-// exist. It is idempotent.
+// schemaPostgres is schema in PostgreSQL's dialect: BIGINT for INTEGER,
+// BYTEA for BLOB, and the triggers as PL/pgSQL. hex() is SQLite's, for
+// Check's messages.
+const schemaPostgres = `
+CREATE TABLE ledger_accounts (
+	id             BYTEA PRIMARY KEY CHECK (length(id) = 16),
+	name           TEXT NOT NULL UNIQUE,
+	code           BIGINT NOT NULL CHECK (code > 0),
+	currency       TEXT NOT NULL CHECK (length(currency) = 3),
+	flags          BIGINT NOT NULL,
+	debits_posted  BIGINT NOT NULL DEFAULT 0 CHECK (debits_posted >= 0),
+	credits_posted BIGINT NOT NULL DEFAULT 0 CHECK (credits_posted >= 0),
+	created_at     BIGINT NOT NULL
+);
+
+CREATE TABLE ledger_transfers (
+	id             BYTEA PRIMARY KEY CHECK (length(id) = 16),
+	debit_account  BYTEA NOT NULL REFERENCES ledger_accounts (id),
+	credit_account BYTEA NOT NULL REFERENCES ledger_accounts (id),
+	amount         BIGINT NOT NULL CHECK (amount > 0),
+	currency       TEXT NOT NULL,
+	code           BIGINT NOT NULL CHECK (code > 0),
+	ref            BYTEA NOT NULL CHECK (length(ref) = 16),
+	reverses       BYTEA UNIQUE REFERENCES ledger_transfers (id),
+	timestamp      BIGINT NOT NULL,
+	CHECK (debit_account <> credit_account)
+);
+CREATE INDEX ledger_transfers_ref ON ledger_transfers (ref);
+CREATE INDEX ledger_transfers_time ON ledger_transfers (timestamp);
+
+CREATE OR REPLACE FUNCTION hex(b BYTEA) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$ SELECT upper(encode(b, 'hex')) $$;
+
+CREATE FUNCTION ledger_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $$;
+CREATE TRIGGER ledger_transfers_no_update BEFORE UPDATE ON ledger_transfers
+FOR EACH ROW EXECUTE FUNCTION ledger_refuse('ledger transfers are immutable: post a reversal');
+CREATE TRIGGER ledger_transfers_no_delete BEFORE DELETE ON ledger_transfers
+FOR EACH ROW EXECUTE FUNCTION ledger_refuse('ledger transfers are immutable: post a reversal');
+CREATE TRIGGER ledger_accounts_no_delete BEFORE DELETE ON ledger_accounts
+FOR EACH ROW EXECUTE FUNCTION ledger_refuse('ledger accounts are never deleted');
+CREATE TRIGGER ledger_accounts_totals_only BEFORE UPDATE ON ledger_accounts
+FOR EACH ROW WHEN (NEW.id IS DISTINCT FROM OLD.id OR NEW.name IS DISTINCT FROM OLD.name OR NEW.code IS DISTINCT FROM OLD.code
+	OR NEW.currency IS DISTINCT FROM OLD.currency OR NEW.flags IS DISTINCT FROM OLD.flags OR NEW.created_at IS DISTINCT FROM OLD.created_at
+	OR NEW.debits_posted < OLD.debits_posted OR NEW.credits_posted < OLD.credits_posted)
+EXECUTE FUNCTION ledger_refuse('ledger accounts change only by posting transfers');
+`
+
+// migrations are the ledger's schema steps (store.Migrate). Version 1 is
+// the schema as it was before versions were recorded: on SQLite its
+// statements are idempotent so that it adopts such a database. Add steps at
+// the end; never edit one that has shipped.
+var migrations = []store.Migration{
+	{Version: 1, SQLite: schema, Postgres: schemaPostgres},
+}
+
+// Migrate brings the ledger's tables, indexes and triggers up to date
+// (store.Migrate, component "ledger"). It is idempotent.
 func Migrate(ctx context.Context, db *sql.DB) error {
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		return fmt.Errorf("ledger: migrate: %w", err)
+	if err := store.Migrate(ctx, db, "ledger", migrations); err != nil {
+		return fmt.Errorf("ledger: %w", err)
 	}
 	return nil
 }
@@ -188,7 +244,9 @@ func (b *Batch) Post(ctx context.Context, transfers ...Transfer) (Result, error)
 
 // Flush writes the posted totals of every account the batch changed. An
 // account whose stored totals changed since the batch loaded it means a
-// second writer inside the transaction: a broken invariant, so it fails.
+// second writer inside the transaction: a broken invariant, so it fails
+// with ErrChangedUnderTransaction. Any other error is the database's (a
+// lost connection): the transaction is lost, nothing is broken.
 func (b *Batch) Flush(ctx context.Context) error {
 	b.done = true
 	for id, o := range b.orig {
@@ -203,7 +261,7 @@ func (b *Batch) Flush(ctx context.Context) error {
 			return fmt.Errorf("ledger: update account %q: %w", a.Name, err)
 		}
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return fmt.Errorf("ledger: account %q changed under the transaction (rows %d, %v): invariant broken", a.Name, n, err)
+			return fmt.Errorf("ledger: account %q (rows %d, %v): %w", a.Name, n, err, ErrChangedUnderTransaction)
 		}
 	}
 	return nil
