@@ -41,8 +41,45 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// Role is which parts of ground one process runs. Several processes share
+// the work of one ground service only on a shared database (PostgreSQL) and
+// an external NATS: the API servers and the clearing workers then scale
+// and fail apart.
+type Role string
+
+// Roles.
+const (
+	// RoleAll runs every part in one process: the default, and the only
+	// role on SQLite or with the embedded nats-server.
+	RoleAll Role = "all"
+	// RoleAPI runs the HTTP API (registration, back office, /metrics), the
+	// manifest sync responder (a NATS queue group: API servers share the
+	// requests), the manifest notices and the heartbeat. No clearing
+	// consumer: invoices wait in JetStream for a clearing worker.
+	RoleAPI Role = "api"
+	// RoleClearing runs a clearing worker: the clearing service on the
+	// shared JetStream consumer (workers split the invoices between them),
+	// its retry round (one worker at a time, see store.TryLock), and on
+	// the HTTP address only /metrics and /healthz.
+	RoleClearing Role = "clearing"
+)
+
+// ParseRole parses a role name: all, api or clearing.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(s); r {
+	case RoleAll, RoleAPI, RoleClearing:
+		return r, nil
+	case "":
+		return RoleAll, nil
+	}
+	return "", fmt.Errorf("role %q: want all, api or clearing", s)
+}
+
 // Config configures Main. The zero value runs with the defaults below.
 type Config struct {
+	// Role is which parts this process runs. Default RoleAll. RoleAPI and
+	// RoleClearing need a shared PostgreSQL database and NATSURL.
+	Role Role
 	// DataDir holds the database, keys, token and JetStream files. It is
 	// created with mode 0700. Default "./airtab-ground".
 	DataDir string
@@ -119,6 +156,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.DataDir == "" {
 		c.DataDir = "airtab-ground"
+	}
+	if c.Role == "" {
+		c.Role = RoleAll
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = "127.0.0.1:8080"
@@ -231,10 +271,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.Close()
 		}
 	}()
+	if _, err := ParseRole(string(cfg.Role)); err != nil {
+		return err
+	}
+	if cfg.Role != RoleAll && cfg.NATSURL == "" {
+		return fmt.Errorf("role %s needs an external NATS (--nats-url) shared by every ground process: the embedded nats-server lives and dies with one process; run --role all for a single process", cfg.Role)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	if m.lock, err = store.LockDir(cfg.DataDir); err != nil {
+	if err := m.openDB(ctx); err != nil {
 		return err
 	}
 	keySet, err := m.loadIssuer()
@@ -244,9 +290,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	issuer := keySet.Signer()
 	token, err := m.backOfficeToken()
 	if err != nil {
-		return err
-	}
-	if m.db, err = store.Open(ctx, filepath.Join(cfg.DataDir, "ground.db")); err != nil {
 		return err
 	}
 	if m.reg, err = registry.New(ctx, m.db, registry.Config{Issuer: issuer, Trust: keySet.Trusted(), RevokedIssuers: keySet.Revoked(), Clock: cfg.Clock, Rand: cfg.Rand, Logger: m.log,
@@ -271,20 +314,29 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("wire services: %w", err)
 		}
 	}
-	if m.responder, err = natsvc.StartResponder(ctx, natsvc.ResponderConfig{Conn: m.nc, Source: m.reg, Logger: m.log}); err != nil {
-		return err
-	}
+	// Every role sends manifest notices: a clearing worker marking a
+	// passenger in arrears changes the flight's deny list too.
 	m.notifier = &natsvc.Notifier{Conn: m.nc, Logger: m.log}
 	m.reg.SetNotifier(m.notifier.Notify)
-	if m.heartbeat, err = natsvc.StartHeartbeat(natsvc.HeartbeatConfig{Conn: m.nc, Interval: cfg.HeartbeatInterval, Clock: cfg.Clock, Logger: m.log}); err != nil {
-		return err
+	if cfg.Role != RoleClearing {
+		if m.responder, err = natsvc.StartResponder(ctx, natsvc.ResponderConfig{Conn: m.nc, Source: m.reg, Logger: m.log}); err != nil {
+			return err
+		}
+		if m.heartbeat, err = natsvc.StartHeartbeat(natsvc.HeartbeatConfig{Conn: m.nc, Interval: cfg.HeartbeatInterval, Clock: cfg.Clock, Logger: m.log}); err != nil {
+			return err
+		}
 	}
 	m.startServices(ext.Services)
-	if err := m.startHTTP(api.Config{Registry: m.reg, Funder: ext.Funder, Charges: ext.Charges, Reports: ext.Reports, Wallet: walletweb.New(), BackOfficeToken: token, Clock: cfg.Clock, Logger: m.log, RateLimits: cfg.RateLimits}); err != nil {
+	if cfg.Role == RoleClearing {
+		err = m.startWorkerHTTP()
+	} else {
+		err = m.startHTTP(api.Config{Registry: m.reg, Funder: ext.Funder, Charges: ext.Charges, Reports: ext.Reports, Wallet: walletweb.New(), BackOfficeToken: token, Clock: cfg.Clock, Logger: m.log, RateLimits: cfg.RateLimits})
+	}
+	if err != nil {
 		return err
 	}
 	m.up = true
-	m.log.Info("ground service up", "http", m.httpAddr, "nats", m.natsURL, "data", cfg.DataDir,
+	m.log.Info("ground service up", "role", cfg.Role, "http", m.httpAddr, "nats", m.natsURL, "data", cfg.DataDir,
 		"issuer", issuer.ID(), "services", len(ext.Services),
 		"backoffice", "http://"+m.httpAddr+"/backoffice/", "metrics", "http://"+m.httpAddr+"/metrics")
 	return nil
@@ -368,6 +420,11 @@ func (m *Main) backOfficeToken() (string, error) {
 	}
 	t := hex.EncodeToString(raw)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// Another ground process sharing the directory made it first
+		// (roles other than all take no directory lock).
+		return m.backOfficeToken()
+	}
 	if err != nil {
 		return "", fmt.Errorf("back-office token: %w", err)
 	}
@@ -489,7 +546,13 @@ func (m *Main) wireClearing(ctx context.Context, d Deps) (Extensions, error) {
 	}
 	m.clearing = svc
 	d.Registry.SetFlightClosed(clearing.FlightClosed) // a closed flight takes no new wallet hold
-	return Extensions{Funder: svc, Charges: svc, Reports: svc.Reports().Handler(), Services: []Service{svc}}, nil
+	ext := Extensions{Funder: svc, Charges: svc, Reports: svc.Reports().Handler()}
+	if m.Config.Role != RoleAPI {
+		// An API server still uses the service's database side (wallet
+		// top-ups, receipts, reports, disputes) but does not consume.
+		ext.Services = []Service{svc}
+	}
+	return ext, nil
 }
 
 // Clearing returns the clearing service once Run has returned, when the
@@ -531,6 +594,54 @@ func (m *Main) startServices(svcs []Service) {
 	}
 }
 
+// openDB opens the ground database and takes the data directory's lock
+// when the directory holds something only one process may write.
+//
+// With SQLite (the database is a file in the directory) or the embedded
+// nats-server (its JetStream files are there) it does: a second ground
+// service on the directory is refused (store.LockDir), and roles other
+// than all are refused, since several processes cannot share either. On a
+// shared PostgreSQL with an external NATS nothing in the directory is
+// written after the first start but the issuer's public files, replaced
+// atomically with the same content by every process, so there is no lock
+// and the API servers and clearing workers of one machine may share the
+// directory for their keys. What needs one writer on the shared database
+// has a PostgreSQL advisory lock instead (see ground/store/writelock.go:
+// one lock every write transaction takes, which covers manifest serials,
+// sales against the limits and the ledger; store.TryLock for clearing's
+// retry round with the hold sweep).
+//
+// The database is opened before the lock is taken: opening a SQLite file
+// another ground service uses changes nothing in it (the WAL setting is
+// already made), and the lock then refuses this one.
+func (m *Main) openDB(ctx context.Context) (err error) {
+	cfg := m.Config
+	if m.db, err = store.Open(ctx, filepath.Join(cfg.DataDir, "ground.db")); err != nil {
+		return err
+	}
+	shared := store.IsPostgres(m.db)
+	if cfg.Role != RoleAll && !shared {
+		return fmt.Errorf("role %s needs a database shared by every ground process (PostgreSQL, --postgres URL): SQLite is a file of one process's data directory; run --role all for a single process", cfg.Role)
+	}
+	if !shared || cfg.NATSURL == "" {
+		if m.lock, err = store.LockDir(cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startWorkerHTTP serves a clearing worker's /metrics and /healthz.
+func (m *Main) startWorkerHTTP() error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	return m.listenHTTP(mux)
+}
+
 func (m *Main) startHTTP(cfg api.Config) error {
 	a, err := api.New(cfg)
 	if err != nil {
@@ -540,6 +651,11 @@ func (m *Main) startHTTP(cfg api.Config) error {
 	if err != nil {
 		return err
 	}
+	return m.listenHTTP(h)
+}
+
+// listenHTTP serves h on Config.HTTPAddr until Close.
+func (m *Main) listenHTTP(h http.Handler) error {
 	ln, err := net.Listen("tcp", m.Config.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("HTTP listen: %w", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/ledger"
+	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -152,7 +153,7 @@ func (s *Service) recordJobs(ctx context.Context, jobs []*job) (map[protocol.ID]
 		recs[rec.ID] = rec
 	}
 	if err := lb.Flush(ctx); err != nil {
-		return nil, false, fmt.Errorf("%w: %w", errInvariant, err)
+		return nil, false, flushErr(err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, false, fmt.Errorf("commit: %w", err)
@@ -299,13 +300,28 @@ type RetryStats struct {
 // are all in, or past HoldExpiry, are released (sweepHolds). It handles at
 // most RetryBatch invoices per call. Run calls
 // it at start (crash recovery) and every RetryInterval; tests call it
-// directly with a fake clock.
+// directly with a fake clock. Among workers sharing a PostgreSQL database
+// one runs a round at a time; the others' calls return zero stats.
 func (s *Service) RetryCollections(ctx context.Context) (RetryStats, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.BatchTimeout)
 	defer cancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var st RetryStats
+	// One round at a time across the clearing workers sharing a database
+	// (a PostgreSQL advisory lock; nothing to take on SQLite, which has one
+	// ground process): two rounds would make the same due charges twice,
+	// which the acquirer's idempotency key makes harmless but the tries
+	// count would not be. A worker that does not get it skips the round;
+	// the one holding it does the work.
+	unlock, ok, err := store.TryLock(ctx, s.db, store.RetryLockKey)
+	if err != nil {
+		return st, fmt.Errorf("clearing: retry: %w", err)
+	}
+	if !ok {
+		return st, nil
+	}
+	defer unlock()
 	due, err := dueInvoices(ctx, s.db, s.clock().UTC(), s.cfg.RetryBatch)
 	if err != nil {
 		return st, fmt.Errorf("clearing: retry: %w", err)
@@ -424,7 +440,7 @@ func (s *Service) syncArrears(ctx context.Context) error {
 	if len(done) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := store.BeginWrite(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("clearing: arrears: %w", err)
 	}

@@ -103,7 +103,7 @@ func (s *Service) ResolveDispute(ctx context.Context, id protocol.ID, charge boo
 		return InvoiceRecord{}, fmt.Errorf("clearing: resolve dispute of %s: %w", id, err)
 	}
 	if err := b.lb.Flush(ctx); err != nil {
-		return InvoiceRecord{}, fmt.Errorf("clearing: resolve dispute of %s: %w: %w", id, errInvariant, err)
+		return InvoiceRecord{}, fmt.Errorf("clearing: resolve dispute of %s: %w", id, flushErr(err))
 	}
 	if err := tx.Commit(); err != nil {
 		return InvoiceRecord{}, fmt.Errorf("clearing: resolve dispute of %s: commit: %w", id, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/airtab/airtab/ground/ledger"
 	"github.com/airtab/airtab/ground/registry"
+	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -143,7 +144,7 @@ func (s *Service) releaseFlightHoldsNow(ctx context.Context, f protocol.FlightID
 			return 0, nil
 		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := store.BeginWrite(ctx, s.db)
 	if err != nil {
 		return 0, err
 	}

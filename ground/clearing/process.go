@@ -250,7 +250,7 @@ func (s *Service) commitBatch(ctx context.Context, items []*item) ([]*job, bool,
 		}
 	}
 	if err := b.lb.Flush(ctx); err != nil {
-		return nil, false, fmt.Errorf("%w: %w", errInvariant, err)
+		return nil, false, flushErr(err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, false, fmt.Errorf("commit: %w", err)
@@ -685,6 +685,17 @@ func (s *Service) post(ctx context.Context, lb *ledger.Batch, created *[]ledger.
 		return classifyLedgerErr(err)
 	}
 	return nil
+}
+
+// flushErr classifies an error of ledger.Batch.Flush: an account changed
+// under the transaction is a broken invariant; anything else is the
+// database failing (a PostgreSQL restart drops the connection mid-batch),
+// after which the batch is redelivered and cleared anew.
+func flushErr(err error) error {
+	if errors.Is(err, ledger.ErrChangedUnderTransaction) {
+		return fmt.Errorf("%w: %w", errInvariant, err)
+	}
+	return fmt.Errorf("ledger flush: %w", err)
 }
 
 func classifyLedgerErr(err error) error {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/ledger"
+	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -118,8 +119,11 @@ type cachedTx struct {
 	stmts map[string]*sql.Stmt
 }
 
+// beginCached begins a write transaction (store.BeginWrite: on PostgreSQL
+// it takes the writer lock, so clearing workers sharing the database write
+// one at a time, as on SQLite).
 func beginCached(ctx context.Context, db *sql.DB) (*cachedTx, error) {
-	tx, err := db.BeginTx(ctx, nil)
+	tx, err := store.BeginWrite(ctx, db)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/ledger"
+	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -30,7 +31,7 @@ func (s *Service) TopUp(ctx context.Context, passenger protocol.ID, amount proto
 		return fmt.Errorf("top-up of %s: the amount must be positive", amount)
 	}
 	now := s.clock().UTC()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := store.BeginWrite(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("top-up: %w", err)
 	}

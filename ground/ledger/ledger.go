@@ -214,7 +214,7 @@ var (
 	// ErrChangedUnderTransaction: Batch.Flush found an account's stored
 	// totals changed since the batch read them, which only a second writer
 	// inside the transaction can do (every writer holds the database's
-	// write lock: SQLite's, or store.BeginWrite's on PostgreSQL). A broken
+	// write lock: SQLite's, or the writer advisory lock on PostgreSQL). A broken
 	// invariant.
 	ErrChangedUnderTransaction = errors.New("account changed under the transaction: invariant broken")
 )

@@ -26,6 +26,7 @@ import (
 
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground"
+	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -147,12 +148,6 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Registry, error) {
 	if err := createSchema(ctx, db); err != nil {
 		return nil, err
 	}
-	if err := createRevocationSchema(ctx, db); err != nil {
-		return nil, err
-	}
-	if err := createAircraftKeySchema(ctx, db); err != nil {
-		return nil, err
-	}
 	return r, nil
 }
 
@@ -211,10 +206,11 @@ func (l lockedReader) Read(p []byte) (int, error) {
 	return l.r.rand.Read(p)
 }
 
-// inTx runs fn in one transaction (BEGIN IMMEDIATE, as store.Open sets) and
-// commits when it returns nil.
+// inTx runs fn in one transaction (BEGIN IMMEDIATE, as store.Open sets; on
+// PostgreSQL under the writer lock, see ground/store/writelock.go) and commits when
+// it returns nil.
 func (r *Registry) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := r.db.BeginTx(ctx, nil)
+	tx, err := store.BeginWrite(ctx, r.db)
 	if err != nil {
 		return fmt.Errorf("registry: begin: %w", err)
 	}

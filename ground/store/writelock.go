@@ -5,60 +5,65 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+
+	"modernc.org/sqlite"
 )
 
 // Writers and once-only work on a database that several ground processes
 // share.
 //
-// SQLite has one writer: store.Open makes every transaction BEGIN
-// IMMEDIATE, so a transaction that reads and then writes (the next manifest
-// serial, a passenger's spend on a flight before a sale, a ledger account's
-// totals before Flush) sees nothing change under it. Registry, ledger and
-// clearing are written for that rule. On PostgreSQL several processes write
-// at once at READ COMMITTED, where the same code would lose updates (two
-// sales both under the limit, two manifests with one serial, and the
-// ledger's compare-and-set in Flush refusing a batch as a broken
-// invariant). BeginWrite keeps the rule there: every write transaction
-// takes one transaction-scoped advisory lock first, so write transactions
-// run one at a time across every process on the database, exactly as on
-// SQLite. What costs CPU (signature checks, receipt signing, acquirer calls,
-// NATS) happens outside those transactions and runs in parallel on every
-// worker; a finer lock (per passenger and flight) is a later refinement,
-// and needs the ledger's account updates to become increments first.
+// SQLite has one writer: Open makes every transaction BEGIN IMMEDIATE, so a
+// transaction that reads and then writes (the next manifest serial, a
+// passenger's spend on a flight before a sale, a ledger account's totals
+// before Flush) sees nothing change under it. Registry, ledger and clearing
+// are written for that rule. On PostgreSQL several processes write at once
+// at READ COMMITTED, where the same code would lose updates (two sales both
+// under the limit, two manifests with one serial, the ledger's
+// compare-and-set in Flush refusing a batch as a broken invariant). So there
+// every write transaction takes one transaction-scoped advisory lock,
+// WriterLockKey, as it begins (the PostgreSQL connection does it, see
+// postgres.go): write transactions run one at a time across every process on
+// the database, exactly as on SQLite. What costs CPU (signature checks,
+// receipt signing) and what waits on others (acquirer calls, NATS) happens
+// outside those transactions and runs in parallel on every worker.
 //
 // Work that must run in one process at a time, not merely in one
-// transaction (clearing's retry round: charges, arrears calls and the hold
-// sweep), takes a session-level advisory lock with TryLock; a process that
-// does not get it skips the round, and a process that dies lets it go with
-// its connection.
+// transaction (clearing's retry round: due charges, arrears calls and the
+// hold sweep), takes a session-level advisory lock with TryLock; a process
+// that does not get it skips the round, and a process that dies lets it go
+// with its connection.
 
 // Advisory lock keys on PostgreSQL. Stable numbers: every ground process of
-// a deployment must use the same ones. They spell "airtab" in the high bytes.
+// a deployment must use the same ones. The high bytes spell "airtab".
 const (
-	// WriterLockKey serialises write transactions (BeginWrite).
+	// WriterLockKey serialises write transactions.
 	WriterLockKey int64 = 0x6169727461620001
-	// RetryLockKey is held by the one clearing worker running a retry round.
+	// RetryLockKey is held by the one clearing worker running a retry
+	// round.
 	RetryLockKey int64 = 0x6169727461620002
 )
 
-// IsPostgres reports whether db is a PostgreSQL database opened by Open.
-func IsPostgres(db *sql.DB) bool { return DialectOf(db) == Postgres }
+// IsPostgres reports whether db is a PostgreSQL database, that is not a
+// SQLite one opened by Open.
+func IsPostgres(db *sql.DB) bool {
+	_, isSQLite := db.Driver().(*sqlite.Driver)
+	return !isSQLite
+}
 
-// BeginWrite begins a transaction that writes: on SQLite a plain BEGIN
-// (IMMEDIATE, as Open sets), on PostgreSQL a transaction that holds the
-// writer lock (pg_advisory_xact_lock(WriterLockKey)) until its commit or
-// rollback. See the comment above for why. The PostgreSQL connections Open
-// makes take that lock at the start of every transaction that is not
-// read-only (postgres.go), so BeginWrite is db.BeginTx on either store: it
-// names the intent where a transaction writes.
+// BeginWrite begins a transaction that writes. On SQLite it is BEGIN
+// IMMEDIATE (Open sets it), which takes the database's write lock; on
+// PostgreSQL the connection takes the writer lock (WriterLockKey) first
+// thing in the transaction, released by its commit or rollback. See the
+// comment above for why.
 func BeginWrite(ctx context.Context, db *sql.DB) (*sql.Tx, error) {
 	return db.BeginTx(ctx, nil)
 }
 
 // TryLock takes the session-level advisory lock key on PostgreSQL without
 // waiting. It reports whether it got the lock; unlock releases it and must
-// be called when ok. On SQLite the database has one ground process, so it
-// always succeeds and unlock does nothing.
+// be called when ok. On SQLite the database has one ground process (the
+// data directory's lock sees to it), so it always succeeds and unlock does
+// nothing.
 func TryLock(ctx context.Context, db *sql.DB, key int64) (unlock func(), ok bool, err error) {
 	if !IsPostgres(db) {
 		return func() {}, true, nil

@@ -78,6 +78,7 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (app.Config, error
 	fs.BoolVar(&cfg.NATSOpen, "nats-open", false, "let any client connect to the embedded NATS server with full rights (closed lab networks only); by default aircraft log in with their registered nkey and may use only their own subjects")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 0, "interval between heartbeats on airtab.v1.heartbeat (default 5s)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 0, "bound on each shutdown step: HTTP requests, services, NATS drain (default 15s)")
+	role := fs.String("role", "all", "which parts this process runs: all (everything, the default), api (HTTP API, back office, manifest sync, notices, heartbeat) or clearing (a clearing worker on the shared JetStream consumer, /metrics and /healthz on --http); api and clearing need a shared PostgreSQL (--postgres) and an external NATS (--nats-url)")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	scores := scoreRefs{}
 	fs.Var(scores, "score-ref", "pin the credit score of the passenger who registers with an external reference, as `ref=score` (300 to 850; repeatable), for labs and walkthroughs; everyone else gets the default scorer's")
@@ -88,6 +89,11 @@ Runs the Airtab ground service: the HTTP API (passenger registration and the
 back office), the NATS endpoint aircraft sync manifests from and replay
 invoices to (an embedded nats-server with JetStream unless --nats-url is
 given), and the wired services (clearing). Stops cleanly on SIGINT or SIGTERM.
+
+On a shared PostgreSQL and an external NATS, ground runs as several
+processes: any number of "--role api" servers behind a load balancer and
+"--role clearing" workers, which split the invoices of one JetStream
+consumer between them.
 
 Environment:
   %s   the back-office bearer token (at least 16 bytes). When unset,
@@ -107,6 +113,11 @@ Flags:
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
+	r, err := app.ParseRole(*role)
+	if err != nil {
+		return cfg, fmt.Errorf("--role: %w", err)
+	}
+	cfg.Role = r
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
 		return cfg, fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
