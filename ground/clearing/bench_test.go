@@ -1,8 +1,11 @@
 package clearing
 
 import (
+	"flag"
 	"fmt"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +15,11 @@ import (
 	"github.com/airtab/airtab/protocol"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// clearingProfile, when set, names a file for a CPU profile of the timed
+// part of BenchmarkClearing only (go test's -cpuprofile also covers signing
+// the invoices and filling the stream).
+var clearingProfile = flag.String("clearing.cpuprofile", "", "write a CPU profile of BenchmarkClearing's timed part to this file")
 
 // BenchmarkClearing measures clearing throughput: verify (aircraft and
 // device signatures, credential, caps), post to the ledger with one fsync
@@ -26,6 +34,7 @@ import (
 // several rounds, as shared machines are noisy.
 //
 //	go test -run '^$' -bench Clearing -benchtime 5000x ./ground/clearing/
+//	go test -run '^$' -bench Clearing -benchtime 5000x ./ground/clearing/ -args -clearing.cpuprofile /tmp/clearing.prof
 func BenchmarkClearing(b *testing.B) {
 	h := newHarness(b, func(c *Config) { c.AckWait, c.BatchTimeout = time.Minute, 25*time.Second })
 	const passengers = 512
@@ -70,6 +79,7 @@ func BenchmarkClearing(b *testing.B) {
 		b.Fatal(err)
 	}
 
+	stopProfile := startProfile(b, *clearingProfile)
 	b.ResetTimer()
 	start := time.Now()
 	h.start()
@@ -85,6 +95,7 @@ func BenchmarkClearing(b *testing.B) {
 	})
 	elapsed := time.Since(start)
 	b.StopTimer()
+	stopProfile()
 	h.stop()
 
 	rate := float64(b.N) / elapsed.Seconds()
@@ -95,6 +106,27 @@ func BenchmarkClearing(b *testing.B) {
 	b.ReportMetric(bound1, "bound1-invoices/s")
 	b.ReportMetric(rate/bound1, "ratio1")
 	h.checkLedger()
+}
+
+// startProfile starts a CPU profile into path, when path is set, and
+// returns the function that stops it.
+func startProfile(b *testing.B, path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
 }
 
 // verifyRate measures Ed25519 verifications per second on workers
