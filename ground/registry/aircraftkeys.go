@@ -8,6 +8,7 @@ import (
 
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground"
+	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/protocol"
 	"github.com/nats-io/nkeys"
 )
@@ -32,18 +33,18 @@ CREATE TABLE IF NOT EXISTS registry_aircraft_keys (
 CREATE INDEX IF NOT EXISTS registry_aircraft_keys_by_aircraft ON registry_aircraft_keys(aircraft, replaced_at);
 `
 
-func createAircraftKeySchema(ctx context.Context, db *sql.DB) error {
-	if _, err := db.ExecContext(ctx, aircraftKeySchema); err != nil {
-		return fmt.Errorf("registry: create aircraft key schema: %w", err)
+// upgradeAircraftKeys adds the compromised column to a SQLite database made
+// before keys could be retired as compromised.
+func upgradeAircraftKeys(ctx context.Context, tx *sql.Tx, d store.Dialect) error {
+	if d != store.SQLite {
+		return nil
 	}
-	// A database made before keys could be retired as compromised lacks
-	// the column.
 	var n int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('registry_aircraft_keys') WHERE name = 'compromised'`).Scan(&n); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('registry_aircraft_keys') WHERE name = 'compromised'`).Scan(&n); err != nil {
 		return fmt.Errorf("registry: inspect aircraft key schema: %w", err)
 	}
 	if n == 0 {
-		if _, err := db.ExecContext(ctx, `ALTER TABLE registry_aircraft_keys ADD COLUMN compromised INTEGER NOT NULL DEFAULT 0 CHECK (compromised IN (0, 1))`); err != nil {
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE registry_aircraft_keys ADD COLUMN compromised INTEGER NOT NULL DEFAULT 0 CHECK (compromised IN (0, 1))`); err != nil {
 			return fmt.Errorf("registry: add compromised to aircraft key schema: %w", err)
 		}
 	}

@@ -64,7 +64,7 @@ func (r *Registry) ListFlights(ctx context.Context, filter FlightFilter, limit i
 			(SELECT count(*) FROM registry_credentials c WHERE c.flight = f.id AND c.revoked_at IS NULL)
 		FROM registry_flights f
 		WHERE f.id LIKE ?1 AND (?2 = '' OR f.aircraft = ?2)
-		ORDER BY substr(f.id, -10), f.id LIMIT ?3`, date, string(filter.Aircraft), limit+1)
+		ORDER BY substr(f.id, length(f.id) - 9), f.id LIMIT ?3`, date, string(filter.Aircraft), limit+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("registry: list flights: %w", err)
 	}

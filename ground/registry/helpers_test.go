@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +13,7 @@ import (
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/ledger"
-	"github.com/airtab/airtab/ground/store"
+	"github.com/airtab/airtab/ground/store/storetest"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -37,6 +36,9 @@ func (c *testClock) Add(d time.Duration) {
 }
 
 // fixture is a registry over a real SQLite file with a real issuer key.
+// TestMain runs the tests once on SQLite and once on PostgreSQL.
+func TestMain(m *testing.M) { storetest.Main(m) }
+
 type fixture struct {
 	t      *testing.T
 	ctx    context.Context
@@ -54,11 +56,7 @@ var flightDate = time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "ground.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.Open(t)
 	issuer, err := crypto.GenerateKey(crypto.Issuer, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -64,13 +64,6 @@ CREATE TABLE IF NOT EXISTS registry_published_denials (
 // MaxNoteLen bounds a revocation's or reinstatement's note, in bytes.
 const MaxNoteLen = 200
 
-func createRevocationSchema(ctx context.Context, db *sql.DB) error {
-	if _, err := db.ExecContext(ctx, revocationSchema); err != nil {
-		return fmt.Errorf("registry: create revocation schema: %w", err)
-	}
-	return nil
-}
-
 // Revocation is a credential's open revocation.
 type Revocation struct {
 	Credential protocol.ID

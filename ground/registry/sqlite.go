@@ -11,6 +11,7 @@ import (
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/ledger"
+	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -141,14 +142,173 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// schemaPostgres is the registry's whole schema (schema, revocationSchema,
+// aircraftKeySchema) in PostgreSQL's dialect: BIGINT for INTEGER, BYTEA for
+// BLOB, BOOLEAN where Go stores a bool. Tables whose rows are listed in
+// insertion order (SQLite's rowid) get an identity column named rowid, so
+// the same ORDER BY rowid works on both.
+const schemaPostgres = `
+CREATE TABLE registry_passengers (
+	id           BYTEA PRIMARY KEY CHECK (length(id) = 16),
+	external_ref TEXT UNIQUE,
+	score        BIGINT NOT NULL,
+	funding      TEXT,
+	created_at   BIGINT NOT NULL
+);
+
+CREATE TABLE registry_scores (
+	passenger BYTEA NOT NULL REFERENCES registry_passengers(id),
+	seq       BIGINT NOT NULL,
+	score     BIGINT NOT NULL,
+	change    BIGINT NOT NULL,
+	reason    TEXT NOT NULL,
+	at        BIGINT NOT NULL,
+	PRIMARY KEY (passenger, seq)
+);
+
+CREATE TABLE registry_devices (
+	key         BYTEA PRIMARY KEY CHECK (length(key) = 32),
+	key_id      BYTEA NOT NULL,
+	passenger   BYTEA NOT NULL REFERENCES registry_passengers(id),
+	enrolled_at BIGINT NOT NULL
+);
+CREATE INDEX registry_devices_key_id ON registry_devices(key_id);
+CREATE INDEX registry_devices_passenger ON registry_devices(passenger);
+
+CREATE TABLE registry_arrears (
+	invoice    BYTEA PRIMARY KEY CHECK (length(invoice) = 16),
+	passenger  BYTEA NOT NULL REFERENCES registry_passengers(id),
+	marked_at  BIGINT NOT NULL,
+	cleared_at BIGINT
+);
+CREATE INDEX registry_arrears_open ON registry_arrears(passenger) WHERE cleared_at IS NULL;
+
+CREATE TABLE registry_aircraft (
+	id            TEXT PRIMARY KEY,
+	key           BYTEA NOT NULL UNIQUE CHECK (length(key) = 32),
+	nkey          TEXT NOT NULL,
+	registered_at BIGINT NOT NULL
+);
+
+CREATE TABLE registry_flights (
+	id         TEXT PRIMARY KEY,
+	aircraft   TEXT NOT NULL REFERENCES registry_aircraft(id),
+	currency   TEXT NOT NULL,
+	catalog    TEXT NOT NULL,
+	caps       TEXT NOT NULL,
+	created_at BIGINT NOT NULL,
+	updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE registry_crew (
+	flight   TEXT NOT NULL REFERENCES registry_flights(id),
+	crew_id  TEXT NOT NULL,
+	role     TEXT NOT NULL,
+	pin_hash TEXT NOT NULL,
+	PRIMARY KEY (flight, crew_id)
+);
+
+CREATE TABLE registry_credentials (
+	rowid      BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+	id         BYTEA PRIMARY KEY CHECK (length(id) = 16),
+	passenger  BYTEA NOT NULL REFERENCES registry_passengers(id),
+	flight     TEXT NOT NULL REFERENCES registry_flights(id),
+	device     BYTEA NOT NULL,
+	raw        BYTEA NOT NULL,
+	issued_at  BIGINT NOT NULL,
+	revoked_at BIGINT
+);
+CREATE UNIQUE INDEX registry_credentials_live ON registry_credentials(passenger, flight) WHERE revoked_at IS NULL;
+CREATE INDEX registry_credentials_flight ON registry_credentials(flight, rowid);
+CREATE INDEX registry_credentials_device ON registry_credentials(device);
+
+CREATE TABLE registry_manifests (
+	flight     TEXT NOT NULL REFERENCES registry_flights(id),
+	serial     BIGINT NOT NULL CHECK (serial > 0),
+	raw        BYTEA NOT NULL,
+	issued_at  BIGINT NOT NULL,
+	expires_at BIGINT NOT NULL,
+	PRIMARY KEY (flight, serial)
+);
+
+CREATE TABLE registry_deltas (
+	flight      TEXT NOT NULL,
+	base_serial BIGINT NOT NULL,
+	seq         BIGINT NOT NULL CHECK (seq > 0),
+	raw         BYTEA NOT NULL,
+	issued_at   BIGINT NOT NULL,
+	PRIMARY KEY (flight, base_serial, seq),
+	FOREIGN KEY (flight, base_serial) REFERENCES registry_manifests(flight, serial)
+);
+
+CREATE TABLE registry_published_roster (
+	flight TEXT NOT NULL,
+	serial BIGINT NOT NULL,
+	hash   BYTEA NOT NULL,
+	PRIMARY KEY (flight, serial)
+);
+
+CREATE TABLE registry_published_credentials (
+	flight     TEXT NOT NULL,
+	serial     BIGINT NOT NULL,
+	credential BYTEA NOT NULL,
+	PRIMARY KEY (flight, serial, credential)
+);
+
+CREATE TABLE registry_revocations (
+	rowid          BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+	credential     BYTEA NOT NULL CHECK (length(credential) = 16),
+	passenger      BYTEA NOT NULL CHECK (length(passenger) = 16),
+	device         BYTEA NOT NULL CHECK (length(device) = 32),
+	flight         TEXT NOT NULL,
+	reason         BIGINT NOT NULL CHECK (reason BETWEEN 2 AND 5),
+	note           TEXT NOT NULL,
+	revoked_at     BIGINT NOT NULL,
+	reinstated_at  BIGINT,
+	reinstate_note TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX registry_revocations_open ON registry_revocations(credential) WHERE reinstated_at IS NULL;
+CREATE INDEX registry_revocations_device ON registry_revocations(device) WHERE reinstated_at IS NULL;
+CREATE INDEX registry_revocations_passenger ON registry_revocations(passenger) WHERE reinstated_at IS NULL;
+
+CREATE TABLE registry_published_denials (
+	flight     TEXT NOT NULL,
+	serial     BIGINT NOT NULL,
+	passenger  BYTEA NOT NULL,
+	credential BYTEA NOT NULL,
+	device     BYTEA NOT NULL,
+	reason     BIGINT NOT NULL,
+	PRIMARY KEY (flight, serial, passenger, credential, device, reason)
+);
+
+CREATE TABLE registry_aircraft_keys (
+	rowid       BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+	aircraft    TEXT NOT NULL REFERENCES registry_aircraft(id),
+	key         BYTEA NOT NULL UNIQUE CHECK (length(key) = 32),
+	since       BIGINT NOT NULL,
+	replaced_at BIGINT NOT NULL,
+	compromised BOOLEAN NOT NULL DEFAULT false
+);
+CREATE INDEX registry_aircraft_keys_by_aircraft ON registry_aircraft_keys(aircraft, replaced_at);
+`
+
+// migrations are the registry's schema steps (store.Migrate). Version 1 is
+// the schema as it was before versions were recorded: on SQLite its
+// statements are idempotent, and its upgrade of older databases
+// (upgradeAircraftKeys) stays, so that it adopts any database made before.
+// Add steps at the end; never edit one that has shipped.
+var migrations = []store.Migration{
+	{Version: 1, SQLite: schema + revocationSchema + aircraftKeySchema, Postgres: schemaPostgres, Func: upgradeAircraftKeys},
+}
+
 func createSchema(ctx context.Context, db *sql.DB) error {
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		return fmt.Errorf("registry: create schema: %w", err)
-	}
 	// Opting in with a prepaid wallet holds money in the ledger (holds.go),
 	// in the same database and transaction.
 	if err := ledger.Migrate(ctx, db); err != nil {
 		return fmt.Errorf("registry: create schema: %w", err)
+	}
+	if err := store.Migrate(ctx, db, "registry", migrations); err != nil {
+		return fmt.Errorf("registry: %w", err)
 	}
 	return nil
 }
