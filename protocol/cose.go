@@ -190,6 +190,27 @@ func (s *Signed[T]) Verify(pub crypto.PublicKey, external []byte) error {
 	return nil
 }
 
+// AddToBatch queues the signature, as Verify would check it with pub, in
+// b: a verifier with many messages in hand checks them together
+// (crypto.Batch.Verify) and reads the answer at the returned index. It
+// makes Verify's checks that need no arithmetic first, and returns the
+// error Verify would for a key of the wrong purpose or id; nothing is
+// queued then.
+func (s *Signed[T]) AddToBatch(b *crypto.Batch, pub crypto.PublicKey, external []byte) (int, error) {
+	k := s.Body.kind()
+	if pub.Purpose() != k.signer {
+		return 0, fmt.Errorf("verify %s: key is a %s key, want %s: %w", k.name, pub.Purpose(), k.signer, ErrSignature)
+	}
+	if pub.ID() != s.KeyID {
+		return 0, fmt.Errorf("verify %s: signed by key %s, not %s: %w", k.name, s.KeyID, pub.ID(), ErrSignature)
+	}
+	tbs, err := sigStructure(s.protected, ExternalAAD(k.domain, external), s.payload)
+	if err != nil {
+		return 0, err
+	}
+	return b.AddRaw(pub, tbs, s.signature), nil
+}
+
 // VerifyTrusted checks the signature against every key in tl with the
 // message's key id and the kind's signer purpose that is valid at time at.
 // It returns the key that verified.
