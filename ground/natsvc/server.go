@@ -7,6 +7,8 @@
 //	streams.go    EnsureStreams: AIRTAB_INVOICES and AIRTAB_RECEIPTS
 //	responder.go  Responder: manifest and delta requests → the registry
 //	heartbeat.go  Heartbeat: ground's clock on airtab.v1.heartbeat
+//	callout.go    Callout: an external cluster's auth callout, aircraft by registered nkey
+//	natscluster/  an in-process JetStream cluster for tests and the simulator
 package natsvc
 
 import (

@@ -12,6 +12,7 @@ package natscluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // Account is the NATS account the cluster's clients and streams live in
@@ -42,14 +44,36 @@ type Config struct {
 	Dir string
 	// Name is the cluster's name. Default "airtab".
 	Name string
+	// Callout, when set, turns on authorization by ground's auth callout
+	// (natsvc.Callout) on every node. Default: none, any client may
+	// connect with full rights.
+	Callout *Callout
 	// Configure, when set, edits each node's options before it starts (and
-	// again before a Restart): authorization, an auth callout.
+	// again before a Restart), after Callout is applied.
 	Configure func(node int, opts *server.Options) error
 	// ReadyTimeout bounds the wait for a node to accept connections and for
 	// the cluster to elect its JetStream meta leader. Default 30 s.
 	ReadyTimeout time.Duration
 	// Logger receives the servers' warnings and errors. Default: discarded.
 	Logger *slog.Logger
+}
+
+// Callout is the authorization of a cluster whose clients are let in by
+// ground's auth callout, as in production (see natsvc's callout.go):
+// ground logs in with its own nkey and answers for everyone else.
+type Callout struct {
+	// GroundNKey is ground's public user nkey ("U…"), the one auth user.
+	GroundNKey string
+	// Issuer is the public key of the account nkey ("A…") that signs the
+	// callout's answers.
+	Issuer string
+}
+
+// apply writes the callout authorization into opts. Listing ground's nkey
+// also makes the server send every client a nonce to sign.
+func (a *Callout) apply(opts *server.Options) {
+	opts.Nkeys = []*server.NkeyUser{{Nkey: a.GroundNKey}}
+	opts.AuthCallout = &server.AuthCallout{Issuer: a.Issuer, AuthUsers: []string{a.GroundNKey}}
 }
 
 // Cluster is a running in-process JetStream cluster.
@@ -135,6 +159,9 @@ func (c *Cluster) newServer(i int) (*server.Server, error) {
 			NoAdvertise: true, // clients use only the URLs they were given
 		},
 		Routes: server.RoutesFromStr(strings.Join(routes, ",")),
+	}
+	if c.cfg.Callout != nil {
+		c.cfg.Callout.apply(opts)
 	}
 	if c.cfg.Configure != nil {
 		if err := c.cfg.Configure(i, opts); err != nil {
@@ -281,6 +308,35 @@ func (c *Cluster) WaitStreamLeader(ctx context.Context, stream string, not int) 
 		return true
 	})
 	return leader, err
+}
+
+// ConsumerLeader is the node leading consumer on stream (in Account).
+func (c *Cluster) ConsumerLeader(stream, consumer string) (int, error) {
+	for i, s := range c.running() {
+		if s.JetStreamIsConsumerLeader(Account, stream, consumer) {
+			return i, nil
+		}
+	}
+	return -1, fmt.Errorf("natscluster: consumer %s on %s has no leader on a running node", consumer, stream)
+}
+
+// MoveConsumerLeader has consumer on stream step down, asking JetStream
+// to make node its new leader, and waits until node leads it. The request
+// goes over nc, which needs the rights to the JetStream API.
+func (c *Cluster) MoveConsumerLeader(ctx context.Context, nc *nats.Conn, stream, consumer string, node int) error {
+	req, err := json.Marshal(map[string]any{"placement": map[string]string{"preferred": c.NodeName(node)}})
+	if err != nil {
+		return err
+	}
+	return c.poll(ctx, fmt.Sprintf("consumer %s leader on %s", consumer, c.NodeName(node)), func() bool {
+		if i, err := c.ConsumerLeader(stream, consumer); err == nil && i == node {
+			return true
+		}
+		// A stepdown during an election is refused; the next round asks
+		// again.
+		_, _ = nc.Request("$JS.API.CONSUMER.LEADER.STEPDOWN."+stream+"."+consumer, req, 2*time.Second)
+		return false
+	})
 }
 
 // poll calls cond until it is true, ctx ends or ReadyTimeout passes.

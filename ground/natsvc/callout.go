@@ -1,0 +1,294 @@
+package natsvc
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/airtab/airtab/protocol"
+)
+
+// The auth callout: how an external NATS cluster lets in each aircraft by
+// its registered nkey, with the same per-aircraft permissions the embedded
+// server gives it (Auth), without the cluster's configuration listing the
+// aircraft. Each nats-server of the cluster is configured with
+//
+//	authorization {
+//	  users: [ { nkey: <ground's user nkey> } ]
+//	  auth_callout {
+//	    issuer: <the callout account nkey's public key>
+//	    auth_users: [ <ground's user nkey> ]
+//	  }
+//	}
+//
+// Ground logs in as an auth user with its own nkey; every other client's
+// CONNECT makes the server ask ground, on $SYS.REQ.USER.AUTH, in a JWT it
+// signs. Ground answers with a user JWT signed by the callout account key:
+// the aircraft's subjects (protocol.AircraftPermissions) for a registered
+// nkey whose signature over the server's nonce checks out, a refusal for
+// anything else. Listing ground's nkey also makes the servers send every
+// client a nonce, without which an nkey cannot be proved.
+
+// CalloutSubject is where nats-servers send authorization requests.
+const CalloutSubject = "$SYS.REQ.USER.AUTH"
+
+// DefaultCalloutUserTTL is how long an aircraft's authorization lasts
+// before the server closes the connection and the aircraft, reconnecting,
+// is asked about again: the bound on how long a re-keyed or removed
+// aircraft keeps a connection it had.
+const DefaultCalloutUserTTL = time.Hour
+
+// Identities lists the registered aircraft and their public user nkeys;
+// (*registry.Registry).NATSIdentities is one.
+type Identities func(ctx context.Context) (map[protocol.AircraftID]string, error)
+
+// CalloutConfig configures StartCallout. Conn, Issuer and Identities are
+// required.
+type CalloutConfig struct {
+	// Conn is ground's connection, logged in as one of the servers'
+	// auth_users.
+	Conn *nats.Conn
+	// Issuer is the callout account key pair (its seed starts "SA"), whose
+	// public key the servers' auth_callout.issuer names.
+	Issuer nkeys.KeyPair
+	// Identities are the aircraft let in.
+	Identities Identities
+	// Account is the NATS account aircraft are placed in. Default "$G",
+	// nats-server's global account, where ground and the streams are
+	// when the servers configure no accounts.
+	Account string
+	// Queue is the queue group, so several ground processes share the
+	// requests. Default "airtab-ground-auth".
+	Queue string
+	// UserTTL bounds an authorization's life. Default
+	// DefaultCalloutUserTTL (1 hour).
+	UserTTL time.Duration
+	// Timeout bounds the registry lookup of one request. Default 2 s,
+	// under the servers' default authorization timeout.
+	Timeout time.Duration
+	// Clock. Default time.Now.
+	Clock func() time.Time
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Callout answers the servers' authorization requests. Stop it with Stop.
+type Callout struct {
+	cfg    CalloutConfig
+	issuer string // the issuer's public key
+	sub    *nats.Subscription
+	wg     sync.WaitGroup
+}
+
+// StartCallout subscribes to CalloutSubject. When it returns, the
+// subscription is registered with the server.
+func StartCallout(cfg CalloutConfig) (*Callout, error) {
+	if cfg.Conn == nil || cfg.Issuer == nil || cfg.Identities == nil {
+		return nil, errors.New("natsvc: CalloutConfig.Conn, Issuer and Identities are required")
+	}
+	pub, err := cfg.Issuer.PublicKey()
+	if err != nil || !nkeys.IsValidPublicAccountKey(pub) {
+		return nil, fmt.Errorf("natsvc: auth callout issuer %q is not an account nkey (its seed starts SA)", pub)
+	}
+	if cfg.Account == "" {
+		cfg.Account = "$G"
+	}
+	if cfg.Queue == "" {
+		cfg.Queue = "airtab-ground-auth"
+	}
+	if cfg.UserTTL <= 0 {
+		cfg.UserTTL = DefaultCalloutUserTTL
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Callout{cfg: cfg, issuer: pub}
+	c.sub, err = cfg.Conn.QueueSubscribe(CalloutSubject, cfg.Queue, c.handle)
+	if err != nil {
+		return nil, fmt.Errorf("natsvc: auth callout subscribe: %w", err)
+	}
+	if err := cfg.Conn.Flush(); err != nil {
+		c.sub.Unsubscribe()
+		return nil, fmt.Errorf("natsvc: auth callout subscribe: %w", err)
+	}
+	cfg.Logger.Info("NATS auth callout started", "subject", CalloutSubject, "issuer", pub, "account", cfg.Account)
+	return c, nil
+}
+
+// Stop unsubscribes and waits for the request in hand.
+func (c *Callout) Stop() {
+	c.sub.Unsubscribe()
+	c.wg.Wait()
+}
+
+// handle answers one authorization request. A request that cannot be
+// decoded gets no answer (the server times out and refuses the client);
+// everything else gets a signed grant or a signed refusal.
+func (c *Callout) handle(m *nats.Msg) {
+	c.wg.Add(1)
+	defer c.wg.Done()
+	req, err := jwt.DecodeAuthorizationRequestClaims(string(m.Data))
+	if err != nil {
+		c.cfg.Logger.Warn("NATS auth callout: undecodable request", "err", err)
+		return
+	}
+	userJWT, aircraft, deny := c.authorize(req)
+	resp := jwt.NewAuthorizationResponseClaims(req.UserNkey)
+	resp.Audience = req.Server.ID
+	if deny != nil {
+		resp.Error = deny.Error()
+		c.cfg.Logger.Warn("NATS auth callout: refused", "nkey", req.ConnectOptions.Nkey, "client", req.ClientInformation.Name,
+			"host", req.ClientInformation.Host, "server", req.Server.Name, "reason", deny)
+	} else {
+		resp.Jwt = userJWT
+		c.cfg.Logger.Debug("NATS auth callout: aircraft let in", "aircraft", aircraft, "server", req.Server.Name)
+	}
+	token, err := resp.Encode(c.cfg.Issuer)
+	if err != nil {
+		c.cfg.Logger.Error("NATS auth callout: sign response", "err", err)
+		return
+	}
+	if err := m.Respond([]byte(token)); err != nil {
+		c.cfg.Logger.Warn("NATS auth callout: respond", "err", err)
+	}
+}
+
+// authorize checks the client's nkey and its signature over the server's
+// nonce, finds the aircraft registered with it, and returns the signed user
+// JWT that gives it its permissions, or why not.
+func (c *Callout) authorize(req *jwt.AuthorizationRequestClaims) (userJWT string, aircraft protocol.AircraftID, deny error) {
+	opts := req.ConnectOptions
+	if opts.Nkey == "" {
+		return "", "", errors.New("not an aircraft: no nkey")
+	}
+	if !nkeys.IsValidPublicUserKey(opts.Nkey) {
+		return "", "", fmt.Errorf("%q is not a public user nkey", opts.Nkey)
+	}
+	if err := verifyNonce(opts.Nkey, req.ClientInformation.Nonce, opts.SignedNonce); err != nil {
+		return "", "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	defer cancel()
+	ids, err := c.cfg.Identities(ctx)
+	if err != nil {
+		c.cfg.Logger.Error("NATS auth callout: aircraft lookup", "err", err)
+		return "", "", errors.New("internal error")
+	}
+	for id, nk := range ids {
+		if nk == opts.Nkey {
+			aircraft = id
+			break
+		}
+	}
+	if aircraft == "" {
+		return "", "", fmt.Errorf("nkey %s is not registered to an aircraft", opts.Nkey)
+	}
+	pub, sub := protocol.AircraftPermissions(aircraft)
+	uc := jwt.NewUserClaims(req.UserNkey)
+	uc.Name = string(aircraft)
+	uc.Audience = c.cfg.Account
+	uc.IssuedAt = c.cfg.Clock().Unix()
+	uc.Expires = c.cfg.Clock().Add(c.cfg.UserTTL).Unix()
+	uc.Pub.Allow.Add(pub...)
+	uc.Sub.Allow.Add(sub...)
+	userJWT, err = uc.Encode(c.cfg.Issuer)
+	if err != nil {
+		c.cfg.Logger.Error("NATS auth callout: sign user", "aircraft", aircraft, "err", err)
+		return "", "", errors.New("internal error")
+	}
+	return userJWT, aircraft, nil
+}
+
+// verifyNonce checks sig, the client's signature over the server's nonce,
+// with the client's public nkey. nats.go sends it in unpadded URL-safe
+// base64; nats-server also accepts standard base64, and so does this.
+func verifyNonce(nkey, nonce, sig string) error {
+	if nonce == "" || sig == "" {
+		return errors.New("no signed nonce: the servers must send a nonce (list ground's nkey in their authorization users)")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil {
+		if raw, err = base64.StdEncoding.DecodeString(sig); err != nil {
+			return errors.New("signature over the nonce is not base64")
+		}
+	}
+	kp, err := nkeys.FromPublicKey(nkey)
+	if err != nil {
+		return fmt.Errorf("nkey %s: %w", nkey, err)
+	}
+	if err := kp.Verify([]byte(nonce), raw); err != nil {
+		return fmt.Errorf("nkey %s: signature over the nonce does not verify", nkey)
+	}
+	return nil
+}
+
+// LoadOrCreateNKey reads the nkey seed in file, or creates one of the given
+// kind (nkeys.PrefixByteUser for ground's identity, PrefixByteAccount for
+// the callout issuer) with mode 0600 and its public key beside it in
+// file.pub. created says it was made now.
+func LoadOrCreateNKey(file string, kind nkeys.PrefixByte) (kp nkeys.KeyPair, created bool, err error) {
+	b, err := os.ReadFile(file)
+	switch {
+	case err == nil:
+		kp, err = nkeys.FromSeed([]byte(strings.TrimSpace(string(b))))
+		if err != nil {
+			return nil, false, fmt.Errorf("nkey seed %s: %w", file, err)
+		}
+		if p := nkeys.Prefix(mustPublic(kp)); p != kind {
+			return nil, false, fmt.Errorf("nkey seed %s: a %s key, want a %s key", file, p, kind)
+		}
+		return kp, false, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, false, fmt.Errorf("nkey seed: %w", err)
+	}
+	kp, err = nkeys.CreatePair(kind)
+	if err != nil {
+		return nil, false, err
+	}
+	seed, _ := kp.Seed()
+	if err := writeNew(file, append(seed, '\n')); err != nil {
+		return nil, false, err
+	}
+	if err := writeNew(file+".pub", []byte(mustPublic(kp)+"\n")); err != nil {
+		return nil, false, err
+	}
+	return kp, true, nil
+}
+
+func mustPublic(kp nkeys.KeyPair) string {
+	p, err := kp.PublicKey()
+	if err != nil {
+		panic("natsvc: nkey without a public key: " + err.Error())
+	}
+	return p
+}
+
+// writeNew creates file (mode 0600) with b and syncs it; it fails if the
+// file exists.
+func writeNew(file string, b []byte) error {
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("nkey: %w", err)
+	}
+	_, werr := f.Write(b)
+	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+		return fmt.Errorf("nkey: write %s: %w", file, err)
+	}
+	return nil
+}
