@@ -39,6 +39,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 )
 
 // Role is which parts of ground one process runs. Several processes share
@@ -107,6 +108,19 @@ type Config struct {
 	// servers. An existing stream with another count is changed to it.
 	// Default 1.
 	NATSReplicas int
+	// NATSNKeyFile is ground's own nkey seed file (a user nkey) on an
+	// external NATS: ground logs in with it, as the servers' one auth
+	// user (see natsvc's callout.go). Created (mode 0600, its public key
+	// in NATSNKeyFile.pub) on first start. Only with NATSURL. Default:
+	// none, ground connects without credentials.
+	NATSNKeyFile string
+	// NATSCalloutKeyFile is the auth callout's account nkey seed file.
+	// When set, ground answers the external servers' authorization
+	// requests (natsvc.Callout): each registered aircraft is let in by
+	// its nkey, limited to its own subjects, as on the embedded server.
+	// Created like NATSNKeyFile; the servers' auth_callout.issuer is its
+	// public key. Needs NATSNKeyFile. Default: none.
+	NATSCalloutKeyFile string
 	// IssuerKeyFile is the first issuer private key file, created on first
 	// start. Later keys (ground keys add, rotate) are files of their own,
 	// and the set of them is <DataDir>/issuer-keys.json (ground/keys); each
@@ -242,6 +256,7 @@ type Main struct {
 	ncClosed  chan struct{}
 	natsURL   string
 	responder *natsvc.Responder
+	callout   *natsvc.Callout
 	notifier  *natsvc.Notifier
 	heartbeat *natsvc.Heartbeat
 	httpSrv   *http.Server
@@ -455,6 +470,20 @@ func (m *Main) startNATS(ctx context.Context) (jetstream.JetStream, error) {
 	if cfg.NATSURL == "" && cfg.NATSReplicas > 1 {
 		return nil, fmt.Errorf("NATS stream replicas %d need an external JetStream cluster (a NATS URL): the embedded server is a single node", cfg.NATSReplicas)
 	}
+	if cfg.NATSURL == "" && (cfg.NATSNKeyFile != "" || cfg.NATSCalloutKeyFile != "") {
+		return nil, errors.New("the NATS nkey and auth callout key files are for an external NATS (a NATS URL); the embedded server makes its own authorization")
+	}
+	if cfg.NATSCalloutKeyFile != "" && cfg.NATSNKeyFile == "" {
+		return nil, errors.New("the NATS auth callout needs ground's own NATS nkey file: ground must log in as the servers' auth user to answer them")
+	}
+	if cfg.NATSNKeyFile != "" {
+		kp, err := m.natsKey(cfg.NATSNKeyFile, nkeys.PrefixByteUser, "ground NATS nkey created: list its public key in every server's authorization users and auth_callout auth_users")
+		if err != nil {
+			return nil, err
+		}
+		pub, _ := kp.PublicKey()
+		opts = append(opts, nats.Nkey(pub, kp.Sign))
+	}
 	if cfg.NATSURL == "" {
 		host, port, err := splitListen(cfg.NATSListen)
 		if err != nil {
@@ -479,11 +508,35 @@ func (m *Main) startNATS(ctx context.Context) (jetstream.JetStream, error) {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", m.natsURL, err)
 	}
 	m.nc = nc
+	if cfg.NATSCalloutKeyFile != "" {
+		issuer, err := m.natsKey(cfg.NATSCalloutKeyFile, nkeys.PrefixByteAccount, "NATS auth callout key created: set every server's auth_callout issuer to its public key")
+		if err != nil {
+			return nil, err
+		}
+		if m.callout, err = natsvc.StartCallout(natsvc.CalloutConfig{Conn: nc, Issuer: issuer, Identities: m.reg.NATSIdentities,
+			Clock: cfg.Clock, Logger: m.log}); err != nil {
+			return nil, err
+		}
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
 	}
 	return js, nil
+}
+
+// natsKey loads the nkey seed in file, or creates it and logs created with
+// the file and public key.
+func (m *Main) natsKey(file string, kind nkeys.PrefixByte, created string) (nkeys.KeyPair, error) {
+	kp, made, err := natsvc.LoadOrCreateNKey(file, kind)
+	if err != nil {
+		return nil, err
+	}
+	if made {
+		pub, _ := kp.PublicKey()
+		m.log.Warn(created, "file", file, "public", pub)
+	}
+	return kp, nil
 }
 
 // connectURL is the URL ground's own connection dials. In process it is
@@ -701,6 +754,9 @@ func (m *Main) Close() error {
 	}
 	if m.responder != nil {
 		m.responder.Stop()
+	}
+	if m.callout != nil {
+		m.callout.Stop()
 	}
 	if m.notifier != nil {
 		m.notifier.Stop()

@@ -334,7 +334,7 @@ func TestServeCommand(t *testing.T) {
 // TestHelpAndUsage pins the Go tools' conventions: help on stdout with exit
 // 0, a bad command line on stderr with the usage and exit 2.
 func TestHelpAndUsage(t *testing.T) {
-	serveFlags := []string{"-data-dir", "-http", "-nats-listen", "-nats-url", "-nats-replicas", "-nats-tls-cert", "-nats-tls-key", "-issuer-key", "-heartbeat", "-shutdown-timeout", "-log-level", tokenEnv}
+	serveFlags := []string{"-data-dir", "-http", "-nats-listen", "-nats-url", "-nats-replicas", "-nats-nkey", "-nats-callout-key", "-nats-tls-cert", "-nats-tls-key", "-issuer-key", "-heartbeat", "-shutdown-timeout", "-log-level", tokenEnv}
 	reportFlags := []string{"-flight", "-settlement", "-format", "-data-dir"}
 	commands := []string{"serve", "report", "help"}
 	for _, tc := range []struct {
