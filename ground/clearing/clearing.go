@@ -46,6 +46,7 @@ import (
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/ledger"
+	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/protocol"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -311,17 +312,15 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}, nil
 }
 
-// Migrate creates the ledger's and clearing's tables in db if they do not
-// exist. New calls it; the report CLI may call it on a fresh database.
+// Migrate brings the ledger's and clearing's tables in db up to date
+// (store.Migrate, components "ledger" and "clearing"). New calls it; the
+// report CLI may call it on a fresh database.
 func Migrate(ctx context.Context, db *sql.DB) error {
 	if err := ledger.Migrate(ctx, db); err != nil {
 		return err
 	}
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		return fmt.Errorf("clearing: migrate: %w", err)
-	}
-	if err := upgradeCounters(ctx, db); err != nil {
-		return fmt.Errorf("clearing: migrate: %w", err)
+	if err := store.Migrate(ctx, db, "clearing", migrations); err != nil {
+		return fmt.Errorf("clearing: %w", err)
 	}
 	return nil
 }

@@ -8,14 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/clearing/clearingtest"
 	"github.com/airtab/airtab/ground/ledger"
-	"github.com/airtab/airtab/ground/store"
+	"github.com/airtab/airtab/ground/store/storetest"
 	"github.com/airtab/airtab/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,6 +46,9 @@ type harness struct {
 	done   chan error
 }
 
+// TestMain runs the tests once on SQLite and once on PostgreSQL.
+func TestMain(m *testing.M) { storetest.Main(m) }
+
 func testLogger() *slog.Logger {
 	if os.Getenv("CLEARING_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -57,11 +59,7 @@ func testLogger() *slog.Logger {
 func newHarness(t testing.TB, tweak ...func(*Config)) *harness {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "ground.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.Open(t)
 	_, nc, js := clearingtest.StartJetStream(t)
 	if err := EnsureStreams(ctx, js); err != nil {
 		t.Fatal(err)

@@ -111,6 +111,96 @@ CREATE TABLE IF NOT EXISTS clearing_closes (
 CREATE INDEX IF NOT EXISTS clearing_closes_flight ON clearing_closes (flight, closed_at);
 `
 
+// schemaPostgres is schema in PostgreSQL's dialect (BIGINT for INTEGER,
+// BYTEA for BLOB); clearing_counters never existed there.
+const schemaPostgres = `
+CREATE TABLE clearing_invoices (
+	id             BYTEA PRIMARY KEY CHECK (length(id) = 16),
+	hash           BYTEA NOT NULL CHECK (length(hash) = 32),
+	raw            BYTEA NOT NULL,
+	flight         TEXT NOT NULL,
+	aircraft       TEXT NOT NULL,
+	seq            BIGINT NOT NULL CHECK (seq > 0),
+	prev           BYTEA NOT NULL,
+	kind           BIGINT NOT NULL CHECK (kind IN (1, 2)),
+	passenger      BYTEA NOT NULL,
+	credential     BYTEA NOT NULL,
+	amount         BIGINT NOT NULL CHECK (amount > 0),
+	currency       TEXT NOT NULL,
+	voids          BYTEA,
+	created_at     BIGINT NOT NULL,
+	received_at    BIGINT NOT NULL,
+	updated_at     BIGINT NOT NULL,
+	status         TEXT NOT NULL,
+	reason         BIGINT NOT NULL DEFAULT 0,
+	detail         TEXT NOT NULL DEFAULT '',
+	funding        TEXT NOT NULL DEFAULT '',
+	attempt        BIGINT NOT NULL DEFAULT 0,
+	tries          BIGINT NOT NULL DEFAULT 0,
+	next_retry_at  BIGINT,
+	decline        TEXT NOT NULL DEFAULT '',
+	refund         TEXT NOT NULL DEFAULT '',
+	arrears        TEXT NOT NULL DEFAULT '',
+	collections_at BIGINT,
+	settled_at     BIGINT
+);
+CREATE INDEX clearing_invoices_flight ON clearing_invoices (flight, seq);
+CREATE INDEX clearing_invoices_spend ON clearing_invoices (passenger, flight, currency, status, amount) WHERE kind = 1;
+CREATE INDEX clearing_invoices_voids ON clearing_invoices (voids) WHERE voids IS NOT NULL;
+CREATE INDEX clearing_invoices_due ON clearing_invoices (next_retry_at) WHERE next_retry_at IS NOT NULL;
+CREATE INDEX clearing_invoices_arrears ON clearing_invoices (arrears) WHERE arrears IN ('mark', 'clear');
+CREATE INDEX clearing_invoices_collections ON clearing_invoices (collections_at) WHERE collections_at IS NOT NULL;
+
+CREATE TABLE clearing_credential_counters (
+	credential BYTEA NOT NULL CHECK (length(credential) = 16),
+	counter    BIGINT NOT NULL,
+	invoice    BYTEA NOT NULL,
+	PRIMARY KEY (credential, counter)
+);
+
+CREATE TABLE clearing_rejects (
+	hash        BYTEA PRIMARY KEY CHECK (length(hash) = 32),
+	subject     TEXT NOT NULL,
+	kind        TEXT NOT NULL,
+	aircraft    TEXT NOT NULL DEFAULT '',
+	flight      TEXT NOT NULL DEFAULT '',
+	invoice     BYTEA,
+	seq         BIGINT NOT NULL DEFAULT 0,
+	reason      BIGINT NOT NULL,
+	detail      TEXT NOT NULL DEFAULT '',
+	raw         BYTEA NOT NULL,
+	received_at BIGINT NOT NULL,
+	receipt     BYTEA
+);
+CREATE INDEX clearing_rejects_flight ON clearing_rejects (flight);
+
+CREATE TABLE clearing_closes (
+	hash        BYTEA PRIMARY KEY CHECK (length(hash) = 32),
+	flight      TEXT NOT NULL,
+	aircraft    TEXT NOT NULL,
+	closed_at   BIGINT NOT NULL,
+	sales       BIGINT NOT NULL,
+	voids       BIGINT NOT NULL,
+	sales_total TEXT NOT NULL,
+	voids_total TEXT NOT NULL,
+	last_seq    BIGINT NOT NULL,
+	head        BYTEA NOT NULL,
+	raw         BYTEA NOT NULL,
+	received_at BIGINT NOT NULL,
+	receipt     BYTEA
+);
+CREATE INDEX clearing_closes_flight ON clearing_closes (flight, closed_at);
+`
+
+// migrations are clearing's schema steps (store.Migrate). Version 1 is the
+// schema as it was before versions were recorded: on SQLite its statements
+// are idempotent and upgradeCounters still upgrades an older database, so
+// it adopts any database made before. Add steps at the end; never edit one
+// that has shipped.
+var migrations = []store.Migration{
+	{Version: 1, SQLite: schema, Postgres: schemaPostgres, Func: upgradeCounters},
+}
+
 // cachedTx is a transaction that prepares each statement once: SQLite
 // takes about as long to parse a statement as to run it, and a batch runs
 // the same few statements hundreds of times. Not for concurrent use.
@@ -637,12 +727,10 @@ type bucketSum struct{ count, minor int64 }
 // transaction. Without it a sale cleared before the upgrade, replayed from
 // a second aircraft, would be charged again. Nothing happens on a database
 // without clearing_counters.
-func upgradeCounters(ctx context.Context, db *sql.DB) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
+func upgradeCounters(ctx context.Context, tx *sql.Tx, d store.Dialect) error {
+	if d != store.SQLite {
+		return nil
 	}
-	defer tx.Rollback()
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'clearing_counters'`).Scan(&n); err != nil {
 		return fmt.Errorf("upgrade counters: %w", err)
@@ -690,7 +778,7 @@ func upgradeCounters(ctx context.Context, db *sql.DB) error {
 	for _, u := range uses {
 		// The first sale by flight and sequence keeps the pair, as clearing
 		// would have kept it.
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO clearing_credential_counters (credential, counter, invoice) VALUES (?, ?, ?)`,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO clearing_credential_counters (credential, counter, invoice) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 			u.credential[:], int64(u.counter), u.invoice[:]); err != nil {
 			return fmt.Errorf("upgrade counters: invoice %s: %w", u.invoice, err)
 		}
@@ -698,5 +786,5 @@ func upgradeCounters(ctx context.Context, db *sql.DB) error {
 	if _, err := tx.ExecContext(ctx, `DROP TABLE clearing_counters`); err != nil {
 		return fmt.Errorf("upgrade counters: %w", err)
 	}
-	return tx.Commit()
+	return nil
 }

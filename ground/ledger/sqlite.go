@@ -67,7 +67,7 @@ BEGIN SELECT RAISE(ABORT, 'ledger accounts change only by posting transfers'); E
 const schemaPostgres = `
 CREATE TABLE ledger_accounts (
 	id             BYTEA PRIMARY KEY CHECK (length(id) = 16),
-	name           TEXT NOT NULL UNIQUE,
+	name           TEXT COLLATE "C" NOT NULL UNIQUE,
 	code           BIGINT NOT NULL CHECK (code > 0),
 	currency       TEXT NOT NULL CHECK (length(currency) = 3),
 	flags          BIGINT NOT NULL,
@@ -400,6 +400,20 @@ func LookupAccount(ctx context.Context, q Querier, id AccountID) (Account, error
 // MaxAccountsListed bounds what AccountsByPrefix returns.
 const MaxAccountsListed = 2000
 
+// prefixEnd is the least string above every string starting with prefix,
+// as both stores compare names (bytewise: PostgreSQL's column is COLLATE
+// "C"). A bound of prefix+"\xff" would be invalid UTF-8 to PostgreSQL.
+func prefixEnd(prefix string) string {
+	b := []byte(prefix)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1])
+		}
+	}
+	return prefix + "\U0010FFFF" // unreachable for account names, which are ASCII
+}
+
 // AccountsByPrefix returns the accounts whose name starts with prefix, in
 // name order, at most MaxAccountsListed (an error beyond).
 func AccountsByPrefix(ctx context.Context, q Querier, prefix string) ([]Account, error) {
@@ -407,7 +421,7 @@ func AccountsByPrefix(ctx context.Context, q Querier, prefix string) ([]Account,
 		return nil, errors.New("ledger: accounts by prefix: empty prefix")
 	}
 	rows, err := q.QueryContext(ctx, `SELECT `+accountColumns+` FROM ledger_accounts
-		WHERE name >= ? AND name < ? ORDER BY name LIMIT ?`, prefix, prefix+"\xff", MaxAccountsListed+1)
+		WHERE name >= ? AND name < ? ORDER BY name LIMIT ?`, prefix, prefixEnd(prefix), MaxAccountsListed+1)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: accounts %q: %w", prefix, err)
 	}
