@@ -84,6 +84,12 @@ type Config struct {
 	// DataDir holds the database, keys, token and JetStream files. It is
 	// created with mode 0700. Default "./airtab-ground".
 	DataDir string
+	// Postgres, when set, is the URL of the PostgreSQL database
+	// (postgres://user:password@host:5432/airtab) that holds registry,
+	// ledger and clearing instead of the SQLite file <DataDir>/ground.db.
+	// Every ground process of a deployment names the same database; each
+	// applies the schema migrations it lacks at start. Default: SQLite.
+	Postgres string
 	// HTTPAddr is the API's listen address. Port 0 picks a free port.
 	// Default "127.0.0.1:8080".
 	HTTPAddr string
@@ -669,7 +675,14 @@ func (m *Main) startServices(svcs []Service) {
 // already made), and the lock then refuses this one.
 func (m *Main) openDB(ctx context.Context) (err error) {
 	cfg := m.Config
-	if m.db, err = store.Open(ctx, filepath.Join(cfg.DataDir, "ground.db")); err != nil {
+	dsn := filepath.Join(cfg.DataDir, "ground.db")
+	if cfg.Postgres != "" {
+		if !store.IsPostgresURL(cfg.Postgres) {
+			return fmt.Errorf("PostgreSQL URL %q: want postgres://user:password@host:port/database", cfg.Postgres)
+		}
+		dsn = cfg.Postgres
+	}
+	if m.db, err = store.Open(ctx, dsn); err != nil {
 		return err
 	}
 	shared := store.IsPostgres(m.db)

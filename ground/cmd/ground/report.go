@@ -23,13 +23,14 @@ import (
 func reportCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ground report", flag.ContinueOnError)
 	data := fs.String("data-dir", "airtab-ground", "data `directory` of the ground service (holds ground.db)")
+	pg := fs.String("postgres", "", "read this PostgreSQL database (a `URL`, as ground serve --postgres) instead of <data-dir>/ground.db; default from $"+postgresEnv)
 	flight := fs.String("flight", "", "`flight` id, for example XX123-2026-11-21: print its reconciliation report")
 	day := fs.String("settlement", "", "UTC `date` YYYY-MM-DD: print that day's settlement summary per currency")
 	format := fs.String("format", "json", "output `format`: json or csv")
 	sales := fs.String("sales", "", "invoice lines in the JSON report: all, or how `many` (by default none: the summary and invoice_count); the CSV lists them all")
 	after := fs.String("after", "", "with --sales N, list lines after this sequence `number`: the next_after of the previous page")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `usage: ground report (--flight <id> | --settlement <date>) [--format json|csv] [--data-dir dir]
+		fmt.Fprint(fs.Output(), `usage: ground report (--flight <id> | --settlement <date>) [--format json|csv] [--data-dir dir | --postgres URL]
 
 Prints, from the ground database, a flight's reconciliation (what the aircraft
 reported against what ground received, settled, put in collections and voided;
@@ -55,22 +56,35 @@ Flags:
 	if err != nil {
 		return cli.Usage(fs, stderr, "--%v", err)
 	}
-	if err := report(ctx, *data, *flight, *day, *format, page, stdout); err != nil {
+	dsn := filepath.Join(*data, "ground.db")
+	if *pg == "" {
+		*pg = getenv(postgresEnv)
+	}
+	if *pg != "" {
+		if !store.IsPostgresURL(*pg) {
+			return cli.Usage(fs, stderr, "--postgres %q: want postgres://user:password@host:port/database", *pg)
+		}
+		dsn = *pg
+	}
+	if err := report(ctx, dsn, *flight, *day, *format, page, stdout); err != nil {
 		fmt.Fprintf(stderr, "ground report: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func report(ctx context.Context, dataDir, flight, day, format string, page clearing.Page, w io.Writer) error {
+// report prints a report from the database dsn (store.Open: a SQLite path
+// or a PostgreSQL URL).
+func report(ctx context.Context, dsn, flight, day, format string, page clearing.Page, w io.Writer) error {
 	if _, err := clearing.ParseFormat(format); err != nil {
 		return err
 	}
-	path := filepath.Join(dataDir, "ground.db")
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("no ground database at %s (--data-dir): %w", path, err)
+	if !store.IsPostgresURL(dsn) {
+		if _, err := os.Stat(dsn); err != nil {
+			return fmt.Errorf("no ground database at %s (--data-dir): %w", dsn, err)
+		}
 	}
-	db, err := store.Open(ctx, path)
+	db, err := store.Open(ctx, dsn)
 	if err != nil {
 		return err
 	}

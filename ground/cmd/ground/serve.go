@@ -22,6 +22,10 @@ import (
 // token (not a flag: flags show in ps).
 const tokenEnv = "AIRTAB_BACKOFFICE_TOKEN"
 
+// postgresEnv holds the PostgreSQL URL when --postgres is not given: a URL
+// with a password is better kept out of the process list.
+const postgresEnv = "AIRTAB_POSTGRES"
+
 // getenv is os.Getenv, replaced in tests.
 var getenv = os.Getenv
 
@@ -68,6 +72,7 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (app.Config, error
 	var cfg app.Config
 	fs := flag.NewFlagSet("ground serve", flag.ContinueOnError)
 	fs.StringVar(&cfg.DataDir, "data-dir", "airtab-ground", "data `directory`: SQLite database ground.db, issuer.key and issuer.pub, backoffice.token, JetStream files in nats/ (created, mode 0700)")
+	fs.StringVar(&cfg.Postgres, "postgres", "", "keep registry, ledger and clearing in this PostgreSQL database (a `URL`: postgres://user:password@host:5432/airtab) instead of <data-dir>/ground.db; every ground process of a deployment names the same one; default from $"+postgresEnv+", else SQLite")
 	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8080", "HTTP API listen `address`; port 0 picks a free port")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", "127.0.0.1:4222", "embedded nats-server client listen `address` (JetStream on, files in <data-dir>/nats); port 0 picks a free port")
 	fs.StringVar(&cfg.NATSTLSCert, "nats-tls-cert", "", "PEM certificate `file` for the embedded NATS server; with --nats-tls-key, cabin servers must connect over TLS (give them this certificate or its CA with onboard --nats-ca)")
@@ -101,9 +106,10 @@ Environment:
   %s   the back-office bearer token (at least 16 bytes). When unset,
                             it is read from <data-dir>/backoffice.token, which is created with
                             a random token on first start.
+  %s           the PostgreSQL URL, when --postgres is not given.
 
 Flags:
-`, tokenEnv)
+`, tokenEnv, postgresEnv)
 		fs.PrintDefaults()
 	}
 	if code, ok := cli.Parse(fs, args, stdout, stderr); !ok {
@@ -126,6 +132,9 @@ Flags:
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	cfg.BackOfficeToken = getenv(tokenEnv)
+	if cfg.Postgres == "" {
+		cfg.Postgres = getenv(postgresEnv)
+	}
 	if len(scores) > 0 {
 		cfg.Scorer = registry.StaticScorer{ByRef: scores}
 	}
