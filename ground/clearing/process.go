@@ -55,6 +55,10 @@ type item struct {
 	inv   *protocol.SignedInvoice
 	close *protocol.SignedFlightClose
 	sale  *saleFacts
+	// proof is the sale's parsed payment code or consent, and pre what
+	// the batch said of its signatures (batchverify.go).
+	proof *proof
+	pre   preSigs
 
 	verdict verdict
 	reason  protocol.Reason

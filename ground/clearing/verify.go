@@ -68,8 +68,10 @@ func (it *item) infra(err error) {
 	it.verdict, it.err = retry, err
 }
 
-// verifyAll verifies items with VerifyWorkers goroutines.
+// verifyAll verifies items with VerifyWorkers goroutines: their signatures
+// in batches first (batchverify.go), then the checks one item at a time.
 func (s *Service) verifyAll(ctx context.Context, lk *lookups, items []*item) {
+	s.batchSignatures(ctx, lk, items)
 	work := make(chan *item)
 	var wg sync.WaitGroup
 	for range min(s.cfg.VerifyWorkers, len(items)) {
@@ -102,14 +104,23 @@ func (s *Service) verify(ctx context.Context, lk *lookups, it *item) {
 
 func (s *Service) verifyInvoice(ctx context.Context, lk *lookups, it *item) {
 	it.kind = "invoice"
-	inv, err := protocol.ParseInvoice(it.raw)
-	if err != nil {
-		it.fail(reject, protocol.ReasonMalformed, "%v", err)
-		return
+	inv := it.inv // parsed by batchSignatures, when it parses
+	if inv == nil {
+		var err error
+		if inv, err = protocol.ParseInvoice(it.raw); err != nil {
+			it.fail(reject, protocol.ReasonMalformed, "%v", err)
+			return
+		}
+		it.inv = inv
 	}
-	it.inv = inv
 	b := inv.Body
-	if !s.authenticate(ctx, lk, it, b.Aircraft, b.Flight, b.CreatedAt, func(k crypto.PublicKey) error { return inv.Verify(k, nil) }) {
+	verify := func(k crypto.PublicKey) error {
+		if it.pre.aircraft.verified(k, nil) {
+			return nil
+		}
+		return inv.Verify(k, nil)
+	}
+	if !s.authenticate(ctx, lk, it, b.Aircraft, b.Flight, b.CreatedAt, verify) {
 		return
 	}
 	if !s.checkFlight(ctx, lk, it, b.Flight, b.Aircraft, b.Total.Currency) {
@@ -185,6 +196,7 @@ type proof struct {
 	at       time.Time // when the phone made it
 	embedded []byte    // full form: the credential's raw bytes
 	verify   func(pub crypto.PublicKey, external []byte) error
+	add      func(b *crypto.Batch, pub crypto.PublicKey, external []byte) (int, error) // verify, queued in a batch
 	consent  *protocol.SignedOrderConsent
 }
 
@@ -194,13 +206,15 @@ func saleProof(inv protocol.Invoice) (proof, error) {
 		if err != nil {
 			return proof{}, err
 		}
-		return proof{keyID: pc.KeyID, counter: pc.Body.Counter, at: pc.Body.Time, embedded: pc.Body.Credential, verify: pc.Verify}, nil
+		return proof{keyID: pc.KeyID, counter: pc.Body.Counter, at: pc.Body.Time, embedded: pc.Body.Credential,
+			verify: pc.Verify, add: pc.AddToBatch}, nil
 	}
 	oc, err := protocol.ParseOrderConsent(inv.Consent)
 	if err != nil {
 		return proof{}, err
 	}
-	return proof{keyID: oc.KeyID, counter: oc.Body.Counter, at: oc.Body.Time, embedded: oc.Body.Credential, verify: oc.Verify, consent: oc}, nil
+	return proof{keyID: oc.KeyID, counter: oc.Body.Counter, at: oc.Body.Time, embedded: oc.Body.Credential,
+		verify: oc.Verify, add: oc.AddToBatch, consent: oc}, nil
 }
 
 // verifySale checks the passenger's side of a sale: credential, its issuer
@@ -210,10 +224,15 @@ func saleProof(inv protocol.Invoice) (proof, error) {
 // failure after both signatures verified disputes the sale).
 func (s *Service) verifySale(ctx context.Context, lk *lookups, it *item) {
 	inv := it.inv.Body
-	p, err := saleProof(inv)
-	if err != nil {
-		it.fail(quarantine, protocol.ReasonMalformed, "%v", err)
-		return
+	var p proof
+	if it.proof != nil { // parsed by batchSignatures
+		p = *it.proof
+	} else {
+		var err error
+		if p, err = saleProof(inv); err != nil {
+			it.fail(quarantine, protocol.ReasonMalformed, "%v", err)
+			return
+		}
 	}
 	cred, ok := s.credential(ctx, lk, it, inv, p)
 	if !ok {
@@ -228,9 +247,11 @@ func (s *Service) verifySale(ctx context.Context, lk *lookups, it *item) {
 		it.fail(quarantine, protocol.ReasonUnknownCredential, "credential %s belongs to another passenger", c.ID)
 		return
 	}
-	if err := p.verify(c.Device.PublicKey, c.ID[:]); err != nil {
-		it.fail(quarantine, protocol.ReasonBadDeviceSignature, "%v", err)
-		return
+	if !it.pre.device.verified(c.Device.PublicKey, c.ID[:]) {
+		if err := p.verify(c.Device.PublicKey, c.ID[:]); err != nil {
+			it.fail(quarantine, protocol.ReasonBadDeviceSignature, "%v", err)
+			return
+		}
 	}
 	// The cabin server checks the window at its own clock, ground at the
 	// code's time: a code made just before the window opened and scanned

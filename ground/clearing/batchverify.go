@@ -1,0 +1,130 @@
+package clearing
+
+import (
+	"bytes"
+	"context"
+	"sync"
+
+	"github.com/airtab/airtab/crypto"
+	"github.com/airtab/airtab/protocol"
+)
+
+// Stage 1's signatures, batched. Before the checks of verify.go run over a
+// fetched batch, the aircraft signature of every invoice (with the key
+// ground registered for the aircraft its subject names) and the device
+// signature of every sale (with the device key of the credential ground
+// issued) are checked together with crypto.Batch, in groups of
+// sigGroupItems invoices spread over VerifyWorkers goroutines. The checks
+// then run as before, in the same order and to the same verdicts: a
+// signature the batch found good, with the same key and external data, is
+// not checked again; anything else is checked alone as it always was (a
+// bad signature, which the batch's fallback has already found, a retired
+// aircraft key, an embedded credential ground did not issue). The parsed
+// invoice and payment code are kept on the item, so verify.go parses each
+// once. See crypto/batch.go for what a batch pass implies.
+
+// sigGroupItems is how many messages' signatures one crypto.Batch checks:
+// big enough that the batch's fixed costs are spread thin (about 128
+// signatures), small enough that a group holding a bad signature, which is
+// checked again one signature at a time, costs little.
+const sigGroupItems = 64
+
+// preSig is what the batch said of one signature, and over what.
+type preSig struct {
+	key      crypto.PublicKey
+	external []byte
+	ok       bool
+}
+
+// verified reports whether the batch found the signature good with key k
+// and external data external.
+func (p preSig) verified(k crypto.PublicKey, external []byte) bool {
+	return p.ok && p.key.Equal(k) && bytes.Equal(p.external, external)
+}
+
+// preSigs are the batch's answers for one item.
+type preSigs struct {
+	aircraft, device preSig
+}
+
+// queuedSig is a signature of an item waiting in a batch.
+type queuedSig struct {
+	it     *item
+	idx    int
+	device bool
+	sig    preSig
+}
+
+// batchSignatures checks the signatures of items in batches (see above)
+// and records the answers on the items.
+func (s *Service) batchSignatures(ctx context.Context, lk *lookups, items []*item) {
+	groups := make(chan []*item)
+	var wg sync.WaitGroup
+	for range min(s.cfg.VerifyWorkers, (len(items)+sigGroupItems-1)/sigGroupItems) {
+		wg.Go(func() {
+			var b crypto.Batch
+			var q []queuedSig
+			for g := range groups {
+				b.Reset()
+				q = q[:0]
+				for _, it := range g {
+					q = s.queueSignatures(ctx, lk, it, &b, q)
+				}
+				ok := b.Verify(nil)
+				for _, e := range q {
+					e.sig.ok = ok[e.idx]
+					if e.device {
+						e.it.pre.device = e.sig
+					} else {
+						e.it.pre.aircraft = e.sig
+					}
+				}
+			}
+		})
+	}
+	for i := 0; i < len(items); i += sigGroupItems {
+		groups <- items[i:min(i+sigGroupItems, len(items))]
+	}
+	close(groups)
+	wg.Wait()
+}
+
+// queueSignatures parses an invoice message and queues its signatures in
+// b. What it cannot parse or look up it leaves to verify.go, which decides
+// the verdict.
+func (s *Service) queueSignatures(ctx context.Context, lk *lookups, it *item, b *crypto.Batch, q []queuedSig) []queuedSig {
+	kind, a, f, err := protocol.ParseSubject(it.subject)
+	if kind == "close" {
+		return q
+	}
+	inv, perr := protocol.ParseInvoice(it.raw)
+	if perr != nil {
+		return q
+	}
+	it.inv = inv
+	body := inv.Body
+	if err == nil && body.Aircraft == a && body.Flight == f {
+		if key, err := lk.aircraftKey(ctx, a); err == nil {
+			if i, err := inv.AddToBatch(b, key, nil); err == nil {
+				q = append(q, queuedSig{it: it, idx: i, sig: preSig{key: key}})
+			}
+		}
+	}
+	if body.Kind != protocol.KindSale {
+		return q
+	}
+	p, err := saleProof(body)
+	if err != nil {
+		return q
+	}
+	it.proof = &p
+	cred, err := lk.credential(ctx, body.Credential)
+	if err != nil || cred == nil {
+		return q
+	}
+	key, ext := cred.Body.Device.PublicKey, cred.Body.ID[:]
+	if i, err := p.add(b, key, ext); err == nil {
+		q = append(q, queuedSig{it: it, idx: i, device: true, sig: preSig{key: key, external: ext}})
+	}
+	return q
+}
