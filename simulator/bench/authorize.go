@@ -28,7 +28,10 @@ const authorizeMethod = "a real cabin server (onboard/app with its production de
 	"at manifest load). Clients and server share the machine's cores. server_cpu_us_per_approval is the child's " +
 	"user+system CPU (/proc/<pid>/stat utime+stime, in USER_HZ ticks of 10 ms) over the closed-loop run ÷ " +
 	"approvals; verify_us is one crypto/ed25519.Verify's CPU on one OS thread (getrusage RUSAGE_THREAD, best of 5 " +
-	"rounds of 1 000); cpu_ratio = verify_us × verifications_per_authorization ÷ server_cpu_us_per_approval."
+	"rounds of 1 000); cpu_ratio = verify_us × verifications_per_authorization ÷ server_cpu_us_per_approval. " +
+	"invoice_sign_us is one protocol.SignTrusted of a real 2-line sale invoice carrying a real payment code (what " +
+	"the writer does per approval) measured the same way, ed25519_sign_us the signature alone; " +
+	"cpu_ratio_unsigned = verify_us ÷ (server_cpu_us_per_approval − invoice_sign_us)."
 
 // authorize runs the authorize section: the closed-loop saturation run,
 // then the open-loop run at a fixed offered load, on one cabin server child.
@@ -79,6 +82,13 @@ func (w *world) authorize(ctx context.Context) (AuthorizeResult, error) {
 	if r.VerifyUS, err = verifyCPU(sig); err != nil {
 		return r, err
 	}
+	signLines := []protocol.OrderLine{{SKU: catalog[0].SKU, Quantity: 1, UnitPrice: catalog[0].Price},
+		{SKU: catalog[1].SKU, Quantity: 1, UnitPrice: catalog[1].Price}}
+	sc, err := invoiceSignCost(sample, cred, f, w.aircraft[flightAuthorize].ID, signLines)
+	if err != nil {
+		return r, err
+	}
+	r.InvoiceSignUS, r.Ed25519SignUS = sc.invoiceUS, sc.ed25519US
 	r.BoundPerSecond = r.VerifyPerSecond / float64(r.VerificationsPerAuthorization)
 	progress(o.Progress, "authorize: bound %.0f verifications/s on %d goroutines, %.1f µs CPU each on one thread; %d clients start",
 		r.VerifyPerSecond, r.VerifyWorkers, r.VerifyUS, o.Clients)
@@ -133,10 +143,14 @@ func (w *world) authorize(ctx context.Context) (AuthorizeResult, error) {
 	r.ServerCPUSeconds = (cpu1 - cpu0).Seconds()
 	r.ServerCPUUSPerApproval = us(cpu1-cpu0) / float64(r.Approved)
 	r.CPURatio = ratio(r.VerifyUS*float64(r.VerificationsPerAuthorization), r.ServerCPUUSPerApproval)
+	r.InvoiceSignShare = ratio(r.InvoiceSignUS, r.ServerCPUUSPerApproval)
+	r.CPURatioUnsigned = ratio(r.VerifyUS*float64(r.VerificationsPerAuthorization), r.ServerCPUUSPerApproval-r.InvoiceSignUS)
 	progress(o.Progress, "authorize: %d approved, %d declined in %.2f s: %.0f/s, p50 %.2f ms, p99 %.2f ms; bound %.0f/s, ratio %.2f",
 		r.Approved, r.Declined, r.Seconds, r.PerSecond, r.P50MS, r.P99MS, r.BoundPerSecond, r.Ratio)
 	progress(o.Progress, "authorize: cabin server CPU %.2f s, %.0f µs per approval; verify %.1f µs; cpu_ratio %.2f",
 		r.ServerCPUSeconds, r.ServerCPUUSPerApproval, r.VerifyUS, r.CPURatio)
+	progress(o.Progress, "authorize: signing an invoice %.1f µs (ed25519.Sign %.1f µs): %.0f%% of the server's CPU per sale; without it cpu_ratio %.2f",
+		r.InvoiceSignUS, r.Ed25519SignUS, 100*r.InvoiceSignShare, r.CPURatioUnsigned)
 
 	if o.OpenLoopRate > 0 {
 		ol, err := w.openLoop(ctx, c, handhelds, baskets, f)

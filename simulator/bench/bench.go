@@ -267,6 +267,17 @@ type AuthorizeResult struct {
 	// ServerCPUUSPerApproval: the irreducible signature work's share of
 	// the server's CPU per sale.
 	CPURatio float64 `json:"cpu_ratio"`
+	// InvoiceSignUS is one protocol.SignTrusted of a sale invoice, as the
+	// cabin server's writer signs each approved sale, in CPU microseconds
+	// on one core; Ed25519SignUS the crypto/ed25519.Sign inside it alone.
+	// InvoiceSignShare is InvoiceSignUS ÷ ServerCPUUSPerApproval, and
+	// CPURatioUnsigned the cpu_ratio a server that spent nothing on
+	// invoice signing would have: what signing a checkpoint per group
+	// commit instead of each invoice could win at most.
+	InvoiceSignUS    float64 `json:"invoice_sign_us"`
+	Ed25519SignUS    float64 `json:"ed25519_sign_us"`
+	InvoiceSignShare float64 `json:"invoice_sign_share"`
+	CPURatioUnsigned float64 `json:"cpu_ratio_unsigned"`
 	// OpenLoop is the run at a fixed offered load; nil when skipped.
 	OpenLoop *OpenLoopResult `json:"open_loop,omitempty"`
 	Method   string          `json:"method"`

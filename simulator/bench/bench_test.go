@@ -65,6 +65,13 @@ func TestRun(t *testing.T) {
 			t.Errorf("cpu_ratio %g over 1: the server cannot spend less than one verification per sale", a.CPURatio)
 		}
 		near(t, "authorize server CPU total", a.ServerCPUSeconds, a.ServerCPUUSPerApproval*float64(a.Approved)/1e6)
+		positive(t, "authorize invoice_sign_us", a.InvoiceSignUS)
+		positive(t, "authorize ed25519_sign_us", a.Ed25519SignUS)
+		if a.Ed25519SignUS > a.InvoiceSignUS {
+			t.Errorf("ed25519.Sign alone %g µs over the whole invoice signing %g µs", a.Ed25519SignUS, a.InvoiceSignUS)
+		}
+		near(t, "authorize invoice_sign_share", a.InvoiceSignShare, a.InvoiceSignUS/a.ServerCPUUSPerApproval)
+		near(t, "authorize cpu_ratio_unsigned", a.CPURatioUnsigned, a.VerifyUS/(a.ServerCPUUSPerApproval-a.InvoiceSignUS))
 	})
 	t.Run("OpenLoop", func(t *testing.T) {
 		ol := a.OpenLoop
@@ -121,7 +128,7 @@ func TestRun(t *testing.T) {
 	}
 	for section, keys := range map[string][]string{
 		"authorize": {"clients", "per_second", "bound_per_second", "ratio", "p50_ms", "p99_ms",
-			"server_cpu_us_per_approval", "verify_us", "cpu_ratio", "open_loop"},
+			"server_cpu_us_per_approval", "verify_us", "cpu_ratio", "open_loop", "invoice_sign_us", "cpu_ratio_unsigned"},
 		"replay":   {"invoices", "link_kbit_per_s", "rtt_ms", "seconds", "bound_seconds", "ratio", "bytes_per_invoice"},
 		"clearing": {"invoices", "per_second", "bound_per_second", "ratio"},
 		"qr":       {"version", "ecc"},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -124,6 +125,66 @@ const (
 // one OS thread (its own CPU clock, so time the thread spends waiting for a
 // core on a shared machine does not count), the least of verifyCPURounds.
 func verifyCPU(s signature) (float64, error) {
+	return threadCPUPer(func() error {
+		if !ed25519.Verify(s.pub, s.msg, s.sig) {
+			return errors.New("bench: a verification failed during verify_us")
+		}
+		return nil
+	})
+}
+
+// signCost is what signing one invoice costs the cabin server, in CPU
+// microseconds on one OS thread (least of verifyCPURounds rounds of
+// verifyCPUBatch): the whole protocol.SignTrusted the writer calls per sale
+// (CBOR encoding, decoding back, the COSE structure and the signature),
+// and crypto/ed25519.Sign alone over the same Sig_structure's size.
+type signCost struct {
+	invoiceUS, ed25519US float64
+}
+
+// invoiceSignCost measures signCost over a real sale invoice that carries
+// the payment code text, as the writer builds it.
+func invoiceSignCost(text string, cred *protocol.SignedCredential, f protocol.FlightID, a protocol.AircraftID,
+	lines []protocol.OrderLine) (signCost, error) {
+	code, err := protocol.ParsePaymentCodeText(text)
+	if err != nil {
+		return signCost{}, err
+	}
+	key, err := crypto.GenerateKey(crypto.Aircraft, nil)
+	if err != nil {
+		return signCost{}, err
+	}
+	total, err := protocol.LinesTotal(lines, cred.Body.Limit.Currency)
+	if err != nil {
+		return signCost{}, err
+	}
+	inv := protocol.Invoice{Version: protocol.Version, ID: protocol.NewID(nil), Flight: f, Aircraft: a,
+		Seq: 2, Prev: protocol.Sum([]byte("previous")), Kind: protocol.KindSale, Credential: cred.Body.ID,
+		Passenger: cred.Body.Passenger, Lines: lines, Total: total, CreatedAt: time.Now(), Crew: "fa01", Code: code.Raw}
+	signed, err := protocol.Sign(inv, key, nil) // validates once, as a check on the bench's invoice
+	if err != nil {
+		return signCost{}, fmt.Errorf("bench: sample invoice: %w", err)
+	}
+	var c signCost
+	if c.invoiceUS, err = threadCPUPer(func() error {
+		_, err := protocol.SignTrusted(inv, key, nil)
+		return err
+	}); err != nil {
+		return c, err
+	}
+	msg := make([]byte, len(signed.Raw)) // about the Sig_structure's size
+	if c.ed25519US, err = threadCPUPer(func() error {
+		key.SignRaw(msg)
+		return nil
+	}); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// threadCPUPer returns fn's CPU microseconds per call on one OS thread, the
+// least over verifyCPURounds rounds of verifyCPUBatch calls.
+func threadCPUPer(fn func() error) (float64, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	best := 0.0
@@ -133,8 +194,8 @@ func verifyCPU(s signature) (float64, error) {
 			return 0, err
 		}
 		for range verifyCPUBatch {
-			if !ed25519.Verify(s.pub, s.msg, s.sig) {
-				return 0, errors.New("bench: a verification failed during verify_us")
+			if err := fn(); err != nil {
+				return 0, err
 			}
 		}
 		t1, err := threadCPU()
@@ -146,7 +207,7 @@ func verifyCPU(s signature) (float64, error) {
 		}
 	}
 	if best <= 0 {
-		return 0, errors.New("bench: verify_us measured no CPU time: the thread clock is too coarse")
+		return 0, errors.New("bench: no CPU time measured: the thread clock is too coarse")
 	}
 	return best, nil
 }
