@@ -61,7 +61,9 @@ type Config struct {
 	// ManifestFile is a signed manifest to load at start. Optional.
 	ManifestFile string
 	// NATSURL is ground's NATS server, to fetch the manifest and deltas
-	// from while the link is up. Optional.
+	// from while the link is up: one URL, or a ground cluster's URLs
+	// separated by commas; the client connects to one of them and, when
+	// it is lost, reconnects to another. Optional.
 	NATSURL string
 	// NATSCreds is the aircraft's NATS credentials file (JWT), for an
 	// operator-managed cluster. Optional.
@@ -201,7 +203,7 @@ Flags:
 	fs.StringVar(&c.AircraftKeyFile, "aircraft-key", "", "aircraft signing key `file`, created if missing (default <data-dir>/aircraft.key)")
 	fs.StringVar(&c.IssuerKeyFile, "issuer-key", "", "issuer trust anchor `file`: ground's issuer.pub (one key), or its issuer-trust.txt (the keys of a rotation, each with its window); manifests, deltas and receipts must be signed by one of them (required)")
 	fs.StringVar(&c.ManifestFile, "manifest-file", "", "signed flight manifest `file` to load at start")
-	fs.StringVar(&c.NATSURL, "nats-url", "", "ground NATS `URL`: fetch the manifest and its deltas, replay invoices and take clearing receipts while the link is up")
+	fs.StringVar(&c.NATSURL, "nats-url", "", "ground NATS `URL`, or a ground cluster's URLs separated by commas (the client connects to one and fails over to the others): fetch the manifest and its deltas, replay invoices and take clearing receipts while the link is up")
 	fs.StringVar(&c.NATSCreds, "nats-creds", "", "aircraft NATS credentials `file` (JWT, for an operator-managed cluster)")
 	fs.StringVar(&c.NATSNkey, "nats-nkey", "", "aircraft NATS nkey seed `file`, created if missing: the aircraft's identity on ground's NATS (default <data-dir>/aircraft.nk)")
 	fs.StringVar(&c.NATSCA, "nats-ca", "", "PEM `file` with ground NATS's certificate or its CA: connect to ground over TLS only, trusting it (ground serve --nats-tls-cert)")

@@ -146,6 +146,8 @@ func (s *Syncer) Run(ctx context.Context) {
 	}
 	connected := s.Conn.StatusChanged(nats.CONNECTED)
 	defer s.Conn.RemoveStatusListener(connected)
+	dropped := s.Conn.StatusChanged(nats.RECONNECTING, nats.DISCONNECTED)
+	defer s.Conn.RemoveStatusListener(dropped)
 	notices, unsubscribe := s.subscribeNotices(log)
 	defer unsubscribe()
 	t := time.NewTimer(interval)
@@ -156,9 +158,7 @@ func (s *Syncer) Run(ctx context.Context) {
 		next := interval
 		if s.Conn.IsConnected() {
 			waiting = false
-			sctx, cancel := context.WithTimeout(ctx, timeout)
-			err := Sync(sctx, s.Conn, s.Cabin)
-			cancel()
+			err := s.syncOnce(ctx, timeout, dropped)
 			if err != nil && ctx.Err() == nil {
 				// Soon again: a link just up may not reach ground's
 				// responders yet, and a manifest missing means no sales.
@@ -183,6 +183,28 @@ func (s *Syncer) Run(ctx context.Context) {
 		case <-notices:
 		}
 	}
+}
+
+// syncOnce runs one Sync, bounded by timeout and abandoned when the
+// connection drops: a request sent to a server that then went away is never
+// answered, and the next sync, on the server the client reconnects to
+// (another of a cluster's URLs), should not wait out the timeout first.
+func (s *Syncer) syncOnce(ctx context.Context, timeout time.Duration, dropped <-chan nats.Status) error {
+	for len(dropped) > 0 { // drops before this sync are not this sync's
+		<-dropped
+	}
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-dropped:
+			cancel()
+		case <-done:
+		}
+	}()
+	return Sync(sctx, s.Conn, s.Cabin)
 }
 
 // subscribeNotices subscribes to this cabin's manifest change notices. The
