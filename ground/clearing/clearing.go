@@ -275,6 +275,9 @@ type Service struct {
 	accounts *accountCache
 	// recon is what logCleared last said of each closed flight.
 	recon reconLog
+	// receiptsDone reports the end of the stage 5 (receipts and acks) in
+	// flight, nil when none is (process.go). Run's goroutine only.
+	receiptsDone chan error
 	// retryNow wakes Run for a RetryCollections round before the next
 	// RetryInterval tick (RetryPassenger: a new card was linked). One
 	// pending wake-up is enough: a round takes every due charge.
@@ -358,6 +361,9 @@ func (s *Service) Run(ctx context.Context) error {
 		for range verified { // unblock the fetcher; what it holds is redelivered after AckWait
 		}
 		wg.Wait()
+		if err := s.awaitReceipts(); err != nil {
+			s.log.Error("receipts of the last batch", "err", err)
+		}
 	}
 	ticker := time.NewTicker(s.cfg.RetryInterval)
 	defer ticker.Stop()
@@ -367,6 +373,10 @@ func (s *Service) Run(ctx context.Context) error {
 		case b, ok := <-verified:
 			if !ok {
 				wg.Wait()
+				if err := s.awaitReceipts(); err != nil {
+					s.log.Error("clearing stopped on a broken invariant", "err", err)
+					return err
+				}
 				s.log.Info("clearing stopped")
 				return nil
 			}

@@ -8,8 +8,9 @@ import (
 
 // Observer receives clearing's measurements for operators' metrics
 // (ground/opsmetrics implements it with Prometheus). Its methods run on the
-// clearing goroutine, so they must be quick and must not block; they never
-// change what clearing does.
+// clearing goroutines, two at a time (a batch's receipts stage overlaps the
+// next batch's commit), so they must be safe for concurrent use, quick, and
+// must not block; they never change what clearing does.
 type Observer interface {
 	// BatchCleared reports one batch of messages through stages 2 to 5:
 	// how many messages it held, how long it took, and what became of
@@ -33,7 +34,7 @@ type BatchOutcomes struct {
 }
 
 // observeBatch tells the Observer what became of a batch that started at
-// start. clearBatch defers it.
+// start, once its messages are acked or nak'd (receipts, or clearBatch).
 func (s *Service) observeBatch(items []*item, start time.Time) {
 	if s.cfg.Observer == nil {
 		return

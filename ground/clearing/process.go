@@ -28,7 +28,10 @@ import (
 //  5. sign the receipts (in parallel), publish them to JetStream and wait
 //     for their acks; ack each invoice message only then. A message whose
 //     stage failed for a reason that is not its fault is nak'd and comes
-//     back.
+//     back. This stage runs on a goroutine of its own while the next batch
+//     goes through stages 2 to 4 (it needs nothing but the committed
+//     records in hand); the next batch waits for it before starting its
+//     own, so at most one is in flight.
 //
 // A crash anywhere leaves either nothing committed (the message comes back
 // and is cleared anew) or the invoice row committed (the message comes back,
@@ -87,27 +90,72 @@ func newItems(msgs []jetstream.Msg) []*item {
 // would: nothing acked or nak'd.
 var errAbandon = errors.New("batch abandoned")
 
-// clearBatch runs stages 2 to 5 over verified items and acks or naks every
-// message. It returns an error only for a broken invariant.
+// clearBatch runs stages 2 to 4 over verified items, waits for stage 5 of
+// the batch before, and starts stage 5 of this one, which acks or naks
+// every message (awaitReceipts waits for it). It returns an error only for
+// a broken invariant, of this batch or of the stage 5 it waited for.
 func (s *Service) clearBatch(ctx context.Context, lk *lookups, items []*item) error {
-	defer s.observeBatch(items, time.Now())
+	start := time.Now()
 	// Finish the batch in hand even if ctx is cancelled: a stop in the
 	// middle would only make JetStream redeliver it after AckWait.
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.BatchTimeout)
-	defer cancel()
 	err := s.clear(bctx, lk, items)
-	if errors.Is(err, errAbandon) {
+	prev := s.awaitReceipts()
+	switch {
+	case errors.Is(err, errAbandon):
+	case err != nil:
+		s.settle(items)
+	case prev != nil: // the service stops: this batch's receipts are sent when it comes back
+		for _, it := range items {
+			it.infra(prev)
+		}
+		s.settle(items)
+	default:
+		done := make(chan error, 1)
+		s.receiptsDone = done
+		go func() {
+			defer cancel()
+			done <- s.receipts(bctx, items, start)
+		}()
 		return nil
+	}
+	cancel()
+	s.observeBatch(items, start)
+	if errors.Is(err, errAbandon) {
+		err = nil
+	}
+	return errors.Join(prev, err)
+}
+
+// receipts is stage 5: it signs and publishes the receipts of items, then
+// acks or naks every message. It returns an error only for a broken
+// invariant.
+func (s *Service) receipts(ctx context.Context, items []*item, start time.Time) error {
+	defer s.observeBatch(items, start)
+	err := s.signReceipts(items)
+	if err == nil {
+		s.publishReceipts(ctx, items)
 	}
 	s.settle(items)
 	if err == nil {
-		s.logCleared(bctx, items)
+		s.logCleared(ctx, items)
 	}
 	return err
 }
 
-// clear runs stages 2 to 5. Each item ends with a receipt published, or
-// nothing to publish, or verdict retry.
+// awaitReceipts waits for the stage 5 in flight, if any, and returns its
+// error. Only Run's goroutine calls it.
+func (s *Service) awaitReceipts() error {
+	if s.receiptsDone == nil {
+		return nil
+	}
+	err := <-s.receiptsDone
+	s.receiptsDone = nil
+	return err
+}
+
+// clear runs stages 2 to 4. Each item ends with a record whose receipt
+// stage 5 signs, or nothing to publish, or verdict retry.
 func (s *Service) clear(ctx context.Context, lk *lookups, items []*item) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -154,10 +202,6 @@ func (s *Service) clear(ctx context.Context, lk *lookups, items []*item) error {
 		}
 	}
 	s.releaseFlightHolds(ctx, items)
-	if err := s.signReceipts(items); err != nil {
-		return err
-	}
-	s.publishReceipts(ctx, items)
 	return nil
 }
 
