@@ -59,7 +59,7 @@ type Server struct {
 	dir     string // holds data/, the socket and postgres.log
 	ownDir  bool   // dir was made by StartServer and is removed by Close
 	port    int
-	cred    *syscall.Credential
+	cred    credential // whom postgres runs as; nil: this process's user
 	logFile *os.File
 
 	mu   sync.Mutex
@@ -155,10 +155,7 @@ func StartServer(ctx context.Context, opts Options) (*Server, error) {
 }
 
 func (s *Server) chown(path string) error {
-	if s.cred == nil {
-		return nil
-	}
-	if err := os.Chown(path, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+	if err := chown(path, s.cred); err != nil {
 		return fmt.Errorf("pgtest: hand %s to the postgres user: %w", path, err)
 	}
 	return nil
@@ -348,14 +345,16 @@ func (s *Server) URL(name string) string {
 var notIdent = regexp.MustCompile(`[^a-z0-9_]+`)
 
 // CreateDatabase creates a new empty database whose name starts with hint
-// (lowercased, other characters replaced) and returns its URL.
+// (lowercased, other characters replaced) and returns its URL. It copies
+// template1, which initdb made empty: about 25 ms where template0 takes
+// several times that.
 func (s *Server) CreateDatabase(ctx context.Context, hint string) (string, error) {
 	name := notIdent.ReplaceAllString(strings.ToLower(hint), "_")
 	name = fmt.Sprintf("t%d_%s", s.nDB.Add(1), name)
 	if len(name) > 60 {
 		name = name[:60]
 	}
-	if err := s.admin(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()+` TEMPLATE template0`); err != nil {
+	if err := s.admin(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
 		return "", fmt.Errorf("pgtest: create database %s: %w", name, err)
 	}
 	return s.URL(name), nil

@@ -10,6 +10,17 @@ import (
 	"syscall"
 )
 
+// credential is whom the server runs as.
+type credential = *syscall.Credential
+
+// chown hands path to cred's user (nothing when cred is nil).
+func chown(path string, cred credential) error {
+	if cred == nil {
+		return nil
+	}
+	return os.Chown(path, int(cred.Uid), int(cred.Gid))
+}
+
 // serverCredential returns the user postgres runs as: nil (this process's
 // own user) unless this process is root, which initdb and postgres refuse;
 // then the "postgres" user.
