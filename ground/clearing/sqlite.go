@@ -112,35 +112,37 @@ CREATE INDEX IF NOT EXISTS clearing_closes_flight ON clearing_closes (flight, cl
 `
 
 // schemaPostgres is schema in PostgreSQL's dialect (BIGINT for INTEGER,
-// BYTEA for BLOB); clearing_counters never existed there.
+// BYTEA for BLOB, TEXT COLLATE "C" so text compares and sorts bytewise as
+// in SQLite whatever the database's locale); clearing_counters never
+// existed there.
 const schemaPostgres = `
 CREATE TABLE clearing_invoices (
 	id             BYTEA PRIMARY KEY CHECK (length(id) = 16),
 	hash           BYTEA NOT NULL CHECK (length(hash) = 32),
 	raw            BYTEA NOT NULL,
-	flight         TEXT NOT NULL,
-	aircraft       TEXT NOT NULL,
+	flight         TEXT COLLATE "C" NOT NULL,
+	aircraft       TEXT COLLATE "C" NOT NULL,
 	seq            BIGINT NOT NULL CHECK (seq > 0),
 	prev           BYTEA NOT NULL,
 	kind           BIGINT NOT NULL CHECK (kind IN (1, 2)),
 	passenger      BYTEA NOT NULL,
 	credential     BYTEA NOT NULL,
 	amount         BIGINT NOT NULL CHECK (amount > 0),
-	currency       TEXT NOT NULL,
+	currency       TEXT COLLATE "C" NOT NULL,
 	voids          BYTEA,
 	created_at     BIGINT NOT NULL,
 	received_at    BIGINT NOT NULL,
 	updated_at     BIGINT NOT NULL,
-	status         TEXT NOT NULL,
+	status         TEXT COLLATE "C" NOT NULL,
 	reason         BIGINT NOT NULL DEFAULT 0,
-	detail         TEXT NOT NULL DEFAULT '',
-	funding        TEXT NOT NULL DEFAULT '',
+	detail         TEXT COLLATE "C" NOT NULL DEFAULT '',
+	funding        TEXT COLLATE "C" NOT NULL DEFAULT '',
 	attempt        BIGINT NOT NULL DEFAULT 0,
 	tries          BIGINT NOT NULL DEFAULT 0,
 	next_retry_at  BIGINT,
-	decline        TEXT NOT NULL DEFAULT '',
-	refund         TEXT NOT NULL DEFAULT '',
-	arrears        TEXT NOT NULL DEFAULT '',
+	decline        TEXT COLLATE "C" NOT NULL DEFAULT '',
+	refund         TEXT COLLATE "C" NOT NULL DEFAULT '',
+	arrears        TEXT COLLATE "C" NOT NULL DEFAULT '',
 	collections_at BIGINT,
 	settled_at     BIGINT
 );
@@ -160,14 +162,14 @@ CREATE TABLE clearing_credential_counters (
 
 CREATE TABLE clearing_rejects (
 	hash        BYTEA PRIMARY KEY CHECK (length(hash) = 32),
-	subject     TEXT NOT NULL,
-	kind        TEXT NOT NULL,
-	aircraft    TEXT NOT NULL DEFAULT '',
-	flight      TEXT NOT NULL DEFAULT '',
+	subject     TEXT COLLATE "C" NOT NULL,
+	kind        TEXT COLLATE "C" NOT NULL,
+	aircraft    TEXT COLLATE "C" NOT NULL DEFAULT '',
+	flight      TEXT COLLATE "C" NOT NULL DEFAULT '',
 	invoice     BYTEA,
 	seq         BIGINT NOT NULL DEFAULT 0,
 	reason      BIGINT NOT NULL,
-	detail      TEXT NOT NULL DEFAULT '',
+	detail      TEXT COLLATE "C" NOT NULL DEFAULT '',
 	raw         BYTEA NOT NULL,
 	received_at BIGINT NOT NULL,
 	receipt     BYTEA
@@ -176,13 +178,13 @@ CREATE INDEX clearing_rejects_flight ON clearing_rejects (flight);
 
 CREATE TABLE clearing_closes (
 	hash        BYTEA PRIMARY KEY CHECK (length(hash) = 32),
-	flight      TEXT NOT NULL,
-	aircraft    TEXT NOT NULL,
+	flight      TEXT COLLATE "C" NOT NULL,
+	aircraft    TEXT COLLATE "C" NOT NULL,
 	closed_at   BIGINT NOT NULL,
 	sales       BIGINT NOT NULL,
 	voids       BIGINT NOT NULL,
-	sales_total TEXT NOT NULL,
-	voids_total TEXT NOT NULL,
+	sales_total TEXT COLLATE "C" NOT NULL,
+	voids_total TEXT COLLATE "C" NOT NULL,
 	last_seq    BIGINT NOT NULL,
 	head        BYTEA NOT NULL,
 	raw         BYTEA NOT NULL,

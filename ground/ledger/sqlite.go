@@ -62,14 +62,15 @@ BEGIN SELECT RAISE(ABORT, 'ledger accounts change only by posting transfers'); E
 `
 
 // schemaPostgres is schema in PostgreSQL's dialect: BIGINT for INTEGER,
-// BYTEA for BLOB, and the triggers as PL/pgSQL. hex() is SQLite's, for
-// Check's messages.
+// BYTEA for BLOB, TEXT COLLATE "C" so names compare and sort bytewise as in
+// SQLite whatever the database's locale, and the triggers as PL/pgSQL.
+// hex() is SQLite's, for Check's messages.
 const schemaPostgres = `
 CREATE TABLE ledger_accounts (
 	id             BYTEA PRIMARY KEY CHECK (length(id) = 16),
 	name           TEXT COLLATE "C" NOT NULL UNIQUE,
 	code           BIGINT NOT NULL CHECK (code > 0),
-	currency       TEXT NOT NULL CHECK (length(currency) = 3),
+	currency       TEXT COLLATE "C" NOT NULL CHECK (length(currency) = 3),
 	flags          BIGINT NOT NULL,
 	debits_posted  BIGINT NOT NULL DEFAULT 0 CHECK (debits_posted >= 0),
 	credits_posted BIGINT NOT NULL DEFAULT 0 CHECK (credits_posted >= 0),
@@ -81,7 +82,7 @@ CREATE TABLE ledger_transfers (
 	debit_account  BYTEA NOT NULL REFERENCES ledger_accounts (id),
 	credit_account BYTEA NOT NULL REFERENCES ledger_accounts (id),
 	amount         BIGINT NOT NULL CHECK (amount > 0),
-	currency       TEXT NOT NULL,
+	currency       TEXT COLLATE "C" NOT NULL,
 	code           BIGINT NOT NULL CHECK (code > 0),
 	ref            BYTEA NOT NULL CHECK (length(ref) = 16),
 	reverses       BYTEA UNIQUE REFERENCES ledger_transfers (id),

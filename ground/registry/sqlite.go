@@ -144,15 +144,16 @@ type querier interface {
 
 // schemaPostgres is the registry's whole schema (schema, revocationSchema,
 // aircraftKeySchema) in PostgreSQL's dialect: BIGINT for INTEGER, BYTEA for
-// BLOB, BOOLEAN where Go stores a bool. Tables whose rows are listed in
+// BLOB, BOOLEAN where Go stores a bool, TEXT COLLATE "C" so text compares
+// and sorts bytewise as in SQLite whatever the database's locale. Tables whose rows are listed in
 // insertion order (SQLite's rowid) get an identity column named rowid, so
 // the same ORDER BY rowid works on both.
 const schemaPostgres = `
 CREATE TABLE registry_passengers (
 	id           BYTEA PRIMARY KEY CHECK (length(id) = 16),
-	external_ref TEXT UNIQUE,
+	external_ref TEXT COLLATE "C" UNIQUE,
 	score        BIGINT NOT NULL,
-	funding      TEXT,
+	funding      TEXT COLLATE "C",
 	created_at   BIGINT NOT NULL
 );
 
@@ -161,7 +162,7 @@ CREATE TABLE registry_scores (
 	seq       BIGINT NOT NULL,
 	score     BIGINT NOT NULL,
 	change    BIGINT NOT NULL,
-	reason    TEXT NOT NULL,
+	reason    TEXT COLLATE "C" NOT NULL,
 	at        BIGINT NOT NULL,
 	PRIMARY KEY (passenger, seq)
 );
@@ -184,27 +185,27 @@ CREATE TABLE registry_arrears (
 CREATE INDEX registry_arrears_open ON registry_arrears(passenger) WHERE cleared_at IS NULL;
 
 CREATE TABLE registry_aircraft (
-	id            TEXT PRIMARY KEY,
+	id            TEXT COLLATE "C" PRIMARY KEY,
 	key           BYTEA NOT NULL UNIQUE CHECK (length(key) = 32),
-	nkey          TEXT NOT NULL,
+	nkey          TEXT COLLATE "C" NOT NULL,
 	registered_at BIGINT NOT NULL
 );
 
 CREATE TABLE registry_flights (
-	id         TEXT PRIMARY KEY,
-	aircraft   TEXT NOT NULL REFERENCES registry_aircraft(id),
-	currency   TEXT NOT NULL,
-	catalog    TEXT NOT NULL,
-	caps       TEXT NOT NULL,
+	id         TEXT COLLATE "C" PRIMARY KEY,
+	aircraft   TEXT COLLATE "C" NOT NULL REFERENCES registry_aircraft(id),
+	currency   TEXT COLLATE "C" NOT NULL,
+	catalog    TEXT COLLATE "C" NOT NULL,
+	caps       TEXT COLLATE "C" NOT NULL,
 	created_at BIGINT NOT NULL,
 	updated_at BIGINT NOT NULL
 );
 
 CREATE TABLE registry_crew (
-	flight   TEXT NOT NULL REFERENCES registry_flights(id),
-	crew_id  TEXT NOT NULL,
-	role     TEXT NOT NULL,
-	pin_hash TEXT NOT NULL,
+	flight   TEXT COLLATE "C" NOT NULL REFERENCES registry_flights(id),
+	crew_id  TEXT COLLATE "C" NOT NULL,
+	role     TEXT COLLATE "C" NOT NULL,
+	pin_hash TEXT COLLATE "C" NOT NULL,
 	PRIMARY KEY (flight, crew_id)
 );
 
@@ -212,7 +213,7 @@ CREATE TABLE registry_credentials (
 	rowid      BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
 	id         BYTEA PRIMARY KEY CHECK (length(id) = 16),
 	passenger  BYTEA NOT NULL REFERENCES registry_passengers(id),
-	flight     TEXT NOT NULL REFERENCES registry_flights(id),
+	flight     TEXT COLLATE "C" NOT NULL REFERENCES registry_flights(id),
 	device     BYTEA NOT NULL,
 	raw        BYTEA NOT NULL,
 	issued_at  BIGINT NOT NULL,
@@ -223,7 +224,7 @@ CREATE INDEX registry_credentials_flight ON registry_credentials(flight, rowid);
 CREATE INDEX registry_credentials_device ON registry_credentials(device);
 
 CREATE TABLE registry_manifests (
-	flight     TEXT NOT NULL REFERENCES registry_flights(id),
+	flight     TEXT COLLATE "C" NOT NULL REFERENCES registry_flights(id),
 	serial     BIGINT NOT NULL CHECK (serial > 0),
 	raw        BYTEA NOT NULL,
 	issued_at  BIGINT NOT NULL,
@@ -232,7 +233,7 @@ CREATE TABLE registry_manifests (
 );
 
 CREATE TABLE registry_deltas (
-	flight      TEXT NOT NULL,
+	flight      TEXT COLLATE "C" NOT NULL,
 	base_serial BIGINT NOT NULL,
 	seq         BIGINT NOT NULL CHECK (seq > 0),
 	raw         BYTEA NOT NULL,
@@ -242,14 +243,14 @@ CREATE TABLE registry_deltas (
 );
 
 CREATE TABLE registry_published_roster (
-	flight TEXT NOT NULL,
+	flight TEXT COLLATE "C" NOT NULL,
 	serial BIGINT NOT NULL,
 	hash   BYTEA NOT NULL,
 	PRIMARY KEY (flight, serial)
 );
 
 CREATE TABLE registry_published_credentials (
-	flight     TEXT NOT NULL,
+	flight     TEXT COLLATE "C" NOT NULL,
 	serial     BIGINT NOT NULL,
 	credential BYTEA NOT NULL,
 	PRIMARY KEY (flight, serial, credential)
@@ -260,19 +261,19 @@ CREATE TABLE registry_revocations (
 	credential     BYTEA NOT NULL CHECK (length(credential) = 16),
 	passenger      BYTEA NOT NULL CHECK (length(passenger) = 16),
 	device         BYTEA NOT NULL CHECK (length(device) = 32),
-	flight         TEXT NOT NULL,
+	flight         TEXT COLLATE "C" NOT NULL,
 	reason         BIGINT NOT NULL CHECK (reason BETWEEN 2 AND 5),
-	note           TEXT NOT NULL,
+	note           TEXT COLLATE "C" NOT NULL,
 	revoked_at     BIGINT NOT NULL,
 	reinstated_at  BIGINT,
-	reinstate_note TEXT NOT NULL DEFAULT ''
+	reinstate_note TEXT COLLATE "C" NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX registry_revocations_open ON registry_revocations(credential) WHERE reinstated_at IS NULL;
 CREATE INDEX registry_revocations_device ON registry_revocations(device) WHERE reinstated_at IS NULL;
 CREATE INDEX registry_revocations_passenger ON registry_revocations(passenger) WHERE reinstated_at IS NULL;
 
 CREATE TABLE registry_published_denials (
-	flight     TEXT NOT NULL,
+	flight     TEXT COLLATE "C" NOT NULL,
 	serial     BIGINT NOT NULL,
 	passenger  BYTEA NOT NULL,
 	credential BYTEA NOT NULL,
@@ -283,7 +284,7 @@ CREATE TABLE registry_published_denials (
 
 CREATE TABLE registry_aircraft_keys (
 	rowid       BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
-	aircraft    TEXT NOT NULL REFERENCES registry_aircraft(id),
+	aircraft    TEXT COLLATE "C" NOT NULL REFERENCES registry_aircraft(id),
 	key         BYTEA NOT NULL UNIQUE CHECK (length(key) = 32),
 	since       BIGINT NOT NULL,
 	replaced_at BIGINT NOT NULL,
