@@ -133,7 +133,12 @@ func (c *pgConn) PrepareContext(ctx context.Context, query string) (driver.Stmt,
 }
 
 func (c *pgConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	return c.Conn.QueryContext(ctx, Rebind(query), args)
+	query = Rebind(query)
+	rows, err := c.Conn.QueryContext(ctx, query, args)
+	if err != nil && c.Conn.Conn().PgConn().TxStatus() == 'I' && isSelect(query) {
+		return nil, badConn(err, c.Conn.Conn()) // a read outside a transaction: safe to run again
+	}
+	return rows, err
 }
 
 func (c *pgConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
@@ -145,11 +150,11 @@ func (c *pgConn) ExecContext(ctx context.Context, query string, args []driver.Na
 	pc := c.Conn.Conn()
 	tx, err := pc.Begin(ctx)
 	if err != nil {
-		return nil, badConn(err)
+		return nil, badConn(err, pc)
 	}
 	defer tx.Rollback(context.Background())
 	if _, err := tx.Exec(ctx, lockSQL); err != nil {
-		return nil, err
+		return nil, badConn(err, pc)
 	}
 	vals := make([]any, len(args))
 	for i, a := range args {
@@ -187,25 +192,33 @@ func (c *pgConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx,
 	}
 	tx, err := c.Conn.BeginTx(ctx, opts)
 	if err != nil {
-		return nil, err
+		return nil, badConn(err, c.Conn.Conn())
 	}
 	if !opts.ReadOnly {
 		if _, err := c.Conn.ExecContext(ctx, lockSQL, nil); err != nil {
 			tx.Rollback()
-			return nil, err
+			return nil, badConn(err, c.Conn.Conn())
 		}
 	}
 	return tx, nil
 }
 
-// badConn reports a failure to even start talking on a connection as
-// driver.ErrBadConn, so database/sql retries on another connection (after
-// a PostgreSQL restart, say).
-func badConn(err error) error {
-	if errors.Is(err, driver.ErrBadConn) {
+// badConn reports a failure before anything was done on a connection (its
+// BEGIN, the writer lock, a read) as driver.ErrBadConn when the connection
+// is what failed, so database/sql throws it away and retries on another:
+// after a PostgreSQL restart every pooled connection is dead, and the first
+// statement on each would fail otherwise. pgx's Exec and Query do this
+// only for errors before the statement was sent; a backend that was
+// terminated (SQLSTATE 57P01 and kin, class 08) fails the statement after.
+func badConn(err error, conn *pgx.Conn) error {
+	if err == nil || errors.Is(err, driver.ErrBadConn) {
 		return err
 	}
-	if pgconn.SafeToRetry(err) {
+	if pgconn.SafeToRetry(err) || conn.IsClosed() {
+		return driver.ErrBadConn
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")) {
 		return driver.ErrBadConn
 	}
 	return err

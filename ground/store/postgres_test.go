@@ -106,3 +106,50 @@ func TestDialectOfSQLite(t *testing.T) {
 		t.Fatalf("DialectOf = %v, want %v", got, want)
 	}
 }
+
+// TestPostgresRestart: after the server restarts, the pool's dead
+// connections are replaced and every kind of statement works again at once.
+func TestPostgresRestart(t *testing.T) {
+	ctx := context.Background()
+	srv := pgtest.Start(t)
+	db, err := store.Open(ctx, srv.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE counter (n BIGINT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO counter (n) VALUES (?)`, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Several connections in the pool, all idle when the server goes.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { increment(ctx, db) })
+	}
+	wg.Wait()
+	for _, tc := range []struct {
+		name string
+		stop func() error
+	}{{"Stop", srv.Stop}, {"Kill", srv.Kill}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.stop(); err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Restart(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := increment(ctx, db); err != nil {
+				t.Fatalf("write transaction after the restart: %v", err)
+			}
+			if _, err := db.ExecContext(ctx, `UPDATE counter SET n = n + ?`, 1); err != nil {
+				t.Fatalf("write after the restart: %v", err)
+			}
+			var n int
+			if err := db.QueryRowContext(ctx, `SELECT n FROM counter`).Scan(&n); err != nil {
+				t.Fatalf("read after the restart: %v", err)
+			}
+		})
+	}
+}
