@@ -123,6 +123,11 @@ type Options struct {
 	// Logger receives the logs of ground and the cabin servers. Default:
 	// none.
 	Logger *slog.Logger
+	// Postgres, when set, is the URL of an empty PostgreSQL database that
+	// ground runs on instead of SQLite, and adds the clearing workers
+	// section: ClearingInvoices cleared by one worker, then as many by two.
+	// Default: SQLite, no clearing workers section.
+	Postgres string
 }
 
 func (o *Options) setDefaults() error {
@@ -197,7 +202,10 @@ type Result struct {
 	Authorize AuthorizeResult `json:"authorize"`
 	Replay    ReplayResult    `json:"replay"`
 	Clearing  ClearingResult  `json:"clearing"`
-	QR        QRResult        `json:"qr"`
+	// ClearingWorkers is clearing with one and two workers, when ground
+	// runs on PostgreSQL (Options.Postgres).
+	ClearingWorkers *ClearingWorkersResult `json:"clearing_workers,omitempty"`
+	QR              QRResult               `json:"qr"`
 	// OnboardRSSMiB is the cabin server process's peak resident size
 	// (VmHWM) after the memory flight, in MiB; OnboardRSS has the detail.
 	OnboardRSSMiB float64    `json:"onboard_rss_mib"`
@@ -423,6 +431,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	res.Targets["clearing"] = res.Clearing.Ratio >= 0.5
+	if opts.Postgres != "" {
+		cw, err := w.clearingWorkers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		res.ClearingWorkers = &cw
+	}
 
 	if res.Replay, err = replay(ctx, &opts); err != nil {
 		return nil, err

@@ -47,6 +47,13 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "clearing\t%.0f invoices/s (%d in %.2f s)\t%.0f/s (%.0f verify/s ÷ %.2f)\t%.2f\t≥ 0.50\t%s\n",
 		c.PerSecond, c.Invoices, c.Seconds, c.BoundPerSecond, c.VerifyPerSecond, c.VerificationsPerInvoice, c.Ratio,
 		met(r.Targets, "clearing"))
+	if cw := r.ClearingWorkers; cw != nil {
+		for _, run := range cw.Runs {
+			fmt.Fprintf(tw, "clearing, %d worker(s)\t%.0f invoices/s (%d in %.2f s, PostgreSQL)\t\t\t\t-\n",
+				run.Workers, run.PerSecond, cw.Invoices, run.Seconds)
+		}
+		fmt.Fprintf(tw, "clearing workers\t2 workers ÷ 1: %.2f\t\t\t\t-\n", cw.Speedup)
+	}
 	fmt.Fprintf(tw, "qr\tversion %d at %s (%d chars; full form version %d)\t\t\t≤ 6\t%s\n",
 		r.QR.Version, r.QR.ECC, r.QR.Chars, r.QR.FullVersion, met(r.Targets, "qr"))
 	if s := r.OnboardRSS; s != nil {

@@ -47,6 +47,9 @@ type world struct {
 	// clearing section starts it once the stream is full.
 	clearer *clearing.Service
 	js      jetstream.JetStream
+	// issuer is ground's signing key, for the clearing workers section's
+	// services.
+	issuer crypto.PrivateKey
 
 	aircraft [nFlights]*harness.Aircraft
 	flights  [nFlights]api.FlightView
@@ -114,7 +117,7 @@ func newWorld(ctx context.Context, dir string, opts *Options) (*world, error) {
 // clearing section's to call).
 func (w *world) startGround(ctx context.Context) error {
 	gdir := filepath.Join(w.dir, "ground")
-	m := &gapp.Main{Config: gapp.Config{DataDir: gdir, HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0",
+	m := &gapp.Main{Config: gapp.Config{DataDir: gdir, Postgres: w.opts.Postgres, HTTPAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0",
 		HeartbeatInterval: time.Second, Scorer: highScore{}, Logger: w.opts.Logger,
 		RateLimits: api.RateLimits{Off: true}}} // the bench drives the API flat out
 	m.Wire = func(ctx context.Context, d gapp.Deps) (gapp.Extensions, error) {
@@ -123,7 +126,7 @@ func (w *world) startGround(ctx context.Context) error {
 		if err != nil {
 			return gapp.Extensions{}, err
 		}
-		w.clearer, w.js = svc, d.JetStream
+		w.clearer, w.js, w.issuer = svc, d.JetStream, d.Issuer
 		return gapp.Extensions{Funder: svc, Reports: svc.Reports().Handler()}, nil
 	}
 	if err := m.Run(ctx); err != nil {
