@@ -12,3 +12,6 @@ import (
 func LockDir(dir string) (*os.File, error) {
 	return os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
 }
+
+// LockDirShared is LockDir: outside Unix nothing is locked.
+func LockDirShared(dir string) (*os.File, error) { return LockDir(dir) }
