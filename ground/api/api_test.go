@@ -20,7 +20,7 @@ import (
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/registry"
-	"github.com/airtab/airtab/ground/store"
+	"github.com/airtab/airtab/ground/store/storetest"
 	"github.com/airtab/airtab/protocol"
 	"github.com/airtab/airtab/protocol/passengerapi"
 )
@@ -70,6 +70,9 @@ type env struct {
 	scores map[string]int
 }
 
+// TestMain runs the tests once on SQLite and once on PostgreSQL.
+func TestMain(m *testing.M) { storetest.Main(m) }
+
 type envOpts struct {
 	noFunder bool
 	reports  http.Handler
@@ -78,11 +81,7 @@ type envOpts struct {
 func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "ground.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.Open(t)
 	issuer, _ := crypto.GenerateKey(crypto.Issuer, nil)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	scores := map[string]int{"low": 540, "mid": 700, "high": 800}

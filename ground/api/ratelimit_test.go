@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +15,7 @@ import (
 
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground/registry"
-	"github.com/airtab/airtab/ground/store"
+	"github.com/airtab/airtab/ground/store/storetest"
 	"github.com/airtab/airtab/protocol"
 	"github.com/airtab/airtab/protocol/passengerapi"
 )
@@ -43,11 +42,7 @@ func (c *movingClock) Add(d time.Duration) {
 func newLimitedEnv(t *testing.T, limits RateLimits) (*env, *movingClock) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "ground.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.Open(t)
 	clock := &movingClock{t: now}
 	issuer, _ := crypto.GenerateKey(crypto.Issuer, nil)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
