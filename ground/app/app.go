@@ -276,6 +276,10 @@ type Main struct {
 	failErr  error
 	closeMu  sync.Mutex
 	closed   bool
+
+	authMu     sync.Mutex  // serializes reloads of auth; guards the two below
+	nkeyTimer  *time.Timer // reloads auth when the next retiring nkey's grace ends
+	authClosed bool        // Close began: no more reloads
 }
 
 // Run opens the data directory, the issuer key, the database and NATS,
@@ -571,12 +575,32 @@ func (m *Main) natsAuth(ctx context.Context) (*natsvc.Auth, error) {
 	for id, nkey := range ids {
 		auth.Aircraft = append(auth.Aircraft, natsvc.AircraftIdentity{ID: id, NKey: nkey})
 	}
+	// After a plain key rotation the old box logs in with its old nkey
+	// until its grace ends (registry.RetiringNKeys), to upload what it
+	// signed before; the reload then shuts it out.
+	old, err := m.reg.RetiringNKeys(ctx, m.Config.Clock())
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range old {
+		auth.Aircraft = append(auth.Aircraft, natsvc.AircraftIdentity{ID: k.Aircraft, NKey: k.NKey})
+	}
+	if m.nkeyTimer != nil {
+		m.nkeyTimer.Stop()
+		m.nkeyTimer = nil
+	}
+	if len(old) > 0 {
+		m.nkeyTimer = time.AfterFunc(old[0].Until.Sub(m.Config.Clock())+time.Second, func() { m.reloadNATSAuth(context.Background()) })
+	}
 	return auth, nil
 }
 
-// reloadNATSAuth lets newly registered aircraft into the embedded server.
+// reloadNATSAuth lets newly registered aircraft into the embedded server,
+// re-keyed ones with their new nkey, and shuts out nkeys whose grace ended.
 func (m *Main) reloadNATSAuth(ctx context.Context) {
-	if m.auth == nil || m.ns == nil {
+	m.authMu.Lock()
+	defer m.authMu.Unlock()
+	if m.auth == nil || m.ns == nil || m.authClosed {
 		return
 	}
 	next, err := m.natsAuth(ctx)
@@ -755,6 +779,12 @@ func (m *Main) Close() error {
 		return nil
 	}
 	m.closed = true
+	m.authMu.Lock()
+	m.authClosed = true
+	if m.nkeyTimer != nil {
+		m.nkeyTimer.Stop()
+	}
+	m.authMu.Unlock()
 	timeout := m.Config.ShutdownTimeout
 	var errs []error
 	if m.httpSrv != nil {

@@ -57,17 +57,19 @@ const maxAircraftKeys = 64
 
 var _ ground.AircraftKeyHistory = (*Registry)(nil)
 
-// RotateAircraftKey moves aircraft id to the signing key key, and to nkey
-// when it is not empty (else its NATS nkey stays; when the old box is
-// thought in the wrong hands, give a new nkey and set compromised). The key
-// it had is kept with the time it was replaced (see RetiredAircraftKeys);
-// when compromised is set it is kept
-// only to be refused, and clearing accepts nothing it signed, not even for
-// flights already flown. Every flight of the aircraft whose credentials are
-// still valid gets a new manifest naming the new key, told to the aircraft.
-// Rotating to the key the aircraft has already changes nothing
-// (changed false); a key another aircraft has or had, or one this aircraft
-// had before, is a conflict; an unknown aircraft is not found.
+// RotateAircraftKey moves aircraft id to the signing key key and the NATS
+// nkey nkey, both new: the new box holds both. The key it had is kept with
+// the time it was replaced (see RetiredAircraftKeys); when compromised is
+// set it is kept only to be refused, and clearing accepts nothing it
+// signed, not even for flights already flown. The old nkey may still log in
+// for a while after a plain rotation, so the old box can upload what it
+// signed before (see RetiringNKeys); after a compromised one it is refused
+// at once. Every flight of the aircraft whose credentials are still valid
+// gets a new manifest naming the new key, told to the aircraft. Rotating to
+// the key and nkey the aircraft has already changes nothing (changed
+// false); no nkey is invalid; a key another aircraft has or had, or one
+// this aircraft had before, and an nkey in use or in its grace, are
+// conflicts; an unknown aircraft is not found.
 func (r *Registry) RotateAircraftKey(ctx context.Context, id protocol.AircraftID, key crypto.PublicKey, nkey string, compromised bool) (a Aircraft, changed bool, err error) {
 	if err := id.Validate(); err != nil {
 		return a, false, invalid("%v", err)
@@ -78,18 +80,30 @@ func (r *Registry) RotateAircraftKey(ctx context.Context, id protocol.AircraftID
 	if err := key.Check(); err != nil {
 		return a, false, invalid("aircraft %s: %v", id, err)
 	}
-	if nkey != "" && !nkeys.IsValidPublicUserKey(nkey) {
+	if nkey == "" {
+		return a, false, invalid("aircraft %s: a key rotation needs the new nkey too: the box with the new key logs in to NATS with it", id)
+	}
+	if !nkeys.IsValidPublicUserKey(nkey) {
 		return a, false, invalid("aircraft %s: nkey %q is not a NATS user public key (U…)", id, trunc(nkey))
 	}
 	var refs []flightRef
-	now := r.now()
+	var nkeyUntil time.Time
+	exact := r.clock().UTC()
+	now := exact.Truncate(time.Second)
+	// The time of the rotation is kept in whole seconds, rounded up: what
+	// the old box signed earlier in the rotation's second was signed before
+	// it, and clearing must still take it.
+	replacedAt := now
+	if exact.After(now) {
+		replacedAt = now.Add(time.Second)
+	}
 	err = r.inTx(ctx, func(tx *sql.Tx) error {
 		old, err := getAircraft(ctx, tx, id)
 		if err != nil {
 			return err
 		}
 		a = old
-		if old.Key.Equal(key) && (nkey == "" || nkey == old.NKey) {
+		if old.Key.Equal(key) && nkey == old.NKey {
 			return nil
 		}
 		if old.Key.Equal(key) {
@@ -100,6 +114,9 @@ func (r *Registry) RotateAircraftKey(ctx context.Context, id protocol.AircraftID
 		}
 		if other, had, err := retiredKeyOwner(ctx, tx, key); err != nil || had {
 			return orConflict(err, had, "aircraft key %s was retired from aircraft %s and cannot be used again", key.ID(), other)
+		}
+		if other, taken, err := nkeyInUse(ctx, tx, nkey); err != nil || taken {
+			return orConflict(err, taken, "nkey %s is aircraft %s's, now or until its grace after a rotation ends: give the new box a new nkey", trunc(nkey), other)
 		}
 		retired, err := retiredAircraftKeys(ctx, tx, id)
 		if err != nil {
@@ -113,13 +130,15 @@ func (r *Registry) RotateAircraftKey(ctx context.Context, id protocol.AircraftID
 			since = retired[n-1].ReplacedAt
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO registry_aircraft_keys (aircraft, key, since, replaced_at, compromised) VALUES (?, ?, ?, ?, ?)`,
-			string(id), keyBytes(old.Key), unix(since), unix(now), compromised); err != nil {
+			string(id), keyBytes(old.Key), unix(since), unix(replacedAt), compromised); err != nil {
 			return err
 		}
-		a.Key = key
-		if nkey != "" {
-			a.NKey = nkey
+		if !compromised {
+			if nkeyUntil, err = retireNKey(ctx, tx, id, old.NKey, now); err != nil {
+				return err
+			}
 		}
+		a.Key, a.NKey = key, nkey
 		if _, err := tx.ExecContext(ctx, `UPDATE registry_aircraft SET key = ?, nkey = ? WHERE id = ?`, keyBytes(a.Key), a.NKey, string(id)); err != nil {
 			return err
 		}
@@ -130,7 +149,8 @@ func (r *Registry) RotateAircraftKey(ctx context.Context, id protocol.AircraftID
 	if err != nil || !changed {
 		return a, false, wrap(err, "registry: rotate key of aircraft %s", id)
 	}
-	r.log.Info("aircraft key rotated", "aircraft", id, "key", key.ID(), "compromised", compromised, "manifests", len(refs))
+	r.log.Info("aircraft key rotated", "aircraft", id, "key", key.ID(), "compromised", compromised, "manifests", len(refs),
+		"old_nkey_until", nkeyUntil)
 	r.notify(refs...)
 	if r.onAircraft != nil {
 		r.onAircraft(ctx)

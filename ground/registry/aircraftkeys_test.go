@@ -128,3 +128,79 @@ func TestRotateCompromisedAircraftKey(t *testing.T) {
 		t.Fatalf("RetiredAircraftKeys = %+v, want the old key, compromised", retired)
 	}
 }
+
+// TestRetiringNKeys: a key rotation needs a new nkey; a plain one keeps the
+// old nkey until RetiringNKeyReplay after the credential window of the
+// last flight begun before it closes (not at all when none had begun); a
+// compromised one keeps nothing.
+func TestRetiringNKeys(t *testing.T) {
+	f := newFixture(t)
+	k1, _ := crypto.GenerateKey(crypto.Aircraft, nil)
+	n1 := newNKey(t)
+	if _, err := f.reg.RegisterAircraft(f.ctx, Aircraft{ID: "D-AINK", Key: k1.Public(), NKey: n1}); err != nil {
+		t.Fatal(err)
+	}
+	f.flight("301", "D-AINK", "EUR")
+	rotate := func(nkey string, compromised bool) error {
+		t.Helper()
+		k, _ := crypto.GenerateKey(crypto.Aircraft, nil)
+		_, _, err := f.reg.RotateAircraftKey(f.ctx, "D-AINK", k.Public(), nkey, compromised)
+		return err
+	}
+	retiring := func() []RetiringNKey {
+		t.Helper()
+		got, err := f.reg.RetiringNKeys(f.ctx, f.reg.now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	t.Run("ErrNoNKey", func(t *testing.T) {
+		if err := rotate("", false); ErrorCode(err) != CodeInvalid {
+			t.Fatalf("rotation without an nkey: %v, want %s", err, CodeInvalid)
+		}
+	})
+	n2 := newNKey(t)
+	t.Run("NoFlightBegun", func(t *testing.T) {
+		// The fixture's clock is before the flight's credential window.
+		if err := rotate(n2, false); err != nil {
+			t.Fatal(err)
+		}
+		if got := retiring(); len(got) != 0 {
+			t.Fatalf("RetiringNKeys = %+v, want none: nothing the old key signed can clear", got)
+		}
+	})
+	f.clock.Add(48 * time.Hour) // the flight's day: its window opened a day ago
+	n3 := newNKey(t)
+	t.Run("FlightBegun", func(t *testing.T) {
+		if err := rotate(n3, false); err != nil {
+			t.Fatal(err)
+		}
+		_, closes := CredentialWindow(flightDate)
+		want := []RetiringNKey{{Aircraft: "D-AINK", NKey: n2, Until: closes.Add(RetiringNKeyReplay)}}
+		if got := retiring(); len(got) != 1 || got[0] != want[0] {
+			t.Fatalf("RetiringNKeys = %+v, want %+v", got, want)
+		}
+		after, err := f.reg.RetiringNKeys(f.ctx, want[0].Until)
+		if err != nil || len(after) != 0 {
+			t.Fatalf("RetiringNKeys at the end of the grace = %+v, %v; want none", after, err)
+		}
+	})
+	t.Run("ErrNKeyInUse", func(t *testing.T) {
+		for _, nk := range []string{n2, n3} {
+			if err := rotate(nk, false); ErrorCode(err) != CodeConflict {
+				t.Errorf("rotation to nkey %s, in use or in its grace: %v, want %s", nk, err, CodeConflict)
+			}
+		}
+	})
+	t.Run("CompromisedKeepsNothing", func(t *testing.T) {
+		if err := rotate(newNKey(t), true); err != nil {
+			t.Fatal(err)
+		}
+		got := retiring()
+		if len(got) != 1 || got[0].NKey != n2 {
+			t.Fatalf("RetiringNKeys = %+v, want only %s (from the plain rotation before)", got, n2)
+		}
+	})
+}

@@ -300,6 +300,7 @@ CREATE INDEX registry_aircraft_keys_by_aircraft ON registry_aircraft_keys(aircra
 // Add steps at the end; never edit one that has shipped.
 var migrations = []store.Migration{
 	{Version: 1, SQLite: schema + revocationSchema + aircraftKeySchema, Postgres: schemaPostgres, Func: upgradeAircraftKeys},
+	{Version: 2, SQLite: retiringNKeySchema, Postgres: retiringNKeySchemaPostgres}, // nkeys.go
 }
 
 func createSchema(ctx context.Context, db *sql.DB) error {

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -26,7 +27,13 @@ func TestCloseRejectedShown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.g.API.RotateAircraftKey(f.ctx, "D-AICR", next.Public(), ""); err != nil {
+	// The new box's nkey; the running cabin server keeps its old one,
+	// still allowed in its grace, so it can send the close report.
+	box, err := NewAircraft("D-AICR", filepath.Join(f.dir, "box-2"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.API.RotateAircraftKey(f.ctx, "D-AICR", next.Public(), box.NKeyPub); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.hh[0].CloseFlight(f.ctx); err != nil {

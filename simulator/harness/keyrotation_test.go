@@ -12,7 +12,9 @@ import (
 	"github.com/airtab/airtab/ground/clearing"
 	"github.com/airtab/airtab/ground/keys"
 	"github.com/airtab/airtab/onboard"
+	"github.com/airtab/airtab/onboard/linkemu"
 	"github.com/airtab/airtab/protocol"
+	"github.com/nats-io/nats.go"
 )
 
 // keyChange stops ground, changes its issuer key set as "ground keys"
@@ -197,4 +199,141 @@ func settled(t *testing.T, ctx context.Context, g *Ground, f protocol.FlightID, 
 		t.Fatal(err)
 	}
 	return got
+}
+
+// natsLogin logs in to ground's NATS server with the nkey seed in file, as
+// a cabin server does, and reports the refusal, if any.
+func natsLogin(g *Ground, seedFile string) error {
+	opt, err := nats.NkeyOptionFromSeed(seedFile)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect("nats://"+g.NATSAddr(), opt, nats.MaxReconnects(0), nats.Timeout(5*time.Second))
+	if err != nil {
+		return err
+	}
+	nc.Close()
+	return nil
+}
+
+// TestAircraftKeyRotation rotates an aircraft's key under a flying
+// aircraft, with a real ground and cabin servers. A plain rotation gives the
+// aircraft a new signing key and a new nkey: the old box, still on its old
+// nkey, uploads the sale it signed before the rotation while its link was
+// down and gets its receipt (the sale settles under the retired key), and
+// the new box, with the new key and nkey, sells on the aircraft's next
+// flight and clears. Then a rotation marked compromised: the new box's nkey
+// is refused at once, while the first box's old nkey, in its grace, still
+// logs in.
+func TestAircraftKeyRotation(t *testing.T) {
+	f := newFleet(t, "D-AIKP")
+	const tail = protocol.AircraftID("D-AIKP")
+	box1 := f.cabins[0]
+	p := f.passenger("pax-rotate")
+	code, err := p.Wallet.PaymentCode(f.flights[0], true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := f.sell(0, code)
+	if got := f.cleared(0, before.InvoiceID).Status; got != clearing.StatusSettled {
+		t.Fatalf("sale before the rotation: %s, want %s", got, clearing.StatusSettled)
+	}
+
+	// Box 1 signs a sale with the link down; then the back office moves the
+	// aircraft to box 2's key and nkey.
+	box1.SetLinkState(linkemu.Down)
+	code, err = p.Wallet.PaymentCode(f.flights[0], true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offline := f.sell(0, code)
+	box2, err := NewAircraft(tail, filepath.Join(f.dir, "box-2"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.g.API.RotateAircraftKey(f.ctx, tail, box2.Key.Public(), ""); err == nil {
+		t.Fatal("rotation without a new nkey: accepted, want refused")
+	}
+	if _, err := f.g.API.RotateAircraftKey(f.ctx, tail, box2.Key.Public(), box2.NKeyPub); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("OldBoxUploadsWhatItSigned", func(t *testing.T) {
+		box1.SetLinkState(linkemu.Up)
+		if got := f.cleared(0, offline.InvoiceID); got.Status != clearing.StatusSettled {
+			t.Fatalf("sale box 1 signed before the rotation: %s (%s, %s), want %s", got.Status, got.Reason, got.Detail, clearing.StatusSettled)
+		}
+		err := Poll(f.ctx, time.Minute, "box 1 holding the receipt", func() (bool, error) {
+			st, err := f.hh[0].Status(f.ctx)
+			return err == nil && st.Invoices.Cleared == 2, err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := natsLogin(f.g, box1.Aircraft.NKeyFile()); err != nil {
+			t.Errorf("box 1's old nkey in its grace: %v, want logged in", err)
+		}
+	})
+
+	t.Run("NewBoxSells", func(t *testing.T) {
+		fv, err := f.g.API.RegisterFlight(f.ctx, api.FlightRequest{Carrier: "XX", Number: "902",
+			Date: time.Now().UTC().Format(time.DateOnly), Aircraft: tail, Currency: "EUR",
+			Catalog: []protocol.CatalogItem{{SKU: "coffee", Name: "Coffee", Price: protocol.M(350, "EUR"), Category: "drink"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.g.API.SetCrew(f.ctx, fv.ID, []api.CrewEntry{{ID: "p1", Role: "purser", PIN: "2468"}}); err != nil {
+			t.Fatal(err)
+		}
+		cred, err := f.g.API.OptIn(f.ctx, p.Wallet, fv.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Wallet.AddCredential(cred.COSE, nil); err != nil {
+			t.Fatal(err)
+		}
+		c, err := StartCabin(f.ctx, f.g, box2, fv.ID, CabinOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		hh, err := c.Handheld(f.ctx, "hh-box2", "p1", "2468")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hh.Close()
+		code, err := p.Wallet.PaymentCode(fv.ID, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := hh.Authorize(f.ctx, onboard.SaleRequest{InvoiceID: protocol.NewID(nil), Code: code, Lines: []onboard.Line{{SKU: "coffee", Quantity: 1}}})
+		if err != nil || !d.Approved {
+			t.Fatalf("sale on box 2: %v, %+v", err, d.Decline)
+		}
+		if got := settled(t, f.ctx, f.g, fv.ID, d.Sale.InvoiceID); got != clearing.StatusSettled {
+			t.Errorf("box 2's sale: %s, want %s", got, clearing.StatusSettled)
+		}
+	})
+
+	t.Run("CompromisedDropsTheNKeyAtOnce", func(t *testing.T) {
+		box3, err := NewAircraft(tail, filepath.Join(f.dir, "box-3"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := natsLogin(f.g, box2.NKeyFile()); err != nil {
+			t.Fatalf("box 2's nkey before the rotation: %v", err)
+		}
+		if _, err := f.g.API.RotateCompromisedAircraftKey(f.ctx, tail, box3.Key.Public(), box3.NKeyPub); err != nil {
+			t.Fatal(err)
+		}
+		if err := natsLogin(f.g, box2.NKeyFile()); err == nil {
+			t.Error("box 2's nkey after a compromised rotation: logged in, want refused")
+		}
+		if err := natsLogin(f.g, box3.NKeyFile()); err != nil {
+			t.Errorf("box 3's nkey: %v, want logged in", err)
+		}
+		if err := natsLogin(f.g, box1.Aircraft.NKeyFile()); err != nil {
+			t.Errorf("box 1's nkey, in its grace from the first rotation: %v, want logged in", err)
+		}
+	})
 }
