@@ -131,10 +131,20 @@ func (s *Service) recordJobs(ctx context.Context, jobs []*job) (map[protocol.ID]
 	var created []ledger.AccountID
 	recs := map[protocol.ID]InvoiceRecord{}
 	arrears := false
+	ids := make([]protocol.ID, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.rec.ID
+	}
+	// Read them all first: recording one job writes no other invoice's
+	// record (a second job of the same invoice sees what the first wrote).
+	stored, err := invoicesByID(ctx, tx, ids)
+	if err != nil {
+		return nil, false, err
+	}
 	for _, j := range jobs {
-		rec, found, err := getInvoice(ctx, tx, j.rec.ID)
-		if err != nil {
-			return nil, false, err
+		rec, found := stored[j.rec.ID]
+		if r, ok := recs[j.rec.ID]; ok {
+			rec = r
 		}
 		if !found {
 			return nil, false, fmt.Errorf("charge of %s: invoice vanished: %w", j.rec.ID, errInvariant)

@@ -277,6 +277,11 @@ type batchTx struct {
 	order    []protocol.ID // job order, for determinism
 	accounts []ledger.AccountID
 	arrears  bool // an arrears call became due
+	// The prefetched answers (prefetch.go): a record by id (nil: not
+	// stored), the sales no void names, a counter's invoice (nil: unused).
+	known    map[protocol.ID]*InvoiceRecord
+	noVoids  map[protocol.ID]bool
+	counters map[counterKey]*protocol.ID
 }
 
 // commitBatch is step 2. It returns the acquirer jobs of step 3 and whether
@@ -289,6 +294,9 @@ func (s *Service) commitBatch(ctx context.Context, items []*item) ([]*job, bool,
 	defer tx.Rollback()
 	now := s.clock().UTC()
 	b := &batchTx{s: s, tx: tx, lb: ledger.NewBatch(tx.Tx, now), now: now, jobs: map[protocol.ID]*job{}}
+	if err := b.prefetch(ctx, items); err != nil {
+		return nil, false, err
+	}
 	for _, it := range items {
 		if it.verdict == retry {
 			continue
@@ -322,7 +330,7 @@ func (b *batchTx) apply(ctx context.Context, it *item) error {
 		return b.close(ctx, it)
 	}
 	inv := it.inv.Body
-	old, found, err := getInvoice(ctx, b.tx, inv.ID)
+	old, found, err := b.get(ctx, inv.ID)
 	if err != nil {
 		return err
 	}
@@ -387,7 +395,7 @@ func (b *batchTx) quarantine(ctx context.Context, it *item, rec InvoiceRecord, r
 // posted or charged; the amount stays visible in the report.
 func (b *batchTx) dispute(ctx context.Context, it *item, rec InvoiceRecord, r protocol.Reason, detail string) error {
 	rec.Status, rec.Reason, rec.Detail = StatusDisputed, r, detail
-	voids, err := voidsOf(ctx, b.tx, rec.ID, protocol.ID{})
+	voids, err := b.voids(ctx, rec.ID, protocol.ID{})
 	if err != nil {
 		return err
 	}
@@ -397,7 +405,7 @@ func (b *batchTx) dispute(ctx context.Context, it *item, rec InvoiceRecord, r pr
 			// nothing is in dispute.
 			rec.Status, rec.Detail = StatusVoided, "disputed ("+r.String()+"), voided by "+v.ID.String()+" before it arrived"
 			v.Status, v.Detail, v.UpdatedAt = StatusVoided, "the sale was disputed: nothing to reverse", b.now
-			if err := updateInvoice(ctx, b.tx, v); err != nil {
+			if err := b.update(ctx, v); err != nil {
 				return err
 			}
 			return b.insert(ctx, it, rec)
@@ -411,6 +419,7 @@ func (b *batchTx) dispute(ctx context.Context, it *item, rec InvoiceRecord, r pr
 // insert stores rec and notes what the item's receipt waits for: nothing,
 // or, for a posted card sale, its charge.
 func (b *batchTx) insert(ctx context.Context, it *item, rec InvoiceRecord) error {
+	b.wrote(rec)
 	if err := insertInvoice(ctx, b.tx, rec); err != nil {
 		return err
 	}
@@ -426,7 +435,8 @@ func (b *batchTx) insert(ctx context.Context, it *item, rec InvoiceRecord) error
 // the ledger, then the wallet charge or a card job.
 func (b *batchTx) sale(ctx context.Context, it *item, rec InvoiceRecord) error {
 	f := it.sale
-	owner, used, err := counterOwner(ctx, b.tx, f.credential, f.counter)
+	ck := counterKey{f.credential, f.counter}
+	owner, used, err := b.counterOwner(ctx, ck)
 	if err != nil {
 		return err
 	}
@@ -442,7 +452,7 @@ func (b *batchTx) sale(ctx context.Context, it *item, rec InvoiceRecord) error {
 		return b.dispute(ctx, it, rec, protocol.ReasonOverPassengerLimit,
 			fmt.Sprintf("spent %s on the flight before, this sale %s, limit %s", protocol.M(spent, rec.Total.Currency), rec.Total, f.limit))
 	}
-	if err := insertCounter(ctx, b.tx, f.credential, f.counter, rec.ID); err != nil {
+	if err := b.useCounter(ctx, ck, rec.ID); err != nil {
 		return err
 	}
 	voided, err := b.pendingVoid(ctx, &rec)
@@ -498,7 +508,7 @@ func (b *batchTx) walletSale(ctx context.Context, rec *InvoiceRecord) error {
 // pendingVoid applies a void that arrived before its sale: the sale is
 // reversed at once and never charged. It reports whether there was one.
 func (b *batchTx) pendingVoid(ctx context.Context, rec *InvoiceRecord) (bool, error) {
-	voids, err := voidsOf(ctx, b.tx, rec.ID, protocol.ID{})
+	voids, err := b.voids(ctx, rec.ID, protocol.ID{})
 	if err != nil {
 		return false, err
 	}
@@ -517,7 +527,7 @@ func (b *batchTx) pendingVoid(ctx context.Context, rec *InvoiceRecord) (bool, er
 		}
 		rec.Status, rec.Detail = StatusVoided, "voided by "+v.ID.String()+" before it arrived"
 		v.Status, v.UpdatedAt = StatusVoided, b.now
-		return true, updateInvoice(ctx, b.tx, v)
+		return true, b.update(ctx, v)
 	}
 	return false, nil
 }
@@ -525,14 +535,14 @@ func (b *batchTx) pendingVoid(ctx context.Context, rec *InvoiceRecord) (bool, er
 // resolvePendingVoids marks the pending voids of a sale that will never be
 // posted as applied, with a note.
 func (b *batchTx) resolvePendingVoids(ctx context.Context, sale protocol.ID, note string) error {
-	voids, err := voidsOf(ctx, b.tx, sale, protocol.ID{})
+	voids, err := b.voids(ctx, sale, protocol.ID{})
 	if err != nil {
 		return err
 	}
 	for _, v := range voids {
 		if v.Status == StatusVoidPending {
 			v.Status, v.Detail, v.UpdatedAt = StatusVoided, note, b.now
-			if err := updateInvoice(ctx, b.tx, v); err != nil {
+			if err := b.update(ctx, v); err != nil {
 				return err
 			}
 		}
@@ -544,7 +554,7 @@ func (b *batchTx) resolvePendingVoids(ctx context.Context, sale protocol.ID, not
 // refunded (a wallet at once, a card through a job), or, if the sale has not
 // arrived, the void waits for it.
 func (b *batchTx) void(ctx context.Context, it *item, rec InvoiceRecord) error {
-	sale, found, err := getInvoice(ctx, b.tx, rec.Voids)
+	sale, found, err := b.get(ctx, rec.Voids)
 	if err != nil {
 		return err
 	}
@@ -562,7 +572,7 @@ func (b *batchTx) void(ctx context.Context, it *item, rec InvoiceRecord) error {
 	case sale.Total != rec.Total:
 		return b.quarantine(ctx, it, rec, protocol.ReasonInvalidAmount, fmt.Sprintf("void of %s for a sale of %s", rec.Total, sale.Total))
 	}
-	others, err := voidsOf(ctx, b.tx, sale.ID, rec.ID)
+	others, err := b.voids(ctx, sale.ID, rec.ID)
 	if err != nil {
 		return err
 	}
@@ -578,7 +588,7 @@ func (b *batchTx) void(ctx context.Context, it *item, rec InvoiceRecord) error {
 		// Never posted; the void ends the dispute: nothing is owed.
 		rec.Detail = "the sale was disputed: nothing to reverse"
 		sale.Status, sale.Detail, sale.UpdatedAt = StatusVoided, "disputed ("+sale.Reason.String()+"), then voided by "+rec.ID.String(), b.now
-		if err := updateInvoice(ctx, b.tx, sale); err != nil {
+		if err := b.update(ctx, sale); err != nil {
 			return err
 		}
 		return b.insert(ctx, it, rec)
@@ -618,7 +628,7 @@ func (b *batchTx) reverseSale(ctx context.Context, sale *InvoiceRecord) error {
 		sale.Arrears, b.arrears = ArrearsClear, true
 	}
 	sale.Status, sale.UpdatedAt = StatusVoided, b.now
-	return updateInvoice(ctx, b.tx, *sale)
+	return b.update(ctx, *sale)
 }
 
 func (b *batchTx) reject(ctx context.Context, it *item) error {
