@@ -686,9 +686,11 @@ func (m *Main) startServices(svcs []Service) {
 // than all are refused, since several processes cannot share either. On a
 // shared PostgreSQL with an external NATS nothing in the directory is
 // written after the first start but the issuer's public files, replaced
-// atomically with the same content by every process, so there is no lock
-// and the API servers and clearing workers of one machine may share the
-// directory for their keys. What needs one writer on the shared database
+// atomically with the same content by every process, so the lock is
+// shared (store.LockDirShared): the API servers and clearing workers of
+// one machine may share the directory for their keys, and a "ground keys"
+// change, which takes the lock alone, waits for them all to stop. What
+// needs one writer on the shared database
 // has a PostgreSQL advisory lock instead (see ground/store/writelock.go:
 // one lock every write transaction takes, which covers manifest serials,
 // sales against the limits and the ledger; store.TryLock for clearing's
@@ -713,12 +715,12 @@ func (m *Main) openDB(ctx context.Context) (err error) {
 	if cfg.Role != RoleAll && !shared {
 		return fmt.Errorf("role %s needs a database shared by every ground process (PostgreSQL, --postgres URL): SQLite is a file of one process's data directory; run --role all for a single process", cfg.Role)
 	}
-	if !shared || cfg.NATSURL == "" {
-		if m.lock, err = store.LockDir(cfg.DataDir); err != nil {
-			return err
-		}
+	lock := store.LockDir
+	if shared && cfg.NATSURL != "" {
+		lock = store.LockDirShared
 	}
-	return nil
+	m.lock, err = lock(cfg.DataDir)
+	return err
 }
 
 // startWorkerHTTP serves a clearing worker's /metrics and /healthz.

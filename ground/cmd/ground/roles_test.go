@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/airtab/airtab/ground/app"
 	"github.com/airtab/airtab/ground/natsvc"
+	"github.com/airtab/airtab/ground/store/pgtest"
 )
 
 // TestServeRoleFlag: --role takes all, api or clearing, all by default, and
@@ -80,5 +83,56 @@ func TestRolesNeedSharedParts(t *testing.T) {
 	m := startMain(t, dir, nil)
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRolesShareDataDir: an API server and a clearing worker on one
+// PostgreSQL database and an external NATS run side by side on one data
+// directory (their keys), and a key change is refused while they run.
+func TestRolesShareDataDir(t *testing.T) {
+	pg := pgtest.Start(t)
+	dsn := pg.NewDatabase(t)
+	ns, err := natsvc.StartServer(natsvc.ServerConfig{Port: -1, StoreDir: t.TempDir(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	dir := t.TempDir()
+	var mains []*app.Main
+	defer func() {
+		for _, m := range mains {
+			m.Close()
+		}
+	}()
+	for _, role := range []app.Role{app.RoleAPI, app.RoleClearing, app.RoleClearing} {
+		m := &app.Main{Config: app.Config{Role: role, DataDir: dir, Postgres: dsn, NATSURL: ns.ClientURL(),
+			HTTPAddr: "127.0.0.1:0", HeartbeatInterval: 50 * time.Millisecond, Logger: quiet}}
+		if err := m.Run(context.Background()); err != nil {
+			t.Fatalf("role %s beside the others: %v", role, err)
+		}
+		mains = append(mains, m)
+	}
+	err = keysRun(dir, "add", "", time.Now(), time.Time{}, 0, 0, true, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "stop the ground service first") {
+		t.Fatalf("ground keys add while they run: %v, want refused", err)
+	}
+	// A worker answers /healthz and /metrics, and nothing of the API.
+	for path, want := range map[string]int{"/healthz": http.StatusOK, "/metrics": http.StatusOK, "/v1/arrears": http.StatusNotFound} {
+		resp, err := http.Get("http://" + mains[1].HTTPAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("worker GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	for _, m := range mains {
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := keysRun(dir, "add", "", time.Now(), time.Time{}, 0, 0, true, io.Discard); err != nil {
+		t.Fatalf("ground keys add once they stopped: %v", err)
 	}
 }
