@@ -689,7 +689,7 @@ func (m *Main) startServices(svcs []Service) {
 // atomically with the same content by every process, so the lock is
 // shared (store.LockDirShared): the API servers and clearing workers of
 // one machine may share the directory for their keys, and a "ground keys"
-// change, which takes the lock alone, waits for them all to stop. What
+// change, which takes the lock alone, is refused while any runs. What
 // needs one writer on the shared database
 // has a PostgreSQL advisory lock instead (see ground/store/writelock.go:
 // one lock every write transaction takes, which covers manifest serials,
