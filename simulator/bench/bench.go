@@ -308,8 +308,10 @@ type OpenLoopResult struct {
 	Approved        int     `json:"approved"`
 	Declined        int     `json:"declined"`
 	// ServerCPUUSPerApproval is the cabin server's CPU per approval in this
-	// run, below saturation.
+	// run, below saturation; CommitsPerApproval its group commits per
+	// approval (near 1: at this load most commits carry one sale).
 	ServerCPUUSPerApproval float64 `json:"server_cpu_us_per_approval"`
+	CommitsPerApproval     float64 `json:"commits_per_approval"`
 	Method                 string  `json:"method"`
 }
 

@@ -42,6 +42,10 @@ func (w *world) openLoop(ctx context.Context, c *authorizeCabin, hs []*client.Cl
 	progress(o.Progress, "open loop: %d sales scheduled over %g s on %d handhelds; codes made in %.1f s",
 		n, o.OpenLoopSeconds, len(hs), time.Since(start).Seconds())
 
+	before, err := c.stats(ctx)
+	if err != nil {
+		return r, err
+	}
 	cpu0, err := procCPU(c.proc.Pid())
 	if err != nil {
 		return r, err
@@ -91,6 +95,13 @@ func (w *world) openLoop(ctx context.Context, c *authorizeCabin, hs []*client.Cl
 	if err != nil {
 		return r, err
 	}
+	after, err := c.stats(ctx)
+	if err != nil {
+		return r, err
+	}
+	if approved := after.Approved - before.Approved; approved > 0 {
+		r.CommitsPerApproval = float64(after.Commits-before.Commits) / float64(approved)
+	}
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	for i := range hs {
@@ -106,8 +117,9 @@ func (w *world) openLoop(ctx context.Context, c *authorizeCabin, hs []*client.Cl
 	if r.Approved > 0 {
 		r.ServerCPUUSPerApproval = us(cpu1-cpu0) / float64(r.Approved)
 	}
-	progress(o.Progress, "open loop: offered %.0f/s, achieved %.0f/s (%d approved, %d declined in %.2f s): p50 %.2f ms, p99 %.2f ms, max %.2f ms; %.0f µs server CPU per approval",
-		r.OfferedPerSecond, r.AchievedPerSecond, r.Approved, r.Declined, r.Seconds, r.P50MS, r.P99MS, r.MaxMS, r.ServerCPUUSPerApproval)
+	progress(o.Progress, "open loop: offered %.0f/s, achieved %.0f/s (%d approved, %d declined in %.2f s): p50 %.2f ms, p99 %.2f ms, max %.2f ms; %.0f µs server CPU per approval, %.2f commits per approval",
+		r.OfferedPerSecond, r.AchievedPerSecond, r.Approved, r.Declined, r.Seconds, r.P50MS, r.P99MS, r.MaxMS,
+		r.ServerCPUUSPerApproval, r.CommitsPerApproval)
 	if r.Approved == 0 {
 		return r, fmt.Errorf("bench: open loop: no sale approved")
 	}
