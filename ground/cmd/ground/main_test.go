@@ -19,6 +19,8 @@ import (
 	"github.com/airtab/airtab/ground/app"
 	"github.com/airtab/airtab/ground/natsvc"
 	"github.com/airtab/airtab/ground/registry"
+	"github.com/airtab/airtab/ground/store"
+	"github.com/airtab/airtab/ground/store/pgtest"
 	"github.com/airtab/airtab/protocol"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -446,5 +448,69 @@ func TestReportCommand(t *testing.T) {
 	errb.Reset()
 	if code := run(ctx, []string{"report", "--data-dir", dir, "--flight", "XX1-2026-11-21"}, &out, &errb); code != 1 || errb.Len() == 0 {
 		t.Fatalf("report of a flight with no clearing data = %d %q, want 1 and a reason", code, errb.String())
+	}
+}
+
+func TestReportCommandPostgres(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Start(t).NewDatabase(t)
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"report", "--postgres", url, "--settlement", "2026-11-21", "--format", "csv"}, &out, &errb); code != 0 {
+		t.Fatalf("settlement from PostgreSQL = %d: %s", code, errb.String())
+	}
+	if out.Len() == 0 {
+		t.Fatal("settlement printed nothing")
+	}
+	t.Run("FromEnvironment", func(t *testing.T) {
+		getenv = func(k string) string {
+			if k == postgresEnv {
+				return url
+			}
+			return ""
+		}
+		defer func() { getenv = os.Getenv }()
+		out.Reset()
+		if code := run(ctx, []string{"report", "--settlement", "2026-11-21"}, &out, &errb); code != 0 {
+			t.Fatalf("settlement from $%s = %d: %s", postgresEnv, code, errb.String())
+		}
+	})
+	t.Run("NotAURL", func(t *testing.T) {
+		errb.Reset()
+		if code := run(ctx, []string{"report", "--postgres", "host=db", "--settlement", "2026-11-21"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "want postgres://") {
+			t.Fatalf("report --postgres host=db = %d %q, want 2 and the form a URL takes", code, errb.String())
+		}
+	})
+}
+
+// TestServeCommandPostgres: ground serve --postgres keeps its tables in the
+// PostgreSQL database, migrated at start, and none in the data directory.
+func TestServeCommandPostgres(t *testing.T) {
+	getenv = func(string) string { return "" }
+	defer func() { getenv = os.Getenv }()
+	url := pgtest.Start(t).NewDatabase(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"serve", "--postgres", url, "--data-dir", dir, "--http", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, &stdout, &stderr)
+	}()
+	waitFor(t, 30*time.Second, "ground service up", func() bool { return strings.Contains(stderr.String(), "ground service up") })
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit code %d, want 0; log:\n%s", code, stderr.String())
+	}
+	db, err := store.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, c := range []string{"registry", "ledger", "clearing"} {
+		if v, err := store.SchemaVersion(context.Background(), db, c); err != nil || v < 1 {
+			t.Errorf("schema version of %s in PostgreSQL = %d (%v), want at least 1", c, v, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ground.db")); !os.IsNotExist(err) {
+		t.Errorf("ground.db in the data directory: %v, want none with --postgres", err)
 	}
 }
