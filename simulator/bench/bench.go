@@ -300,6 +300,12 @@ type OpenLoopResult struct {
 	P99MS             float64 `json:"p99_ms"`
 	MaxMS             float64 `json:"max_ms"`
 	Handhelds         int     `json:"handhelds"`
+	// SendLagP99MS is the 99th percentile of how late a sale was sent
+	// after its scheduled time; ServiceP50MS and ServiceP99MS are the
+	// latencies from the actual send to the answer.
+	SendLagP99MS float64 `json:"send_lag_p99_ms"`
+	ServiceP50MS float64 `json:"service_p50_ms"`
+	ServiceP99MS float64 `json:"service_p99_ms"`
 	// Scheduled is how many sales the schedules held; ScheduleSeconds
 	// their length; Seconds the time to the last answer.
 	Scheduled       int     `json:"scheduled"`

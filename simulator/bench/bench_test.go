@@ -91,6 +91,11 @@ func TestRun(t *testing.T) {
 			t.Errorf("open loop latencies p50 %g, p99 %g, max %g: not ordered", ol.P50MS, ol.P99MS, ol.MaxMS)
 		}
 		near(t, "open loop achieved", ol.AchievedPerSecond, float64(ol.Approved)/ol.Seconds)
+		positive(t, "open loop service_p50_ms", ol.ServiceP50MS)
+		if ol.ServiceP99MS > ol.MaxMS || ol.SendLagP99MS < 0 || ol.SendLagP99MS > ol.MaxMS {
+			t.Errorf("open loop service p99 %g ms, send lag p99 %g ms: want both within the max latency %g ms",
+				ol.ServiceP99MS, ol.SendLagP99MS, ol.MaxMS)
+		}
 	})
 
 	c := r.Clearing

@@ -19,7 +19,10 @@ const openLoopMethod = "after the closed-loop run, on the same cabin server chil
 	"offered_per_s; a handheld sends each sale at its scheduled time, or as soon as its previous answer is in when " +
 	"it is late, and latency runs from the scheduled time to the answer (no coordinated omission: a slow answer " +
 	"delays the sales queued behind it, and their wait counts). Payment codes are made before the clock. " +
-	"achieved_per_s is approvals ÷ the time from the start to the last answer."
+	"achieved_per_s is approvals ÷ the time from the start to the last answer. send_lag_p99_ms is how late the " +
+	"sends were (a handheld still waiting for its previous answer, or its goroutine waiting for a core), " +
+	"service_p50_ms and service_p99_ms the latency from the actual send: p99_ms well above service_p99_ms means " +
+	"the lateness is the load generator's or the machine's, not the answers'."
 
 // openLoop runs the open-loop section at OpenLoopRate sales per second for
 // OpenLoopSeconds, spread over the handhelds.
@@ -53,6 +56,8 @@ func (w *world) openLoop(ctx context.Context, c *authorizeCabin, hs []*client.Cl
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	lat := make([][]time.Duration, len(hs))
+	lag := make([][]time.Duration, len(hs))     // scheduled time to the send
+	service := make([][]time.Duration, len(hs)) // send to answer
 	approved, declined := make([]int, len(hs)), make([]int, len(hs))
 	var wg sync.WaitGroup
 	next := 0
@@ -62,6 +67,8 @@ func (w *world) openLoop(ctx context.Context, c *authorizeCabin, hs []*client.Cl
 		next += len(sched[i])
 		wg.Go(func() {
 			lat[i] = make([]time.Duration, 0, len(mine))
+			lag[i] = make([]time.Duration, 0, len(mine))
+			service[i] = make([]time.Duration, 0, len(mine))
 			for k, at := range sched[i] {
 				due := start.Add(at)
 				if d := time.Until(due); d > 0 {
@@ -72,8 +79,12 @@ func (w *world) openLoop(ctx context.Context, c *authorizeCabin, hs []*client.Cl
 					}
 				}
 				req := onboard.SaleRequest{InvoiceID: protocol.NewID(nil), Code: mine[k], Lines: baskets[(i+k)%len(baskets)]}
+				sent := time.Now()
 				d, err := h.Authorize(ctx, req)
-				lat[i] = append(lat[i], time.Since(due))
+				done := time.Now()
+				lat[i] = append(lat[i], done.Sub(due))
+				lag[i] = append(lag[i], max(sent.Sub(due), 0))
+				service[i] = append(service[i], done.Sub(sent))
 				if err != nil {
 					cancel(fmt.Errorf("bench: open loop: authorize on handheld %d: %w", i+1, err))
 					return
@@ -112,14 +123,19 @@ func (w *world) openLoop(ctx context.Context, c *authorizeCabin, hs []*client.Cl
 	if len(all) > 0 {
 		r.MaxMS = ms(all[len(all)-1])
 	}
+	lags, svc := slices.Concat(lag...), slices.Concat(service...)
+	slices.Sort(lags)
+	slices.Sort(svc)
+	r.SendLagP99MS = ms(percentile(lags, 0.99))
+	r.ServiceP50MS, r.ServiceP99MS = ms(percentile(svc, 0.50)), ms(percentile(svc, 0.99))
 	r.Seconds = elapsed.Seconds()
 	r.AchievedPerSecond = ratio(float64(r.Approved), r.Seconds)
 	if r.Approved > 0 {
 		r.ServerCPUUSPerApproval = us(cpu1-cpu0) / float64(r.Approved)
 	}
-	progress(o.Progress, "open loop: offered %.0f/s, achieved %.0f/s (%d approved, %d declined in %.2f s): p50 %.2f ms, p99 %.2f ms, max %.2f ms; %.0f µs server CPU per approval, %.2f commits per approval",
+	progress(o.Progress, "open loop: offered %.0f/s, achieved %.0f/s (%d approved, %d declined in %.2f s): p50 %.2f ms, p99 %.2f ms, max %.2f ms (from the send: p50 %.2f ms, p99 %.2f ms; send lag p99 %.2f ms); %.0f µs server CPU per approval, %.2f commits per approval",
 		r.OfferedPerSecond, r.AchievedPerSecond, r.Approved, r.Declined, r.Seconds, r.P50MS, r.P99MS, r.MaxMS,
-		r.ServerCPUUSPerApproval, r.CommitsPerApproval)
+		r.ServiceP50MS, r.ServiceP99MS, r.SendLagP99MS, r.ServerCPUUSPerApproval, r.CommitsPerApproval)
 	if r.Approved == 0 {
 		return r, fmt.Errorf("bench: open loop: no sale approved")
 	}
