@@ -241,7 +241,7 @@ func TestAircraftKeyRotation(t *testing.T) {
 
 	// Box 1 signs a sale with the link down; then the back office moves the
 	// aircraft to box 2's key and nkey.
-	box1.SetLinkState(linkemu.Down)
+	box1.Link.SetState(linkemu.Down)
 	code, err = p.Wallet.PaymentCode(f.flights[0], true)
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +259,7 @@ func TestAircraftKeyRotation(t *testing.T) {
 	}
 
 	t.Run("OldBoxUploadsWhatItSigned", func(t *testing.T) {
-		box1.SetLinkState(linkemu.Up)
+		box1.Link.SetState(linkemu.Up)
 		if got := f.cleared(0, offline.InvoiceID); got.Status != clearing.StatusSettled {
 			t.Fatalf("sale box 1 signed before the rotation: %s (%s, %s), want %s", got.Status, got.Reason, got.Detail, clearing.StatusSettled)
 		}
