@@ -308,7 +308,7 @@ type cabinChild struct {
 // the child's own, and so does its Go memory limit (the production 40 MiB).
 func (c *Cabin) childArgs(listen string) []string {
 	args := []string{"--data-dir", c.Aircraft.Dir, "--listen", listen, "--aircraft", string(c.Aircraft.ID),
-		"--flight", string(c.Flight), "--issuer-key", c.ground.IssuerPubFile(), "--nats-url", c.Link.URL(),
+		"--flight", string(c.Flight), "--issuer-key", c.ground.IssuerPubFile(), "--nats-url", c.NATSURL(),
 		"--nats-nkey", c.Aircraft.NKeyFile(), "--sync-interval", syncInterval(c.opts).String(), "--log-format", "json", "--log-level", "info"}
 	if c.opts.ReplayWindow > 0 {
 		args = append(args, "--replay-window", fmt.Sprint(c.opts.ReplayWindow))

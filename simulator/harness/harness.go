@@ -42,6 +42,14 @@ type GroundOptions struct {
 	// StreamDuplicates is the streams' duplicate window. Default: ground's
 	// (2 minutes).
 	StreamDuplicates time.Duration
+	// NATSCluster, when set, is the JetStream cluster ground uses instead
+	// of its embedded server (ground's --nats-url with every node's URL,
+	// its nkey and auth callout key), and cabin servers get a link to each
+	// node. The cluster is the caller's to close, after the ground.
+	NATSCluster *NATSCluster
+	// NATSReplicas is the streams' replica count on NATSCluster. Default:
+	// the cluster's node count, at most 3.
+	NATSReplicas int
 }
 
 // Ground is a running ground service and a back-office client for it.
@@ -82,7 +90,16 @@ func (g *Ground) Config() gapp.Config {
 	if g.Main != nil {
 		natsListen = g.Main.Config.NATSListen // keep the port: aircraft links point at it
 	}
+	var natsURL, nkeyFile, calloutFile string
+	replicas := g.opts.NATSReplicas
+	if c := g.opts.NATSCluster; c != nil {
+		natsURL, nkeyFile, calloutFile = c.URL(), c.NKeyFile, c.CalloutKeyFile
+		if replicas == 0 {
+			replicas = min(c.Nodes(), 3)
+		}
+	}
 	return gapp.Config{DataDir: g.Dir, HTTPAddr: "127.0.0.1:0", NATSListen: natsListen,
+		NATSURL: natsURL, NATSReplicas: replicas, NATSNKeyFile: nkeyFile, NATSCalloutKeyFile: calloutFile,
 		HeartbeatInterval: time.Second, Clock: g.opts.Clock, Rand: g.opts.Rand, Scorer: g.opts.Scorer,
 		Acquirer: g.opts.Acquirer, Logger: g.opts.Logger, StreamDuplicates: g.opts.StreamDuplicates,
 		// Every simulated phone registers from 127.0.0.1: the per-address
@@ -95,7 +112,7 @@ func (g *Ground) start(ctx context.Context) error {
 	if err := m.Run(ctx); err != nil {
 		return fmt.Errorf("start ground: %w", err)
 	}
-	if _, port, err := net.SplitHostPort(strings.TrimPrefix(m.NATSURL(), "nats://")); err == nil {
+	if _, port, err := net.SplitHostPort(strings.TrimPrefix(m.NATSURL(), "nats://")); err == nil && g.opts.NATSCluster == nil {
 		m.Config.NATSListen = "127.0.0.1:" + port
 	}
 	token, err := os.ReadFile(filepath.Join(g.Dir, "backoffice.token"))
@@ -124,8 +141,22 @@ func (g *Ground) Restart(ctx context.Context) error {
 // the JetStream files or the port.
 func (g *Ground) Start(ctx context.Context) error { return g.start(ctx) }
 
-// NATSAddr is the host:port of ground's NATS server.
-func (g *Ground) NATSAddr() string { return strings.TrimPrefix(g.Main.NATSURL(), "nats://") }
+// NATSAddr is the host:port of ground's NATS server; on a cluster, of
+// its first node.
+func (g *Ground) NATSAddr() string { return g.NATSAddrs()[0] }
+
+// NATSAddrs are the host:port of each of ground's NATS servers: the
+// embedded one, or every node of GroundOptions.NATSCluster.
+func (g *Ground) NATSAddrs() []string {
+	if c := g.opts.NATSCluster; c != nil {
+		return c.Addrs()
+	}
+	return []string{strings.TrimPrefix(g.Main.NATSURL(), "nats://")}
+}
+
+// NATSCluster is the cluster ground runs on, or nil for its embedded
+// server.
+func (g *Ground) NATSCluster() *NATSCluster { return g.opts.NATSCluster }
 
 // IssuerPubFile is the issuer public key file cabin servers trust.
 func (g *Ground) IssuerPubFile() string { return filepath.Join(g.Dir, "issuer.pub") }
@@ -292,8 +323,12 @@ type CabinOptions struct {
 type Cabin struct {
 	// Main is the cabin server in this process; nil when it runs as a
 	// child process (CabinOptions.Process).
-	Main     *oapp.Main
+	Main *oapp.Main
+	// Link is the link to ground's (first) NATS server; Links holds one
+	// link per server of ground's cluster, Link first, and the cabin
+	// server is given all their URLs. SetLinkState sets them all.
 	Link     *linkemu.Link
+	Links    []*linkemu.Link
 	Aircraft *Aircraft
 	Flight   protocol.FlightID
 	ground   *Ground
@@ -308,13 +343,18 @@ func StartCabin(ctx context.Context, g *Ground, a *Aircraft, f protocol.FlightID
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	link, err := linkemu.Listen("127.0.0.1:0", g.NATSAddr(), opts.Link, opts.Logger)
-	if err != nil {
-		return nil, err
+	c := &Cabin{Aircraft: a, Flight: f, ground: g, opts: opts}
+	for _, addr := range g.NATSAddrs() {
+		link, err := linkemu.Listen("127.0.0.1:0", addr, opts.Link, opts.Logger)
+		if err != nil {
+			c.closeLinks()
+			return nil, err
+		}
+		c.Links = append(c.Links, link)
 	}
-	c := &Cabin{Link: link, Aircraft: a, Flight: f, ground: g, opts: opts}
+	c.Link = c.Links[0]
 	if err := c.start(ctx); err != nil {
-		link.Close()
+		c.closeLinks()
 		return nil, err
 	}
 	if err := c.WaitSalesOpen(ctx); err != nil {
@@ -341,7 +381,7 @@ func (c *Cabin) start(ctx context.Context) error {
 	if c.opts.IssuerKeyFile != "" {
 		m.Config.IssuerKeyFile = c.opts.IssuerKeyFile
 	}
-	m.Config.NATSURL = c.Link.URL()
+	m.Config.NATSURL = c.NATSURL()
 	m.Config.NATSNkey = c.Aircraft.NKeyFile()
 	m.Config.SyncInterval = syncInterval(c.opts)
 	m.Config.MemoryLimitMiB = 0 // in-process: leave the host program's limit alone
@@ -364,6 +404,39 @@ func (c *Cabin) start(ctx context.Context) error {
 	}
 	c.Main = m
 	return nil
+}
+
+// NATSURL is the cabin server's NATS URL: its links' URLs, separated by
+// commas.
+func (c *Cabin) NATSURL() string {
+	urls := make([]string, len(c.Links))
+	for i, l := range c.Links {
+		urls[i] = l.URL()
+	}
+	return strings.Join(urls, ",")
+}
+
+// SetLinkState brings every link of the cabin up, down or into a black
+// hole: the aircraft's one radio link to a ground of one or more servers.
+func (c *Cabin) SetLinkState(s linkemu.State) {
+	for _, l := range c.Links {
+		l.SetState(s)
+	}
+}
+
+// SetLinkConfig shapes every link of the cabin.
+func (c *Cabin) SetLinkConfig(cfg linkemu.Config) {
+	for _, l := range c.Links {
+		l.SetConfig(cfg)
+	}
+}
+
+func (c *Cabin) closeLinks() error {
+	var errs []error
+	for _, l := range c.Links {
+		errs = append(errs, l.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // syncInterval is the cabin server's manifest poll interval under opts.
@@ -424,7 +497,7 @@ func (c *Cabin) Close() error {
 	if c.child != nil {
 		err = c.child.close()
 	}
-	return errors.Join(err, c.Link.Close())
+	return errors.Join(err, c.closeLinks())
 }
 
 // Poll calls cond until it reports true, fails, or the timeout passes.
