@@ -14,6 +14,7 @@ import (
 	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/clearing/clearingtest"
 	"github.com/airtab/airtab/ground/ledger"
+	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/ground/store/storetest"
 	"github.com/airtab/airtab/protocol"
 	"github.com/nats-io/nats.go"
@@ -32,6 +33,7 @@ type harness struct {
 	t     testing.TB
 	ctx   context.Context
 	db    *sql.DB
+	dsn   string // what db was opened from (storetest.DSN)
 	js    jetstream.JetStream
 	nc    *nats.Conn
 	world *clearingtest.World
@@ -59,7 +61,12 @@ func testLogger() *slog.Logger {
 func newHarness(t testing.TB, tweak ...func(*Config)) *harness {
 	t.Helper()
 	ctx := context.Background()
-	db := storetest.Open(t)
+	dsn := storetest.DSN(t)
+	db, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
 	_, nc, js := clearingtest.StartJetStream(t)
 	if err := EnsureStreams(ctx, js); err != nil {
 		t.Fatal(err)
@@ -75,7 +82,7 @@ func newHarness(t testing.TB, tweak ...func(*Config)) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{
-		t: t, ctx: ctx, db: db, js: js, nc: nc, world: world, clock: clock, acq: acq, ac: ac,
+		t: t, ctx: ctx, db: db, dsn: dsn, js: js, nc: nc, world: world, clock: clock, acq: acq, ac: ac,
 		fl: world.NewFlight(ac, testFlight, "EUR"),
 	}
 	h.cfg = Config{

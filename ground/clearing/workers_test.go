@@ -11,6 +11,7 @@ import (
 
 	"github.com/airtab/airtab/ground/clearing/clearingtest"
 	"github.com/airtab/airtab/ground/ledger"
+	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -39,12 +40,22 @@ type worker struct {
 }
 
 // newWorker makes a Service with the harness's configuration (and tweaks)
-// and its own observer; set hooks on it before run.
+// and its own observer; set hooks on it before run. On PostgreSQL it has a
+// connection pool of its own, as a worker process has; on SQLite it shares
+// the harness's one connection, as a ground process's services do.
 func (h *harness) newWorker(tweak ...func(*Config)) *worker {
 	h.t.Helper()
 	cfg := h.cfg
 	for _, f := range tweak {
 		f(&cfg)
+	}
+	if store.IsPostgres(h.db) {
+		db, err := store.Open(h.ctx, h.dsn)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.t.Cleanup(func() { db.Close() })
+		cfg.DB = db
 	}
 	w := &worker{count: &workerCount{}}
 	cfg.Observer = w.count
