@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -41,6 +42,9 @@ const (
 func TestMain(m *testing.M) {
 	if cfg := os.Getenv(groundChildEnv); cfg != "" {
 		os.Exit(runGroundChild(cfg))
+	}
+	if cfg := os.Getenv(workerChildEnv); cfg != "" {
+		os.Exit(runWorkerChild(cfg))
 	}
 	if os.Getenv(CabinChildEnv) == "1" {
 		os.Exit(RunCabinChild())
@@ -142,6 +146,9 @@ type groundChild struct {
 	done chan struct{} // closed when the process has exited and its stderr is read
 	err  error         // cmd.Wait's result, once done is closed
 	logs *logTail
+	// captures counts the child's "capture started" log records (a
+	// clearing worker child of workers_test.go logs one per card call).
+	captures atomic.Int64
 }
 
 // startGroundChild runs ground with cfg as a child process and waits until
@@ -154,8 +161,16 @@ func startGroundChild(t *testing.T, name string, cfg gapp.Config) *groundChild {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startChild(t, name, groundChildEnv+"="+string(enc))
+}
+
+// startChild runs this test binary as a child process with env added to
+// its environment, which makes TestMain run a ground process instead of
+// the tests, and waits until the child logs that it is up.
+func startChild(t *testing.T, name, env string) *groundChild {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), groundChildEnv+"="+string(enc))
+	cmd.Env = append(os.Environ(), env)
 	setChildAttrs(cmd) // the child dies with this test binary, however it ends
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -186,6 +201,9 @@ func startGroundChild(t *testing.T, name string, cfg gapp.Config) *groundChild {
 				case up <- rec.HTTP:
 				default:
 				}
+			}
+			if rec.Msg == captureStarted {
+				ch.captures.Add(1)
 			}
 		}
 		// A scan error (a line over the buffer) ends the loop early: read

@@ -50,6 +50,15 @@ type GroundOptions struct {
 	// NATSReplicas is the streams' replica count on NATSCluster. Default:
 	// the cluster's node count, at most 3.
 	NATSReplicas int
+	// Postgres, when set, is the URL of the PostgreSQL database ground
+	// keeps registry, ledger and clearing in, instead of SQLite in Dir.
+	Postgres string
+	// Workers, when positive, runs clearing in that many clearing workers
+	// beside Ground.Main, which then runs the API role (see workers.go).
+	// Needs Postgres and NATSCluster. Default 0: clearing runs in Main.
+	Workers int
+	// Role is the role of Ground.Main. Default: all, or api with Workers.
+	Role gapp.Role
 }
 
 // Ground is a running ground service and a back-office client for it.
@@ -58,7 +67,10 @@ type Ground struct {
 	Main      *gapp.Main
 	API       *api.Client
 	IssuerPub crypto.PublicKey
-	opts      GroundOptions
+	// Workers are the clearing workers run with GroundOptions.Workers and
+	// StartWorker.
+	Workers []*gapp.Main
+	opts    GroundOptions
 }
 
 // StartGround runs a ground service in dir on free loopback ports.
@@ -98,7 +110,7 @@ func (g *Ground) Config() gapp.Config {
 			replicas = min(c.Nodes(), 3)
 		}
 	}
-	return gapp.Config{DataDir: g.Dir, HTTPAddr: "127.0.0.1:0", NATSListen: natsListen,
+	return gapp.Config{Role: g.role(), DataDir: g.Dir, Postgres: g.opts.Postgres, HTTPAddr: "127.0.0.1:0", NATSListen: natsListen,
 		NATSURL: natsURL, NATSReplicas: replicas, NATSNKeyFile: nkeyFile, NATSCalloutKeyFile: calloutFile,
 		HeartbeatInterval: time.Second, Clock: g.opts.Clock, Rand: g.opts.Rand, Scorer: g.opts.Scorer,
 		Acquirer: g.opts.Acquirer, Logger: g.opts.Logger, StreamDuplicates: g.opts.StreamDuplicates,
@@ -122,13 +134,18 @@ func (g *Ground) start(ctx context.Context) error {
 	}
 	g.Main = m
 	g.API = &api.Client{BaseURL: "http://" + m.HTTPAddr(), Token: strings.TrimSpace(string(token)), Clock: g.opts.Clock}
+	if err := g.startWorkers(ctx); err != nil {
+		g.closeWorkers()
+		m.Close()
+		return err
+	}
 	return nil
 }
 
 // Restart stops the ground service and starts it again on the same data
 // directory and NATS port, as after a crash of the clearing process.
 func (g *Ground) Restart(ctx context.Context) error {
-	if err := g.Main.Close(); err != nil {
+	if err := errors.Join(g.closeWorkers(), g.Main.Close()); err != nil {
 		return fmt.Errorf("stop ground: %w", err)
 	}
 	return g.start(ctx)
@@ -170,7 +187,7 @@ func (g *Ground) Close() error {
 	if g.Main == nil {
 		return nil
 	}
-	return g.Main.Close()
+	return errors.Join(g.closeWorkers(), g.Main.Close())
 }
 
 // Aircraft is a registered aircraft: its signing key and its NATS nkey,
