@@ -59,7 +59,7 @@ func TestClusterFailoverStreamLeader(t *testing.T) {
 	}
 	created := cons.CachedInfo().Created
 
-	tr.c.SetLinkState(linkemu.Down)
+	tr.c.Links.SetState(linkemu.Down)
 	tr.sell(300)
 	tr.closeFlight()
 
@@ -70,8 +70,8 @@ func TestClusterFailoverStreamLeader(t *testing.T) {
 	if err := cluster.MoveConsumerLeader(ctx, tr.g.Main.NATS(), protocol.StreamReceipts, receipts, leader); err != nil {
 		t.Fatal(err)
 	}
-	tr.c.SetLinkConfig(linkemu.Config{BitsPerSecond: 256_000, Latency: 20 * time.Millisecond})
-	tr.c.SetLinkState(linkemu.Up)
+	tr.c.Links.SetConfig(linkemu.Config{BitsPerSecond: 256_000, Latency: 20 * time.Millisecond})
+	tr.c.Links.SetState(linkemu.Up)
 	if err := Poll(ctx, time.Minute, "a third of the invoices acknowledged", func() (bool, error) {
 		c := tr.counts()
 		return c.Sent+c.Cleared >= 100, nil

@@ -343,9 +343,9 @@ type Cabin struct {
 	Main *oapp.Main
 	// Link is the link to ground's (first) NATS server; Links holds one
 	// link per server of ground's cluster, Link first, and the cabin
-	// server is given all their URLs. SetLinkState sets them all.
+	// server is given all their URLs. Links.SetState sets them all.
 	Link     *linkemu.Link
-	Links    []*linkemu.Link
+	Links    LinkGroup
 	Aircraft *Aircraft
 	Flight   protocol.FlightID
 	ground   *Ground
@@ -433,20 +433,33 @@ func (c *Cabin) NATSURL() string {
 	return strings.Join(urls, ",")
 }
 
-// SetLinkState brings every link of the cabin up, down or into a black
-// hole: the aircraft's one radio link to a ground of one or more servers.
-func (c *Cabin) SetLinkState(s linkemu.State) {
-	for _, l := range c.Links {
+// LinkGroup is a cabin's links, one per ground NATS server, handled as the
+// aircraft's one radio link: they go up, down or into a black hole together.
+type LinkGroup []*linkemu.Link
+
+// SetState brings every link up, down or into a black hole.
+func (g LinkGroup) SetState(s linkemu.State) {
+	for _, l := range g {
 		l.SetState(s)
 	}
 }
 
-// SetLinkConfig shapes every link of the cabin.
-func (c *Cabin) SetLinkConfig(cfg linkemu.Config) {
-	for _, l := range c.Links {
+// SetConfig shapes every link.
+func (g LinkGroup) SetConfig(cfg linkemu.Config) {
+	for _, l := range g {
 		l.SetConfig(cfg)
 	}
 }
+
+// State is the links' state (the first's: they change together).
+func (g LinkGroup) State() linkemu.State { return g[0].State() }
+
+// SetLinkState brings every link of the cabin up, down or into a black
+// hole (Links.SetState).
+func (c *Cabin) SetLinkState(s linkemu.State) { c.Links.SetState(s) }
+
+// SetLinkConfig shapes every link of the cabin (Links.SetConfig).
+func (c *Cabin) SetLinkConfig(cfg linkemu.Config) { c.Links.SetConfig(cfg) }
 
 func (c *Cabin) closeLinks() error {
 	var errs []error

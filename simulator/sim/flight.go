@@ -255,7 +255,7 @@ func (f *flight) waitBoarded(ctx context.Context) error {
 // outages and crashes, voids, and the purser closing the flight.
 func (f *flight) fly(ctx context.Context) error {
 	defer f.releaseConnections()
-	f.cabin.Link.SetState(linkemu.Down)
+	f.cabin.Links.SetState(linkemu.Down)
 	f.progress("departed; link down in cruise")
 	stopCrash := f.startCrashes(ctx)
 	defer stopCrash()
@@ -373,7 +373,7 @@ func (f *flight) voidSale(ctx context.Context, h *handheld, p *passenger) error 
 // (the deny list then holds whoever's charge ground declined, which round
 // 2 must respect whatever the timing was).
 func (f *flight) flakyLink(ctx context.Context) error {
-	l := f.cabin.Link
+	l := f.cabin.Links
 	n := 2 + f.rng.IntN(3)
 	for i := range n {
 		// Long enough to reconnect (about a second) and send part of the
@@ -468,7 +468,7 @@ func (f *flight) waitArrearsMarked(ctx context.Context) error {
 // once while it replays.
 func (f *flight) land(ctx context.Context) error {
 	start := time.Now()
-	l := f.cabin.Link
+	l := f.cabin.Links
 	l.SetConfig(linkemu.Config{Latency: 300 * time.Millisecond, BitsPerSecond: 2_000_000})
 	l.SetState(linkemu.Up)
 	if f.run.cfg.Crash {
