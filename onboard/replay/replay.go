@@ -5,7 +5,8 @@
 // as Nats-Msg-Id, many in flight at once (a sliding window, never one round
 // trip per invoice). An invoice is marked sent on its publish ack and cleared
 // only when ground's signed clearing receipt says the ledger committed it;
-// sent invoices without a receipt are sent again after ResendAfter. After an
+// sent invoices without a receipt are sent again after ResendAfter, once
+// the receipt consumer has nothing more to deliver. After an
 // interruption the replayer starts again from the lowest invoice not yet
 // acknowledged, so nothing is skipped; the duplicates this may send are
 // absorbed by JetStream's duplicate window and, beyond it, by the ledger's
@@ -197,6 +198,10 @@ type Replayer struct {
 	nc      *nats.Conn         // the connection Run uses, for Status
 	lastErr error              // the last replay error, as LastError
 	lastLog time.Time          // when progress was last logged
+	// receiptsIdle: the receipt consumer, on the current connection, has
+	// nothing more to deliver, by ground's word (see consumerIdle). Only
+	// then are invoices without a receipt sent again (see publish).
+	receiptsIdle bool
 }
 
 // New checks cfg and returns a Replayer.
@@ -482,7 +487,7 @@ func (r *Replayer) publishAll(ctx context.Context, js jetstream.JetStream) (int,
 // ack future to the collector.
 func (r *Replayer) publish(ctx context.Context, js jetstream.JetStream, acks chan<- inflight, credits <-chan struct{}) error {
 	subject := protocol.InvoiceSubject(r.cfg.Aircraft, r.cfg.Flight)
-	resendBefore := r.cfg.Clock().Add(-r.cfg.ResendAfter)
+	resendBefore := r.resendBefore()
 	var after uint64
 	for {
 		items, err := r.cfg.Journal.ReplayBatch(ctx, after, resendBefore, r.cfg.Window)
@@ -525,6 +530,55 @@ func (r *Replayer) publish(ctx context.Context, js jetstream.JetStream, acks cha
 			after = it.Seq
 		}
 	}
+}
+
+// resendBefore is the time before which a sent invoice without a receipt
+// is sent again: ResendAfter ago, but only while the receipt consumer is
+// idle. A resend asks ground for a receipt it has not sent, or sent into a
+// stream that lost it; while receipts still arrive, or the receipt consumer
+// is not there (a ground power cut can drop it), resending cannot help and
+// would take the link from the receipts. On a slow link the resends of a
+// whole flight otherwise keep the uplink full: the pulls and the consumer's
+// creation wait behind them past their timeouts, no receipt arrives, every
+// invoice is due again by the end of the pass, and the aircraft resends for
+// ever (a ground power-loss trial did: 1117 invoices resent every 19 s
+// over 200 kbit/s with ResendAfter 3 s, for minutes, none receipted). The
+// zero time resends nothing: only pending invoices go.
+func (r *Replayer) resendBefore() time.Time {
+	r.mu.Lock()
+	idle := r.receiptsIdle
+	r.mu.Unlock()
+	if !idle {
+		return time.Time{}
+	}
+	return r.cfg.Clock().Add(-r.cfg.ResendAfter)
+}
+
+// consumerIdle asks ground whether the receipt consumer has nothing left
+// to deliver and nothing delivered unacknowledged. An empty pull does not
+// tell: on a congested link the pull can wait in the uplink past its
+// expiry, and the client gives up on it while ground still fills it. A
+// consumer gone on the server is an error (it is created again); any other
+// failure only means not idle.
+func (r *Replayer) consumerIdle(ctx context.Context, cons jetstream.Consumer) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, min(r.cfg.AckTimeout, apiTimeout))
+	defer cancel()
+	info, err := cons.Info(cctx)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return false, fmt.Errorf("receipt consumer: %w", err)
+	}
+	if err != nil {
+		return false, nil
+	}
+	return info.NumPending == 0 && info.NumAckPending == 0, nil
+}
+
+// setReceiptsIdle records whether the receipt consumer has nothing more
+// to deliver (see resendBefore).
+func (r *Replayer) setReceiptsIdle(idle bool) {
+	r.mu.Lock()
+	r.receiptsIdle = idle
+	r.mu.Unlock()
 }
 
 // collect waits for the publish acks in order and marks invoices sent in
@@ -625,6 +679,7 @@ func (r *Replayer) receiptLoop(ctx context.Context, js jetstream.JetStream, reco
 	backoff := pollInterval
 	for ctx.Err() == nil {
 		if !r.LinkUp() {
+			r.setReceiptsIdle(false)
 			if !r.wait(ctx, pollInterval, reconnected) {
 				return
 			}
@@ -638,6 +693,7 @@ func (r *Replayer) receiptLoop(ctx context.Context, js jetstream.JetStream, reco
 			backoff = pollInterval
 		}
 		if err != nil {
+			r.setReceiptsIdle(false)
 			r.cfg.Log.Warn("receipts: will retry", "err", err, "applied", applied, "retry_in", backoff)
 			if !r.wait(ctx, backoff, reconnected) {
 				return
@@ -698,6 +754,7 @@ func (r *Replayer) fetchReceipts(ctx context.Context, cons jetstream.Consumer) (
 			return applied, fmt.Errorf("fetch receipts: %w", err)
 		}
 		msgs := batch.Messages()
+		got := 0
 	read:
 		for {
 			select {
@@ -705,6 +762,8 @@ func (r *Replayer) fetchReceipts(ctx context.Context, cons jetstream.Consumer) (
 				if !ok {
 					break read
 				}
+				r.setReceiptsIdle(false)
+				got++
 				if err := r.applyReceipt(ctx, m); err != nil {
 					return applied, err
 				}
@@ -717,6 +776,13 @@ func (r *Replayer) fetchReceipts(ctx context.Context, cons jetstream.Consumer) (
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			return applied, fmt.Errorf("fetch receipts: %w", err)
+		}
+		if got == 0 {
+			idle, err := r.consumerIdle(ctx, cons)
+			if err != nil {
+				return applied, err
+			}
+			r.setReceiptsIdle(idle)
 		}
 		if err := r.refreshCounts(ctx); err != nil {
 			return applied, err
