@@ -64,6 +64,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
+	if cfg.Soak > 0 {
+		return soak(ctx, cfg, asJSON, stdout, stderr)
+	}
 	rep, err := sim.Run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "simulator: %v\n", err)
@@ -98,6 +101,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg sim.Config, asJSON
 	fs.StringVar(&cfg.QROut, "qr-out", "", "directory to write sample payment codes to as PNG")
 	currency := fs.String("currency", string(cfg.Currency), "the flights' currency (EUR, USD, GBP, CHF, JPY)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as one JSON object on stdout (progress stays on stderr)")
+	fs.DurationVar(&cfg.Soak, "duration", 0, "soak: fly runs of these flights one after another, each with the next seed, until this much time has passed (e.g. 8h), and report totals per hour")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the data directory (ground and cabin SQLite files, JetStream, wallets) and print where it is")
 	fs.BoolVar(&verbose, "v", false, "log what the parts log, on stderr")
 	fs.Usage = func() {

@@ -17,12 +17,14 @@
 //	chaos.go     link outages and cabin-server crashes
 //	count.go     counting from the parts and checking the invariants
 //	report.go    the report
+//	soak.go      Soak: runs one after another until a duration is up, totals per hour
 package sim
 
 import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/airtab/airtab/protocol"
 )
@@ -69,6 +71,10 @@ type Config struct {
 	Dir string
 	// Keep keeps the data directory.
 	Keep bool
+	// Soak, when positive, makes the command fly runs of this
+	// configuration one after another until this much time has passed (see
+	// Soak). Run itself ignores it. At most MaxSoak. Default 0: one run.
+	Soak time.Duration
 	// Progress receives progress lines. Default: none.
 	Progress io.Writer
 	// Logger receives the parts' logs. Default: none.
@@ -98,6 +104,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("flights %d: want 1 to %d", c.Flights, MaxFlights)
 	case c.DeclineRate < 0 || c.DeclineRate > 1:
 		return fmt.Errorf("decline rate %g: want 0 to 1", c.DeclineRate)
+	case c.Soak < 0 || c.Soak > MaxSoak:
+		return fmt.Errorf("duration %s: want 0 (one run) up to %s", c.Soak, MaxSoak)
 	}
 	if c.Currency == "" {
 		c.Currency = "EUR"
