@@ -76,7 +76,7 @@ func TestClusterFailoverStreamLeader(t *testing.T) {
 		c := tr.counts()
 		return c.Sent+c.Cleared >= 100, nil
 	}); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v (counts %+v, replay %+v, links %+v)", err, tr.counts(), tr.c.Main.Replayer().Status(), linkStats(tr.c.Links))
 	}
 	before := tr.counts()
 	if before.Pending == 0 {
@@ -138,4 +138,13 @@ func TestClusterFailoverStreamLeader(t *testing.T) {
 	if bad := tr.c.Main.Replayer().Status().ReceiptsBad; bad != 0 {
 		t.Fatalf("%d receipts refused by the aircraft, want 0", bad)
 	}
+}
+
+// linkStats is what each link carried.
+func linkStats(links LinkGroup) []linkemu.Stats {
+	var st []linkemu.Stats
+	for _, l := range links {
+		st = append(st, l.Stats())
+	}
+	return st
 }
