@@ -22,6 +22,7 @@ import (
 type calloutCluster struct {
 	c        *natscluster.Cluster
 	ground   *nats.Conn
+	groundKP nkeys.KeyPair // ground's login
 	aircraft nkeys.KeyPair // D-AIUA's, registered
 	log      *syncBuffer   // the callout's log
 }
@@ -58,7 +59,7 @@ func startCalloutCluster(t *testing.T) *calloutCluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(co.Stop)
-	return &calloutCluster{c: c, ground: nc, aircraft: aircraft, log: log}
+	return &calloutCluster{c: c, ground: nc, groundKP: groundKey, aircraft: aircraft, log: log}
 }
 
 func TestCalloutLetsInRegisteredAircraft(t *testing.T) {
@@ -74,12 +75,20 @@ func TestCalloutLetsInRegisteredAircraft(t *testing.T) {
 			}
 			defer nc.Close()
 			// Its own subject reaches ground; another aircraft's is refused.
-			sub, err := cc.ground.SubscribeSync(protocol.InvoiceSubject("D-AIUA", "XX123-2026-11-21"))
+			// Ground listens on the same node, so the subscription is known
+			// there once flushed (interest reaches other nodes later).
+			local, err := nats.Connect(url, nats.Nkey(mustPublic(cc.groundKP), cc.groundKP.Sign))
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer sub.Unsubscribe()
-			cc.ground.Flush()
+			defer local.Close()
+			sub, err := local.SubscribeSync(protocol.InvoiceSubject("D-AIUA", "XX123-2026-11-21"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := local.Flush(); err != nil {
+				t.Fatal(err)
+			}
 			if err := nc.Publish(protocol.InvoiceSubject("D-AIUB", "XX123-2026-11-21"), []byte("forged")); err != nil {
 				t.Fatal(err)
 			}
