@@ -125,15 +125,45 @@ func (pgConnector) Driver() driver.Driver { return pgDriver{} }
 type pgConn struct{ *stdlib.Conn }
 
 func (c *pgConn) Prepare(query string) (driver.Stmt, error) {
-	return c.Conn.Prepare(Rebind(query))
+	return c.PrepareContext(context.Background(), query)
 }
 
 func (c *pgConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	return c.Conn.PrepareContext(ctx, Rebind(query))
+	query = Rebind(query)
+	st, err := c.Conn.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return &pgStmt{Stmt: st.(*stdlib.Stmt), c: c, query: query}, nil
+}
+
+// pgStmt is a prepared statement that runs through its connection's
+// ExecContext and QueryContext, so that a statement prepared on the pool
+// (outside a transaction) takes the writer lock as Exec does; pgx's own
+// statement would run on the connection underneath, past the lock. pgx
+// names a prepared statement by its SQL, so running the SQL runs it.
+type pgStmt struct {
+	*stdlib.Stmt
+	c     *pgConn
+	query string
+}
+
+func (s *pgStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	return s.c.ExecContext(ctx, s.query, args)
+}
+
+func (s *pgStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	return s.c.QueryContext(ctx, s.query, args)
 }
 
 func (c *pgConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	query = Rebind(query)
+	if c.Conn.Conn().PgConn().TxStatus() == 'I' && !isRead(query) {
+		// Its rows are read after it returns: there is no moment to commit
+		// a transaction holding the lock, and a commit that failed as the
+		// rows closed could go unseen.
+		return nil, fmt.Errorf("store: a write through Query outside a transaction would skip the writer lock: run it in a transaction (store.BeginWrite): %.60s", query)
+	}
 	rows, err := c.Conn.QueryContext(ctx, query, args)
 	if err != nil && c.Conn.Conn().PgConn().TxStatus() == 'I' && isSelect(query) {
 		return nil, badConn(err, c.Conn.Conn()) // a read outside a transaction: safe to run again
@@ -175,6 +205,29 @@ func (c *pgConn) ExecContext(ctx context.Context, query string, args []driver.Na
 func isSelect(query string) bool {
 	q := strings.TrimLeft(query, " \t\r\n")
 	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
+}
+
+// isRead reports whether query, run outside a transaction through Query,
+// only reads: a SELECT, or a WITH, VALUES, TABLE or SHOW with no
+// data-modifying word in it (a coarse test that errs towards refusing).
+func isRead(query string) bool {
+	words := strings.FieldsFunc(strings.ToUpper(query), func(r rune) bool { return !('A' <= r && r <= 'Z' || r == '_') })
+	if len(words) == 0 {
+		return false
+	}
+	switch words[0] {
+	case "SELECT", "VALUES", "TABLE", "SHOW":
+		return true
+	case "WITH":
+		for _, w := range words {
+			switch w {
+			case "INSERT", "UPDATE", "DELETE", "MERGE":
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 func (c *pgConn) Begin() (driver.Tx, error) {
