@@ -11,6 +11,7 @@ import (
 	"github.com/airtab/airtab/ground/api"
 	"github.com/airtab/airtab/ground/clearing"
 	"github.com/airtab/airtab/ground/keys"
+	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/onboard"
 	"github.com/airtab/airtab/onboard/linkemu"
 	"github.com/airtab/airtab/protocol"
@@ -315,11 +316,13 @@ func TestAircraftKeyRotation(t *testing.T) {
 		}
 	})
 
+	var box3NKey string
 	t.Run("CompromisedDropsTheNKeyAtOnce", func(t *testing.T) {
 		box3, err := NewAircraft(tail, filepath.Join(f.dir, "box-3"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		box3NKey = box3.NKeyFile()
 		if err := natsLogin(f.g, box2.NKeyFile()); err != nil {
 			t.Fatalf("box 2's nkey before the rotation: %v", err)
 		}
@@ -334,6 +337,26 @@ func TestAircraftKeyRotation(t *testing.T) {
 		}
 		if err := natsLogin(f.g, box1.Aircraft.NKeyFile()); err != nil {
 			t.Errorf("box 1's nkey, in its grace from the first rotation: %v, want logged in", err)
+		}
+	})
+
+	t.Run("OldNKeyRefusedAfterItsGrace", func(t *testing.T) {
+		// Ground again on the same data, its clock past the grace: seven
+		// days after the flight's credential window closes.
+		if err := f.g.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, closes := registry.CredentialWindow(f.flights[0].Date())
+		later := closes.Add(registry.RetiringNKeyReplay + time.Hour).Sub(time.Now())
+		f.g.opts.Clock = func() time.Time { return time.Now().Add(later) }
+		if err := f.g.Start(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := natsLogin(f.g, box1.Aircraft.NKeyFile()); err == nil {
+			t.Error("box 1's old nkey after its grace: logged in, want refused")
+		}
+		if err := natsLogin(f.g, box3NKey); err != nil {
+			t.Errorf("box 3's nkey: %v, want logged in", err)
 		}
 	})
 }
