@@ -311,43 +311,68 @@ func rebind(q string) string {
 	var b strings.Builder
 	b.Grow(len(q) + 16)
 	last := 0
-	for i := 0; i < len(q); i++ {
+	for i := 0; i < len(q); {
 		c := q[i]
+		j := i + 1 // the end of what q[i:] starts, copied as it is
 		switch {
-		case c == '\'' || c == '"':
-			j := strings.IndexByte(q[i+1:], c)
-			if j < 0 {
-				b.WriteString(q[i:])
-				return b.String()
+		case c == '\'':
+			// An escape string (E'…') ends at a quote not escaped by a
+			// backslash; any string at a quote not doubled.
+			escapes := i > 0 && (q[i-1] == 'E' || q[i-1] == 'e') && (i < 2 || !isIdentByte(q[i-2]))
+			j = len(q)
+			for k := i + 1; k < len(q); k++ {
+				if escapes && q[k] == '\\' {
+					k++
+				} else if q[k] == '\'' {
+					if k+1 < len(q) && q[k+1] == '\'' {
+						k++
+						continue
+					}
+					j = k + 1
+					break
+				}
 			}
-			b.WriteString(q[i : i+j+2])
-			i += j + 1
+		case c == '"':
+			j = len(q)
+			if k := strings.IndexByte(q[i+1:], '"'); k >= 0 {
+				j = i + 1 + k + 1 // a doubled "" starts the next quoted name
+			}
 		case c == '-' && i+1 < len(q) && q[i+1] == '-':
-			j := strings.IndexByte(q[i:], '\n')
-			if j < 0 {
-				b.WriteString(q[i:])
-				return b.String()
+			j = len(q)
+			if k := strings.IndexByte(q[i:], '\n'); k >= 0 {
+				j = i + k + 1
 			}
-			b.WriteString(q[i : i+j+1])
-			i += j
 		case c == '/' && i+1 < len(q) && q[i+1] == '*':
-			j := strings.Index(q[i+2:], "*/")
-			if j < 0 {
-				b.WriteString(q[i:])
-				return b.String()
+			// PostgreSQL's block comments nest.
+			j = len(q)
+			for k, depth := i+2, 1; k+1 < len(q); k++ {
+				if q[k] == '/' && q[k+1] == '*' {
+					depth++
+					k++
+				} else if q[k] == '*' && q[k+1] == '/' {
+					depth--
+					k++
+					if depth == 0 {
+						j = k + 1
+						break
+					}
+				}
 			}
-			b.WriteString(q[i : i+j+4])
-			i += j + 3
-		case c == '$' && i+1 < len(q) && q[i+1] == '$':
-			j := strings.Index(q[i+2:], "$$")
-			if j < 0 {
-				b.WriteString(q[i:])
-				return b.String()
+		case c == '$' && (i == 0 || !isIdentByte(q[i-1])):
+			// A dollar-quoted body, $$…$$ or $tag$…$tag$; $1 is a
+			// parameter, copied as it is.
+			k := i + 1
+			for k < len(q) && isIdentByte(q[k]) && q[k] != '$' && !(k == i+1 && '0' <= q[k] && q[k] <= '9') {
+				k++
 			}
-			b.WriteString(q[i : i+j+4])
-			i += j + 3
+			if k < len(q) && q[k] == '$' {
+				tag := q[i : k+1]
+				j = len(q)
+				if e := strings.Index(q[k+1:], tag); e >= 0 {
+					j = k + 1 + e + len(tag)
+				}
+			}
 		case c == '?':
-			j := i + 1
 			for j < len(q) && q[j] >= '0' && q[j] <= '9' {
 				j++
 			}
@@ -357,10 +382,18 @@ func rebind(q string) string {
 			}
 			last = max(last, n)
 			fmt.Fprintf(&b, "$%d", n)
-			i = j - 1
-		default:
-			b.WriteByte(c)
+			i = j
+			continue
 		}
+		b.WriteString(q[i:j])
+		i = j
 	}
 	return b.String()
+}
+
+// isIdentByte reports whether c may be part of an unquoted name (or a
+// dollar quote's tag) in PostgreSQL: a letter, digit, _, $ or any byte of
+// a multibyte character.
+func isIdentByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '$' || c >= 0x80
 }
