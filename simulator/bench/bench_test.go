@@ -106,6 +106,12 @@ func TestRun(t *testing.T) {
 	near(t, "clearing verifications per invoice", c.VerificationsPerInvoice, 2+12.0/50)
 	near(t, "clearing bound", c.BoundPerSecond, c.VerifyPerSecond/c.VerificationsPerInvoice)
 	near(t, "clearing ratio", c.Ratio, c.PerSecond/c.BoundPerSecond)
+	// What it measures is the machine's; what it is made of is checked.
+	if c.CPU == nil || c.CPU.IdleSeconds < 0 || !(c.CPU.ProcessSeconds > 0) || !(c.CPU.WindowSeconds > 0) {
+		t.Errorf("clearing cpu = %+v: want the process's CPU over a window and the idle part taken off", c.CPU)
+	} else {
+		near(t, "clearing cpu_us_per_invoice", c.CPUMicrosPerInvoice, 1e6*max(c.CPU.ProcessSeconds-c.CPU.IdleSeconds, 0)/50)
+	}
 
 	if r.QR.Version < 1 || r.QR.Version > 40 || r.QR.ECC != "M" || r.QR.FullVersion <= r.QR.Version {
 		t.Errorf("qr = %+v", r.QR)
@@ -135,7 +141,7 @@ func TestRun(t *testing.T) {
 		"authorize": {"clients", "per_second", "bound_per_second", "ratio", "p50_ms", "p99_ms",
 			"server_cpu_us_per_approval", "verify_us", "cpu_ratio", "open_loop", "invoice_sign_us", "cpu_ratio_unsigned"},
 		"replay":   {"invoices", "link_kbit_per_s", "rtt_ms", "seconds", "bound_seconds", "ratio", "bytes_per_invoice"},
-		"clearing": {"invoices", "per_second", "bound_per_second", "ratio"},
+		"clearing": {"invoices", "per_second", "bound_per_second", "ratio", "cpu_us_per_invoice"},
 		"qr":       {"version", "ecc"},
 	} {
 		obj, _ := loose[section].(map[string]any)
