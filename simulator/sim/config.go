@@ -71,6 +71,26 @@ type Config struct {
 	Dir string
 	// Keep keeps the data directory.
 	Keep bool
+	// Postgres, when set, is the URL of an empty PostgreSQL database that
+	// ground keeps registry, ledger and clearing in instead of SQLite
+	// (ground's --postgres). Default: SQLite in the data directory.
+	Postgres string
+	// GroundWorkers, when positive, runs ground as several processes'
+	// worth of parts: an API process (--role api) and this many clearing
+	// workers (--role clearing) on one JetStream consumer, each a ground
+	// of its own in this program, on Postgres and on a three-node
+	// in-process NATS cluster (several ground processes need an external
+	// NATS). At most MaxGroundWorkers; needs Postgres. Default 0: clearing
+	// runs in the one ground process.
+	GroundWorkers int
+	// NATSCluster, when positive, runs ground on an in-process JetStream
+	// cluster of this many nodes (routes on loopback, each node's
+	// JetStream in the data directory) instead of its embedded server,
+	// with streams of min(NATSCluster, 3) replicas and aircraft let in by
+	// ground's auth callout; each cabin server gets a link to every node.
+	// At most MaxNATSCluster. Default 0: embedded NATS, or 3 nodes with
+	// GroundWorkers.
+	NATSCluster int
 	// Soak, when positive, makes the command fly runs of this
 	// configuration one after another until this much time has passed (see
 	// Soak). Run itself ignores it. At most MaxSoak. Default 0: one run.
@@ -91,6 +111,10 @@ const (
 	MaxPassengers = 850 // an A380
 	MaxHandhelds  = 16
 	MaxFlights    = 100
+	// MaxGroundWorkers bounds Config.GroundWorkers.
+	MaxGroundWorkers = 8
+	// MaxNATSCluster bounds Config.NATSCluster.
+	MaxNATSCluster = 7
 )
 
 // Validate checks the configuration against its bounds.
@@ -104,6 +128,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("flights %d: want 1 to %d", c.Flights, MaxFlights)
 	case c.DeclineRate < 0 || c.DeclineRate > 1:
 		return fmt.Errorf("decline rate %g: want 0 to 1", c.DeclineRate)
+	case c.GroundWorkers < 0 || c.GroundWorkers > MaxGroundWorkers:
+		return fmt.Errorf("ground workers %d: want 0 to %d", c.GroundWorkers, MaxGroundWorkers)
+	case c.NATSCluster < 0 || c.NATSCluster > MaxNATSCluster:
+		return fmt.Errorf("NATS cluster of %d nodes: want 0 (embedded NATS) or 1 to %d", c.NATSCluster, MaxNATSCluster)
+	case c.GroundWorkers > 0 && c.Postgres == "":
+		return fmt.Errorf("%d ground workers need a PostgreSQL database they share (--postgres URL or --store postgres)", c.GroundWorkers)
 	case c.Soak < 0 || c.Soak > MaxSoak:
 		return fmt.Errorf("duration %s: want 0 (one run) up to %s", c.Soak, MaxSoak)
 	}
