@@ -494,6 +494,16 @@ func (m *Main) startNATS(ctx context.Context) (jetstream.JetStream, error) {
 		pub, _ := kp.PublicKey()
 		opts = append(opts, nats.Nkey(pub, kp.Sign))
 	}
+	// Both keys exist before the first connect: a cluster not yet set up
+	// for them refuses ground, and the operator needs both public keys to
+	// set it up.
+	var calloutIssuer nkeys.KeyPair
+	if cfg.NATSCalloutKeyFile != "" {
+		var err error
+		if calloutIssuer, err = m.natsKey(cfg.NATSCalloutKeyFile, nkeys.PrefixByteAccount, "NATS auth callout key created: set every server's auth_callout issuer to its public key"); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.NATSURL == "" {
 		host, port, err := splitListen(cfg.NATSListen)
 		if err != nil {
@@ -515,15 +525,17 @@ func (m *Main) startNATS(ctx context.Context) (jetstream.JetStream, error) {
 	}
 	nc, err := nats.Connect(m.connectURL(), opts...)
 	if err != nil {
+		if cfg.NATSNKeyFile != "" {
+			// An nkey the servers do not list goes to their auth callout,
+			// which nobody answers yet: a timeout, not a refusal.
+			return nil, fmt.Errorf("connect to NATS at %s: %w (if the servers are up: every server's authorization must list ground's nkey, the public key in %s.pub, as a user and an auth_callout auth_user)",
+				m.natsURL, err, cfg.NATSNKeyFile)
+		}
 		return nil, fmt.Errorf("connect to NATS at %s: %w", m.natsURL, err)
 	}
 	m.nc = nc
-	if cfg.NATSCalloutKeyFile != "" {
-		issuer, err := m.natsKey(cfg.NATSCalloutKeyFile, nkeys.PrefixByteAccount, "NATS auth callout key created: set every server's auth_callout issuer to its public key")
-		if err != nil {
-			return nil, err
-		}
-		if m.callout, err = natsvc.StartCallout(natsvc.CalloutConfig{Conn: nc, Issuer: issuer, Identities: m.reg.NATSIdentities,
+	if calloutIssuer != nil {
+		if m.callout, err = natsvc.StartCallout(natsvc.CalloutConfig{Conn: nc, Issuer: calloutIssuer, Identities: m.reg.NATSIdentities,
 			Clock: cfg.Clock, Logger: m.log}); err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -140,5 +141,36 @@ func TestServeNATSReplicasRefused(t *testing.T) {
 				t.Fatalf("Run: %v, want an error saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestServeNATSKeysBeforeClusterSetUp starts ground with both NATS key
+// files on a cluster that does not know ground's nkey yet: ground is
+// refused, says what the servers must list, and has made both keys, whose
+// public keys the operator puts in the servers' configuration.
+func TestServeNATSKeysBeforeClusterSetUp(t *testing.T) {
+	dir := t.TempDir()
+	other, _ := nkeys.CreateUser()
+	otherPub, _ := other.PublicKey()
+	issuer, _ := nkeys.CreateAccount()
+	issuerPub, _ := issuer.PublicKey()
+	c, err := natscluster.Start(t.Context(), natscluster.Config{Dir: filepath.Join(dir, "nats"), Logger: quiet,
+		Callout: &natscluster.Callout{GroundNKey: otherPub, Issuer: issuerPub}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	nkFile, calloutFile := filepath.Join(dir, "ground-nats.nk"), filepath.Join(dir, "nats-callout.nk")
+	m := &app.Main{Config: app.Config{DataDir: filepath.Join(dir, "ground"), HTTPAddr: "127.0.0.1:0", NATSURL: c.URL(),
+		NATSNKeyFile: nkFile, NATSCalloutKeyFile: calloutFile, Logger: quiet, BackOfficeToken: "nats-cluster-test-token"}}
+	err = m.Run(t.Context())
+	m.Close()
+	if err == nil || !strings.Contains(err.Error(), nkFile+".pub") {
+		t.Fatalf("Run: %v, want a refusal naming %s.pub", err, nkFile)
+	}
+	for _, f := range []string{nkFile, nkFile + ".pub", calloutFile, calloutFile + ".pub"} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("key file: %v", err)
+		}
 	}
 }
