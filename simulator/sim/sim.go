@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,17 +25,19 @@ const registerWorkers = 8
 
 // run is one simulation run.
 type run struct {
-	cfg     Config
-	dir     string
-	log     *slog.Logger
-	start   time.Time
-	date    time.Time
-	g       *harness.Ground
-	acq     *clearing.SimAcquirer
-	feeder  *flight
-	flights []*flight
-	timings []Timing
-	phaseAt time.Time
+	cfg   Config
+	dir   string
+	log   *slog.Logger
+	start time.Time
+	date  time.Time
+	g     *harness.Ground
+	// natsCluster is the external NATS of GroundWorkers, or nil.
+	natsCluster *harness.NATSCluster
+	acq         *clearing.SimAcquirer
+	feeder      *flight
+	flights     []*flight
+	timings     []Timing
+	phaseAt     time.Time
 }
 
 // Run flies the configured flights end to end and returns the report.
@@ -107,6 +110,9 @@ func (r *run) closeAll() {
 	if r.g != nil {
 		r.g.Close()
 	}
+	if r.natsCluster != nil {
+		r.natsCluster.Close()
+	}
 }
 
 // fly is the whole day: ground up, flights registered, passengers
@@ -173,16 +179,58 @@ func (r *run) startGround(ctx context.Context) error {
 		}
 	}
 	r.acq = clearing.NewSimAcquirer(clearing.SimConfig{Seed: r.cfg.Seed, DeclinePercent: int(r.cfg.DeclineRate*100 + 0.5)})
-	g, err := harness.StartGround(ctx, filepath.Join(r.dir, "ground"), harness.GroundOptions{
+	opts := harness.GroundOptions{
 		Rand:   &lockedReader{r: newReader(r.cfg.Seed, "ground", 0)},
 		Scorer: registry.StaticScorer{ByRef: scores, Next: registry.HashScorer{}}, Acquirer: r.acq, Logger: r.log,
-	})
+		Postgres: r.cfg.Postgres,
+	}
+	if err := r.startWorkersCluster(ctx, &opts); err != nil {
+		return err
+	}
+	g, err := harness.StartGround(ctx, filepath.Join(r.dir, "ground"), opts)
 	if err != nil {
 		return err
 	}
 	r.g = g
-	r.progress("ground up: embedded NATS with JetStream on %s, SQLite in %s", g.NATSAddr(), g.Dir)
+	r.progress("ground up: %s", r.groundSummary())
 	return nil
+}
+
+// startWorkersCluster starts, for GroundWorkers, the external NATS that
+// several ground processes share: a three-node in-process cluster with R3
+// streams; or, for NATSCluster, a cluster of that many nodes. closeAll
+// stops it after ground.
+func (r *run) startWorkersCluster(ctx context.Context, opts *harness.GroundOptions) error {
+	nodes := r.cfg.NATSCluster
+	if nodes == 0 && r.cfg.GroundWorkers > 0 {
+		nodes = 3
+	}
+	if nodes == 0 {
+		return nil
+	}
+	cl, err := harness.StartNATSCluster(ctx, filepath.Join(r.dir, "nats-cluster"), nodes, r.log)
+	if err != nil {
+		return err
+	}
+	r.natsCluster = cl
+	opts.NATSCluster, opts.Workers = cl, r.cfg.GroundWorkers
+	return nil
+}
+
+// groundSummary says how ground runs, for the progress line.
+func (r *run) groundSummary() string {
+	db := "SQLite in " + r.g.Dir
+	if r.cfg.Postgres != "" {
+		db = "PostgreSQL"
+	}
+	if r.cfg.GroundWorkers > 0 {
+		return fmt.Sprintf("an API process and %d clearing workers on one JetStream consumer, on %s and a 3-node NATS cluster (%s)",
+			r.cfg.GroundWorkers, db, strings.Join(r.g.NATSAddrs(), ", "))
+	}
+	if c := r.g.NATSCluster(); c != nil {
+		return fmt.Sprintf("a %d-node NATS cluster with R%d streams (%s), %s", c.Nodes(), min(c.Nodes(), 3), strings.Join(r.g.NATSAddrs(), ", "), db)
+	}
+	return fmt.Sprintf("embedded NATS with JetStream on %s, %s", r.g.NATSAddr(), db)
 }
 
 // registerFlights registers the aircraft and flights: the feeder flight
@@ -251,7 +299,7 @@ func (r *run) register(ctx context.Context, f *flight, p *passenger) error {
 	}
 	// Before the cabin server starts, its first sync brings the credential;
 	// after, the link is up at the gate and ground's notice does.
-	p.issuedLinkUp = f.cabin == nil || f.cabin.Link.State() == linkemu.Up
+	p.issuedLinkUp = f.cabin == nil || f.cabin.Links.State() == linkemu.Up
 	if p.connection != nil {
 		return r.connect(ctx, f, p, opts)
 	}
@@ -328,7 +376,7 @@ func (r *run) flyFeeder(ctx context.Context) error {
 	if err := f.startCabin(ctx); err != nil {
 		return err
 	}
-	f.cabin.Link.SetState(linkemu.Down)
+	f.cabin.Links.SetState(linkemu.Down)
 	h := f.hh[0]
 	for _, p := range f.pax {
 		code, err := p.reg.Wallet.PaymentCode(f.id, false)
@@ -344,7 +392,7 @@ func (r *run) flyFeeder(ctx context.Context) error {
 		return err
 	}
 	f.closed = rep
-	f.cabin.Link.SetState(linkemu.Up)
+	f.cabin.Links.SetState(linkemu.Up)
 	if err := f.waitCleared(ctx, true); err != nil {
 		return err
 	}
