@@ -147,7 +147,17 @@ func StartServer(ctx context.Context, opts Options) (*Server, error) {
 	if err := s.initdb(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.Restart(ctx); err != nil {
+	for attempt := 1; ; attempt++ {
+		err := s.Restart(ctx)
+		if err == nil {
+			break
+		}
+		// Another process took the free port before postgres bound it:
+		// try another.
+		if attempt < 3 && strings.Contains(err.Error(), "could not create any TCP/IP sockets") {
+			s.port = 0
+			continue
+		}
 		return nil, err
 	}
 	ok = true
@@ -182,7 +192,8 @@ func (s *Server) initdb(ctx context.Context) error {
 }
 
 // freePort asks the kernel for a free loopback port. Another process could
-// take it before postgres binds it; Restart then fails and says so.
+// take it before postgres binds it; Restart then fails and says so, and
+// StartServer tries another.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -238,7 +249,7 @@ func (s *Server) waitReady(ctx context.Context, done chan struct{}) error {
 			return fmt.Errorf("pgtest: postgres not ready: %v (%w); log: %s", last, ctx.Err(), s.logTail())
 		default:
 		}
-		c, err := pgx.Connect(ctx, s.URL("postgres"))
+		c, err := s.connectOwn(ctx)
 		if err == nil {
 			c.Close(ctx)
 			return nil
@@ -250,6 +261,18 @@ func (s *Server) waitReady(ctx context.Context, done chan struct{}) error {
 		case <-done:
 		}
 	}
+}
+
+// connectOwn connects to the server over its unix socket in s.dir: this
+// server's and no other's. Over TCP, a server that could not bind its port
+// would pass for ready while another one listens on it.
+func (s *Server) connectOwn(ctx context.Context) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(s.URL("postgres"))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Host, cfg.Fallbacks = s.dir, nil
+	return pgx.ConnectConfig(ctx, cfg)
 }
 
 func (s *Server) logTail() string {

@@ -40,5 +40,19 @@ func serverCredential() (*syscall.Credential, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: gid of postgres: %w", err)
 	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
+	// The user's own groups replace this process's supplementary groups
+	// (root's), which the server must not keep.
+	ids, err := u.GroupIds()
+	if err != nil {
+		return nil, fmt.Errorf("pgtest: groups of postgres: %w", err)
+	}
+	groups := make([]uint32, 0, len(ids))
+	for _, id := range ids {
+		g, err := strconv.ParseUint(id, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("pgtest: group of postgres %q: %w", id, err)
+		}
+		groups = append(groups, uint32(g))
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}, nil
 }
