@@ -77,6 +77,10 @@ func Soak(ctx context.Context, cfg Config, d time.Duration) (*SoakReport, error)
 	if cfg.Dir != "" || cfg.Keep || cfg.QROut != "" {
 		return nil, errors.New("a soak keeps no data directory and writes no QR codes: drop --keep and --qr-out")
 	}
+	if cfg.Postgres != "" {
+		// Each run starts a ground on a database of its own.
+		return nil, errors.New("a soak runs ground on SQLite, a new database each run: drop --postgres and --store postgres")
+	}
 	start := time.Now()
 	rep := &SoakReport{Duration: d, Options: Options{Passengers: cfg.Passengers, Handhelds: cfg.Handhelds,
 		Flights: cfg.Flights, Outages: cfg.Outages, Crash: cfg.Crash, Fraud: cfg.Fraud, DeclineRate: cfg.DeclineRate}}
