@@ -138,6 +138,31 @@ func TestClusterFailoverStreamLeader(t *testing.T) {
 	if bad := tr.c.Main.Replayer().Status().ReceiptsBad; bad != 0 {
 		t.Fatalf("%d receipts refused by the aircraft, want 0", bad)
 	}
+
+	// The node comes back and catches up: the invoice stream has three
+	// current replicas again, with every message.
+	if err := cluster.Restart(leader); err != nil {
+		t.Fatal(err)
+	}
+	want := uint64(len(tr.approved) + 1) // and the flight-close report
+	if err := Poll(ctx, time.Minute, "the restarted node current on the invoice stream", func() (bool, error) {
+		s, err := js.Stream(ctx, protocol.StreamInvoices)
+		if err != nil {
+			return false, nil // during the node's rejoin
+		}
+		info := s.CachedInfo()
+		if info.Cluster == nil || len(info.Cluster.Replicas) != 2 || info.State.Msgs != want {
+			return false, nil
+		}
+		for _, p := range info.Cluster.Replicas {
+			if !p.Current {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // linkStats is what each link carried.
