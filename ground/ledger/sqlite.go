@@ -115,7 +115,18 @@ EXECUTE FUNCTION ledger_refuse('ledger accounts change only by posting transfers
 // the end; never edit one that has shipped.
 var migrations = []store.Migration{
 	{Version: 1, SQLite: schema, Postgres: schemaPostgres},
+	{Version: 2, Postgres: truncateTriggersPostgres},
 }
+
+// truncateTriggersPostgres refuses TRUNCATE of the ledger's tables, which
+// fires no row trigger on PostgreSQL (SQLite has no TRUNCATE: its DELETE
+// fires the row triggers above).
+const truncateTriggersPostgres = `
+CREATE TRIGGER ledger_transfers_no_truncate BEFORE TRUNCATE ON ledger_transfers
+FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse('ledger transfers are immutable: post a reversal');
+CREATE TRIGGER ledger_accounts_no_truncate BEFORE TRUNCATE ON ledger_accounts
+FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse('ledger accounts are never deleted');
+`
 
 // Migrate brings the ledger's tables, indexes and triggers up to date
 // (store.Migrate, component "ledger"). It is idempotent.
