@@ -115,7 +115,17 @@ func startWorkerChild(t *testing.T, name string, g *Ground, acquirerLatency time
 // JetStream cluster (R3 streams) as the external NATS.
 func sharedGround(t *testing.T, ctx context.Context) (*pgtest.Server, GroundOptions) {
 	t.Helper()
-	pg := pgtest.Start(t)
+	// Durable: every commit on disk before it returns, as in production,
+	// so that a server killed keeps what it committed.
+	pg, err := pgtest.StartServer(ctx, pgtest.Options{Durable: true})
+	if err != nil {
+		pgtest.SkipOrFail(t, err)
+	}
+	t.Cleanup(func() {
+		if err := pg.Close(); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
 	dsn := pg.NewDatabase(t)
 	cl, err := StartNATSCluster(ctx, t.TempDir(), 3, testLogger())
 	if err != nil {
@@ -213,11 +223,12 @@ func (tr *trial) deliveries() (delivered, msgs uint64) {
 	return ci.Delivered.Consumer, ci.Delivered.Stream
 }
 
-// TestPostgresRestartMidClearing: PostgreSQL is restarted while two
-// clearing workers clear a replay. The batches that fail for it are
-// redelivered, the workers' pools reconnect, and every invoice is posted
-// and charged once; nothing is quarantined or disputed for a database that
-// was down (the flight reconciles with every sale settled).
+// TestPostgresRestartMidClearing: PostgreSQL is killed with SIGKILL, as a
+// crash would end it, and restarted while two clearing workers clear a
+// replay. The batches that fail for it are redelivered, the workers' pools
+// reconnect, and every invoice is posted and charged once; nothing is
+// quarantined or disputed for a database that was down (the flight
+// reconciles with every sale settled).
 func TestPostgresRestartMidClearing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and restarts PostgreSQL")
@@ -238,10 +249,13 @@ func TestPostgresRestartMidClearing(t *testing.T) {
 	start := time.Now()
 	tr.waitReceived(sales / 4)
 	at := tr.received()
+	if err := pg.Kill(); err != nil {
+		t.Fatal(err)
+	}
 	if err := pg.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("PostgreSQL restarted at %v with %d of %d invoices taken in", time.Since(start).Round(time.Millisecond), at, sales)
+	t.Logf("PostgreSQL killed and restarted at %v with %d of %d invoices taken in", time.Since(start).Round(time.Millisecond), at, sales)
 	if at >= sales {
 		t.Fatalf("every invoice was in before the restart: it did not fall mid-stream")
 	}
