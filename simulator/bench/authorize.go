@@ -67,53 +67,106 @@ func (w *world) authorize(ctx context.Context) (AuthorizeResult, error) {
 	for i := range baskets {
 		baskets[i] = w.basket()
 	}
+	if err := w.bounds(ctx, &r); err != nil {
+		return r, err
+	}
+	if err := w.closedLoop(ctx, c, handhelds, codes, baskets, &r); err != nil {
+		return r, err
+	}
+	if o.OpenLoopRate > 0 {
+		ol, err := w.openLoop(ctx, c, handhelds, baskets, f)
+		if err != nil {
+			return r, err
+		}
+		r.OpenLoop = &ol
+	}
+	return r, nil
+}
+
+// bounds measures, just before the clients start, what r's figures are
+// compared with: Ed25519 verifications per second on every core, one
+// verification's CPU on one thread, and what signing one invoice costs.
+func (w *world) bounds(ctx context.Context, r *AuthorizeResult) error {
+	f := w.flights[flightAuthorize].ID
 	sample, err := w.pax[0].Wallet.PaymentCode(f, false)
 	if err != nil {
-		return r, err
+		return err
 	}
 	cred, _ := w.pax[0].Wallet.Credential(f)
 	sig, err := paymentCodeSignature(sample, cred)
 	if err != nil {
-		return r, err
+		return err
 	}
 	if r.VerifyPerSecond, r.VerifyWorkers, err = verifyRate(ctx, sig); err != nil {
-		return r, err
+		return err
 	}
 	if r.VerifyUS, err = verifyCPU(sig); err != nil {
-		return r, err
+		return err
 	}
 	signLines := []protocol.OrderLine{{SKU: catalog[0].SKU, Quantity: 1, UnitPrice: catalog[0].Price},
 		{SKU: catalog[1].SKU, Quantity: 1, UnitPrice: catalog[1].Price}}
 	sc, err := invoiceSignCost(sample, cred, f, w.aircraft[flightAuthorize].ID, signLines)
 	if err != nil {
-		return r, err
+		return err
 	}
 	r.InvoiceSignUS, r.Ed25519SignUS = sc.invoiceUS, sc.ed25519US
 	r.BoundPerSecond = r.VerifyPerSecond / float64(r.VerificationsPerAuthorization)
-	progress(o.Progress, "authorize: bound %.0f verifications/s on %d goroutines, %.1f µs CPU each on one thread; %d clients start",
-		r.VerifyPerSecond, r.VerifyWorkers, r.VerifyUS, o.Clients)
+	progress(w.opts.Progress, "authorize: bound %.0f verifications/s on %d goroutines, %.1f µs CPU each on one thread; %d clients start",
+		r.VerifyPerSecond, r.VerifyWorkers, r.VerifyUS, w.opts.Clients)
+	return nil
+}
 
+// closedLoop runs the clients flat out (drive) and fills in r's closed-loop
+// figures: throughput, latency, group commit and the cabin server's CPU.
+func (w *world) closedLoop(ctx context.Context, c *authorizeCabin, hs []*client.Client, codes []string,
+	baskets [][]onboard.Line, r *AuthorizeResult) error {
 	before, err := c.stats(ctx)
 	if err != nil {
-		return r, err
+		return err
 	}
 	cpu0, err := procCPU(c.proc.Pid())
 	if err != nil {
-		return r, err
+		return err
 	}
-	runs, elapsed, err := w.drive(ctx, handhelds, codes, baskets, f)
+	runs, elapsed, err := w.drive(ctx, hs, codes, baskets, w.flights[flightAuthorize].ID)
 	if err != nil {
-		return r, fmt.Errorf("%w\n%s", err, c.proc.Logs())
+		return fmt.Errorf("%w\n%s", err, c.proc.Logs())
 	}
 	cpu1, err := procCPU(c.proc.Pid())
 	if err != nil {
-		return r, err
+		return err
 	}
 	after, err := c.stats(ctx)
 	if err != nil {
-		return r, err
+		return err
 	}
 	r.Seconds = elapsed.Seconds()
+	summarize(r, runs)
+	if approved := after.Approved - before.Approved; approved > 0 {
+		r.CommitsPerApproval = float64(after.Commits-before.Commits) / float64(approved)
+	}
+	r.MaxBatch = after.MaxBatch
+	if r.Approved == 0 {
+		return fmt.Errorf("bench: authorize: no sale approved (declines: %v)", r.DeclineReasons)
+	}
+	r.ServerCPUSeconds = (cpu1 - cpu0).Seconds()
+	r.ServerCPUUSPerApproval = us(cpu1-cpu0) / float64(r.Approved)
+	r.CPURatio = ratio(r.VerifyUS*float64(r.VerificationsPerAuthorization), r.ServerCPUUSPerApproval)
+	r.InvoiceSignShare = ratio(r.InvoiceSignUS, r.ServerCPUUSPerApproval)
+	r.CPURatioUnsigned = ratio(r.VerifyUS*float64(r.VerificationsPerAuthorization), r.ServerCPUUSPerApproval-r.InvoiceSignUS)
+	o := w.opts
+	progress(o.Progress, "authorize: %d approved, %d declined in %.2f s: %.0f/s, p50 %.2f ms, p99 %.2f ms; bound %.0f/s, ratio %.2f",
+		r.Approved, r.Declined, r.Seconds, r.PerSecond, r.P50MS, r.P99MS, r.BoundPerSecond, r.Ratio)
+	progress(o.Progress, "authorize: cabin server CPU %.2f s, %.0f µs per approval; verify %.1f µs; cpu_ratio %.2f",
+		r.ServerCPUSeconds, r.ServerCPUUSPerApproval, r.VerifyUS, r.CPURatio)
+	progress(o.Progress, "authorize: signing an invoice %.1f µs (ed25519.Sign %.1f µs): %.0f%% of the server's CPU per sale; without it cpu_ratio %.2f",
+		r.InvoiceSignUS, r.Ed25519SignUS, 100*r.InvoiceSignShare, r.CPURatioUnsigned)
+	return nil
+}
+
+// summarize adds up what the clients saw into r: answers, declines by
+// name, latency percentiles, approvals per second and the ratio.
+func summarize(r *AuthorizeResult, runs []clientRun) {
 	var lat []time.Duration
 	for _, cr := range runs {
 		r.Approved += cr.approved
@@ -133,33 +186,6 @@ func (w *world) authorize(ctx context.Context) (AuthorizeResult, error) {
 	}
 	r.PerSecond = ratio(float64(r.Approved), r.Seconds)
 	r.Ratio = ratio(r.PerSecond, r.BoundPerSecond)
-	if approved := after.Approved - before.Approved; approved > 0 {
-		r.CommitsPerApproval = float64(after.Commits-before.Commits) / float64(approved)
-	}
-	r.MaxBatch = after.MaxBatch
-	if r.Approved == 0 {
-		return r, fmt.Errorf("bench: authorize: no sale approved (declines: %v)", r.DeclineReasons)
-	}
-	r.ServerCPUSeconds = (cpu1 - cpu0).Seconds()
-	r.ServerCPUUSPerApproval = us(cpu1-cpu0) / float64(r.Approved)
-	r.CPURatio = ratio(r.VerifyUS*float64(r.VerificationsPerAuthorization), r.ServerCPUUSPerApproval)
-	r.InvoiceSignShare = ratio(r.InvoiceSignUS, r.ServerCPUUSPerApproval)
-	r.CPURatioUnsigned = ratio(r.VerifyUS*float64(r.VerificationsPerAuthorization), r.ServerCPUUSPerApproval-r.InvoiceSignUS)
-	progress(o.Progress, "authorize: %d approved, %d declined in %.2f s: %.0f/s, p50 %.2f ms, p99 %.2f ms; bound %.0f/s, ratio %.2f",
-		r.Approved, r.Declined, r.Seconds, r.PerSecond, r.P50MS, r.P99MS, r.BoundPerSecond, r.Ratio)
-	progress(o.Progress, "authorize: cabin server CPU %.2f s, %.0f µs per approval; verify %.1f µs; cpu_ratio %.2f",
-		r.ServerCPUSeconds, r.ServerCPUUSPerApproval, r.VerifyUS, r.CPURatio)
-	progress(o.Progress, "authorize: signing an invoice %.1f µs (ed25519.Sign %.1f µs): %.0f%% of the server's CPU per sale; without it cpu_ratio %.2f",
-		r.InvoiceSignUS, r.Ed25519SignUS, 100*r.InvoiceSignShare, r.CPURatioUnsigned)
-
-	if o.OpenLoopRate > 0 {
-		ol, err := w.openLoop(ctx, c, handhelds, baskets, f)
-		if err != nil {
-			return r, err
-		}
-		r.OpenLoop = &ol
-	}
-	return r, nil
 }
 
 // authorizeCabin is the authorize flight's cabin server child, its link

@@ -55,10 +55,7 @@ func (w *world) openLoop(ctx context.Context, c *authorizeCabin, hs []*client.Cl
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	lat := make([][]time.Duration, len(hs))
-	lag := make([][]time.Duration, len(hs))     // scheduled time to the send
-	service := make([][]time.Duration, len(hs)) // send to answer
-	approved, declined := make([]int, len(hs)), make([]int, len(hs))
+	runs := make([]scheduledRun, len(hs))
 	var wg sync.WaitGroup
 	next := 0
 	start = time.Now().Add(50 * time.Millisecond) // every goroutine is waiting before the first arrival
@@ -66,34 +63,9 @@ func (w *world) openLoop(ctx context.Context, c *authorizeCabin, hs []*client.Cl
 		mine := codes[next : next+len(sched[i])]
 		next += len(sched[i])
 		wg.Go(func() {
-			lat[i] = make([]time.Duration, 0, len(mine))
-			lag[i] = make([]time.Duration, 0, len(mine))
-			service[i] = make([]time.Duration, 0, len(mine))
-			for k, at := range sched[i] {
-				due := start.Add(at)
-				if d := time.Until(due); d > 0 {
-					select {
-					case <-time.After(d):
-					case <-ctx.Done():
-						return
-					}
-				}
-				req := onboard.SaleRequest{InvoiceID: protocol.NewID(nil), Code: mine[k], Lines: baskets[(i+k)%len(baskets)]}
-				sent := time.Now()
-				d, err := h.Authorize(ctx, req)
-				done := time.Now()
-				lat[i] = append(lat[i], done.Sub(due))
-				lag[i] = append(lag[i], max(sent.Sub(due), 0))
-				service[i] = append(service[i], done.Sub(sent))
-				if err != nil {
-					cancel(fmt.Errorf("bench: open loop: authorize on handheld %d: %w", i+1, err))
-					return
-				}
-				if d.Approved {
-					approved[i]++
-				} else {
-					declined[i]++
-				}
+			var err error
+			if runs[i], err = sendOnSchedule(ctx, h, start, sched[i], mine, baskets, i); err != nil {
+				cancel(fmt.Errorf("bench: open loop: authorize on handheld %d: %w", i+1, err))
 			}
 		})
 	}
@@ -113,21 +85,7 @@ func (w *world) openLoop(ctx context.Context, c *authorizeCabin, hs []*client.Cl
 	if approved := after.Approved - before.Approved; approved > 0 {
 		r.CommitsPerApproval = float64(after.Commits-before.Commits) / float64(approved)
 	}
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	for i := range hs {
-		r.Approved += approved[i]
-		r.Declined += declined[i]
-	}
-	r.P50MS, r.P99MS = ms(percentile(all, 0.50)), ms(percentile(all, 0.99))
-	if len(all) > 0 {
-		r.MaxMS = ms(all[len(all)-1])
-	}
-	lags, svc := slices.Concat(lag...), slices.Concat(service...)
-	slices.Sort(lags)
-	slices.Sort(svc)
-	r.SendLagP99MS = ms(percentile(lags, 0.99))
-	r.ServiceP50MS, r.ServiceP99MS = ms(percentile(svc, 0.50)), ms(percentile(svc, 0.99))
+	summarizeOpen(&r, runs)
 	r.Seconds = elapsed.Seconds()
 	r.AchievedPerSecond = ratio(float64(r.Approved), r.Seconds)
 	if r.Approved > 0 {
@@ -140,6 +98,72 @@ func (w *world) openLoop(ctx context.Context, c *authorizeCabin, hs []*client.Cl
 		return r, fmt.Errorf("bench: open loop: no sale approved")
 	}
 	return r, nil
+}
+
+// scheduledRun is what one handheld saw in the open loop, latencies per
+// sale in the order sent.
+type scheduledRun struct {
+	approved, declined int
+	latency            []time.Duration // scheduled time to the answer
+	lag                []time.Duration // scheduled time to the send
+	service            []time.Duration // send to the answer
+}
+
+// sendOnSchedule sends the sale with codes[k] at start+at[k], or as soon as
+// the previous answer is in when that is later, until ctx ends or a call
+// fails. Basket k comes from baskets, offset by the handheld's index i.
+func sendOnSchedule(ctx context.Context, h *client.Client, start time.Time, at []time.Duration, codes []string,
+	baskets [][]onboard.Line, i int) (scheduledRun, error) {
+	run := scheduledRun{latency: make([]time.Duration, 0, len(at)), lag: make([]time.Duration, 0, len(at)),
+		service: make([]time.Duration, 0, len(at))}
+	for k := range at {
+		due := start.Add(at[k])
+		if d := time.Until(due); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return run, nil
+			}
+		}
+		req := onboard.SaleRequest{InvoiceID: protocol.NewID(nil), Code: codes[k], Lines: baskets[(i+k)%len(baskets)]}
+		sent := time.Now()
+		d, err := h.Authorize(ctx, req)
+		done := time.Now()
+		run.latency = append(run.latency, done.Sub(due))
+		run.lag = append(run.lag, max(sent.Sub(due), 0))
+		run.service = append(run.service, done.Sub(sent))
+		if err != nil {
+			return run, err
+		}
+		if d.Approved {
+			run.approved++
+		} else {
+			run.declined++
+		}
+	}
+	return run, nil
+}
+
+// summarizeOpen adds up the handhelds' runs into r: answers and the
+// latency percentiles.
+func summarizeOpen(r *OpenLoopResult, runs []scheduledRun) {
+	var lat, lag, svc []time.Duration
+	for _, run := range runs {
+		r.Approved += run.approved
+		r.Declined += run.declined
+		lat = append(lat, run.latency...)
+		lag = append(lag, run.lag...)
+		svc = append(svc, run.service...)
+	}
+	for _, d := range [][]time.Duration{lat, lag, svc} {
+		slices.Sort(d)
+	}
+	r.P50MS, r.P99MS = ms(percentile(lat, 0.50)), ms(percentile(lat, 0.99))
+	if len(lat) > 0 {
+		r.MaxMS = ms(lat[len(lat)-1])
+	}
+	r.SendLagP99MS = ms(percentile(lag, 0.99))
+	r.ServiceP50MS, r.ServiceP99MS = ms(percentile(svc, 0.50)), ms(percentile(svc, 0.99))
 }
 
 // poissonSchedules returns, for each of n handhelds, the offsets from the
