@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/ledger"
@@ -568,13 +570,26 @@ type RejectRecord struct {
 	Receipt    []byte              `json:"-"`
 }
 
+// storedText is s as both stores can keep it in a text column: PostgreSQL
+// refuses bytes that are not UTF-8, and NUL, where SQLite keeps them. A
+// reject's subject is whatever bytes its publisher chose (NATS subjects
+// are bytes); one that could not be stored would fail its whole batch's
+// commit, again at every redelivery, and stop clearing behind it. The
+// message itself is kept as it came, in raw.
+func storedText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
 // insertReject stores r unless a reject with the same hash exists, and
 // returns the receipt stored for that hash (the first one made).
 func insertReject(ctx context.Context, tx ledger.Querier, r RejectRecord) ([]byte, error) {
 	_, err := tx.ExecContext(ctx, `INSERT INTO clearing_rejects (hash, subject, kind, aircraft, flight, invoice, seq,
 		reason, detail, raw, received_at, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING`,
-		r.Hash[:], r.Subject, r.Kind, string(r.Aircraft), string(r.Flight), blobOrNull(r.Invoice), int64(r.Seq),
-		int64(r.Reason), r.Detail, r.Raw, r.ReceivedAt.UnixNano(), r.Receipt)
+		r.Hash[:], storedText(r.Subject), r.Kind, string(r.Aircraft), string(r.Flight), blobOrNull(r.Invoice), int64(r.Seq),
+		int64(r.Reason), storedText(r.Detail), r.Raw, r.ReceivedAt.UnixNano(), r.Receipt)
 	if err != nil {
 		return nil, fmt.Errorf("insert reject: %w", err)
 	}
