@@ -26,6 +26,9 @@ import (
 //	<!-- step register -->          a block run in the reader's shell
 //	<!-- step ground server -->     a server the reader leaves running in a terminal of its own
 //	<!-- output -->                 what a command printed, not to be run
+//	<!-- example -->                a command for another set-up (a PostgreSQL
+//	                                database, a NATS cluster's configuration),
+//	                                not run here: its own tests cover it
 //
 // Every indented code block of the section must carry one of them, and
 // testdata/walkthrough.txtar must run every step, once, in README order
@@ -67,7 +70,7 @@ type step struct {
 }
 
 var (
-	markerRE = regexp.MustCompile(`^<!-- (step ([a-z][a-z0-9-]*)( server)?|output) -->$`)
+	markerRE = regexp.MustCompile(`^<!-- (step ([a-z][a-z0-9-]*)( server)?|output|example) -->$`)
 	goRunRE  = regexp.MustCompile(`go run \./(?:[a-z]+/)*cmd/([a-z]+)`)
 	assignRE = regexp.MustCompile(`(?m)^\s*([A-Z][A-Z0-9_]*)=`)
 )
@@ -109,8 +112,8 @@ func readSteps(readme string) ([]step, error) {
 		code := strings.TrimRight(strings.Join(block, "\n"), "\n ") + "\n"
 		switch {
 		case pending == "":
-			return nil, fmt.Errorf("README line %d: a code block in %q without a <!-- step NAME --> or <!-- output --> marker before it", i-len(block)+2, readmeSection)
-		case pending == "output":
+			return nil, fmt.Errorf("README line %d: a code block in %q without a <!-- step NAME -->, <!-- output --> or <!-- example --> marker before it", i-len(block)+2, readmeSection)
+		case pending == "output", pending == "example":
 		default:
 			f := strings.Fields(strings.TrimPrefix(pending, "step "))
 			if seen[f[0]] {
