@@ -211,6 +211,16 @@ func isSelect(query string) bool {
 // only reads: a SELECT, or a WITH, VALUES, TABLE or SHOW with no
 // data-modifying word in it (a coarse test that errs towards refusing).
 func isRead(query string) bool {
+	for { // past leading comments
+		query = strings.TrimLeft(query, " \t\r\n")
+		if rest, ok := strings.CutPrefix(query, "--"); ok {
+			_, query, _ = strings.Cut(rest, "\n")
+		} else if rest, ok := strings.CutPrefix(query, "/*"); ok {
+			_, query, _ = strings.Cut(rest, "*/")
+		} else {
+			break
+		}
+	}
 	words := strings.FieldsFunc(strings.ToUpper(query), func(r rune) bool { return !('A' <= r && r <= 'Z' || r == '_') })
 	if len(words) == 0 {
 		return false

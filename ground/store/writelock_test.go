@@ -166,6 +166,17 @@ func TestPostgresQueryWriteOutsideTx(t *testing.T) {
 			t.Fatalf("WITH … UPDATE through Query outside a transaction = %v, want a refusal", err)
 		}
 	})
+	t.Run("CommentedWrite", func(t *testing.T) {
+		err := a.QueryRowContext(ctx, "-- SELECT\n/* SELECT */ UPDATE counter SET n = n + 1 RETURNING n").Scan(&n)
+		if err == nil || !strings.Contains(err.Error(), "BeginWrite") {
+			t.Fatalf("commented UPDATE through Query outside a transaction = %v, want a refusal", err)
+		}
+	})
+	t.Run("CommentedRead", func(t *testing.T) {
+		if err := a.QueryRowContext(ctx, "-- the counter\n/* read */ SELECT n FROM counter").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("ReadOnlyWithIsAllowed", func(t *testing.T) {
 		if err := a.QueryRowContext(ctx, `WITH c AS (SELECT n FROM counter) SELECT n FROM c`).Scan(&n); err != nil {
 			t.Fatal(err)
