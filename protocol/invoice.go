@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/airtab/airtab/crypto"
@@ -57,6 +58,11 @@ type Invoice struct {
 // SignedInvoice is an invoice with the aircraft's signature.
 type SignedInvoice = Signed[Invoice]
 
+// MaxSeq is the largest invoice sequence number (and flight-close last_seq):
+// 2^63−1, so every store keeps it as a signed 64-bit integer. A flight never
+// comes near it; an invoice over it is malformed.
+const MaxSeq = math.MaxInt64
+
 func (Invoice) kind() kind {
 	return kind{name: "invoice", domain: DomainInvoice, maxSize: MaxInvoiceSize, signer: crypto.Aircraft}
 }
@@ -77,6 +83,9 @@ func (v Invoice) validate() error {
 	)
 	if err != nil {
 		return err
+	}
+	if v.Seq > MaxSeq {
+		return fmt.Errorf("sequence number %d is over the limit %d", v.Seq, uint64(MaxSeq))
 	}
 	if v.Seq == 1 && !v.Prev.IsZero() {
 		return errors.New("first invoice of a flight must have a zero previous hash")

@@ -45,6 +45,9 @@ func (f FlightClose) validate() error {
 	if err != nil {
 		return err
 	}
+	if f.LastSeq > MaxSeq {
+		return fmt.Errorf("last sequence %d is over the limit %d", f.LastSeq, uint64(MaxSeq))
+	}
 	// Compare without adding: Sales+Voids could wrap around to LastSeq.
 	if f.Sales > f.LastSeq || f.LastSeq-f.Sales != f.Voids {
 		return fmt.Errorf("last sequence %d is not sales %d + voids %d", f.LastSeq, f.Sales, f.Voids)
