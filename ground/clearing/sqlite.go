@@ -413,8 +413,8 @@ func insertInvoice(ctx context.Context, tx ledger.Querier, r InvoiceRecord) erro
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID[:], r.Hash[:], r.Raw, string(r.Flight), string(r.Aircraft), int64(r.Seq), r.Prev[:], int64(r.Kind),
 		r.Passenger[:], r.Credential[:], r.Total.Minor, string(r.Total.Currency), blobOrNull(r.Voids),
-		r.CreatedAt.UnixNano(), r.ReceivedAt.UnixNano(), r.UpdatedAt.UnixNano(), string(r.Status), int64(r.Reason), r.Detail,
-		string(r.Funding), int64(r.Attempt), r.Tries, nsOrNull(r.NextRetryAt), r.Decline, string(r.Refund), string(r.Arrears),
+		r.CreatedAt.UnixNano(), r.ReceivedAt.UnixNano(), r.UpdatedAt.UnixNano(), string(r.Status), int64(r.Reason), storedText(r.Detail),
+		string(r.Funding), int64(r.Attempt), r.Tries, nsOrNull(r.NextRetryAt), storedText(r.Decline), string(r.Refund), string(r.Arrears),
 		nsOrNull(r.CollectAt), nsOrNull(r.SettledAt))
 	if err != nil {
 		return fmt.Errorf("insert invoice %s: %w", r.ID, err)
@@ -428,8 +428,8 @@ func updateInvoice(ctx context.Context, tx ledger.Querier, r InvoiceRecord) erro
 	res, err := tx.ExecContext(ctx, `UPDATE clearing_invoices SET updated_at = ?, status = ?, reason = ?, detail = ?,
 		funding = ?, attempt = ?, tries = ?, next_retry_at = ?, decline = ?, refund = ?, arrears = ?,
 		collections_at = ?, settled_at = ? WHERE id = ?`,
-		r.UpdatedAt.UnixNano(), string(r.Status), int64(r.Reason), r.Detail, string(r.Funding), int64(r.Attempt), r.Tries,
-		nsOrNull(r.NextRetryAt), r.Decline, string(r.Refund), string(r.Arrears), nsOrNull(r.CollectAt), nsOrNull(r.SettledAt),
+		r.UpdatedAt.UnixNano(), string(r.Status), int64(r.Reason), storedText(r.Detail), string(r.Funding), int64(r.Attempt), r.Tries,
+		nsOrNull(r.NextRetryAt), storedText(r.Decline), string(r.Refund), string(r.Arrears), nsOrNull(r.CollectAt), nsOrNull(r.SettledAt),
 		r.ID[:])
 	if err != nil {
 		return fmt.Errorf("update invoice %s: %w", r.ID, err)
@@ -573,9 +573,10 @@ type RejectRecord struct {
 // storedText is s as both stores can keep it in a text column: PostgreSQL
 // refuses bytes that are not UTF-8, and NUL, where SQLite keeps them. A
 // reject's subject is whatever bytes its publisher chose (NATS subjects
-// are bytes); one that could not be stored would fail its whole batch's
-// commit, again at every redelivery, and stop clearing behind it. The
-// message itself is kept as it came, in raw.
+// are bytes), and an invoice's detail or decline may quote a message's
+// bytes or an acquirer's error text; one that could not be stored would
+// fail its whole batch's commit, again at every redelivery, and stop
+// clearing behind it. The message itself is kept as it came, in raw.
 func storedText(s string) string {
 	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
 		return s

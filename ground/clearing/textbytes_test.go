@@ -3,6 +3,7 @@ package clearing
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/airtab/airtab/protocol"
 )
@@ -46,5 +47,20 @@ func TestStoredText(t *testing.T) {
 				t.Errorf("storedText(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestFailDetailCutOnACharacter: a verdict's detail is cut at maxDetail
+// bytes without splitting a character, so it stays storable text.
+func TestFailDetailCutOnACharacter(t *testing.T) {
+	for _, pad := range []int{0, 1} { // a two-byte character straddling the cut, or not
+		it := &item{}
+		it.fail(quarantine, protocol.ReasonUnknownFlight, "%s%s", strings.Repeat("a", pad), strings.Repeat("é", maxDetail))
+		if !utf8.ValidString(it.detail) {
+			t.Errorf("pad %d: detail is not UTF-8: %q", pad, it.detail[len(it.detail)-8:])
+		}
+		if n := len(strings.TrimSuffix(it.detail, "…")); n > maxDetail || n < maxDetail-1 {
+			t.Errorf("pad %d: cut at %d bytes, want %d or %d", pad, n, maxDetail-1, maxDetail)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground"
@@ -59,7 +60,11 @@ func (it *item) fail(v verdict, r protocol.Reason, format string, args ...any) {
 	it.verdict, it.reason = v, r
 	it.detail = fmt.Sprintf(format, args...)
 	if len(it.detail) > maxDetail {
-		it.detail = it.detail[:maxDetail] + "…"
+		cut := maxDetail
+		for cut > 0 && !utf8.RuneStart(it.detail[cut]) { // never split a character
+			cut--
+		}
+		it.detail = it.detail[:cut] + "…"
 	}
 }
 
