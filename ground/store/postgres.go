@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -43,7 +44,23 @@ import (
 // rules exactly as it is, and ground's write transactions are short (a
 // clearing batch commits hundreds of invoices in one).
 
-var lockSQL = fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", WriterLockKey)
+// WriterIdleTimeout bounds how long a write transaction may sit idle
+// holding the writer lock: PostgreSQL ends a session idle in a transaction
+// that long (idle_in_transaction_session_timeout, set for the transaction
+// only), rolling it back and freeing the lock. Without it a ground process
+// that hangs or is cut off mid-transaction would stop every writer in every
+// process until TCP keepalive noticed, hours later; SQLite's lock dies with
+// its process. Ground's write transactions never wait on anything but the
+// database, so a minute is far above any real pause.
+const WriterIdleTimeout = time.Minute
+
+// lockSQL takes the writer lock for the transaction it runs in.
+var lockSQL = lockStatement(WriterIdleTimeout)
+
+func lockStatement(idle time.Duration) string {
+	return fmt.Sprintf("SELECT pg_advisory_xact_lock(%d), set_config('idle_in_transaction_session_timeout', '%d', true)",
+		WriterLockKey, idle.Milliseconds())
+}
 
 // IsPostgresURL reports whether dsn names a PostgreSQL database
 // (postgres:// or postgresql://) rather than a SQLite file.
