@@ -36,6 +36,15 @@ func TestCloseRejectedShown(t *testing.T) {
 	if _, err := f.g.API.RotateAircraftKey(f.ctx, "D-AICR", next.Public(), box.NKeyPub); err != nil {
 		t.Fatal(err)
 	}
+	// Ground keeps the rotation's time rounded up to the second, so that a
+	// sale the old key signed earlier in that second still clears: the
+	// close must be signed after it to be the old key's forgery.
+	replaced := time.Now().Add(time.Second - 1).Truncate(time.Second)
+	if err := Poll(f.ctx, 5*time.Second, "the clock past the rotation", func() (bool, error) {
+		return time.Now().After(replaced), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := f.hh[0].CloseFlight(f.ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -167,7 +167,7 @@ func TestCabinStartedBeforeItsAircraftIsRegistered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cabin{Link: link, Aircraft: a, Flight: f, ground: g, opts: CabinOptions{ReconnectWait: 20 * time.Millisecond, Logger: testLogger()}}
+	c := &Cabin{Link: link, Links: LinkGroup{link}, Aircraft: a, Flight: f, ground: g, opts: CabinOptions{ReconnectWait: 20 * time.Millisecond, Logger: testLogger()}}
 	if err := c.start(ctx); err != nil {
 		link.Close()
 		t.Fatal(err)
