@@ -720,13 +720,14 @@ func (m *Main) openDB(ctx context.Context) (err error) {
 		}
 		dsn = cfg.Postgres
 	}
+	// Refused before opening, so a refused start leaves no ground.db behind.
+	if cfg.Role != RoleAll && cfg.Postgres == "" {
+		return fmt.Errorf("role %s needs a database shared by every ground process (PostgreSQL, --postgres URL): SQLite is a file of one process's data directory; run --role all for a single process", cfg.Role)
+	}
 	if m.db, err = store.Open(ctx, dsn); err != nil {
 		return err
 	}
 	shared := store.IsPostgres(m.db)
-	if cfg.Role != RoleAll && !shared {
-		return fmt.Errorf("role %s needs a database shared by every ground process (PostgreSQL, --postgres URL): SQLite is a file of one process's data directory; run --role all for a single process", cfg.Role)
-	}
 	lock := store.LockDir
 	if shared && cfg.NATSURL != "" {
 		lock = store.LockDirShared
