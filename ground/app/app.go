@@ -361,9 +361,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.up = true
-	m.log.Info("ground service up", "role", cfg.Role, "http", m.httpAddr, "nats", m.natsURL, "data", cfg.DataDir,
-		"issuer", issuer.ID(), "services", len(ext.Services),
-		"backoffice", "http://"+m.httpAddr+"/backoffice/", "metrics", "http://"+m.httpAddr+"/metrics")
+	attrs := []any{"role", cfg.Role, "http", m.httpAddr, "nats", m.natsURL, "data", cfg.DataDir,
+		"issuer", issuer.ID(), "services", len(ext.Services)}
+	if cfg.Role != RoleClearing { // a worker serves only /metrics and /healthz
+		attrs = append(attrs, "backoffice", "http://"+m.httpAddr+"/backoffice/")
+	}
+	m.log.Info("ground service up", append(attrs, "metrics", "http://"+m.httpAddr+"/metrics")...)
 	return nil
 }
 
