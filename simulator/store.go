@@ -58,7 +58,10 @@ func openStore(ctx context.Context, url *string, progress io.Writer) (func(), er
 	if *url != throwawayPostgres {
 		return func() {}, nil
 	}
-	s, err := pgtest.StartServer(ctx, pgtest.Options{})
+	// Durable: fsync and synchronous commit on, as in production, so the
+	// bench's PostgreSQL figures are a real server's and a crash trial's
+	// kill loses nothing committed.
+	s, err := pgtest.StartServer(ctx, pgtest.Options{Durable: true})
 	if err != nil {
 		return nil, fmt.Errorf("--store postgres: %w", err)
 	}
@@ -67,7 +70,7 @@ func openStore(ctx context.Context, url *string, progress io.Writer) (func(), er
 		s.Close()
 		return nil, fmt.Errorf("--store postgres: %w", err)
 	}
-	fmt.Fprintf(progress, "PostgreSQL: a throwaway server on 127.0.0.1:%d in %s, for this run\n", s.Port(), s.Dir())
+	fmt.Fprintf(progress, "PostgreSQL: a throwaway server (fsync on) on 127.0.0.1:%d in %s, for this run\n", s.Port(), s.Dir())
 	*url = u
 	return func() { s.Close() }, nil
 }
