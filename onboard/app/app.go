@@ -511,6 +511,10 @@ func (m *Main) startSync(ctx context.Context) error {
 				m.Logger.Warn("NATS refused this aircraft: register its nkey with ground", "err", err)
 				return
 			}
+			if errors.Is(err, nats.ErrNkeysNotSupported) {
+				m.Logger.Warn("NATS server has no authorization set up, so it cannot take this aircraft's nkey: give the servers ground's auth callout (README, NATS identities and an external NATS server) or start the cabin server with --nats-creds", "err", err)
+				return
+			}
 			m.Logger.Debug("NATS connect failed; will retry", "err", err)
 		}),
 		// nats.go gives up after the same authorization error twice in a
