@@ -539,7 +539,7 @@ func (m *Main) startNATS(ctx context.Context) (jetstream.JetStream, error) {
 	m.nc = nc
 	if calloutIssuer != nil {
 		if m.callout, err = natsvc.StartCallout(natsvc.CalloutConfig{Conn: nc, Issuer: calloutIssuer, Identities: m.reg.NATSIdentities,
-			Clock: cfg.Clock, Logger: m.log}); err != nil {
+			Retiring: m.retiringNATSIdentities, Clock: cfg.Clock, Logger: m.log}); err != nil {
 			return nil, err
 		}
 	}
@@ -608,6 +608,21 @@ func (m *Main) natsAuth(ctx context.Context) (*natsvc.Auth, error) {
 		m.nkeyTimer = time.AfterFunc(old[0].Until.Sub(m.Config.Clock())+time.Second, func() { m.reloadNATSAuth(context.Background()) })
 	}
 	return auth, nil
+}
+
+// retiringNATSIdentities are the nkeys a plain key rotation replaced that
+// may still log in at now (registry.RetiringNKeys): the auth callout lets
+// them in as the embedded server does.
+func (m *Main) retiringNATSIdentities(ctx context.Context, now time.Time) ([]natsvc.RetiringIdentity, error) {
+	old, err := m.reg.RetiringNKeys(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]natsvc.RetiringIdentity, len(old))
+	for i, k := range old {
+		out[i] = natsvc.RetiringIdentity{Aircraft: k.Aircraft, NKey: k.NKey, Until: k.Until}
+	}
+	return out, nil
 }
 
 // reloadNATSAuth lets newly registered aircraft into the embedded server,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
@@ -38,6 +39,13 @@ import (
 // nkey whose signature over the server's nonce checks out, a refusal for
 // anything else. Listing ground's nkey also makes the servers send every
 // client a nonce, without which an nkey cannot be proved.
+//
+// A request is answered only when it is a server's, to this issuer, and
+// current (checkRequest). What keeps anyone else from asking is the
+// subjects: only the servers and ground, their one auth user, may publish
+// on $SYS.REQ.USER.AUTH (an aircraft's permissions do not reach it), and a
+// grant is for the per-connection user key and server the request names,
+// so a replayed or forged request wins nothing a server would take.
 
 // CalloutSubject is where nats-servers send authorization requests.
 const CalloutSubject = "$SYS.REQ.USER.AUTH"
@@ -52,6 +60,18 @@ const DefaultCalloutUserTTL = time.Hour
 // (*registry.Registry).NATSIdentities is one.
 type Identities func(ctx context.Context) (map[protocol.AircraftID]string, error)
 
+// RetiringIdentity is an aircraft's nkey from before a plain key rotation,
+// still let in, with the aircraft's rights, until Until.
+type RetiringIdentity struct {
+	Aircraft protocol.AircraftID
+	NKey     string
+	Until    time.Time
+}
+
+// RetiringIdentities lists the nkeys in their grace at now;
+// (*registry.Registry).RetiringNKeys gives them.
+type RetiringIdentities func(ctx context.Context, now time.Time) ([]RetiringIdentity, error)
+
 // CalloutConfig configures StartCallout. Conn, Issuer and Identities are
 // required.
 type CalloutConfig struct {
@@ -63,6 +83,11 @@ type CalloutConfig struct {
 	Issuer nkeys.KeyPair
 	// Identities are the aircraft let in.
 	Identities Identities
+	// Retiring, when set, also lets in each aircraft's nkey from before a
+	// plain key rotation until its grace ends, as the embedded server does
+	// (registry.RetiringNKeys); the user JWT then expires at the grace's
+	// end at the latest.
+	Retiring RetiringIdentities
 	// Account is the NATS account aircraft are placed in. Default "$G",
 	// nats-server's global account, where ground and the streams are
 	// when the servers configure no accounts.
@@ -148,7 +173,12 @@ func (c *Callout) handle(m *nats.Msg) {
 		c.cfg.Logger.Warn("NATS auth callout: undecodable request", "err", err)
 		return
 	}
-	userJWT, aircraft, deny := c.authorize(req)
+	var userJWT string
+	var aircraft protocol.AircraftID
+	deny := c.checkRequest(req)
+	if deny == nil {
+		userJWT, aircraft, deny = c.authorize(req)
+	}
 	resp := jwt.NewAuthorizationResponseClaims(req.UserNkey)
 	resp.Audience = req.Server.ID
 	if deny != nil {
@@ -167,6 +197,33 @@ func (c *Callout) handle(m *nats.Msg) {
 	if err := m.Respond([]byte(token)); err != nil {
 		c.cfg.Logger.Warn("NATS auth callout: respond", "err", err)
 	}
+}
+
+// requestSkew is how far past its expiry a request is still answered: the
+// servers' clocks and ground's may differ a little.
+const requestSkew = 30 * time.Second
+
+// checkRequest refuses a request that is not a server's request to this
+// callout: one signed by a key that is not a server's (the signature itself
+// is checked by the decoding), naming another server than its signer,
+// addressed to another issuer or audience, or expired (an old request
+// replayed; a server's request lasts its authorization timeout).
+func (c *Callout) checkRequest(req *jwt.AuthorizationRequestClaims) error {
+	switch {
+	case !nkeys.IsValidPublicServerKey(req.Issuer) || req.Issuer != req.Server.ID:
+		return fmt.Errorf("request not signed by the server it names (issuer %q, server %q)", req.Issuer, req.Server.ID)
+	case req.Subject != c.issuer:
+		return fmt.Errorf("request for auth callout issuer %q, not this one", req.Subject)
+	case req.Audience != server.AuthRequestSubject:
+		return fmt.Errorf("request audience %q, want %q", req.Audience, server.AuthRequestSubject)
+	case !nkeys.IsValidPublicUserKey(req.UserNkey):
+		return fmt.Errorf("request user nkey %q is not a public user nkey", req.UserNkey)
+	case req.Expires == 0:
+		return errors.New("request has no expiry")
+	case c.cfg.Clock().After(time.Unix(req.Expires, 0).Add(requestSkew)):
+		return fmt.Errorf("request expired at %s", time.Unix(req.Expires, 0).UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // authorize checks the client's nkey and its signature over the server's
@@ -190,21 +247,42 @@ func (c *Callout) authorize(req *jwt.AuthorizationRequestClaims) (userJWT string
 		c.cfg.Logger.Error("NATS auth callout: aircraft lookup", "err", err)
 		return "", "", errors.New("internal error")
 	}
+	now := c.cfg.Clock()
+	expires := now.Add(c.cfg.UserTTL)
 	for id, nk := range ids {
 		if nk == opts.Nkey {
 			aircraft = id
 			break
 		}
 	}
+	if aircraft == "" && c.cfg.Retiring != nil {
+		old, err := c.cfg.Retiring(ctx, now)
+		if err != nil {
+			c.cfg.Logger.Error("NATS auth callout: retiring nkey lookup", "err", err)
+			return "", "", errors.New("internal error")
+		}
+		for _, k := range old {
+			if k.NKey == opts.Nkey && k.Until.After(now) {
+				aircraft = k.Aircraft
+				if k.Until.Before(expires) {
+					expires = k.Until
+				}
+				break
+			}
+		}
+	}
 	if aircraft == "" {
 		return "", "", fmt.Errorf("nkey %s is not registered to an aircraft", opts.Nkey)
+	}
+	if err := aircraft.Validate(); err != nil { // no wildcard in its subjects
+		return "", "", fmt.Errorf("nkey %s: %w", opts.Nkey, err)
 	}
 	pub, sub := protocol.AircraftPermissions(aircraft)
 	uc := jwt.NewUserClaims(req.UserNkey)
 	uc.Name = string(aircraft)
 	uc.Audience = c.cfg.Account
-	uc.IssuedAt = c.cfg.Clock().Unix()
-	uc.Expires = c.cfg.Clock().Add(c.cfg.UserTTL).Unix()
+	uc.IssuedAt = now.Unix()
+	uc.Expires = expires.Unix()
 	uc.Pub.Allow.Add(pub...)
 	uc.Sub.Allow.Add(sub...)
 	userJWT, err = uc.Encode(c.cfg.Issuer)

@@ -2,6 +2,7 @@ package natsvc
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"log/slog"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
@@ -24,6 +27,10 @@ type calloutCluster struct {
 	ground   *nats.Conn
 	groundKP nkeys.KeyPair // ground's login
 	aircraft nkeys.KeyPair // D-AIUA's, registered
+	retiring nkeys.KeyPair // D-AIUA's before a plain rotation, in its grace
+	expired  nkeys.KeyPair // D-AIUA's before an earlier rotation, grace over
+	issuer   string        // the callout issuer's public key
+	until    time.Time     // the end of retiring's grace
 	log      *syncBuffer   // the callout's log
 }
 
@@ -53,13 +60,21 @@ func startCalloutCluster(t *testing.T) *calloutCluster {
 	ids := func(context.Context) (map[protocol.AircraftID]string, error) {
 		return map[protocol.AircraftID]string{"D-AIUA": mustPublic(aircraft)}, nil
 	}
+	retiring, _ := nkeys.CreateUser()
+	expired, _ := nkeys.CreateUser()
+	until := time.Now().Add(10 * time.Minute).Truncate(time.Second)
+	old := func(_ context.Context, now time.Time) ([]RetiringIdentity, error) {
+		return []RetiringIdentity{{Aircraft: "D-AIUA", NKey: mustPublic(retiring), Until: until},
+			{Aircraft: "D-AIUA", NKey: mustPublic(expired), Until: now.Add(-time.Second)}}, nil
+	}
 	log := &syncBuffer{}
-	co, err := StartCallout(CalloutConfig{Conn: nc, Issuer: issuer, Identities: ids, Logger: slog.New(slog.NewTextHandler(log, nil))})
+	co, err := StartCallout(CalloutConfig{Conn: nc, Issuer: issuer, Identities: ids, Retiring: old, Logger: slog.New(slog.NewTextHandler(log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(co.Stop)
-	return &calloutCluster{c: c, ground: nc, groundKP: groundKey, aircraft: aircraft, log: log}
+	return &calloutCluster{c: c, ground: nc, groundKP: groundKey, aircraft: aircraft, retiring: retiring, expired: expired,
+		issuer: mustPublic(issuer), until: until, log: log}
 }
 
 func TestCalloutLetsInRegisteredAircraft(t *testing.T) {
@@ -123,6 +138,7 @@ func TestCalloutRefuses(t *testing.T) {
 		"ErrUnregisteredNKey": {nats.Nkey(mustPublic(stranger), stranger.Sign), "is not registered to an aircraft"},
 		"ErrWrongSignature":   {nats.Nkey(mustPublic(cc.aircraft), stranger.Sign), "signature over the nonce does not verify"},
 		"ErrNoNKey":           {nats.UserInfo("D-AIUA", "password"), "no nkey"},
+		"ErrGraceOver":        {nats.Nkey(mustPublic(cc.expired), cc.expired.Sign), "is not registered to an aircraft"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			nc, err := nats.Connect(cc.c.URLs()[1], tc.opt, nats.MaxReconnects(0))
@@ -160,5 +176,93 @@ func TestLoadOrCreateNKey(t *testing.T) {
 	}
 	if _, _, err := LoadOrCreateNKey(file, nkeys.PrefixByteUser); err == nil || !strings.Contains(err.Error(), "want a") {
 		t.Fatalf("wrong kind: err = %v, want a refusal naming the kind", err)
+	}
+}
+
+func TestCalloutLetsInRetiringNKeyUntilGraceEnds(t *testing.T) {
+	cc := startCalloutCluster(t)
+	nc, err := nats.Connect(cc.c.URL(), nats.Nkey(mustPublic(cc.retiring), cc.retiring.Sign), nats.MaxReconnects(0))
+	if err != nil {
+		t.Fatalf("nkey in its grace refused: %v", err)
+	}
+	nc.Close()
+	resp := cc.request(t, cc.serverRequest(t, cc.retiring, nil))
+	if resp.Error != "" {
+		t.Fatalf("refused: %s", resp.Error)
+	}
+	uc, err := jwt.DecodeUserClaims(resp.Jwt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := time.Unix(uc.Expires, 0), cc.until; !got.Equal(want) {
+		t.Fatalf("user JWT expires %v, want the grace's end %v", got, want)
+	}
+}
+
+// serverRequest is an authorization request as a nats-server makes it for a
+// client logging in with kp, signed by a fresh server key; edit changes it
+// before signing.
+func (cc *calloutCluster) serverRequest(t *testing.T, kp nkeys.KeyPair, edit func(*jwt.AuthorizationRequestClaims)) (token string) {
+	t.Helper()
+	srv, _ := nkeys.CreateServer()
+	user, _ := nkeys.CreateUser()
+	req := jwt.NewAuthorizationRequestClaims(cc.issuer)
+	req.Audience = server.AuthRequestSubject
+	req.UserNkey = mustPublic(user)
+	req.Server = jwt.ServerID{Name: "n1", ID: mustPublic(srv)}
+	req.Expires = time.Now().Add(2 * time.Second).Unix()
+	nonce := "bm9uY2Utbm9uY2U"
+	sig, _ := kp.Sign([]byte(nonce))
+	req.ClientInformation.Nonce = nonce
+	req.ConnectOptions.Nkey = mustPublic(kp)
+	req.ConnectOptions.SignedNonce = base64.RawURLEncoding.EncodeToString(sig)
+	if edit != nil {
+		edit(req)
+	}
+	token, err := req.Encode(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
+// request sends token to the callout as ground's connection and decodes
+// the answer.
+func (cc *calloutCluster) request(t *testing.T, token string) *jwt.AuthorizationResponseClaims {
+	t.Helper()
+	m, err := cc.ground.Request(CalloutSubject, []byte(token), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := jwt.DecodeAuthorizationResponseClaims(string(m.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func TestCalloutRefusesRequestsNotFromAServer(t *testing.T) {
+	cc := startCalloutCluster(t)
+	if resp := cc.request(t, cc.serverRequest(t, cc.aircraft, nil)); resp.Error != "" || resp.Jwt == "" {
+		t.Fatalf("a well-formed request is refused: %q", resp.Error)
+	}
+	other, _ := nkeys.CreateAccount()
+	for name, tc := range map[string]struct {
+		edit   func(*jwt.AuthorizationRequestClaims)
+		reason string
+	}{
+		"ErrOtherServerID": {func(r *jwt.AuthorizationRequestClaims) { r.Server.ID = "NOTTHESIGNER" }, "not signed by the server"},
+		"ErrOtherIssuer":   {func(r *jwt.AuthorizationRequestClaims) { r.Subject = mustPublic(other) }, "not this one"},
+		"ErrOtherAudience": {func(r *jwt.AuthorizationRequestClaims) { r.Audience = "elsewhere" }, "audience"},
+		"ErrReplayed":      {func(r *jwt.AuthorizationRequestClaims) { r.Expires = time.Now().Add(-time.Hour).Unix() }, "expired"},
+		"ErrNoExpiry":      {func(r *jwt.AuthorizationRequestClaims) { r.Expires = 0 }, "no expiry"},
+		"ErrBadUserNkey":   {func(r *jwt.AuthorizationRequestClaims) { r.UserNkey = mustPublic(other) }, "user nkey"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp := cc.request(t, cc.serverRequest(t, cc.aircraft, tc.edit))
+			if resp.Jwt != "" || !strings.Contains(resp.Error, tc.reason) {
+				t.Fatalf("answer: error %q, jwt %v; want a refusal saying %q", resp.Error, resp.Jwt != "", tc.reason)
+			}
+		})
 	}
 }
