@@ -102,13 +102,13 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Streams) err
 	}
 	for _, sc := range cfg.StreamConfigs() {
 		have, err := js.Stream(ctx, sc.Name)
+		from := 0 // the stream's replica count before, when it exists
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
 		case err != nil:
 			return fmt.Errorf("natsvc: stream %s: %w", sc.Name, err)
-		case have.CachedInfo().Config.Replicas != sc.Replicas:
-			log.Warn("stream replica count changed", "stream", sc.Name,
-				"from", have.CachedInfo().Config.Replicas, "to", sc.Replicas)
+		default:
+			from = have.CachedInfo().Config.Replicas
 		}
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			if sc.Replicas > 1 {
@@ -116,6 +116,10 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Streams) err
 					sc.Name, sc.Replicas, sc.Replicas, err)
 			}
 			return fmt.Errorf("natsvc: ensure stream %s: %w", sc.Name, err)
+		}
+		// Logged once done: a change the servers refuse is an error, not a change.
+		if from != 0 && from != sc.Replicas {
+			log.Warn("stream replica count changed", "stream", sc.Name, "from", from, "to", sc.Replicas)
 		}
 	}
 	return nil
