@@ -98,6 +98,13 @@ type CalloutConfig struct {
 	// UserTTL bounds an authorization's life. Default
 	// DefaultCalloutUserTTL (1 hour).
 	UserTTL time.Duration
+	// MaxAge is how long the callout answers from the aircraft and nkeys
+	// it last looked up before looking them up again: it bounds the
+	// registry work a flood of logins costs (any client can sign a nonce
+	// with an nkey it made; an nkey not found is looked up again when the
+	// last lookup is 100 ms old), and is how late a removed nkey may still
+	// be let in. Default 1 s.
+	MaxAge time.Duration
 	// Timeout bounds the registry lookup of one request. Default 2 s,
 	// under the servers' default authorization timeout.
 	Timeout time.Duration
@@ -113,6 +120,11 @@ type Callout struct {
 	issuer string // the issuer's public key
 	sub    *nats.Subscription
 	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	ids      map[string]protocol.AircraftID // current nkey → aircraft
+	retiring map[string]RetiringIdentity    // retiring nkey → its grace
+	loaded   time.Time                      // when ids and retiring were looked up; zero: never
 }
 
 // StartCallout subscribes to CalloutSubject. When it returns, the
@@ -133,6 +145,9 @@ func StartCallout(cfg CalloutConfig) (*Callout, error) {
 	}
 	if cfg.UserTTL <= 0 {
 		cfg.UserTTL = DefaultCalloutUserTTL
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = time.Second
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Second
@@ -240,35 +255,18 @@ func (c *Callout) authorize(req *jwt.AuthorizationRequestClaims) (userJWT string
 	if err := verifyNonce(opts.Nkey, req.ClientInformation.Nonce, opts.SignedNonce); err != nil {
 		return "", "", err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
-	defer cancel()
-	ids, err := c.cfg.Identities(ctx)
+	now := c.cfg.Clock()
+	expires := now.Add(c.cfg.UserTTL)
+	ids, retiring, err := c.lookup(now, opts.Nkey)
 	if err != nil {
 		c.cfg.Logger.Error("NATS auth callout: aircraft lookup", "err", err)
 		return "", "", errors.New("internal error")
 	}
-	now := c.cfg.Clock()
-	expires := now.Add(c.cfg.UserTTL)
-	for id, nk := range ids {
-		if nk == opts.Nkey {
-			aircraft = id
-			break
-		}
-	}
-	if aircraft == "" && c.cfg.Retiring != nil {
-		old, err := c.cfg.Retiring(ctx, now)
-		if err != nil {
-			c.cfg.Logger.Error("NATS auth callout: retiring nkey lookup", "err", err)
-			return "", "", errors.New("internal error")
-		}
-		for _, k := range old {
-			if k.NKey == opts.Nkey && k.Until.After(now) {
-				aircraft = k.Aircraft
-				if k.Until.Before(expires) {
-					expires = k.Until
-				}
-				break
-			}
+	aircraft = ids[opts.Nkey]
+	if k, ok := retiring[opts.Nkey]; aircraft == "" && ok && k.Until.After(now) {
+		aircraft = k.Aircraft
+		if k.Until.Before(expires) {
+			expires = k.Until
 		}
 	}
 	if aircraft == "" {
@@ -291,6 +289,48 @@ func (c *Callout) authorize(req *jwt.AuthorizationRequestClaims) (userJWT string
 		return "", "", errors.New("internal error")
 	}
 	return userJWT, aircraft, nil
+}
+
+// missAge is how old the last lookup must be for an nkey it does not hold
+// to cause another: an aircraft registered a moment ago is let in at once,
+// while a flood of unknown nkeys still costs at most one lookup per missAge.
+const missAge = 100 * time.Millisecond
+
+// lookup returns the aircraft by current nkey and the retiring nkeys,
+// looked up again when the last lookup is MaxAge old, or missAge old and
+// without nkey.
+func (c *Callout) lookup(now time.Time, nkey string) (map[string]protocol.AircraftID, map[string]RetiringIdentity, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if age := now.Sub(c.loaded); !c.loaded.IsZero() && age >= 0 && age < c.cfg.MaxAge {
+		_, current := c.ids[nkey]
+		_, old := c.retiring[nkey]
+		if current || old || age < missAge {
+			return c.ids, c.retiring, nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	defer cancel()
+	byAircraft, err := c.cfg.Identities(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids := make(map[string]protocol.AircraftID, len(byAircraft))
+	for id, nk := range byAircraft {
+		ids[nk] = id
+	}
+	retiring := map[string]RetiringIdentity{}
+	if c.cfg.Retiring != nil {
+		old, err := c.cfg.Retiring(ctx, now)
+		if err != nil {
+			return nil, nil, fmt.Errorf("retiring nkeys: %w", err)
+		}
+		for _, k := range old {
+			retiring[k.NKey] = k
+		}
+	}
+	c.ids, c.retiring, c.loaded = ids, retiring, now
+	return ids, retiring, nil
 }
 
 // verifyNonce checks sig, the client's signature over the server's nonce,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ type calloutCluster struct {
 	log      *syncBuffer   // the callout's log
 }
 
-func startCalloutCluster(t *testing.T) *calloutCluster {
+func startCalloutCluster(t *testing.T, edit ...func(*CalloutConfig)) *calloutCluster {
 	t.Helper()
 	dir := t.TempDir()
 	groundKey, _, err := LoadOrCreateNKey(filepath.Join(dir, "ground.nk"), nkeys.PrefixByteUser)
@@ -68,7 +69,11 @@ func startCalloutCluster(t *testing.T) *calloutCluster {
 			{Aircraft: "D-AIUA", NKey: mustPublic(expired), Until: now.Add(-time.Second)}}, nil
 	}
 	log := &syncBuffer{}
-	co, err := StartCallout(CalloutConfig{Conn: nc, Issuer: issuer, Identities: ids, Retiring: old, Logger: slog.New(slog.NewTextHandler(log, nil))})
+	cfg := CalloutConfig{Conn: nc, Issuer: issuer, Identities: ids, Retiring: old, Logger: slog.New(slog.NewTextHandler(log, nil))}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	co, err := StartCallout(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,5 +269,60 @@ func TestCalloutRefusesRequestsNotFromAServer(t *testing.T) {
 				t.Fatalf("answer: error %q, jwt %v; want a refusal saying %q", resp.Error, resp.Jwt != "", tc.reason)
 			}
 		})
+	}
+}
+
+func TestCalloutLooksUpAircraftOncePerMaxAge(t *testing.T) {
+	var mu sync.Mutex
+	lookups := 0
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	var ids Identities
+	cc := startCalloutCluster(t, func(c *CalloutConfig) {
+		ids = c.Identities
+		c.Clock = clock
+		c.Identities = func(ctx context.Context) (map[protocol.AircraftID]string, error) {
+			mu.Lock()
+			lookups++
+			mu.Unlock()
+			return ids(ctx)
+		}
+	})
+	// A flood of logins with nkeys the client made itself: each signs its
+	// nonce correctly, none is registered.
+	for range 20 {
+		stranger, _ := nkeys.CreateUser()
+		if resp := cc.request(t, cc.serverRequest(t, stranger, nil)); !strings.Contains(resp.Error, "not registered") {
+			t.Fatalf("stranger: %q, want a refusal", resp.Error)
+		}
+	}
+	count := func() int { mu.Lock(); defer mu.Unlock(); return lookups }
+	advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
+	if got := count(); got != 1 {
+		t.Fatalf("20 logins at one instant made %d registry lookups, want 1", got)
+	}
+	// A registered nkey is answered from the last lookup within MaxAge.
+	advance(500 * time.Millisecond)
+	if resp := cc.request(t, cc.serverRequest(t, cc.aircraft, nil)); resp.Error != "" {
+		t.Fatalf("registered aircraft: %q", resp.Error)
+	}
+	if got := count(); got != 1 {
+		t.Fatalf("a known nkey within MaxAge made %d lookups in all, want 1", got)
+	}
+	// An unknown one, 100 ms after the last lookup, is looked up again
+	// (it may have been registered since), once.
+	for range 5 {
+		stranger, _ := nkeys.CreateUser()
+		cc.request(t, cc.serverRequest(t, stranger, nil))
+	}
+	if got := count(); got != 2 {
+		t.Fatalf("unknown nkeys 100 ms after the last lookup made %d lookups in all, want 2", got)
+	}
+	advance(time.Second)
+	if resp := cc.request(t, cc.serverRequest(t, cc.aircraft, nil)); resp.Error != "" {
+		t.Fatalf("registered aircraft: %q", resp.Error)
+	}
+	if got := count(); got != 3 {
+		t.Fatalf("a login MaxAge later made %d lookups in all, want 3", got)
 	}
 }
