@@ -283,6 +283,10 @@ func (c *Callout) authorize(req *jwt.AuthorizationRequestClaims) (userJWT string
 	uc.Expires = expires.Unix()
 	uc.Pub.Allow.Add(pub...)
 	uc.Sub.Allow.Add(sub...)
+	// A plain client connection, as on the embedded server: not a
+	// leafnode (whose permissions a server reads the other way round),
+	// websocket or MQTT one, should the cluster listen for those.
+	uc.AllowedConnectionTypes.Add(jwt.ConnectionTypeStandard)
 	userJWT, err = uc.Encode(c.cfg.Issuer)
 	if err != nil {
 		c.cfg.Logger.Error("NATS auth callout: sign user", "aircraft", aircraft, "err", err)

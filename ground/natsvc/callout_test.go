@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -324,5 +325,44 @@ func TestCalloutLooksUpAircraftOncePerMaxAge(t *testing.T) {
 	}
 	if got := count(); got != 3 {
 		t.Fatalf("a login MaxAge later made %d lookups in all, want 3", got)
+	}
+}
+
+func TestCalloutGrantIsTheEmbeddedServersPermissions(t *testing.T) {
+	cc := startCalloutCluster(t)
+	token := cc.serverRequest(t, cc.aircraft, nil)
+	req, err := jwt.DecodeAuthorizationRequestClaims(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := cc.request(t, token)
+	if resp.Error != "" {
+		t.Fatalf("refused: %s", resp.Error)
+	}
+	if resp.Issuer != cc.issuer || resp.Subject != req.UserNkey || resp.Audience != req.Server.ID {
+		t.Fatalf("response issuer %s subject %s audience %s, want %s %s %s", resp.Issuer, resp.Subject, resp.Audience, cc.issuer, req.UserNkey, req.Server.ID)
+	}
+	uc, err := jwt.DecodeUserClaims(resp.Jwt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uc.Issuer != cc.issuer || uc.Subject != req.UserNkey || uc.Audience != "$G" || uc.IssuerAccount != "" {
+		t.Fatalf("user JWT issuer %s subject %s audience %s issuer account %q", uc.Issuer, uc.Subject, uc.Audience, uc.IssuerAccount)
+	}
+	pub, sub := protocol.AircraftPermissions("D-AIUA")
+	if got := []string(uc.Pub.Allow); !slices.Equal(got, pub) {
+		t.Errorf("publish allow %v, want %v", got, pub)
+	}
+	if got := []string(uc.Sub.Allow); !slices.Equal(got, sub) {
+		t.Errorf("subscribe allow %v, want %v", got, sub)
+	}
+	if len(uc.Pub.Deny) != 0 || len(uc.Sub.Deny) != 0 || uc.Resp != nil || uc.BearerToken {
+		t.Errorf("extra rights: deny %v %v, responses %v, bearer %v", uc.Pub.Deny, uc.Sub.Deny, uc.Resp, uc.BearerToken)
+	}
+	if got := uc.AllowedConnectionTypes; len(got) != 1 || !got.Contains(jwt.ConnectionTypeStandard) {
+		t.Errorf("connection types %v, want only %s", got, jwt.ConnectionTypeStandard)
+	}
+	if d := time.Unix(uc.Expires, 0).Sub(time.Unix(uc.IssuedAt, 0)); d != DefaultCalloutUserTTL {
+		t.Errorf("user JWT lasts %v, want %v", d, DefaultCalloutUserTTL)
 	}
 }
