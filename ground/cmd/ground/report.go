@@ -81,7 +81,7 @@ func report(ctx context.Context, dsn, flight, day, format string, page clearing.
 	}
 	if !store.IsPostgresURL(dsn) {
 		if _, err := os.Stat(dsn); err != nil {
-			return fmt.Errorf("no ground database at %s (--data-dir): %w", dsn, err)
+			return fmt.Errorf("no ground database at %s (--data-dir; a ground on PostgreSQL is read with --postgres URL or AIRTAB_POSTGRES): %w", dsn, err)
 		}
 	}
 	db, err := store.Open(ctx, dsn)
