@@ -277,7 +277,11 @@ func (r *run) registerFlights(ctx context.Context) error {
 	if r.cfg.Fraud && len(r.flights) >= 2 {
 		assignConnection(r.flights[0], r.flights[1])
 	}
-	r.progress("registered %d aircraft and %d flights in %s, plus feeder flight %s", len(r.flights), len(r.flights), r.cfg.Currency, r.feeder.id)
+	flights := fmt.Sprintf("%d flights", len(r.flights))
+	if len(r.flights) == 1 {
+		flights = "1 flight"
+	}
+	r.progress("registered %d aircraft and %s in %s, plus feeder flight %s", len(r.flights), flights, r.cfg.Currency, r.feeder.id)
 	return nil
 }
 
