@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/airtab/airtab/ground/clearing/clearingtest"
-	"github.com/airtab/airtab/ground/ledger"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -113,14 +112,8 @@ func TestResolveDispute(t *testing.T) {
 func TestDisputeKeepsHold(t *testing.T) {
 	h := newHarness(t)
 	svc := h.start()
-	p := h.passenger(wallet, 10_00) // the credential's limit
-	if err := svc.TopUp(h.ctx, p.ID, eur(80_00), protocol.NewID(nil)); err != nil {
-		t.Fatal(err)
-	}
-	cred := p.Credential.Body.ID
-	h.hold(p.ID, cred, eur(20_00))
-	holdAcct, walletAcct := ledger.HoldAccount(h.fl.ID, cred, "EUR"), ledger.WalletAccount(p.ID, "EUR")
-	over := h.sale(p, 15_00) // over the credential's per-sale cap: disputed
+	p, holdAcct, walletAcct := h.heldWallet(svc, 10_00, 20_00) // the credential's limit
+	over := h.sale(p, 15_00)                                   // over the credential's per-sale cap: disputed
 	h.send(over)
 	wantReceipt(t, h.receipt(over.Body.ID), protocol.StatusQuarantined, protocol.ReasonOverTransactionCap)
 	wantStatus(t, h.record(over.Body.ID), StatusDisputed)

@@ -4,9 +4,25 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/airtab/airtab/ground/clearing/clearingtest"
 	"github.com/airtab/airtab/ground/ledger"
 	"github.com/airtab/airtab/protocol"
 )
+
+// heldWallet registers a wallet passenger whose credential's limit is
+// limit (in EUR minor units), tops the wallet up with 80.00 and moves held
+// of it into the credential's hold, as at opt-in; it returns the passenger
+// with its hold and wallet accounts.
+func (h *harness) heldWallet(svc *Service, limit, held int64) (p *clearingtest.Passenger, holdAcct, walletAcct ledger.Account) {
+	h.t.Helper()
+	p = h.passenger(wallet, limit)
+	if err := svc.TopUp(h.ctx, p.ID, eur(80_00), protocol.NewID(nil)); err != nil {
+		h.t.Fatal(err)
+	}
+	cred := p.Credential.Body.ID
+	h.hold(p.ID, cred, eur(held))
+	return p, ledger.HoldAccount(h.fl.ID, cred, "EUR"), ledger.WalletAccount(p.ID, "EUR")
+}
 
 // hold moves amount from the passenger's wallet into the credential's hold,
 // as the registry does at opt-in.
@@ -40,13 +56,7 @@ func (h *harness) hold(p protocol.ID, cred protocol.ID, amount protocol.Money) {
 func TestWalletHoldLifecycle(t *testing.T) {
 	h := newHarness(t)
 	svc := h.start()
-	p := h.passenger(wallet, 50_00)
-	if err := svc.TopUp(h.ctx, p.ID, eur(80_00), protocol.NewID(nil)); err != nil {
-		t.Fatal(err)
-	}
-	cred := p.Credential.Body.ID
-	h.hold(p.ID, cred, eur(50_00))
-	holdAcct, walletAcct := ledger.HoldAccount(h.fl.ID, cred, "EUR"), ledger.WalletAccount(p.ID, "EUR")
+	p, holdAcct, walletAcct := h.heldWallet(svc, 50_00, 50_00)
 
 	s1, s2 := h.sale(p, 20_00), h.sale(p, 15_00)
 	v := h.void(s2)

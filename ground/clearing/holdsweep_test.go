@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/airtab/airtab/ground/ledger"
 	"github.com/airtab/airtab/ground/registry"
-	"github.com/airtab/airtab/protocol"
 )
 
 // waitClosed waits until clearing holds the close report of the harness's
@@ -28,13 +26,7 @@ func (h *harness) waitClosed() {
 func TestHoldSweepReleasesAfterReconcile(t *testing.T) {
 	h := newHarness(t)
 	svc := h.start()
-	p := h.passenger(wallet, 50_00)
-	if err := svc.TopUp(h.ctx, p.ID, eur(80_00), protocol.NewID(nil)); err != nil {
-		t.Fatal(err)
-	}
-	cred := p.Credential.Body.ID
-	h.hold(p.ID, cred, eur(20_00))
-	holdAcct, walletAcct := ledger.HoldAccount(h.fl.ID, cred, "EUR"), ledger.WalletAccount(p.ID, "EUR")
+	p, holdAcct, walletAcct := h.heldWallet(svc, 50_00, 20_00)
 	s1 := h.sale(p, 20_00)
 	h.send(s1)
 	h.waitReceipts(s1)
@@ -43,7 +35,7 @@ func TestHoldSweepReleasesAfterReconcile(t *testing.T) {
 	if got := h.balance(holdAcct); got.Minor != 0 {
 		t.Fatalf("hold after spending it all = %v, want 0", got)
 	}
-	h.hold(p.ID, cred, eur(30_00)) // what a raise did after a top-up
+	h.hold(p.ID, p.Credential.Body.ID, eur(30_00)) // what a raise did after a top-up
 	h.retry()
 	if got := h.balance(holdAcct); got.Minor != 0 {
 		t.Errorf("hold after the sweep = %v, want 0: the flight reconciled", got)
@@ -62,13 +54,7 @@ func TestHoldSweepReleasesAfterReconcile(t *testing.T) {
 func TestHoldSweepExpiry(t *testing.T) {
 	h := newHarness(t)
 	svc := h.start()
-	p := h.passenger(wallet, 50_00)
-	if err := svc.TopUp(h.ctx, p.ID, eur(80_00), protocol.NewID(nil)); err != nil {
-		t.Fatal(err)
-	}
-	cred := p.Credential.Body.ID
-	h.hold(p.ID, cred, eur(50_00))
-	holdAcct, walletAcct := ledger.HoldAccount(h.fl.ID, cred, "EUR"), ledger.WalletAccount(p.ID, "EUR")
+	p, holdAcct, walletAcct := h.heldWallet(svc, 50_00, 50_00)
 	s1 := h.sale(p, 10_00)
 	h.send(s1)
 	h.waitReceipts(s1)
