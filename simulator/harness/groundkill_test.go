@@ -290,6 +290,18 @@ type crashState struct {
 	charged  int64 // wallet charges and card captures in the ledger
 }
 
+// openGroundReadOnly opens, read-only, the SQLite database a stopped
+// ground process left in its data directory dir.
+func openGroundReadOnly(t *testing.T, dir string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "ground.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	return db
+}
+
 // groundCrashState reads, read-only, the database a killed ground process
 // left in dir, and checks that it is sound as it stands: no invoice posted
 // or charged twice, and the ledger balanced. Sales posted but not yet
@@ -297,12 +309,8 @@ type crashState struct {
 func (tr *trial) groundCrashState(dir string) crashState {
 	t, ctx := tr.t, tr.ctx
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "ground.db")+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openGroundReadOnly(t, dir)
 	defer db.Close()
-	db.SetMaxOpenConns(1)
 	var st crashState
 	var sales, charged int64 // distinct invoices
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM clearing_invoices WHERE flight = ?`, tr.flight).Scan(&st.received); err != nil {

@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -620,12 +619,8 @@ func (tr *trial) clearedOnAircraft() map[protocol.ID]bool {
 func (tr *trial) missingOnGround(dir string, cleared map[protocol.ID]bool) int {
 	t, ctx := tr.t, tr.ctx
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "ground.db")+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openGroundReadOnly(t, dir)
 	defer db.Close()
-	db.SetMaxOpenConns(1)
 	missing := 0
 	for id := range cleared {
 		var sales, charges int64
