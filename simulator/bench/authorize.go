@@ -128,10 +128,12 @@ func (w *world) closedLoop(ctx context.Context, c *authorizeCabin, hs []*client.
 	if err != nil {
 		return err
 	}
+	self0, selfOK := selfCPU()
 	runs, elapsed, err := w.drive(ctx, hs, codes, baskets, w.flights[flightAuthorize].ID)
 	if err != nil {
 		return fmt.Errorf("%w\n%s", err, c.proc.Logs())
 	}
+	self1, _ := selfCPU()
 	cpu1, err := procCPU(c.proc.Pid())
 	if err != nil {
 		return err
@@ -151,14 +153,17 @@ func (w *world) closedLoop(ctx context.Context, c *authorizeCabin, hs []*client.
 	}
 	r.ServerCPUSeconds = (cpu1 - cpu0).Seconds()
 	r.ServerCPUUSPerApproval = us(cpu1-cpu0) / float64(r.Approved)
+	if selfOK {
+		r.HandheldCPUUSPerApproval = us(self1-self0) / float64(r.Approved)
+	}
 	r.CPURatio = ratio(r.VerifyUS*float64(r.VerificationsPerAuthorization), r.ServerCPUUSPerApproval)
 	r.InvoiceSignShare = ratio(r.InvoiceSignUS, r.ServerCPUUSPerApproval)
 	r.CPURatioUnsigned = ratio(r.VerifyUS*float64(r.VerificationsPerAuthorization), r.ServerCPUUSPerApproval-r.InvoiceSignUS)
 	o := w.opts
 	progress(o.Progress, "authorize: %d approved, %d declined in %.2f s: %.0f/s, p50 %.2f ms, p99 %.2f ms; bound %.0f/s, ratio %.2f",
 		r.Approved, r.Declined, r.Seconds, r.PerSecond, r.P50MS, r.P99MS, r.BoundPerSecond, r.Ratio)
-	progress(o.Progress, "authorize: cabin server CPU %.2f s, %.0f µs per approval; verify %.1f µs; cpu_ratio %.2f",
-		r.ServerCPUSeconds, r.ServerCPUUSPerApproval, r.VerifyUS, r.CPURatio)
+	progress(o.Progress, "authorize: cabin server CPU %.2f s, %.0f µs per approval; verify %.1f µs; cpu_ratio %.2f; handheld clients %.0f µs per approval",
+		r.ServerCPUSeconds, r.ServerCPUUSPerApproval, r.VerifyUS, r.CPURatio, r.HandheldCPUUSPerApproval)
 	progress(o.Progress, "authorize: signing an invoice %.1f µs (ed25519.Sign %.1f µs): %.0f%% of the server's CPU per sale; without it cpu_ratio %.2f",
 		r.InvoiceSignUS, r.Ed25519SignUS, 100*r.InvoiceSignShare, r.CPURatioUnsigned)
 	return nil

@@ -268,6 +268,12 @@ type AuthorizeResult struct {
 	// invoice signing and GC included. ServerCPUSeconds is the total.
 	ServerCPUUSPerApproval float64 `json:"server_cpu_us_per_approval"`
 	ServerCPUSeconds       float64 `json:"server_cpu_seconds"`
+	// HandheldCPUUSPerApproval is this process's own user+system CPU over
+	// the closed-loop run (getrusage), in microseconds per approval: the
+	// handheld clients' cost (onboard/client: JSON, HTTP, TLS), which
+	// shares the machine's cores with the cabin server. 0 where getrusage
+	// is not available.
+	HandheldCPUUSPerApproval float64 `json:"handheld_cpu_us_per_approval"`
 	// VerifyUS is one crypto/ed25519.Verify's CPU time on one core, in
 	// microseconds, measured in the same run.
 	VerifyUS float64 `json:"verify_us"`
