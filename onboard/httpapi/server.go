@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/airtab/airtab/onboard"
@@ -104,14 +106,14 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET "+PathHealth, s.health)
 	s.mux.HandleFunc("POST "+PathSessions, s.signIn)
 	s.mux.HandleFunc("DELETE "+PathSessions, s.authed(s.signOut))
-	s.mux.HandleFunc("GET "+PathCatalog, s.authed(s.catalog))
+	s.mux.HandleFunc("GET "+PathCatalog, s.authed(anySession(s.catalog)))
 	s.mux.HandleFunc("POST "+PathSales, s.authed(jsonCall(s, http.StatusOK, s.authorize)))
-	s.mux.HandleFunc("GET "+PathSales+"/{id}", s.authed(s.sale))
+	s.mux.HandleFunc("GET "+PathSales+"/{id}", s.authed(anySession(s.sale)))
 	s.mux.HandleFunc("POST "+PathOrders, s.authed(jsonCall(s, http.StatusCreated, s.createOrder)))
 	s.mux.HandleFunc("POST "+PathVoids, s.authed(jsonCall(s, http.StatusOK, s.void)))
 	s.mux.HandleFunc("POST "+PathLimit, s.authed(jsonCall(s, http.StatusOK, s.limit)))
 	s.mux.HandleFunc("POST "+PathFlightClose, s.authed(s.closeFlight))
-	s.mux.HandleFunc("GET "+PathStatus, s.authed(s.status))
+	s.mux.HandleFunc("GET "+PathStatus, s.authed(anySession(s.status)))
 	notFound := func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, onboard.Errorf(onboard.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	}
@@ -126,7 +128,7 @@ func New(cfg Config) *Server {
 
 // ServeHTTP serves the API, and the app when Config.App is set.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store") // the app's handler may relax it for its files
+	w.Header()["Cache-Control"] = noStore // the app's handler may relax it for its files
 	if dotted(r.URL.Path) {
 		// The mux would redirect to the cleaned path (/v1/sales/../../etc/passwd
 		// to /etc/passwd): nothing we serve is named like that.
@@ -136,16 +138,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
+// Header values set on every answer, shared rather than allocated per
+// request (a Header.Set makes a new slice each time). Nothing modifies a
+// header value in place.
+var (
+	noStore         = []string{"no-store"}
+	jsonContentType = []string{"application/json"}
+)
+
 // dotted reports whether a request path has an empty (//), "." or ".."
-// segment.
+// segment (a trailing slash is not an empty segment). It runs on every
+// request, so it walks the path without splitting it.
 func dotted(p string) bool {
-	segs := strings.Split(strings.TrimPrefix(p, "/"), "/")
-	for i, seg := range segs {
-		if seg == "." || seg == ".." || (seg == "" && i < len(segs)-1) {
+	p = strings.TrimPrefix(p, "/")
+	for {
+		seg, rest, more := strings.Cut(p, "/")
+		if seg == "." || seg == ".." || (seg == "" && more) {
 			return true
 		}
+		if !more {
+			return false
+		}
+		p = rest
 	}
-	return false
 }
 
 // HTTPServer returns an http.Server for the API over TLS with cert, with
@@ -163,12 +178,21 @@ func (s *Server) HTTPServer(cert tls.Certificate) *http.Server {
 	}
 }
 
-// sessionKey is the context key of the caller's session.
-type sessionKey struct{}
+// authedFunc is a handler for callers with a session: the one authed
+// looked up for the request.
+type authedFunc func(w http.ResponseWriter, r *http.Request, sess Session)
+
+// anySession makes an authedFunc of a handler that needs a session but not
+// what is in it.
+func anySession(h http.HandlerFunc) authedFunc {
+	return func(w http.ResponseWriter, r *http.Request, _ Session) { h(w, r) }
+}
 
 // authed wraps h so that it runs only for a live session on the handheld
-// that made it; everything else gets 401.
-func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
+// that made it; everything else gets 401. The session is passed to h, not
+// put in the request's context: a context value means a copy of the
+// request on every call.
+func (s *Server) authed(h authedFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		handheld, err := handheldID(r)
 		if err != nil {
@@ -185,25 +209,33 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 			s.writeError(w, r, onboard.Errorf(onboard.CodeUnauthorized, "%s", why))
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess)))
+		h(w, r, sess)
 	}
-}
-
-func sessionOf(r *http.Request) Session {
-	s, _ := r.Context().Value(sessionKey{}).(Session)
-	return s
 }
 
 // handheldID returns the handheld's id from its header: 1 to
 // MaxHandheldIDLen letters, digits, '.', '_', ':' or '-'.
 func handheldID(r *http.Request) (string, error) {
 	id := r.Header.Get(HandheldHeader)
-	if id == "" || len(id) > MaxHandheldIDLen || strings.Trim(id,
-		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") != "" {
+	if id == "" || len(id) > MaxHandheldIDLen || !handheldChars(id) {
 		return "", onboard.Errorf(onboard.CodeUnauthorized,
 			"header %s must name this handheld: 1 to %d letters, digits, '.', '_', ':' or '-'", HandheldHeader, MaxHandheldIDLen)
 	}
 	return id, nil
+}
+
+// handheldChars reports whether id has only letters, digits, '.', '_', ':'
+// and '-' (a loop: strings.Trim with a cutset builds its set on every call).
+func handheldChars(id string) bool {
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
@@ -253,7 +285,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusCreated, sess)
 }
 
-func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
+func (s *Server) signOut(w http.ResponseWriter, r *http.Request, _ Session) {
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	s.sessions.remove(token)
 	w.WriteHeader(http.StatusNoContent)
@@ -270,14 +302,14 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 
 // jsonCall makes a handler that decodes the request body into Req, calls
 // fn, and answers with its result and status, or with its error.
-func jsonCall[Req, Resp any](s *Server, status int, fn func(r *http.Request, req Req) (Resp, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func jsonCall[Req, Resp any](s *Server, status int, fn func(r *http.Request, sess Session, req Req) (Resp, error)) authedFunc {
+	return func(w http.ResponseWriter, r *http.Request, sess Session) {
 		var req Req
 		if err := s.decode(w, r, &req); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		resp, err := fn(r, req)
+		resp, err := fn(r, sess, req)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -291,8 +323,8 @@ func (s *Server) withTimeout(r *http.Request) (context.Context, context.CancelFu
 	return context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 }
 
-func (s *Server) authorize(r *http.Request, req onboard.SaleRequest) (onboard.Decision, error) {
-	req.Crew = sessionOf(r).CrewID
+func (s *Server) authorize(r *http.Request, sess Session, req onboard.SaleRequest) (onboard.Decision, error) {
+	req.Crew = sess.CrewID
 	ctx, cancel := s.withTimeout(r)
 	defer cancel()
 	return s.cabin.Authorize(ctx, req)
@@ -312,26 +344,25 @@ func (s *Server) sale(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, sale)
 }
 
-func (s *Server) createOrder(r *http.Request, req onboard.OrderRequest) (onboard.OrderQR, error) {
+func (s *Server) createOrder(r *http.Request, _ Session, req onboard.OrderRequest) (onboard.OrderQR, error) {
 	return s.cabin.CreateOrder(r.Context(), req)
 }
 
-func (s *Server) void(r *http.Request, req onboard.VoidRequest) (*onboard.Sale, error) {
-	req.Crew = sessionOf(r).CrewID
+func (s *Server) void(r *http.Request, sess Session, req onboard.VoidRequest) (*onboard.Sale, error) {
+	req.Crew = sess.CrewID
 	ctx, cancel := s.withTimeout(r)
 	defer cancel()
 	return s.cabin.Void(ctx, req)
 }
 
-func (s *Server) limit(r *http.Request, req onboard.LimitRequest) (onboard.LimitAnswer, error) {
+func (s *Server) limit(r *http.Request, _ Session, req onboard.LimitRequest) (onboard.LimitAnswer, error) {
 	return s.cabin.Limit(r.Context(), req)
 }
 
 // purser is the crew role that may close the flight.
 const purser = "purser"
 
-func (s *Server) closeFlight(w http.ResponseWriter, r *http.Request) {
-	sess := sessionOf(r)
+func (s *Server) closeFlight(w http.ResponseWriter, r *http.Request, sess Session) {
 	if sess.Role != purser {
 		s.writeError(w, r, onboard.Errorf(onboard.CodeForbidden, "closing the flight takes a purser; %s is %s", sess.CrewID, sess.Role))
 		return
@@ -380,16 +411,48 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
+// writeJSON answers with v in JSON and a newline, encoded into a pooled
+// buffer and written at once.
 func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	e := getEncoder()
+	defer putEncoder(e)
+	if err := e.enc.Encode(v); err != nil { // the same bytes as json.Marshal and a newline
 		s.log.Error("encode response", "err", err)
 		http.Error(w, `{"error":{"code":"internal","message":"internal error"}}`, http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Header()["Content-Type"] = jsonContentType
+	if status != http.StatusOK {
+		// A 200 needs no WriteHeader, which would copy the header map.
+		w.WriteHeader(status)
+	}
+	w.Write(e.buf.Bytes())
+}
+
+// encoder is a response buffer with a JSON encoder writing into it.
+type encoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+// maxPooledBytes bounds the buffers kept for reuse: a rare large answer
+// (a status, a catalog) does not pin its buffer.
+const maxPooledBytes = 16 << 10
+
+var encoders = sync.Pool{New: func() any {
+	e := &encoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	return e
+}}
+
+func getEncoder() *encoder { return encoders.Get().(*encoder) }
+
+func putEncoder(e *encoder) {
+	if e.buf.Cap() > maxPooledBytes {
+		return
+	}
+	e.buf.Reset()
+	encoders.Put(e)
 }
 
 // writeError writes err as an ErrorBody with the status of its code. An
