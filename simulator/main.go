@@ -172,6 +172,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Uint64Var(&o.Seed, "seed", 42, "random seed")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
 	fs.StringVar(&o.CabinCPUProfile, "cabin-cpuprofile", "", "write a CPU profile of the authorize section's cabin server process to this file")
+	fs.StringVar(&o.ClearingCPUProfile, "clearing-cpuprofile", "", "write a CPU profile of the clearing section's timed window to this file (not with --cpuprofile)")
 	fs.Float64Var(&o.OpenLoopRate, "open-loop-rate", 1000, "sales per second offered in the open-loop authorize run (Poisson arrivals); negative skips it")
 	fs.Float64Var(&o.OpenLoopSeconds, "open-loop-seconds", 5, "length of the open-loop authorize run, in seconds")
 	stores := addStoreFlags(fs)

@@ -84,6 +84,11 @@ type Options struct {
 	// authorize section's cabin server child, its whole life (go tool
 	// pprof reads it). Default: none.
 	CabinCPUProfile string
+	// ClearingCPUProfile, when set, is a file for a CPU profile of the
+	// clearing section's timed window only, from Run's start to the last
+	// receipt (go tool pprof reads it); it cannot be combined with a
+	// whole-run profile. Default: none.
+	ClearingCPUProfile string
 	// ReplayInvoices is the replayed flight's size. Default: 5 000.
 	ReplayInvoices int
 	// LinkKbit is the emulated link's bandwidth each way, in kbit/s.

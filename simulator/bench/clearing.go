@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +68,10 @@ func (w *world) clearing(ctx context.Context) (ClearingResult, error) {
 	runCtx, stop := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	var runErr error
+	stopProfile, err := startProfile(o.ClearingCPUProfile)
+	if err != nil {
+		return r, err
+	}
 	cpu0, cpuOK := selfCPU()
 	start := time.Now()
 	go func() {
@@ -74,6 +80,7 @@ func (w *world) clearing(ctx context.Context) (ClearingResult, error) {
 	}()
 	last, err := waitReceipts(ctx, receipts, before+uint64(n), stopped)
 	cpu1, _ := selfCPU()
+	err = errors.Join(err, stopProfile())
 	window := time.Since(start)
 	stop()
 	<-stopped
@@ -288,4 +295,24 @@ type ClearingCPU struct {
 	// cores clearing kept busy.
 	CoresBusy float64 `json:"cores_busy"`
 	Method    string  `json:"method"`
+}
+
+// startProfile starts a CPU profile into path, when path is set, and
+// returns the function that stops it and closes the file.
+func startProfile(path string) (func() error, error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: clearing profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("bench: clearing profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
