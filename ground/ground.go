@@ -91,6 +91,20 @@ type Directory interface {
 	ClearArrears(ctx context.Context, passenger, invoice protocol.ID, at time.Time) error
 }
 
+// BatchDirectory is implemented by a Directory that answers many lookups in
+// one go (ground/registry does: one statement per 64 ids). Clearing asks it
+// for the credentials and funding sources of a whole batch before verifying
+// the batch: an id absent from an answer is not found, as Credential or
+// Funding would say; when a call fails, clearing asks one id at a time.
+type BatchDirectory interface {
+	// Credentials returns the credentials ground issued among ids, by id;
+	// an id ground did not issue is absent.
+	Credentials(ctx context.Context, ids []protocol.ID) (map[protocol.ID]*protocol.SignedCredential, error)
+	// Fundings returns the funding sources of those of passengers who have
+	// one, by passenger; a passenger Funding says is not found is absent.
+	Fundings(ctx context.Context, passengers []protocol.ID) (map[protocol.ID]FundingSource, error)
+}
+
 // AircraftKeyHistory is implemented by a Directory that keeps the keys an
 // aircraft signed with before a key rotation (ground/registry does), so that
 // clearing verifies what an aircraft signed before its rotation.

@@ -56,29 +56,43 @@ type queuedSig struct {
 }
 
 // batchSignatures checks the signatures of items in batches (see above)
-// and records the answers on the items.
+// and records the answers on the items: it parses the messages, asks the
+// directory for the batch's credentials and funding sources at once
+// (lookups.prefetch), then queues and checks each group's signatures.
 func (s *Service) batchSignatures(ctx context.Context, lk *lookups, items []*item) {
+	s.inGroups(items, func(g []*item) {
+		for _, it := range g {
+			parseForBatch(it)
+		}
+	})
+	lk.prefetch(ctx, items)
+	s.inGroups(items, func(g []*item) {
+		var b crypto.Batch
+		var q []queuedSig
+		for _, it := range g {
+			q = s.queueSignatures(ctx, lk, it, &b, q)
+		}
+		ok := b.Verify(nil)
+		for _, e := range q {
+			e.sig.ok = ok[e.idx]
+			if e.device {
+				e.it.pre.device = e.sig
+			} else {
+				e.it.pre.aircraft = e.sig
+			}
+		}
+	})
+}
+
+// inGroups calls f on items in groups of sigGroupItems, on at most
+// VerifyWorkers goroutines, and returns when every call has.
+func (s *Service) inGroups(items []*item, f func(g []*item)) {
 	groups := make(chan []*item)
 	var wg sync.WaitGroup
 	for range min(s.cfg.VerifyWorkers, (len(items)+sigGroupItems-1)/sigGroupItems) {
 		wg.Go(func() {
-			var b crypto.Batch
-			var q []queuedSig
 			for g := range groups {
-				b.Reset()
-				q = q[:0]
-				for _, it := range g {
-					q = s.queueSignatures(ctx, lk, it, &b, q)
-				}
-				ok := b.Verify(nil)
-				for _, e := range q {
-					e.sig.ok = ok[e.idx]
-					if e.device {
-						e.it.pre.device = e.sig
-					} else {
-						e.it.pre.aircraft = e.sig
-					}
-				}
+				f(g)
 			}
 		})
 	}
@@ -89,19 +103,34 @@ func (s *Service) batchSignatures(ctx context.Context, lk *lookups, items []*ite
 	wg.Wait()
 }
 
-// queueSignatures parses an invoice message and queues its signatures in
-// b. What it cannot parse or look up it leaves to verify.go, which decides
-// the verdict.
-func (s *Service) queueSignatures(ctx context.Context, lk *lookups, it *item, b *crypto.Batch, q []queuedSig) []queuedSig {
-	kind, a, f, err := protocol.ParseSubject(it.subject)
-	if kind == "close" {
-		return q
+// parseForBatch parses an invoice message and its sale's proof, keeping
+// them on the item. What does not parse is left to verify.go, which
+// decides the verdict.
+func parseForBatch(it *item) {
+	if kind, _, _, _ := protocol.ParseSubject(it.subject); kind == "close" {
+		return
 	}
-	inv, perr := protocol.ParseInvoice(it.raw)
-	if perr != nil {
-		return q
+	inv, err := protocol.ParseInvoice(it.raw)
+	if err != nil {
+		return
 	}
 	it.inv = inv
+	if inv.Body.Kind != protocol.KindSale {
+		return
+	}
+	if p, err := saleProof(inv.Body); err == nil {
+		it.proof = &p
+	}
+}
+
+// queueSignatures queues the signatures of a parsed invoice message in b.
+// What it cannot look up it leaves to verify.go.
+func (s *Service) queueSignatures(ctx context.Context, lk *lookups, it *item, b *crypto.Batch, q []queuedSig) []queuedSig {
+	inv := it.inv
+	if inv == nil {
+		return q
+	}
+	_, a, f, err := protocol.ParseSubject(it.subject)
 	body := inv.Body
 	if err == nil && body.Aircraft == a && body.Flight == f {
 		if key, err := lk.aircraftKey(ctx, a); err == nil {
@@ -110,14 +139,10 @@ func (s *Service) queueSignatures(ctx context.Context, lk *lookups, it *item, b 
 			}
 		}
 	}
-	if body.Kind != protocol.KindSale {
+	p := it.proof
+	if body.Kind != protocol.KindSale || p == nil {
 		return q
 	}
-	p, err := saleProof(body)
-	if err != nil {
-		return q
-	}
-	it.proof = &p
 	cred, err := lk.credential(ctx, body.Credential)
 	if err != nil || cred == nil {
 		return q

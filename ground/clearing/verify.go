@@ -452,6 +452,50 @@ func memo[K comparable, V any](mu *sync.Mutex, m map[K]lookup[V], k K, f func() 
 	return v, err
 }
 
+// prefetch asks the directory, when it answers many lookups at once
+// (ground.BatchDirectory), for the credentials and funding sources that the
+// parsed sales of items name, and memoises the answers: an id absent from
+// an answer is not found. When a call fails, nothing is memoised and each
+// id is asked alone as it is needed, which records the failure per item.
+func (l *lookups) prefetch(ctx context.Context, items []*item) {
+	bd, ok := l.dir.(ground.BatchDirectory)
+	if !ok {
+		return
+	}
+	var creds, pax []protocol.ID
+	for _, it := range items {
+		if it.inv != nil && it.inv.Body.Kind == protocol.KindSale {
+			creds = append(creds, it.inv.Body.Credential)
+			pax = append(pax, it.inv.Body.Passenger)
+		}
+	}
+	if len(creds) == 0 {
+		return
+	}
+	if got, err := bd.Credentials(ctx, creds); err == nil {
+		l.mu.Lock()
+		for _, id := range creds {
+			if c, ok := got[id]; ok {
+				l.creds[id] = lookup[*protocol.SignedCredential]{v: c}
+			} else {
+				l.creds[id] = lookup[*protocol.SignedCredential]{err: fmt.Errorf("credential %s: %w", id, ground.ErrNotFound)}
+			}
+		}
+		l.mu.Unlock()
+	}
+	if got, err := bd.Fundings(ctx, pax); err == nil {
+		l.mu.Lock()
+		for _, id := range pax {
+			if fs, ok := got[id]; ok {
+				l.funds[id] = lookup[ground.FundingSource]{v: fs}
+			} else {
+				l.funds[id] = lookup[ground.FundingSource]{err: fmt.Errorf("funding of %s: %w", id, ground.ErrNotFound)}
+			}
+		}
+		l.mu.Unlock()
+	}
+}
+
 func (l *lookups) aircraftKey(ctx context.Context, a protocol.AircraftID) (crypto.PublicKey, error) {
 	return memo(&l.mu, l.aircraft, a, func() (crypto.PublicKey, error) {
 		k, err := l.dir.AircraftKey(ctx, a)

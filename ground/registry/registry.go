@@ -96,6 +96,7 @@ type Registry struct {
 	onAircraft   func(context.Context)
 	notifier     atomic.Pointer[Notifier]         // see notify.go
 	flightClosed atomic.Pointer[FlightClosedFunc] // see notify.go
+	parsed       parseCache                       // see batch.go
 
 	randMu sync.Mutex
 	rand   io.Reader // nil: crypto/rand
