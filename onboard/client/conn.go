@@ -1,0 +1,284 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The client speaks HTTP/1.1 over its own kept-alive TLS connections
+// instead of net/http's Transport. A handheld sends one request at a time
+// per connection and waits for the answer, and the Transport's reader and
+// writer goroutines per connection, its request copies and header clones
+// were a third of a handheld's CPU per sale in the bench, where 64
+// handhelds share the cabin server's cores. The answer is read with
+// http.ReadResponse, so the response side is net/http's own parser.
+
+// conn is one HTTP/1.1 connection to the server, kept alive between calls.
+type conn struct {
+	tc     *tls.Conn
+	br     *bufio.Reader
+	idleAt time.Time // when it was put back
+	reused bool      // it answered a call before this one
+}
+
+// pool holds the idle connections and bounds the open ones.
+type pool struct {
+	dial        func(ctx context.Context) (*tls.Conn, error)
+	idleTimeout time.Duration
+	slots       chan struct{} // one per open connection in use
+
+	mu   sync.Mutex
+	idle []*conn // most recently used last
+}
+
+func newPool(maxConns int, idleTimeout time.Duration, dial func(ctx context.Context) (*tls.Conn, error)) *pool {
+	return &pool{dial: dial, idleTimeout: idleTimeout, slots: make(chan struct{}, maxConns)}
+}
+
+// get returns an idle connection, or a new one, waiting while maxConns are
+// in use. The caller gives it back with put or discard.
+func (p *pool) get(ctx context.Context, fresh bool) (*conn, error) {
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if !fresh {
+		if c := p.takeIdle(time.Now()); c != nil {
+			return c, nil
+		}
+	}
+	tc, err := p.dial(ctx)
+	if err != nil {
+		<-p.slots
+		return nil, err
+	}
+	return &conn{tc: tc, br: bufio.NewReaderSize(tc, 4<<10)}, nil
+}
+
+// takeIdle returns the most recently used idle connection, closing those
+// idle for longer than idleTimeout (the server closes its idle
+// connections after two minutes: ours go first).
+func (p *pool) takeIdle(now time.Time) *conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for n := len(p.idle); n > 0; n = len(p.idle) {
+		c := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		if now.Sub(c.idleAt) < p.idleTimeout {
+			c.reused = true
+			return c
+		}
+		c.tc.Close()
+	}
+	return nil
+}
+
+// put keeps c for the next call.
+func (p *pool) put(c *conn) {
+	c.idleAt = time.Now()
+	p.mu.Lock()
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+	<-p.slots
+}
+
+// discard closes c, which cannot be used again.
+func (p *pool) discard(c *conn) {
+	c.tc.Close()
+	<-p.slots
+}
+
+// closeIdle closes the idle connections.
+func (p *pool) closeIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.tc.Close()
+	}
+}
+
+// buffers are the pooled request and answer buffers.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBytes bounds the buffers kept for reuse.
+const maxPooledBytes = 64 << 10
+
+func getBuffer() *bytes.Buffer { return buffers.Get().(*bytes.Buffer) }
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBytes {
+		return
+	}
+	b.Reset()
+	buffers.Put(b)
+}
+
+// errIdleClosed is a reused connection that the server had closed before
+// the call: nothing of the answer arrived, so the call is sent again on a
+// new connection (as net/http's Transport does). Every call of the API
+// may be repeated: a sale or void is answered by its invoice id.
+var errIdleClosed = errors.New("client: the server closed the kept-alive connection")
+
+// roundTrip sends the request in req (its bytes, head and body) and returns
+// the answer's status and body, read into out. A broken kept-alive
+// connection is retried once on a new one.
+func (c *Client) roundTrip(ctx context.Context, req []byte, out *bytes.Buffer) (int, error) {
+	fresh := false
+	for {
+		cn, err := c.pool.get(ctx, fresh)
+		if err != nil {
+			return 0, err
+		}
+		status, keep, err := c.exchange(ctx, cn, req, out)
+		switch {
+		case err == nil && keep:
+			c.pool.put(cn)
+		default:
+			c.pool.discard(cn)
+		}
+		if errors.Is(err, errIdleClosed) && !fresh {
+			fresh = true
+			out.Reset()
+			continue
+		}
+		return status, err
+	}
+}
+
+// exchange writes req on cn and reads the answer's body into out. keep
+// says whether cn may serve another call.
+func (c *Client) exchange(ctx context.Context, cn *conn, req []byte, out *bytes.Buffer) (status int, keep bool, err error) {
+	deadline := time.Now().Add(c.cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := cn.tc.SetDeadline(deadline); err != nil {
+		return 0, false, err
+	}
+	if ctx.Done() != nil {
+		// A cancelled call interrupts the connection's read or write; the
+		// connection is then closed.
+		stop := context.AfterFunc(ctx, func() { cn.tc.SetDeadline(time.Unix(1, 0)) })
+		defer func() {
+			if !stop() {
+				keep = false // its deadline is in the past now
+				if ctxErr := ctx.Err(); err != nil && ctxErr != nil {
+					err = ctxErr
+				}
+			}
+		}()
+	}
+	if _, err := cn.tc.Write(req); err != nil {
+		return 0, false, c.connError(ctx, cn, err, true)
+	}
+	if _, err := cn.br.Peek(1); err != nil {
+		return 0, false, c.connError(ctx, cn, err, true)
+	}
+	resp, err := http.ReadResponse(cn.br, nil)
+	if err != nil {
+		return 0, false, c.connError(ctx, cn, err, false)
+	}
+	n, err := out.ReadFrom(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return 0, false, c.connError(ctx, cn, fmt.Errorf("read answer: %w", err), false)
+	}
+	if n > maxResponseBytes {
+		return 0, false, fmt.Errorf("answer over %d bytes", maxResponseBytes)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, !resp.Close, nil
+}
+
+// connError names what broke: the call's context, its timeout, or the
+// connection. first says nothing of the answer had arrived; on a reused
+// connection that is errIdleClosed when the server closed it.
+func (c *Client) connError(ctx context.Context, cn *conn, err error, first bool) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("no answer within %v: %w", c.cfg.Timeout, err)
+	}
+	if first && cn.reused && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		return fmt.Errorf("%w: %w", errIdleClosed, err)
+	}
+	return err
+}
+
+// dialer makes the client's TLS connections.
+type dialer struct {
+	addr             string
+	tls              *tls.Config
+	handshakeTimeout time.Duration
+	net              net.Dialer
+}
+
+func (d *dialer) dial(ctx context.Context) (*tls.Conn, error) {
+	raw, err := d.net.DialContext(ctx, "tcp", d.addr)
+	if err != nil {
+		return nil, err
+	}
+	hctx, cancel := context.WithTimeout(ctx, d.handshakeTimeout)
+	defer cancel()
+	tc := tls.Client(raw, d.tls)
+	if err := tc.HandshakeContext(hctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// appendRequest appends an HTTP/1.1 request to b: the request line, the
+// headers and the body (a JSON body when body is not nil).
+func appendRequest(b []byte, method, host, path, handheld, auth string, body []byte) []byte {
+	b = append(b, method...)
+	b = append(b, ' ')
+	b = append(b, path...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, host...)
+	b = append(b, "\r\nUser-Agent: airtab-handheld\r\n"...)
+	b = append(b, handheldHeaderPrefix...)
+	b = append(b, handheld...)
+	b = append(b, "\r\n"...)
+	if auth != "" {
+		b = append(b, "Authorization: "...)
+		b = append(b, auth...)
+		b = append(b, "\r\n"...)
+	}
+	if body != nil {
+		b = append(b, "Content-Type: application/json\r\nContent-Length: "...)
+		b = strconv.AppendInt(b, int64(len(body)), 10)
+		b = append(b, "\r\n"...)
+	} else if method != http.MethodGet {
+		b = append(b, "Content-Length: 0\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	return append(b, body...)
+}
+
+// validHeaderValue reports whether v may be sent as a header value as it
+// is: printable ASCII and tabs, nothing that could end the header.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
