@@ -41,6 +41,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/airtab/airtab/crypto"
@@ -273,6 +274,9 @@ type Service struct {
 
 	creds    *credCache
 	accounts *accountCache
+	// noAtomic is set once the receipt stream refused an atomic batch
+	// because it takes none: receipts are then published one at a time.
+	noAtomic atomic.Bool
 	// recon is what logCleared last said of each closed flight.
 	recon reconLog
 	// receiptsDone reports the end of the stage 5 (receipts and acks) in

@@ -2,9 +2,11 @@ package clearing
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -174,19 +176,126 @@ func drain(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
 }
 
 // publishReceipts publishes the receipts of items to the receipt stream
-// with their message ids, all at once, and waits up to PublishTimeout for
-// JetStream's acks. An item whose receipt was not acknowledged gets verdict
-// retry: its message is nak'd and the stored receipt re-sent next time.
+// with their message ids and waits up to PublishTimeout for JetStream's
+// acks. An item whose receipt was not acknowledged gets verdict retry: its
+// message is nak'd and the stored receipt re-sent next time.
+//
+// The receipts go as JetStream atomic batches of up to maxAtomicReceipts
+// (publishAtomic): a JetStream server that syncs every write to disk
+// (natsvc's default) then syncs once per batch instead of once per
+// receipt, and acknowledges the batch once. A batch the server refuses
+// (a receipt in it is a duplicate within the stream's window, as after a
+// redelivery; the stream does not allow atomic batches; no answer in
+// time) stored nothing, or, when its answer was lost, everything, so its
+// receipts are then published one at a time as before, where JetStream
+// drops the duplicates by message id.
 func (s *Service) publishReceipts(ctx context.Context, items []*item) {
+	var todo []*item
+	for _, it := range items {
+		if it.verdict != retry && it.receipt != nil {
+			todo = append(todo, it)
+		}
+	}
+	for chunk := range slices.Chunk(todo, maxAtomicReceipts) {
+		if len(chunk) > 1 && !s.noAtomic.Load() {
+			err := s.publishAtomic(ctx, chunk)
+			if err == nil {
+				continue
+			}
+			if errors.Is(err, errNoAtomic) {
+				s.noAtomic.Store(true)
+				s.log.Warn("the receipt stream takes no atomic batches: receipts are published one at a time", "err", err)
+			} else {
+				s.log.Debug("receipt batch not stored; publishing its receipts one at a time", "receipts", len(chunk), "err", err)
+			}
+		}
+		s.publishEach(ctx, chunk)
+	}
+}
+
+// maxAtomicReceipts is the most receipts in one atomic batch, below
+// JetStream's limit of 1,000 messages per batch.
+const maxAtomicReceipts = 256
+
+// JetStream's atomic batch publish headers (ADR-50).
+const (
+	hdrBatchID     = "Nats-Batch-Id"
+	hdrBatchSeq    = "Nats-Batch-Sequence"
+	hdrBatchCommit = "Nats-Batch-Commit"
+)
+
+// errNoAtomic is a server or stream that does not take atomic batches.
+var errNoAtomic = errors.New("atomic batch publish not available")
+
+// jsErrAtomicDisabled is JetStream's error code for a stream that does not
+// allow atomic batches.
+const jsErrAtomicDisabled = 10174
+
+// publishAtomic publishes the receipts of items as one atomic batch and
+// waits for its commit's ack, which JetStream sends once every receipt is
+// stored (and synced, when the server syncs every write). It returns nil
+// only when the ack names the whole batch.
+func (s *Service) publishAtomic(ctx context.Context, items []*item) error {
+	nc := s.cfg.JS.Conn()
+	id := "receipts-" + protocol.NewID(nil).String()
+	for i, it := range items {
+		m := nats.NewMsg(it.receiptSubject)
+		m.Data = it.receipt
+		m.Header.Set(jetstream.MsgIDHeader, it.receiptMsgID)
+		m.Header.Set(jetstream.ExpectedStreamHeader, protocol.StreamReceipts)
+		m.Header.Set(hdrBatchID, id)
+		m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
+		if i < len(items)-1 {
+			if err := nc.PublishMsg(m); err != nil {
+				return fmt.Errorf("publish receipt batch: %w", err)
+			}
+			continue
+		}
+		m.Header.Set(hdrBatchCommit, "1")
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+		defer cancel()
+		resp, err := nc.RequestMsgWithContext(rctx, m)
+		if err != nil {
+			return fmt.Errorf("publish receipt batch: %w", err)
+		}
+		return batchAck(resp.Data, id, len(items))
+	}
+	return nil
+}
+
+// batchAck checks JetStream's answer to the commit of atomic batch id of n
+// messages.
+func batchAck(data []byte, id string, n int) error {
+	var ack struct {
+		Error *jetstream.APIError `json:"error"`
+		Batch string              `json:"batch"`
+		Count int                 `json:"count"`
+	}
+	if err := json.Unmarshal(data, &ack); err != nil {
+		return fmt.Errorf("receipt batch ack: %w", err)
+	}
+	switch {
+	case ack.Error != nil && ack.Error.ErrorCode == jsErrAtomicDisabled:
+		return fmt.Errorf("%w: %w", errNoAtomic, ack.Error)
+	case ack.Error != nil:
+		return fmt.Errorf("receipt batch refused: %w", ack.Error)
+	case ack.Batch != id || ack.Count != n:
+		// A server that knows no atomic batches stores each message alone
+		// and acks the last: whether the others were stored is unknown.
+		return fmt.Errorf("%w: the ack names batch %q of %d, want %q of %d", errNoAtomic, ack.Batch, ack.Count, id, n)
+	}
+	return nil
+}
+
+// publishEach publishes the receipts of items one message each, all at
+// once, and waits for their acks.
+func (s *Service) publishEach(ctx context.Context, items []*item) {
 	type pending struct {
 		it  *item
 		ack jetstream.PubAckFuture
 	}
 	var out []pending
 	for _, it := range items {
-		if it.verdict == retry || it.receipt == nil {
-			continue
-		}
 		m := nats.NewMsg(it.receiptSubject)
 		m.Data = it.receipt
 		f, err := s.cfg.JS.PublishMsgAsync(m, jetstream.WithMsgID(it.receiptMsgID), jetstream.WithExpectStream(protocol.StreamReceipts))

@@ -50,7 +50,7 @@ const MaxReplicas = 5
 // StreamConfigs returns the configurations EnsureStreams applies:
 //
 //	AIRTAB_INVOICES  airtab.v1.invoice.*.* and airtab.v1.close.*.*  file, limits retention, messages ≤ 16 KiB
-//	AIRTAB_RECEIPTS  airtab.v1.receipt.*.*                          file, limits retention, messages ≤ 4 KiB
+//	AIRTAB_RECEIPTS  airtab.v1.receipt.*.*                          file, limits retention, messages ≤ 4 KiB, atomic batches
 //
 // Limits retention (not work-queue) lets the clearing consumer and the
 // back office read the invoice stream independently, and lets each aircraft
@@ -73,11 +73,15 @@ func (s Streams) StreamConfigs() []jetstream.StreamConfig {
 			Duplicates: s.Duplicates, Replicas: s.Replicas,
 		}
 	}
+	// Clearing publishes a batch's receipts as one atomic batch, which a
+	// server syncing every write stores with one sync (clearing/nats.go).
+	receipts := base(protocol.StreamReceipts, "Airtab clearing receipts, kept until each aircraft reads them", ReceiptStreamMaxMsgSize,
+		protocol.AllReceipts)
+	receipts.AllowAtomicPublish = true
 	return []jetstream.StreamConfig{
 		base(protocol.StreamInvoices, "Airtab invoices and flight-close reports replayed by aircraft, until cleared", InvoiceStreamMaxMsgSize,
 			protocol.AllInvoices, protocol.AllCloses),
-		base(protocol.StreamReceipts, "Airtab clearing receipts, kept until each aircraft reads them", ReceiptStreamMaxMsgSize,
-			protocol.AllReceipts),
+		receipts,
 	}
 }
 
