@@ -387,10 +387,36 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 }
 
 // decode reads one JSON value of at most MaxBodyBytes into v, refusing
-// unknown fields and trailing data.
+// unknown fields and trailing data. The body is read whole into a pooled
+// buffer first; a sale request in the form handhelds send is decoded
+// without reflection (decodeSaleRequest), anything else by encoding/json.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	dec := json.NewDecoder(r.Body)
+	e := getEncoder() // for its buffer
+	defer putEncoder(e)
+	_, err := e.buf.ReadFrom(r.Body)
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return onboard.Errorf(onboard.CodeTooLarge, "request body over the limit of %d bytes", s.cfg.MaxBodyBytes)
+	}
+	if err == nil {
+		if sr, ok := v.(*onboard.SaleRequest); ok {
+			if decodeSaleRequest(e.buf.Bytes(), sr) {
+				return nil
+			}
+			*sr = onboard.SaleRequest{}
+		}
+		err = decodeStrict(e.buf.Bytes(), v)
+	}
+	if err != nil {
+		return onboard.ReasonErrorf(onboard.CodeInvalid, protocol.ReasonMalformed, "request body: %v", err)
+	}
+	return nil
+}
+
+// decodeStrict decodes the one JSON value in b into v, refusing unknown
+// fields and trailing data.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
@@ -402,13 +428,7 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 			err = errors.New("data after the JSON value")
 		}
 	}
-	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		return onboard.Errorf(onboard.CodeTooLarge, "request body over the limit of %d bytes", s.cfg.MaxBodyBytes)
-	}
-	if err != nil {
-		return onboard.ReasonErrorf(onboard.CodeInvalid, protocol.ReasonMalformed, "request body: %v", err)
-	}
-	return nil
+	return err
 }
 
 // writeJSON answers with v in JSON and a newline, encoded into a pooled
@@ -416,7 +436,7 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	e := getEncoder()
 	defer putEncoder(e)
-	if err := e.enc.Encode(v); err != nil { // the same bytes as json.Marshal and a newline
+	if err := e.encode(v); err != nil {
 		s.log.Error("encode response", "err", err)
 		http.Error(w, `{"error":{"code":"internal","message":"internal error"}}`, http.StatusInternalServerError)
 		return
@@ -427,6 +447,18 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 		w.WriteHeader(status)
 	}
 	w.Write(e.buf.Bytes())
+}
+
+// encode writes v into the buffer as json.Marshal does, and a newline. The
+// sale endpoint's answer is written without reflection (appendDecision).
+func (e *encoder) encode(v any) error {
+	if d, ok := v.(onboard.Decision); ok {
+		if b, ok := appendDecision(e.buf.AvailableBuffer(), &d); ok {
+			e.buf.Write(append(b, '\n'))
+			return nil
+		}
+	}
+	return e.enc.Encode(v)
 }
 
 // encoder is a response buffer with a JSON encoder writing into it.
