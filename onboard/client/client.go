@@ -234,8 +234,13 @@ func (c *Client) Health(ctx context.Context) error {
 // do sends one request with a JSON body (when in is not nil) and decodes a
 // 2xx answer into out (when not nil); any other answer is an *HTTPError.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	scratch := getScratch()
+	defer putScratch(scratch)
 	var body []byte
-	if in != nil {
+	if sr, ok := in.(onboard.SaleRequest); ok {
+		body = appendSaleRequest(scratch.body[:0], &sr)
+		scratch.body = body
+	} else if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("%s %s: encode: %w", method, path, err)
@@ -248,12 +253,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if !validHeaderValue(auth) {
 		return fmt.Errorf("%s %s: the session token has control characters", method, path)
 	}
-	req := getBuffer()
-	defer putBuffer(req)
-	req.Write(appendRequest(req.AvailableBuffer(), method, c.host, c.prefix+path, c.cfg.Handheld, auth, body))
+	scratch.req = appendRequest(scratch.req[:0], method, c.host, c.prefix+path, c.cfg.Handheld, auth, body)
 	answer := getBuffer()
 	defer putBuffer(answer)
-	status, err := c.roundTrip(ctx, req.Bytes(), answer)
+	status, err := c.roundTrip(ctx, scratch.req, answer)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
@@ -263,6 +266,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	if out == nil || status == http.StatusNoContent {
 		return nil
+	}
+	if d, ok := out.(*onboard.Decision); ok {
+		if decodeDecision(b, d) {
+			return nil
+		}
+		*d = onboard.Decision{}
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)

@@ -113,8 +113,22 @@ func (p *pool) closeIdle() {
 	}
 }
 
-// buffers are the pooled request and answer buffers.
+// buffers are the pooled answer buffers.
 var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// scratch is a call's pooled space for its request body and its request.
+type scratch struct{ body, req []byte }
+
+var scratches = sync.Pool{New: func() any { return &scratch{body: make([]byte, 0, 1<<10), req: make([]byte, 0, 2<<10)} }}
+
+func getScratch() *scratch { return scratches.Get().(*scratch) }
+
+func putScratch(s *scratch) {
+	if cap(s.body)+cap(s.req) > maxPooledBytes {
+		return
+	}
+	scratches.Put(s)
+}
 
 // maxPooledBytes bounds the buffers kept for reuse.
 const maxPooledBytes = 64 << 10
