@@ -594,3 +594,83 @@ func TestBatchRandomBalanced(t *testing.T) {
 		mustCheck(t, db)
 	}
 }
+
+func TestBatchPreload(t *testing.T) {
+	db := openDB(t)
+	f := newFixture(t, db)
+	ctx := context.Background()
+	inv1, inv2, inv3 := protocol.NewID(nil), protocol.NewID(nil), protocol.NewID(nil)
+	if _, err := post(t, db, f.topUp(protocol.NewID(nil), 1000), f.sale(inv1, 600), f.walletCharge(inv1, 600)); err != nil {
+		t.Fatal(err)
+	}
+	other := ReceivableAccount(protocol.NewID(nil), "EUR") // not created
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	b := NewBatch(tx, t0)
+	accounts := []AccountID{f.wallet.ID, f.receivable.ID, f.revenue.ID, other.ID, f.wallet.ID}
+	transfers := []TransferID{f.sale(inv1, 600).ID, f.walletCharge(inv1, 600).ID, f.sale(inv2, 1).ID}
+	for range 2 * preloadChunk { // more than one statement's worth, none stored
+		transfers = append(transfers, TransferIDFor(TransferSale, protocol.NewID(nil)))
+	}
+	if err := b.Preload(ctx, accounts, transfers); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Account(ctx, f.wallet.ID); err != nil || got.CreditBalance().Minor != 400 {
+		t.Fatalf("preloaded wallet = %v, %v; want a balance of 400", got.CreditBalance(), err)
+	}
+	if tr, ok, err := b.Transfer(ctx, f.sale(inv1, 600).ID); err != nil || !ok || !tr.sameFields(f.sale(inv1, 600)) {
+		t.Fatalf("preloaded sale = %+v, %v, %v; want the stored sale", tr, ok, err)
+	}
+	t.Run("Existed", func(t *testing.T) {
+		if res, err := b.Post(ctx, f.sale(inv1, 600)); err != nil || res.Existed != 1 {
+			t.Fatalf("post of a stored sale: %+v, %v", res, err)
+		}
+	})
+	t.Run("ErrExistsWithDifferentFields", func(t *testing.T) {
+		if _, err := b.Post(ctx, f.sale(inv1, 601)); !errors.Is(err, ErrExistsWithDifferentFields) {
+			t.Fatalf("err = %v, want ErrExistsWithDifferentFields", err)
+		}
+	})
+	t.Run("ErrInsufficientFunds", func(t *testing.T) {
+		if _, err := b.Post(ctx, f.sale(inv2, 500), f.walletCharge(inv2, 500)); !errors.Is(err, ErrInsufficientFunds) {
+			t.Fatalf("err = %v, want ErrInsufficientFunds", err)
+		}
+		if _, ok, err := b.Transfer(ctx, f.sale(inv2, 500).ID); err != nil || ok {
+			t.Fatalf("sale of a refused call: found %v, %v; want not found", ok, err)
+		}
+	})
+	t.Run("ErrAccountNotFound", func(t *testing.T) {
+		tr := Transfer{ID: TransferIDFor(TransferSale, inv3), Debit: other.ID, Credit: f.revenue.ID, Amount: protocol.M(5, "EUR"), Code: TransferSale, Ref: inv3}
+		if _, err := b.Post(ctx, tr); !errors.Is(err, ErrAccountNotFound) {
+			t.Fatalf("err = %v, want ErrAccountNotFound", err)
+		}
+		if err := b.CreateAccounts(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := b.Post(ctx, tr); err != nil || res.Created != 1 {
+			t.Fatalf("post after creating the account: %+v, %v", res, err)
+		}
+		if _, ok, err := b.Transfer(ctx, tr.ID); err != nil || !ok {
+			t.Fatalf("transfer posted in the batch: found %v, %v; want found", ok, err)
+		}
+	})
+	if _, err := b.Post(ctx, f.sale(inv2, 400), f.walletCharge(inv2, 400)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	mustCheck(t, db)
+	if got := balance(t, db, f.wallet).CreditBalance().Minor; got != 0 {
+		t.Errorf("wallet = %d, want 0", got)
+	}
+	if got := balance(t, db, f.revenue).CreditBalance().Minor; got != 1005 {
+		t.Errorf("revenue = %d, want 1005", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/airtab/airtab/ground/store"
@@ -172,6 +173,8 @@ func Post(ctx context.Context, tx *sql.Tx, now time.Time, batch ...Transfer) (Re
 // once, at Flush, instead of once per transfer: a clearing batch moves the
 // same flight-revenue account hundreds of times. Each Post is atomic, as
 // the package-level Post is. Transfers are written as they are posted.
+// Preload reads what later Posts will touch in a few statements, instead
+// of one account and one transfer at a time.
 //
 // Flush must be called before the transaction commits; until then the
 // accounts' stored totals lag the transfers (Check would fail). A Batch is
@@ -181,12 +184,144 @@ type Batch struct {
 	now  time.Time
 	st   *state
 	orig map[AccountID]totals // totals as loaded, to update only unchanged rows
-	done bool
+	// noAccount and noTransfer are ids the batch read and found not
+	// stored, so it does not ask again; what the batch creates is in st.
+	noAccount  map[AccountID]bool
+	noTransfer map[TransferID]bool
+	done       bool
 }
 
 // NewBatch starts a batch in tx at time now (the transfers' timestamp).
 func NewBatch(tx *sql.Tx, now time.Time) *Batch {
-	return &Batch{q: txQuerier{tx}, now: at(now), st: newState(), orig: map[AccountID]totals{}}
+	return &Batch{q: txQuerier{tx}, now: at(now), st: newState(), orig: map[AccountID]totals{},
+		noAccount: map[AccountID]bool{}, noTransfer: map[TransferID]bool{}}
+}
+
+// preloadChunk is how many ids one Preload statement asks for: a fixed
+// arity (padded with the chunk's first id), so each is one prepared
+// statement however many ids a batch has.
+const preloadChunk = 64
+
+// inList is "(?, ?, …)" with preloadChunk placeholders.
+var inList = "(" + strings.TrimSuffix(strings.Repeat("?, ", preloadChunk), ", ") + ")"
+
+// Preload reads into the batch the accounts and transfers with the given
+// ids (duplicates and ids it holds already are skipped), preloadChunk ids
+// per statement, and remembers the ones not stored, so that later calls ask
+// the database nothing about any of them. It changes no rule: Post checks
+// the same state whether it was preloaded or read one id at a time.
+func (b *Batch) Preload(ctx context.Context, accounts []AccountID, transfers []TransferID) error {
+	var as [][]byte
+	seenA := make(map[AccountID]bool, len(accounts))
+	for _, id := range accounts {
+		if id.IsZero() || seenA[id] || b.noAccount[id] || b.st.accounts[id] != nil {
+			continue
+		}
+		seenA[id] = true
+		as = append(as, id[:])
+	}
+	_, err := queryIn(ctx, b.q, `SELECT `+accountColumns+` FROM ledger_accounts WHERE id IN `+inList, as, func(rows *sql.Rows) error {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return err
+		}
+		b.st.accounts[a.ID] = &a
+		b.orig[a.ID] = totals{a.DebitsPosted, a.CreditsPosted}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: preload accounts: %w", err)
+	}
+	for id := range seenA {
+		if b.st.accounts[id] == nil {
+			b.noAccount[id] = true
+		}
+	}
+	var ts [][]byte
+	seenT := make(map[TransferID]bool, len(transfers))
+	for _, id := range transfers {
+		if id.IsZero() || seenT[id] || b.noTransfer[id] {
+			continue
+		}
+		if _, ok := b.st.transfers[id]; ok {
+			continue
+		}
+		seenT[id] = true
+		ts = append(ts, id[:])
+	}
+	_, err = queryIn(ctx, b.q, `SELECT `+transferColumns+` FROM ledger_transfers WHERE id IN `+inList, ts, func(rows *sql.Rows) error {
+		t, err := scanTransfer(rows)
+		if err != nil {
+			return err
+		}
+		b.st.transfers[t.ID] = t
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: preload transfers: %w", err)
+	}
+	for id := range seenT {
+		if _, ok := b.st.transfers[id]; !ok {
+			b.noTransfer[id] = true
+		}
+	}
+	return nil
+}
+
+// queryIn runs query, whose one parameter list is inList, over ids in
+// chunks of preloadChunk, calling row for every row. It returns how many
+// rows there were.
+func queryIn(ctx context.Context, q Querier, query string, ids [][]byte, row func(*sql.Rows) error) (int, error) {
+	n := 0
+	args := make([]any, preloadChunk)
+	for i := 0; i < len(ids); i += preloadChunk {
+		chunk := ids[i:min(i+preloadChunk, len(ids))]
+		for j := range args {
+			args[j] = chunk[0]
+			if j < len(chunk) {
+				args[j] = chunk[j]
+			}
+		}
+		rows, err := q.QueryContext(ctx, query, args...)
+		if err != nil {
+			return n, err
+		}
+		for rows.Next() {
+			if err := row(rows); err != nil {
+				rows.Close()
+				return n, err
+			}
+			n++
+		}
+		if err := rows.Close(); err != nil {
+			return n, err
+		}
+		if err := rows.Err(); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// Transfer returns the transfer with id as the batch sees it (posted in
+// the batch or stored before), and false if there is none.
+func (b *Batch) Transfer(ctx context.Context, id TransferID) (Transfer, bool, error) {
+	if t, ok := b.st.transfers[id]; ok {
+		return t, true, nil
+	}
+	if b.noTransfer[id] {
+		return Transfer{}, false, nil
+	}
+	t, err := loadTransfer(ctx, b.q, id)
+	if errors.Is(err, errTransferNotFound) {
+		b.noTransfer[id] = true
+		return Transfer{}, false, nil
+	}
+	if err != nil {
+		return Transfer{}, false, err
+	}
+	b.st.transfers[id] = t
+	return t, true, nil
 }
 
 // CreateAccounts is the package-level CreateAccounts inside the batch.
@@ -223,6 +358,7 @@ func (b *Batch) CreateAccounts(ctx context.Context, accounts ...Account) error {
 		a.CreatedAt = b.now
 		b.st.accounts[a.ID] = &a
 		b.orig[a.ID] = totals{}
+		delete(b.noAccount, a.ID)
 	}
 	return nil
 }
@@ -299,7 +435,13 @@ func (b *Batch) account(ctx context.Context, id AccountID) (*Account, error) {
 	if a, ok := b.st.accounts[id]; ok {
 		return a, nil
 	}
+	if b.noAccount[id] {
+		return nil, fmt.Errorf("ledger: account %s: %w", id, ErrAccountNotFound)
+	}
 	a, err := loadAccount(ctx, b.q, id)
+	if errors.Is(err, ErrAccountNotFound) {
+		b.noAccount[id] = true
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -311,11 +453,12 @@ func (b *Batch) account(ctx context.Context, id AccountID) (*Account, error) {
 // load reads into the batch's state what transfers touch and it lacks.
 func (b *Batch) load(ctx context.Context, transfers []Transfer) error {
 	addTransfer := func(id TransferID) error {
-		if _, ok := b.st.transfers[id]; ok || id.IsZero() {
+		if _, ok := b.st.transfers[id]; ok || id.IsZero() || b.noTransfer[id] {
 			return nil
 		}
 		t, err := loadTransfer(ctx, b.q, id)
 		if errors.Is(err, errTransferNotFound) {
+			b.noTransfer[id] = true
 			return nil
 		}
 		if err != nil {
@@ -354,7 +497,11 @@ func (b *Batch) load(ctx context.Context, transfers []Transfer) error {
 	return nil
 }
 
-// insert writes created transfers.
+// insert writes created transfers, one statement each: on SQLite a
+// statement writing many rows of a table with foreign keys keeps a
+// statement journal, a copy of every page it changes (the random ids put
+// each row on another index page), which costs more than the statements
+// it saves.
 func (b *Batch) insert(ctx context.Context, created []Transfer) error {
 	for _, t := range created {
 		var rev []byte
