@@ -126,6 +126,7 @@ func (s *Service) recordJobs(ctx context.Context, jobs []*job) (map[protocol.ID]
 		return nil, false, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
+	ctx = statementContext(ctx, s.db)
 	now := s.clock().UTC()
 	lb := ledger.NewBatch(tx.Tx, now)
 	var created []ledger.AccountID
@@ -139,6 +140,9 @@ func (s *Service) recordJobs(ctx context.Context, jobs []*job) (map[protocol.ID]
 	// record (a second job of the same invoice sees what the first wrote).
 	stored, err := invoicesByID(ctx, tx, ids)
 	if err != nil {
+		return nil, false, err
+	}
+	if err := preloadOutcomes(ctx, lb, jobs); err != nil {
 		return nil, false, err
 	}
 	for _, j := range jobs {
@@ -171,6 +175,30 @@ func (s *Service) recordJobs(ctx context.Context, jobs []*job) (map[protocol.ID]
 	s.accounts.addAll(created)
 	s.observeJobs(jobs)
 	return recs, arrears, nil
+}
+
+// preloadOutcomes reads, in a few statements, the ledger accounts and
+// transfers recording the outcomes of jobs may post (ledger.Batch.Preload):
+// a capture, its reversal, a wallet charge from the hold or the wallet.
+func preloadOutcomes(ctx context.Context, lb *ledger.Batch, jobs []*job) error {
+	var accounts []ledger.AccountID
+	var transfers []ledger.TransferID
+	for _, j := range jobs {
+		switch j.kind {
+		case jobCapture, jobRefund, jobCancel:
+			c := captureTransfer(j.rec)
+			accounts = append(accounts, c.t.Debit, c.t.Credit)
+			transfers = append(transfers, c.t.ID)
+			if j.kind != jobCapture {
+				transfers = append(transfers, reversal(c).t.ID)
+			}
+		case jobWallet:
+			h := holdChargeTransfer(j.rec)
+			accounts = append(accounts, h.t.Debit, h.t.Credit, ledger.WalletAccount(j.rec.Passenger, j.rec.Total.Currency).ID)
+			transfers = append(transfers, h.t.ID)
+		}
+	}
+	return lb.Preload(ctx, accounts, transfers)
 }
 
 // applyOutcome moves rec along the state machine by j's outcome, posting

@@ -59,10 +59,12 @@ func (s *Service) postWalletCharge(ctx context.Context, lb *ledger.Batch, create
 }
 
 // postedWalletCharge returns the wallet charge posted for r, from the hold
-// or from the wallet, so that a void reverses exactly that transfer.
-func postedWalletCharge(ctx context.Context, q ledger.Querier, r InvoiceRecord) (posting, error) {
+// or from the wallet, so that a void reverses exactly that transfer. It
+// reads through the ledger batch lb, which holds the transfers posted in
+// it until its Flush.
+func postedWalletCharge(ctx context.Context, lb *ledger.Batch, r InvoiceRecord) (posting, error) {
 	p := walletChargeTransfer(r)
-	t, ok, err := ledger.LookupTransfer(ctx, q, p.t.ID)
+	t, ok, err := lb.Transfer(ctx, p.t.ID)
 	if err != nil {
 		return posting{}, err
 	}

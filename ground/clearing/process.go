@@ -282,6 +282,11 @@ type batchTx struct {
 	known    map[protocol.ID]*InvoiceRecord
 	noVoids  map[protocol.ID]bool
 	counters map[counterKey]*protocol.ID
+	// spent is what passengers spent on flights (spentOnFlight) as of the
+	// batch's writes so far: read for the batch's new sales in a few
+	// statements (prefetchSpend), then kept up to date by insert; an entry
+	// a write may change otherwise (reverseSale) is dropped and read again.
+	spent map[spendKey]int64
 }
 
 // commitBatch is step 2. It returns the acquirer jobs of step 3 and whether
@@ -292,9 +297,17 @@ func (s *Service) commitBatch(ctx context.Context, items []*item) ([]*job, bool,
 		return nil, false, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
+	ctx = statementContext(ctx, s.db)
 	now := s.clock().UTC()
 	b := &batchTx{s: s, tx: tx, lb: ledger.NewBatch(tx.Tx, now), now: now, jobs: map[protocol.ID]*job{}}
 	if err := b.prefetch(ctx, items); err != nil {
+		return nil, false, err
+	}
+	sales := b.newSales(items)
+	if err := b.preloadLedger(ctx, sales); err != nil {
+		return nil, false, err
+	}
+	if err := b.prefetchSpend(ctx, sales); err != nil {
 		return nil, false, err
 	}
 	for _, it := range items {
@@ -320,6 +333,89 @@ func (s *Service) commitBatch(ctx context.Context, items []*item) ([]*job, bool,
 		}
 	}
 	return jobs, b.arrears, nil
+}
+
+// newSales returns the accepted sales of items not stored before, as
+// records holding what their ledger postings and limit check need.
+func (b *batchTx) newSales(items []*item) []saleRef {
+	var out []saleRef
+	for _, it := range items {
+		if it.inv == nil || it.verdict != accept || it.sale == nil || it.inv.Body.Kind != protocol.KindSale {
+			continue
+		}
+		inv := it.inv.Body
+		if r := b.known[inv.ID]; r != nil {
+			continue // stored before: nothing is posted for it here
+		}
+		out = append(out, saleRef{
+			rec:    InvoiceRecord{ID: inv.ID, Flight: inv.Flight, Passenger: inv.Passenger, Credential: inv.Credential, Total: inv.Total},
+			wallet: it.sale.hasFunding && it.sale.funding.Kind == ground.FundingWallet,
+		})
+	}
+	return out
+}
+
+// saleRef is a new sale of a batch, for what is read ahead for it.
+type saleRef struct {
+	rec    InvoiceRecord
+	wallet bool // charged from a wallet (its hold)
+}
+
+// preloadLedger reads, in a few statements, the ledger accounts and
+// transfers the batch's new sales will post to (ledger.Batch.Preload),
+// instead of an account or a transfer at a time as each sale posts.
+func (b *batchTx) preloadLedger(ctx context.Context, sales []saleRef) error {
+	accounts := make([]ledger.AccountID, 0, 4*len(sales))
+	transfers := make([]ledger.TransferID, 0, 2*len(sales))
+	for _, s := range sales {
+		sale := saleTransfer(s.rec)
+		accounts = append(accounts, sale.t.Debit, sale.t.Credit)
+		transfers = append(transfers, sale.t.ID)
+		if s.wallet {
+			hold := holdChargeTransfer(s.rec)
+			accounts = append(accounts, hold.t.Debit, ledger.WalletAccount(s.rec.Passenger, s.rec.Total.Currency).ID)
+			transfers = append(transfers, hold.t.ID) // the wallet charge's id too
+		}
+	}
+	return b.lb.Preload(ctx, accounts, transfers)
+}
+
+// prefetchSpend reads what the passengers of the batch's new sales spent
+// on their flights before (spentByPassenger) into b.spent.
+func (b *batchTx) prefetchSpend(ctx context.Context, sales []saleRef) error {
+	keys := make([]spendKey, len(sales))
+	for i, s := range sales {
+		keys[i] = spendOf(s.rec)
+	}
+	spent, err := spentByPassenger(ctx, b.tx, keys)
+	if err != nil {
+		return err
+	}
+	b.spent = spent
+	return nil
+}
+
+// spendOf is the spend a sale record counts in.
+func spendOf(r InvoiceRecord) spendKey {
+	return spendKey{passenger: r.Passenger, flight: r.Flight, currency: r.Total.Currency}
+}
+
+// spentOnFlight is spentOnFlight for rec's passenger, flight and currency,
+// from b.spent when it holds the answer.
+func (b *batchTx) spentOnFlight(ctx context.Context, rec InvoiceRecord) (int64, error) {
+	k := spendOf(rec)
+	if v, ok := b.spent[k]; ok {
+		return v, nil
+	}
+	v, err := spentOnFlight(ctx, b.tx, rec.Passenger, rec.Flight, rec.Total.Currency)
+	if err != nil {
+		return 0, err
+	}
+	if b.spent == nil {
+		b.spent = map[spendKey]int64{}
+	}
+	b.spent[k] = v
+	return v, nil
 }
 
 func (b *batchTx) apply(ctx context.Context, it *item) error {
@@ -423,6 +519,11 @@ func (b *batchTx) insert(ctx context.Context, it *item, rec InvoiceRecord) error
 	if err := insertInvoice(ctx, b.tx, rec); err != nil {
 		return err
 	}
+	if k := spendOf(rec); rec.Kind == protocol.KindSale && activeStatus(rec.Status) {
+		if v, ok := b.spent[k]; ok {
+			b.spent[k] = v + rec.Total.Minor
+		}
+	}
 	if rec.Status.ReceiptStatus() != 0 {
 		it.rec = &rec
 	} else {
@@ -444,7 +545,7 @@ func (b *batchTx) sale(ctx context.Context, it *item, rec InvoiceRecord) error {
 		return b.dispute(ctx, it, rec, protocol.ReasonCodeReused,
 			fmt.Sprintf("counter %d of credential %s was used by invoice %s", f.counter, f.credential, owner))
 	}
-	spent, err := spentOnFlight(ctx, b.tx, rec.Passenger, rec.Flight, rec.Total.Currency)
+	spent, err := b.spentOnFlight(ctx, rec)
 	if err != nil {
 		return err
 	}
@@ -605,9 +706,10 @@ func (b *batchTx) reverseSale(ctx context.Context, sale *InvoiceRecord) error {
 		return err
 	}
 	delete(b.jobs, sale.ID) // a capture queued earlier in this batch must not run
+	delete(b.spent, spendOf(*sale))
 	switch {
 	case sale.Status == StatusSettled && sale.Funding == ground.FundingWallet:
-		charge, err := postedWalletCharge(ctx, b.tx, *sale)
+		charge, err := postedWalletCharge(ctx, b.lb, *sale)
 		if err != nil {
 			return err
 		}
