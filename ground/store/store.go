@@ -17,8 +17,12 @@ import (
 // postgres:// or postgresql:// URL (see postgres.go), else the SQLite file
 // at path dsn, created if needed, in WAL mode
 // with synchronous=FULL, so every commit is on disk before it returns;
-// foreign keys on (SQLite leaves them off by default); and a busy timeout so
-// concurrent writers wait rather than fail. The pool holds one connection:
+// foreign keys on (SQLite leaves them off by default); a busy timeout so
+// concurrent writers wait rather than fail; and a page cache of 64 MiB
+// (SQLite's default is 2 MiB), so a clearing batch, whose random ids dirty
+// a page of every index per row, neither spills dirty pages to the WAL
+// before its commit nor reads back the ones it just wrote (about a tenth
+// of a batch's cost at the default). The pool holds one connection:
 // SQLite has one writer, and one connection keeps BEGIN IMMEDIATE simple.
 func Open(ctx context.Context, dsn string) (*sql.DB, error) {
 	if IsPostgresURL(dsn) {
@@ -31,6 +35,7 @@ func Open(ctx context.Context, dsn string) (*sql.DB, error) {
 		"synchronous(FULL)",
 		"foreign_keys(ON)",
 		"busy_timeout(10000)",
+		"cache_size(-65536)", // KiB
 	} {
 		q.Add("_pragma", p)
 	}
