@@ -7,6 +7,13 @@
 // BEGIN IMMEDIATE; a busy timeout; a small page cache, as the whole cabin
 // server must stay under 64 MiB. Readers use a separate pool of two
 // connections, which WAL lets run beside the writer.
+//
+// Checkpoints: a goroutine with a connection of its own copies the WAL into
+// the database file (a PASSIVE checkpoint) once the commits since the last
+// one wrote about checkpointFrames frames, beside the writer rather than on
+// its goroutine, so a commit, and the approvals waiting on it, never waits
+// for one. The writer's own automatic checkpoint stays as a backstop at
+// backstopFrames, for frames the background one could not finish.
 package sqlite
 
 import (
@@ -15,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/airtab/airtab/onboard"
 	"github.com/airtab/airtab/protocol"
@@ -33,6 +41,23 @@ const (
 	// (one writer, two readers) take at most 3 × 2 MiB.
 	cacheKiB   = 2048
 	maxReaders = 2
+
+	// checkpointFrames is about how many WAL frames (pages) the commits
+	// since the last checkpoint wrote when the background checkpoint
+	// runs: fewer, larger checkpoints copy a page rewritten by many
+	// commits once, and pay the two fsyncs of a checkpoint less often.
+	// SQLite's default is 1,000, on the writer's goroutine.
+	checkpointFrames = 4000
+	// backstopFrames is the writer's wal_autocheckpoint: the WAL grows to
+	// at most about this many frames (4 KiB pages) before the writer
+	// checkpoints itself, if the background checkpoint fell behind (a
+	// PASSIVE checkpoint copies only what no reader still needs).
+	backstopFrames = 16000
+	// Frames a commit writes, estimated from its size: the rowid table
+	// appends, but each invoice lands on random leaves of the two
+	// unique indexes (about 2.7 frames an invoice), and every commit
+	// rewrites page 1, the status index and interior pages.
+	framesPerCommit, framesPerInvoice = 6, 3
 )
 
 // The invoices table keeps seq as the INTEGER PRIMARY KEY (SQLite's rowid)
@@ -111,6 +136,13 @@ type Journal struct {
 	w      *sql.DB // one connection: the only writer
 	r      *sql.DB // readers
 	insert *sql.Stmt
+
+	ckpt       *sql.DB       // one connection: the background checkpoint's
+	ckptWanted chan struct{} // a checkpoint is due (buffered, 1)
+	ckptDone   chan struct{} // closed when the checkpoint goroutine ends
+	framesMu   sync.Mutex    // guards frames, ckptClosed and sends on ckptWanted
+	frames     int           // estimated WAL frames written since the last checkpoint request
+	ckptClosed bool
 }
 
 var _ onboard.Journal = (*Journal)(nil)
@@ -121,17 +153,24 @@ var _ onboard.Journal = (*Journal)(nil)
 func Open(ctx context.Context, path string, f protocol.FlightID, a protocol.AircraftID) (*Journal, error) {
 	j := &Journal{path: path, flight: f}
 	var err error
-	if j.w, err = openDB(path, true); err != nil {
+	if j.w, err = openDB(path, roleWriter); err != nil {
 		return nil, err
 	}
 	if err := j.init(ctx, f, a); err != nil {
 		j.w.Close()
 		return nil, err
 	}
-	if j.r, err = openDB(path, false); err != nil {
+	if j.r, err = openDB(path, roleReader); err != nil {
 		j.w.Close()
 		return nil, err
 	}
+	if j.ckpt, err = openDB(path, roleCheckpointer); err != nil {
+		j.r.Close()
+		j.w.Close()
+		return nil, err
+	}
+	j.ckptWanted, j.ckptDone = make(chan struct{}, 1), make(chan struct{})
+	go j.checkpointer()
 	if j.insert, err = j.w.PrepareContext(ctx, insertInvoice); err != nil {
 		j.Close()
 		return nil, fmt.Errorf("journal %s: prepare: %w", path, err)
@@ -139,7 +178,17 @@ func Open(ctx context.Context, path string, f protocol.FlightID, a protocol.Airc
 	return j, nil
 }
 
-func openDB(path string, writer bool) (*sql.DB, error) {
+// role is what a connection pool of the journal is for.
+type role int
+
+const (
+	roleWriter role = iota
+	roleReader
+	roleCheckpointer
+)
+
+func openDB(path string, r role) (*sql.DB, error) {
+	writer := r == roleWriter
 	pragmas := []string{
 		"journal_mode(WAL)",
 		"synchronous(FULL)",
@@ -147,8 +196,15 @@ func openDB(path string, writer bool) (*sql.DB, error) {
 		fmt.Sprintf("cache_size(-%d)", cacheKiB),
 		"foreign_keys(ON)",
 	}
-	if !writer {
+	switch r {
+	case roleWriter:
+		pragmas = append(pragmas, fmt.Sprintf("wal_autocheckpoint(%d)", backstopFrames))
+	case roleReader:
 		pragmas = append(pragmas, "query_only(1)")
+	case roleCheckpointer:
+		// It only checkpoints: a page cache would hold nothing it reads
+		// again.
+		pragmas = append(pragmas[:3], "cache_size(-64)")
 	}
 	var q strings.Builder
 	for i, p := range pragmas {
@@ -165,12 +221,12 @@ func openDB(path string, writer bool) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
-	if writer {
-		db.SetMaxOpenConns(1)
-		db.SetMaxIdleConns(1)
-	} else {
+	if r == roleReader {
 		db.SetMaxOpenConns(maxReaders)
 		db.SetMaxIdleConns(maxReaders)
+	} else {
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
 	}
 	db.SetConnMaxLifetime(0)
 	return db, nil
@@ -204,13 +260,53 @@ func (j *Journal) init(ctx context.Context, f protocol.FlightID, a protocol.Airc
 	return tx.Commit()
 }
 
+// checkpointer runs a PASSIVE checkpoint each time one is wanted, until
+// ckptWanted is closed. A checkpoint that fails or stops short is not an
+// error of any commit (the WAL is durable either way): the next one, or the
+// writer's backstop, copies what is left.
+func (j *Journal) checkpointer() {
+	defer close(j.ckptDone)
+	for range j.ckptWanted {
+		_, _ = j.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+	}
+}
+
+// wrote counts the estimated WAL frames of a commit and asks for a
+// background checkpoint once they add up to checkpointFrames.
+func (j *Journal) wrote(invoices int) {
+	j.framesMu.Lock()
+	defer j.framesMu.Unlock()
+	j.frames += framesPerCommit + framesPerInvoice*invoices
+	if j.frames < checkpointFrames || j.ckptClosed {
+		return
+	}
+	j.frames = 0
+	select {
+	case j.ckptWanted <- struct{}{}:
+	default: // one is wanted already
+	}
+}
+
 // Close checkpoints the WAL into the database file (best effort: the WAL is
-// durable either way) and closes the connections.
+// durable either way) and closes the connections. Closing again does no
+// harm.
 func (j *Journal) Close() error {
 	if j.insert != nil {
 		j.insert.Close()
 	}
 	var errs []error
+	if j.ckpt != nil {
+		if j.ckptWanted != nil {
+			j.framesMu.Lock()
+			if !j.ckptClosed {
+				j.ckptClosed = true
+				close(j.ckptWanted)
+			}
+			j.framesMu.Unlock()
+			<-j.ckptDone
+		}
+		errs = append(errs, j.ckpt.Close())
+	}
 	if j.r != nil {
 		errs = append(errs, j.r.Close())
 	}
@@ -261,6 +357,7 @@ func (j *Journal) Commit(ctx context.Context, b onboard.Batch) (err error) {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	j.wrote(len(b.Invoices))
 	return nil
 }
 

@@ -169,3 +169,48 @@ func TestPathWithSpecialCharacters(t *testing.T) {
 		t.Fatalf("journal not at its path: %v", err)
 	}
 }
+
+// TestBackgroundCheckpoint commits far fewer WAL frames than the writer's
+// own automatic checkpoint waits for, but more than the background
+// checkpoint's share: the database file then receives the pages, copied
+// beside the writer, and every invoice reads back.
+func TestBackgroundCheckpoint(t *testing.T) {
+	f := ft.New(t, ft.Options{Passengers: 1, Seats: 64})
+	j := f.OpenJournal()
+	defer j.Close()
+	const commits, batch = 150, 10 // about 5,000 frames, by the journal's estimate
+	before := fileSize(t, j.Path())
+	var prev protocol.Hash
+	seq := uint64(0)
+	for range commits {
+		entries := make([]onboard.Entry, batch)
+		for i := range entries {
+			seq++
+			entries[i] = seatInvoice(t, f, f.Seats[seq%64], seq, prev)
+			prev = entries[i].Invoice.Hash()
+		}
+		if err := j.Commit(ctx, onboard.Batch{Invoices: entries}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for fileSize(t, j.Path()) < before+256<<10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file %d bytes after %d commits (%d before): no checkpoint copied the WAL", fileSize(t, j.Path()), commits, before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	counts, err := j.InvoiceCounts(ctx)
+	if err != nil || counts.Pending != commits*batch {
+		t.Fatalf("counts = %+v, %v; want %d pending", counts, err, commits*batch)
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
