@@ -452,24 +452,43 @@ func memo[K comparable, V any](mu *sync.Mutex, m map[K]lookup[V], k K, f func() 
 	return v, err
 }
 
-// prefetch asks the directory, when it answers many lookups at once
-// (ground.BatchDirectory), for the credentials and funding sources that the
-// parsed sales of items name, and memoises the answers: an id absent from
-// an answer is not found. When a call fails, nothing is memoised and each
-// id is asked alone as it is needed, which records the failure per item.
+// prefetch asks the directory, in one burst, for what the checks of the
+// parsed messages of items will ask: the aircraft keys and flights they
+// name, the issuer trust list, and, when the directory answers many lookups
+// at once (ground.BatchDirectory), the credentials and funding sources of
+// their sales. The answers are memoised: an id absent from a batch answer
+// is not found. When a batch call fails, nothing is memoised for it and
+// each id is asked alone as it is needed, which records the failure per
+// item. One burst matters on a database with one connection (SQLite): each
+// lookup there waits for the batch transaction in progress, and lookups
+// spread over the checks would wait for several.
 func (l *lookups) prefetch(ctx context.Context, items []*item) {
-	bd, ok := l.dir.(ground.BatchDirectory)
-	if !ok {
-		return
-	}
 	var creds, pax []protocol.ID
+	aircraft := map[protocol.AircraftID]bool{}
+	flights := map[protocol.FlightID]bool{}
 	for _, it := range items {
-		if it.inv != nil && it.inv.Body.Kind == protocol.KindSale {
-			creds = append(creds, it.inv.Body.Credential)
-			pax = append(pax, it.inv.Body.Passenger)
+		if it.inv == nil {
+			continue
+		}
+		b := it.inv.Body
+		aircraft[b.Aircraft], flights[b.Flight] = true, true
+		if b.Kind == protocol.KindSale {
+			creds = append(creds, b.Credential)
+			pax = append(pax, b.Passenger)
 		}
 	}
-	if len(creds) == 0 {
+	// The answers, errors included, are memoised for the checks to read.
+	if len(aircraft) > 0 {
+		_, _ = l.issuerTrust(ctx)
+	}
+	for a := range aircraft {
+		_, _ = l.aircraftKey(ctx, a)
+	}
+	for f := range flights {
+		_, _ = l.flight(ctx, f)
+	}
+	bd, ok := l.dir.(ground.BatchDirectory)
+	if !ok || len(creds) == 0 {
 		return
 	}
 	if got, err := bd.Credentials(ctx, creds); err == nil {
