@@ -121,14 +121,14 @@ func (s *Service) findCard(ctx context.Context, lk *lookups, j *job) bool {
 // recordJobs records the outcomes of jobs in one transaction and returns
 // the sales' records as they now are, and whether an arrears call became due.
 func (s *Service) recordJobs(ctx context.Context, jobs []*job) (map[protocol.ID]InvoiceRecord, bool, error) {
-	tx, err := beginCached(ctx, s.db)
+	tx, err := s.beginShared(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
 	ctx = statementContext(ctx, s.db)
 	now := s.clock().UTC()
-	lb := ledger.NewBatch(tx.Tx, now)
+	lb := ledger.NewBatchOn(tx, now)
 	var created []ledger.AccountID
 	recs := map[protocol.ID]InvoiceRecord{}
 	arrears := false

@@ -274,6 +274,9 @@ type Service struct {
 
 	creds    *credCache
 	accounts *accountCache
+	// stmts are the batch transactions' statements, prepared once
+	// (sqlite.go).
+	stmts stmtCache
 	// noAtomic is set once the receipt stream refused an atomic batch
 	// because it takes none: receipts are then published one at a time.
 	noAtomic atomic.Bool

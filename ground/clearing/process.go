@@ -292,14 +292,14 @@ type batchTx struct {
 // commitBatch is step 2. It returns the acquirer jobs of step 3 and whether
 // an arrears call became due.
 func (s *Service) commitBatch(ctx context.Context, items []*item) ([]*job, bool, error) {
-	tx, err := beginCached(ctx, s.db)
+	tx, err := s.beginShared(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
 	ctx = statementContext(ctx, s.db)
 	now := s.clock().UTC()
-	b := &batchTx{s: s, tx: tx, lb: ledger.NewBatch(tx.Tx, now), now: now, jobs: map[protocol.ID]*job{}}
+	b := &batchTx{s: s, tx: tx, lb: ledger.NewBatchOn(tx, now), now: now, jobs: map[protocol.ID]*job{}}
 	if err := b.prefetch(ctx, items); err != nil {
 		return nil, false, err
 	}
@@ -365,15 +365,17 @@ type saleRef struct {
 // transfers the batch's new sales will post to (ledger.Batch.Preload),
 // instead of an account or a transfer at a time as each sale posts.
 func (b *batchTx) preloadLedger(ctx context.Context, sales []saleRef) error {
-	accounts := make([]ledger.AccountID, 0, 4*len(sales))
+	accounts := make([]ledger.AccountID, 0, 3*len(sales))
 	transfers := make([]ledger.TransferID, 0, 2*len(sales))
 	for _, s := range sales {
 		sale := saleTransfer(s.rec)
 		accounts = append(accounts, sale.t.Debit, sale.t.Credit)
 		transfers = append(transfers, sale.t.ID)
 		if s.wallet {
+			// The hold; the wallet itself is read only when a sale goes
+			// beyond its hold (postWalletCharge).
 			hold := holdChargeTransfer(s.rec)
-			accounts = append(accounts, hold.t.Debit, ledger.WalletAccount(s.rec.Passenger, s.rec.Total.Currency).ID)
+			accounts = append(accounts, hold.t.Debit)
 			transfers = append(transfers, hold.t.ID) // the wallet charge's id too
 		}
 	}

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -211,6 +213,71 @@ var migrations = []store.Migration{
 type cachedTx struct {
 	*sql.Tx
 	stmts map[string]*sql.Stmt
+	// shared, when set, holds statements prepared on the database that
+	// the transaction runs without preparing them again.
+	shared *stmtCache
+}
+
+// stmtCache keeps statements prepared on the database for a service's
+// write transactions (commitBatch, recordJobs) to reuse: sql.Tx.StmtContext
+// runs a statement already prepared on the transaction's connection
+// without parsing it again, where preparing per transaction parsed a
+// batch's few dozen statements anew each time. A query is prepared on the
+// database before the next transaction after the one that first ran it
+// (learn): on SQLite the pool's one connection is the transaction's while
+// it lasts. At most maxSharedStmts queries are kept; others are prepared
+// per transaction.
+type stmtCache struct {
+	mu      sync.Mutex
+	stmts   map[string]*sql.Stmt
+	learned []string
+}
+
+// maxSharedStmts bounds the queries a stmtCache keeps (clearing's batch
+// transactions run about thirty).
+const maxSharedStmts = 128
+
+// get returns query prepared on the database, or nil, noting query to be
+// prepared before the next transaction.
+func (c *stmtCache) get(query string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stmts[query]; ok {
+		return st
+	}
+	if len(c.stmts)+len(c.learned) < maxSharedStmts && !slices.Contains(c.learned, query) {
+		c.learned = append(c.learned, query)
+	}
+	return nil
+}
+
+// prepareLearned prepares on db the queries noted by get. A query that
+// does not prepare is forgotten: it is prepared per transaction, which
+// reports its error.
+func (c *stmtCache) prepareLearned(ctx context.Context, db *sql.DB) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, q := range c.learned {
+		if st, err := db.PrepareContext(ctx, q); err == nil {
+			if c.stmts == nil {
+				c.stmts = map[string]*sql.Stmt{}
+			}
+			c.stmts[q] = st
+		}
+	}
+	c.learned = nil
+}
+
+// beginShared begins a write transaction (beginCached) whose statements
+// are prepared once for the service (stmtCache).
+func (s *Service) beginShared(ctx context.Context) (*cachedTx, error) {
+	s.stmts.prepareLearned(ctx, s.db)
+	tx, err := beginCached(ctx, s.db)
+	if err != nil {
+		return nil, err
+	}
+	tx.shared = &s.stmts
+	return tx, nil
 }
 
 // beginCached begins a write transaction (store.BeginWrite: on PostgreSQL
@@ -243,6 +310,13 @@ func statementContext(ctx context.Context, db *sql.DB) context.Context {
 func (t *cachedTx) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 	if st, ok := t.stmts[query]; ok {
 		return st, nil
+	}
+	if t.shared != nil {
+		if ps := t.shared.get(query); ps != nil {
+			st := t.Tx.StmtContext(ctx, ps)
+			t.stmts[query] = st
+			return st, nil
+		}
 	}
 	st, err := t.Tx.PrepareContext(ctx, query)
 	if err != nil {

@@ -192,8 +192,17 @@ type Batch struct {
 }
 
 // NewBatch starts a batch in tx at time now (the transfers' timestamp).
+// It prepares each statement once per transaction.
 func NewBatch(tx *sql.Tx, now time.Time) *Batch {
-	return &Batch{q: txQuerier{tx}, now: at(now), st: newState(), orig: map[AccountID]totals{},
+	return NewBatchOn(txQuerier{tx}, now)
+}
+
+// NewBatchOn starts a batch at time now that runs its statements through
+// q: a transaction, or a wrapper of one that prepares its statements as the
+// caller sees fit (clearing keeps them across its transactions). All of
+// the batch's statements run through q, inside one transaction.
+func NewBatchOn(q Querier, now time.Time) *Batch {
+	return &Batch{q: q, now: at(now), st: newState(), orig: map[AccountID]totals{},
 		noAccount: map[AccountID]bool{}, noTransfer: map[TransferID]bool{}}
 }
 
