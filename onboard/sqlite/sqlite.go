@@ -30,10 +30,6 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// schemaVersion is the journal's schema; a journal of another version is
-// refused rather than migrated.
-const schemaVersion = "1"
-
 // Settings of every connection, in the driver's _pragma form.
 const (
 	busyTimeoutMS = 5000
@@ -71,7 +67,25 @@ const (
 //
 // status, sent_at and the receipt columns are for the replayer: an invoice
 // stays until a clearing receipt says ground's ledger committed it.
-const schema = `
+//
+// Schema versions. Version 2 (every journal made now) keeps of an invoice
+// only the signed bytes (raw) and the keys the journal looks up or must
+// keep unique; version 1 also stored credential, passenger, total_minor,
+// currency, created_at and hash, values raw holds (the hash is raw's
+// SHA-256) that nothing read, and wrote its status check as an IN list,
+// which SQLite evaluates through a temporary index on every insert. A
+// version 1 journal, from a flight begun before, opens and is written as
+// it is: its invoices table keeps its columns, and Commit fills them.
+// A journal of a version other than these is refused.
+const (
+	schemaVersion   = "2"
+	schemaVersionV1 = "1"
+)
+
+// schemaShared is the tables and index both versions have alike. Every
+// open runs it: IF NOT EXISTS adds a table a journal made by an older
+// build lacks (declines came after version 1 did).
+const schemaShared = `
 CREATE TABLE IF NOT EXISTS meta (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
@@ -88,28 +102,6 @@ CREATE TABLE IF NOT EXISTS manifest_deltas (
 	raw         BLOB NOT NULL,
 	PRIMARY KEY (base_serial, seq)
 ) STRICT;
-CREATE TABLE IF NOT EXISTS invoices (
-	seq            INTEGER PRIMARY KEY CHECK (seq > 0),
-	id             BLOB NOT NULL UNIQUE CHECK (length(id) = 16),
-	kind           INTEGER NOT NULL CHECK (kind IN (1, 2)),
-	device_key     BLOB CHECK (device_key IS NULL OR length(device_key) = 32),
-	counter        INTEGER,
-	credential     BLOB NOT NULL,
-	passenger      BLOB NOT NULL,
-	total_minor    INTEGER NOT NULL CHECK (total_minor > 0),
-	currency       TEXT NOT NULL,
-	created_at     INTEGER NOT NULL,
-	hash           BLOB NOT NULL CHECK (length(hash) = 32),
-	raw            BLOB NOT NULL,
-	status         TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'cleared')),
-	sent_at        INTEGER,
-	receipt        BLOB,
-	receipt_status INTEGER,
-	cleared_at     INTEGER,
-	UNIQUE (device_key, counter),
-	CHECK ((kind = 1) = (device_key IS NOT NULL AND counter IS NOT NULL))
-) STRICT;
-CREATE INDEX IF NOT EXISTS invoices_status ON invoices (status, seq);
 CREATE TABLE IF NOT EXISTS declines (
 	id INTEGER PRIMARY KEY CHECK (id = 1),
 	n  INTEGER NOT NULL CHECK (n >= 0)
@@ -124,9 +116,33 @@ CREATE TABLE IF NOT EXISTS flight_state (
 ) STRICT;
 `
 
-const insertInvoice = `INSERT INTO invoices
+// schemaInvoices is version 2's invoices table, made with a new journal.
+const schemaInvoices = `
+CREATE TABLE invoices (
+	seq            INTEGER PRIMARY KEY CHECK (seq > 0),
+	id             BLOB NOT NULL UNIQUE CHECK (length(id) = 16),
+	kind           INTEGER NOT NULL CHECK (kind IN (1, 2)),
+	device_key     BLOB CHECK (device_key IS NULL OR length(device_key) = 32),
+	counter        INTEGER,
+	raw            BLOB NOT NULL,
+	status         TEXT NOT NULL DEFAULT 'pending' CHECK (status = 'pending' OR status = 'sent' OR status = 'cleared'),
+	sent_at        INTEGER,
+	receipt        BLOB,
+	receipt_status INTEGER,
+	cleared_at     INTEGER,
+	UNIQUE (device_key, counter),
+	CHECK ((kind = 1) = (device_key IS NOT NULL AND counter IS NOT NULL))
+) STRICT;
+CREATE INDEX invoices_status ON invoices (status, seq);
+`
+
+const (
+	insertInvoice = `INSERT INTO invoices (seq, id, kind, device_key, counter, raw) VALUES (?, ?, ?, ?, ?, ?)`
+	// insertInvoiceV1 fills a version 1 journal's columns.
+	insertInvoiceV1 = `INSERT INTO invoices
 	(seq, id, kind, device_key, counter, credential, passenger, total_minor, currency, created_at, hash, raw)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
 
 // Journal is an onboard.Journal in one SQLite file. It is safe for
 // concurrent use, though onboard.Cabin writes from one goroutine only.
@@ -136,6 +152,7 @@ type Journal struct {
 	w      *sql.DB // one connection: the only writer
 	r      *sql.DB // readers
 	insert *sql.Stmt
+	v1     bool // a version 1 journal: insert fills its extra columns
 
 	ckpt       *sql.DB       // one connection: the background checkpoint's
 	ckptWanted chan struct{} // a checkpoint is due (buffered, 1)
@@ -171,7 +188,11 @@ func Open(ctx context.Context, path string, f protocol.FlightID, a protocol.Airc
 	}
 	j.ckptWanted, j.ckptDone = make(chan struct{}, 1), make(chan struct{})
 	go j.checkpointer()
-	if j.insert, err = j.w.PrepareContext(ctx, insertInvoice); err != nil {
+	q := insertInvoice
+	if j.v1 {
+		q = insertInvoiceV1
+	}
+	if j.insert, err = j.w.PrepareContext(ctx, q); err != nil {
 		j.Close()
 		return nil, fmt.Errorf("journal %s: prepare: %w", path, err)
 	}
@@ -232,17 +253,36 @@ func openDB(path string, r role) (*sql.DB, error) {
 	return db, nil
 }
 
-// init creates the schema and checks the journal's flight and aircraft.
+// init creates the schema of a new journal, or checks the version of an
+// existing one, and checks the journal's flight and aircraft.
 func (j *Journal) init(ctx context.Context, f protocol.FlightID, a protocol.AircraftID) error {
 	tx, err := j.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("journal %s: %w", j.path, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, schema); err != nil {
+	if _, err := tx.ExecContext(ctx, schemaShared); err != nil {
 		return fmt.Errorf("journal %s: create schema: %w", j.path, err)
 	}
-	want := map[string]string{"schema": schemaVersion, "flight": string(f), "aircraft": string(a)}
+	var version string
+	err = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'schema'`).Scan(&version)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		// A new journal, or one whose first open stopped before this
+		// transaction committed: either way it has no invoices table.
+		if _, err := tx.ExecContext(ctx, schemaInvoices); err != nil {
+			return fmt.Errorf("journal %s: create schema: %w", j.path, err)
+		}
+		version = schemaVersion
+	case err != nil:
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	case version == schemaVersionV1:
+		j.v1 = true
+	case version != schemaVersion:
+		return fmt.Errorf("journal %s has schema version %q; this cabin server reads versions %s and %s",
+			j.path, version, schemaVersionV1, schemaVersion)
+	}
+	want := map[string]string{"schema": version, "flight": string(f), "aircraft": string(a)}
 	for _, k := range []string{"schema", "flight", "aircraft"} {
 		var got string
 		err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, k).Scan(&got)
@@ -334,7 +374,7 @@ func (j *Journal) Commit(ctx context.Context, b onboard.Batch) (err error) {
 	defer rollbackOnError(tx, &err)
 	stmt := tx.StmtContext(ctx, j.insert)
 	for _, e := range b.Invoices {
-		if err := insert(ctx, stmt, e); err != nil {
+		if err := j.insertOne(ctx, stmt, e); err != nil {
 			return err
 		}
 	}
@@ -361,17 +401,22 @@ func (j *Journal) Commit(ctx context.Context, b onboard.Batch) (err error) {
 	return nil
 }
 
-func insert(ctx context.Context, stmt *sql.Stmt, e onboard.Entry) error {
+func (j *Journal) insertOne(ctx context.Context, stmt *sql.Stmt, e onboard.Entry) error {
 	inv := &e.Invoice.Body
 	var device any
 	var counter any
 	if inv.Kind == protocol.KindSale {
 		device, counter = e.Device.Bytes(), int64(e.Counter)
 	}
-	h := e.Invoice.Hash()
-	_, err := stmt.ExecContext(ctx, int64(inv.Seq), inv.ID[:], int64(inv.Kind), device, counter,
-		inv.Credential[:], inv.Passenger[:], inv.Total.Minor, string(inv.Total.Currency),
-		inv.CreatedAt.Unix(), h[:], e.Invoice.Raw)
+	var err error
+	if j.v1 {
+		h := e.Invoice.Hash()
+		_, err = stmt.ExecContext(ctx, int64(inv.Seq), inv.ID[:], int64(inv.Kind), device, counter,
+			inv.Credential[:], inv.Passenger[:], inv.Total.Minor, string(inv.Total.Currency),
+			inv.CreatedAt.Unix(), h[:], e.Invoice.Raw)
+	} else {
+		_, err = stmt.ExecContext(ctx, int64(inv.Seq), inv.ID[:], int64(inv.Kind), device, counter, e.Invoice.Raw)
+	}
 	if err != nil {
 		return fmt.Errorf("insert invoice %s (seq %d): %w", inv.ID, inv.Seq, err)
 	}
