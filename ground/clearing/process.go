@@ -365,17 +365,17 @@ type saleRef struct {
 // transfers the batch's new sales will post to (ledger.Batch.Preload),
 // instead of an account or a transfer at a time as each sale posts.
 func (b *batchTx) preloadLedger(ctx context.Context, sales []saleRef) error {
-	accounts := make([]ledger.AccountID, 0, 3*len(sales))
+	accounts := make([]ledger.AccountID, 0, 4*len(sales))
 	transfers := make([]ledger.TransferID, 0, 2*len(sales))
 	for _, s := range sales {
 		sale := saleTransfer(s.rec)
 		accounts = append(accounts, sale.t.Debit, sale.t.Credit)
 		transfers = append(transfers, sale.t.ID)
 		if s.wallet {
-			// The hold; the wallet itself is read only when a sale goes
-			// beyond its hold (postWalletCharge).
+			// The hold and the wallet, which a sale beyond its hold (or
+			// of a credential without one) is charged from.
 			hold := holdChargeTransfer(s.rec)
-			accounts = append(accounts, hold.t.Debit)
+			accounts = append(accounts, hold.t.Debit, ledger.WalletAccount(s.rec.Passenger, s.rec.Total.Currency).ID)
 			transfers = append(transfers, hold.t.ID) // the wallet charge's id too
 		}
 	}
