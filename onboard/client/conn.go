@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -204,19 +205,168 @@ func (c *Client) exchange(ctx context.Context, cn *conn, req []byte, out *bytes.
 	if _, err := cn.br.Peek(1); err != nil {
 		return 0, false, c.connError(ctx, cn, err, true)
 	}
-	resp, err := http.ReadResponse(cn.br, nil)
+	status, keep, err = readAnswer(cn.br, out)
 	if err != nil {
 		return 0, false, c.connError(ctx, cn, err, false)
 	}
+	return status, keep, nil
+}
+
+// errTooLarge is an answer over maxResponseBytes.
+var errTooLarge = fmt.Errorf("answer over %d bytes", maxResponseBytes)
+
+// readAnswer reads one answer from br: its status, its body into out, and
+// whether the connection may serve another call. An answer whose head is
+// buffered already and simple (see simpleHead) is read directly; any other
+// by http.ReadResponse.
+func readAnswer(br *bufio.Reader, out *bytes.Buffer) (status int, keep bool, err error) {
+	if h, ok := simpleHead(peekBuffered(br)); ok {
+		br.Discard(h.size)
+		if h.length > maxResponseBytes {
+			return 0, false, errTooLarge
+		}
+		out.Grow(h.length)
+		if _, err := io.CopyN(out, br, int64(h.length)); err != nil {
+			return 0, false, fmt.Errorf("read answer: %w", noEOF(err))
+		}
+		return h.status, h.keep, nil
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return 0, false, err
+	}
 	n, err := out.ReadFrom(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
-		return 0, false, c.connError(ctx, cn, fmt.Errorf("read answer: %w", err), false)
+		return 0, false, fmt.Errorf("read answer: %w", err)
 	}
 	if n > maxResponseBytes {
-		return 0, false, fmt.Errorf("answer over %d bytes", maxResponseBytes)
+		return 0, false, errTooLarge
 	}
 	resp.Body.Close()
 	return resp.StatusCode, !resp.Close, nil
+}
+
+// noEOF reports a body cut short as io.ErrUnexpectedEOF, as net/http does.
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func peekBuffered(br *bufio.Reader) []byte {
+	b, _ := br.Peek(br.Buffered())
+	return b
+}
+
+// head is what readAnswer needs of an answer's head.
+type head struct {
+	size   int // bytes of the status line and headers, the blank line included
+	status int
+	length int // Content-Length
+	keep   bool
+}
+
+// simpleHead parses the head at the start of b when it is complete and
+// simple: "HTTP/1.1", a status from 200 to 599 other than 204 and 304, one
+// Content-Length, no Transfer-Encoding, a Connection of "close" or
+// "keep-alive" if any, lines ended by CRLF only and none folded. The cabin server's answers are
+// all like that but for an empty 204; anything else is left to
+// http.ReadResponse, which then reads the same bytes.
+func simpleHead(b []byte) (head, bool) {
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if end < 0 {
+		return head{}, false
+	}
+	h := head{size: end + 4, length: -1, keep: true}
+	if n := bytes.Count(b[:end], []byte("\r\n")); n != bytes.Count(b[:end], []byte("\n")) || n != bytes.Count(b[:end], []byte("\r")) {
+		return head{}, false // a bare CR or LF: net/http reads lines its own way
+	}
+	for _, c := range b[:end] {
+		if (c < ' ' && c != '\t' && c != '\r' && c != '\n') || c == 0x7f {
+			return head{}, false // a control character, which net/http refuses
+		}
+	}
+	line, rest, _ := bytes.Cut(b[:end+2], []byte("\r\n"))
+	code, ok := bytes.CutPrefix(line, []byte("HTTP/1.1 "))
+	if !ok || len(code) < 3 || (len(code) > 3 && code[3] != ' ') {
+		return head{}, false
+	}
+	for _, c := range code[:3] {
+		if c < '0' || c > '9' {
+			return head{}, false
+		}
+		h.status = h.status*10 + int(c-'0')
+	}
+	if h.status < 200 || h.status > 599 || h.status == http.StatusNoContent || h.status == http.StatusNotModified {
+		return head{}, false
+	}
+	for len(rest) > 0 {
+		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || len(name) == 0 || !token(name) {
+			return head{}, false // a folded line, a bad name: net/http decides
+		}
+		value = bytes.Trim(value, " \t")
+		switch {
+		case asciiEqualFold(name, "Content-Length"):
+			if h.length >= 0 || len(value) == 0 || len(value) > 9 {
+				return head{}, false
+			}
+			n := 0
+			for _, c := range value {
+				if c < '0' || c > '9' {
+					return head{}, false
+				}
+				n = n*10 + int(c-'0')
+			}
+			h.length = n
+		case asciiEqualFold(name, "Transfer-Encoding"):
+			return head{}, false
+		case asciiEqualFold(name, "Connection"):
+			switch {
+			case asciiEqualFold(value, "close"):
+				h.keep = false
+			case asciiEqualFold(value, "keep-alive"):
+			default:
+				return head{}, false
+			}
+		}
+	}
+	return h, h.length >= 0
+}
+
+// token reports whether b is a header name: letters, digits and
+// !#$%&'*+-.^_`|~.
+func token(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // connError names what broke: the call's context, its timeout, or the
