@@ -442,10 +442,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 		return
 	}
 	w.Header()["Content-Type"] = jsonContentType
-	if status != http.StatusOK {
-		// A 200 needs no WriteHeader, which would copy the header map.
-		w.WriteHeader(status)
-	}
+	w.WriteHeader(status)
 	w.Write(e.buf.Bytes())
 }
 
