@@ -268,3 +268,31 @@ func TestTokenControlCharacter(t *testing.T) {
 		t.Errorf("connections = %d, want 0: nothing sent", got)
 	}
 }
+
+func TestTimeoutWaitingForConnection(t *testing.T) {
+	h, arrived := blocking(t)
+	s := newServer(t, h)
+	c := s.client(t, func(c *client.Config) { c.MaxConns = 1; c.Timeout = 50 * time.Millisecond })
+	go c.Health(context.Background()) // holds the one connection until its own timeout
+	<-arrived
+	err := c.Health(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "no answer within 50ms") {
+		t.Errorf("err = %v, want no answer within the timeout", err)
+	}
+}
+
+func TestRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	c, err := client.New(client.Config{URL: "https://" + addr, Fingerprint: strings.Repeat("ab", 32), Handheld: "hh-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Health(context.Background()); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("err = %v, want connection refused", err)
+	}
+}

@@ -36,7 +36,7 @@ type conn struct {
 
 // pool holds the idle connections and bounds the open ones.
 type pool struct {
-	dial        func(ctx context.Context) (*tls.Conn, error)
+	dial        func(ctx context.Context, deadline time.Time) (*tls.Conn, error)
 	idleTimeout time.Duration
 	slots       chan struct{} // one per open connection in use
 
@@ -44,24 +44,33 @@ type pool struct {
 	idle []*conn // most recently used last
 }
 
-func newPool(maxConns int, idleTimeout time.Duration, dial func(ctx context.Context) (*tls.Conn, error)) *pool {
+func newPool(maxConns int, idleTimeout time.Duration, dial func(ctx context.Context, deadline time.Time) (*tls.Conn, error)) *pool {
 	return &pool{dial: dial, idleTimeout: idleTimeout, slots: make(chan struct{}, maxConns)}
 }
 
 // get returns an idle connection, or a new one, waiting while maxConns are
-// in use. The caller gives it back with put or discard.
-func (p *pool) get(ctx context.Context, fresh bool) (*conn, error) {
+// in use, until ctx ends or deadline passes. The caller gives it back with
+// put or discard.
+func (p *pool) get(ctx context.Context, deadline time.Time, fresh bool) (*conn, error) {
 	select {
 	case p.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	default:
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		select {
+		case p.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+			return nil, fmt.Errorf("waiting for one of the %d connections: %w", cap(p.slots), os.ErrDeadlineExceeded)
+		}
 	}
 	if !fresh {
 		if c := p.takeIdle(time.Now()); c != nil {
 			return c, nil
 		}
 	}
-	tc, err := p.dial(ctx)
+	tc, err := p.dial(ctx, deadline)
 	if err != nil {
 		<-p.slots
 		return nil, err
@@ -151,16 +160,24 @@ func putBuffer(b *bytes.Buffer) {
 var errIdleClosed = errors.New("client: the server closed the kept-alive connection")
 
 // roundTrip sends the request in req (its bytes, head and body) and returns
-// the answer's status and body, read into out. A broken kept-alive
-// connection is retried once on a new one.
+// the answer's status and body, read into out, all within Config.Timeout
+// (or ctx's deadline, when sooner). A broken kept-alive connection is
+// retried once on a new one.
 func (c *Client) roundTrip(ctx context.Context, req []byte, out *bytes.Buffer) (int, error) {
+	deadline := time.Now().Add(c.cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
 	fresh := false
 	for {
-		cn, err := c.pool.get(ctx, fresh)
+		cn, err := c.pool.get(ctx, deadline, fresh)
 		if err != nil {
+			if terr := c.timeoutError(ctx, err); terr != nil {
+				return 0, terr
+			}
 			return 0, err
 		}
-		status, keep, err := c.exchange(ctx, cn, req, out)
+		status, keep, err := c.exchange(ctx, deadline, cn, req, out)
 		switch {
 		case err == nil && keep:
 			c.pool.put(cn)
@@ -178,11 +195,7 @@ func (c *Client) roundTrip(ctx context.Context, req []byte, out *bytes.Buffer) (
 
 // exchange writes req on cn and reads the answer's body into out. keep
 // says whether cn may serve another call.
-func (c *Client) exchange(ctx context.Context, cn *conn, req []byte, out *bytes.Buffer) (status int, keep bool, err error) {
-	deadline := time.Now().Add(c.cfg.Timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
+func (c *Client) exchange(ctx context.Context, deadline time.Time, cn *conn, req []byte, out *bytes.Buffer) (status int, keep bool, err error) {
 	if err := cn.tc.SetDeadline(deadline); err != nil {
 		return 0, false, err
 	}
@@ -373,16 +386,25 @@ func asciiEqualFold(b []byte, s string) bool {
 // connection. first says nothing of the answer had arrived; on a reused
 // connection that is errIdleClosed when the server closed it.
 func (c *Client) connError(ctx context.Context, cn *conn, err error, first bool) error {
+	if err := c.timeoutError(ctx, err); err != nil {
+		return err
+	}
+	if first && cn.reused && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		return fmt.Errorf("%w: %w", errIdleClosed, err)
+	}
+	return err
+}
+
+// timeoutError names a call that ended with its context or ran out of
+// time; it returns nil for other errors.
+func (c *Client) timeoutError(ctx context.Context, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("no answer within %v: %w", c.cfg.Timeout, err)
 	}
-	if first && cn.reused && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
-		return fmt.Errorf("%w: %w", errIdleClosed, err)
-	}
-	return err
+	return nil
 }
 
 // dialer makes the client's TLS connections.
@@ -393,16 +415,28 @@ type dialer struct {
 	net              net.Dialer
 }
 
-func (d *dialer) dial(ctx context.Context) (*tls.Conn, error) {
-	raw, err := d.net.DialContext(ctx, "tcp", d.addr)
+// dial connects and shakes hands by deadline, the handshake within
+// handshakeTimeout.
+func (d *dialer) dial(ctx context.Context, deadline time.Time) (*tls.Conn, error) {
+	nd := d.net
+	nd.Deadline = deadline
+	raw, err := nd.DialContext(ctx, "tcp", d.addr)
 	if err != nil {
 		return nil, err
 	}
-	hctx, cancel := context.WithTimeout(ctx, d.handshakeTimeout)
+	hsDeadline := time.Now().Add(d.handshakeTimeout)
+	if deadline.Before(hsDeadline) {
+		hsDeadline = deadline
+	}
+	hctx, cancel := context.WithDeadline(ctx, hsDeadline)
 	defer cancel()
 	tc := tls.Client(raw, d.tls)
 	if err := tc.HandshakeContext(hctx); err != nil {
 		raw.Close()
+		if ctx.Err() == nil && hctx.Err() != nil {
+			// Our own time ran out, not the caller's context.
+			return nil, fmt.Errorf("TLS handshake: %w", os.ErrDeadlineExceeded)
+		}
 		return nil, err
 	}
 	return tc, nil
