@@ -1,6 +1,7 @@
 package clearing
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync/atomic"
@@ -81,4 +82,32 @@ func TestBatchDirectory(t *testing.T) {
 			h.checkLedger()
 		})
 	}
+}
+
+// TestBatchedIssuerSignature checks that a credential ground holds whose
+// issuer signature is bad, checked in the batch with the other signatures
+// of its group, is still found and its sale quarantined, while the good
+// sales of the same batch clear.
+func TestBatchedIssuerSignature(t *testing.T) {
+	h := newHarness(t)
+	bad := h.passenger(card, 100_00)
+	raw := bytes.Clone(bad.Credential.Raw)
+	raw[len(raw)-1] ^= 0x01 // the last byte of the issuer signature
+	tampered, err := protocol.ParseCredential(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.world.Dir.AddCredential(tampered)
+	var invs []*protocol.SignedInvoice
+	for range 5 {
+		invs = append(invs, h.sale(h.passenger(card, 100_00), 5_00))
+	}
+	invs = append(invs, h.sale(bad, 5_00))
+	h.send(invs...) // waiting before the service starts: one batch
+	h.start()
+	rs := h.waitReceipts(invs...)
+	for _, inv := range invs[:5] {
+		wantReceipt(t, rs[inv.Body.ID][0], protocol.StatusSettled, 0)
+	}
+	wantReceipt(t, rs[invs[5].Body.ID][0], protocol.StatusQuarantined, protocol.ReasonBadIssuerSignature)
 }

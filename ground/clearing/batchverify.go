@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"sync"
+	"time"
 
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/protocol"
@@ -11,9 +12,11 @@ import (
 
 // Stage 1's signatures, batched. Before the checks of verify.go run over a
 // fetched batch, the aircraft signature of every invoice (with the key
-// ground registered for the aircraft its subject names) and the device
+// ground registered for the aircraft its subject names), the device
 // signature of every sale (with the device key of the credential ground
-// issued) are checked together with crypto.Batch, in groups of
+// issued) and the issuer signature of each such credential not verified
+// before (with the one trusted issuer key of its key id) are checked
+// together with crypto.Batch, in groups of
 // sigGroupItems invoices spread over VerifyWorkers goroutines. The checks
 // then run as before, in the same order and to the same verdicts: a
 // signature the batch found good, with the same key and external data, is
@@ -42,17 +45,30 @@ func (p preSig) verified(k crypto.PublicKey, external []byte) bool {
 	return p.ok && p.key.Equal(k) && bytes.Equal(p.external, external)
 }
 
-// preSigs are the batch's answers for one item.
+// preSigs are the batch's answers for one item: its aircraft's signature,
+// the device signature of its sale, and the issuer signature of the
+// credential whose hash is issuerOf (queued only for a credential not
+// verified before, see verifyCredential).
 type preSigs struct {
-	aircraft, device preSig
+	aircraft, device, issuer preSig
+	issuerOf                 protocol.Hash
 }
+
+// Which signature of an item a queuedSig is.
+type sigKind int
+
+const (
+	sigAircraft sigKind = iota
+	sigDevice
+	sigIssuer
+)
 
 // queuedSig is a signature of an item waiting in a batch.
 type queuedSig struct {
-	it     *item
-	idx    int
-	device bool
-	sig    preSig
+	it   *item
+	idx  int
+	kind sigKind
+	sig  preSig
 }
 
 // batchSignatures checks the signatures of items in batches (see above)
@@ -75,10 +91,13 @@ func (s *Service) batchSignatures(ctx context.Context, lk *lookups, items []*ite
 		ok := b.Verify(nil)
 		for _, e := range q {
 			e.sig.ok = ok[e.idx]
-			if e.device {
-				e.it.pre.device = e.sig
-			} else {
+			switch e.kind {
+			case sigAircraft:
 				e.it.pre.aircraft = e.sig
+			case sigDevice:
+				e.it.pre.device = e.sig
+			case sigIssuer:
+				e.it.pre.issuer = e.sig
 			}
 		}
 	})
@@ -135,7 +154,7 @@ func (s *Service) queueSignatures(ctx context.Context, lk *lookups, it *item, b 
 	if err == nil && body.Aircraft == a && body.Flight == f {
 		if key, err := lk.aircraftKey(ctx, a); err == nil {
 			if i, err := inv.AddToBatch(b, key, nil); err == nil {
-				q = append(q, queuedSig{it: it, idx: i, sig: preSig{key: key}})
+				q = append(q, queuedSig{it: it, idx: i, kind: sigAircraft, sig: preSig{key: key}})
 			}
 		}
 	}
@@ -149,7 +168,31 @@ func (s *Service) queueSignatures(ctx context.Context, lk *lookups, it *item, b 
 	}
 	key, ext := cred.Body.Device.PublicKey, cred.Body.ID[:]
 	if i, err := p.add(b, key, ext); err == nil {
-		q = append(q, queuedSig{it: it, idx: i, device: true, sig: preSig{key: key, external: ext}})
+		q = append(q, queuedSig{it: it, idx: i, kind: sigDevice, sig: preSig{key: key, external: ext}})
+	}
+	return s.queueIssuer(ctx, lk, it, cred, p.at, b, q)
+}
+
+// queueIssuer queues the issuer signature of cred, the credential ground
+// issued that a sale names, when it was not verified before and exactly one
+// trusted issuer key has its key id at time at (the code's time, as
+// verifyCredential checks it); otherwise verifyCredential checks it alone.
+func (s *Service) queueIssuer(ctx context.Context, lk *lookups, it *item, cred *protocol.SignedCredential, at time.Time, b *crypto.Batch, q []queuedSig) []queuedSig {
+	h := cred.Hash()
+	if _, ok := s.creds.get(h); ok {
+		return q
+	}
+	trust, err := lk.issuerTrust(ctx)
+	if err != nil {
+		return q
+	}
+	keys := trust.Lookup(cred.KeyID, crypto.Issuer, at)
+	if len(keys) != 1 {
+		return q
+	}
+	if i, err := cred.AddToBatch(b, keys[0], nil); err == nil {
+		it.pre.issuerOf = h
+		q = append(q, queuedSig{it: it, idx: i, kind: sigIssuer, sig: preSig{key: keys[0]}})
 	}
 	return q
 }

@@ -340,7 +340,7 @@ func (s *Service) credential(ctx context.Context, lk *lookups, it *item, inv pro
 		it.infra(err)
 		return nil, false
 	}
-	if err := s.verifyCredential(cred, trust, p.at); err != nil {
+	if err := s.verifyCredential(it, cred, trust, p.at); err != nil {
 		it.fail(quarantine, protocol.ReasonBadIssuerSignature, "%v", err)
 		return nil, false
 	}
@@ -371,11 +371,18 @@ func consentMismatch(inv protocol.Invoice, oc protocol.OrderConsent) string {
 // verifyCredential checks c's issuer signature against trust at time at. A
 // credential once verified with a key is remembered (by hash), so later
 // sales of the same passenger only check that the key is still trusted at
-// their time.
-func (s *Service) verifyCredential(c *protocol.SignedCredential, trust *crypto.TrustList, at time.Time) error {
+// their time. A credential whose signature the batch found good
+// (batchverify.go) with a key trusted at time at is not checked again.
+func (s *Service) verifyCredential(it *item, c *protocol.SignedCredential, trust *crypto.TrustList, at time.Time) error {
 	h := c.Hash()
 	if pub, ok := s.creds.get(h); ok {
 		if slices.ContainsFunc(trust.Lookup(c.KeyID, crypto.Issuer, at), pub.Equal) {
+			return nil
+		}
+	}
+	if pre := it.pre.issuer; it.pre.issuerOf == h && pre.ok {
+		if slices.ContainsFunc(trust.Lookup(c.KeyID, crypto.Issuer, at), pre.key.Equal) {
+			s.creds.put(h, pre.key)
 			return nil
 		}
 	}
