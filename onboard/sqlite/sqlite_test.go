@@ -214,3 +214,44 @@ func fileSize(t *testing.T, path string) int64 {
 	}
 	return st.Size()
 }
+
+// TestCommitAfterFailedRollback makes SQLite end a batch's transaction
+// itself (a trigger raising ROLLBACK), so the journal's own rollback
+// fails: the writer's connection is discarded, nothing of the batch is
+// written, and the next commit runs on a fresh connection.
+func TestCommitAfterFailedRollback(t *testing.T) {
+	f := ft.New(t, ft.Options{Passengers: 1})
+	j := f.OpenJournal()
+	defer j.Close()
+	a := invoice(t, f, 1, protocol.Hash{}, f.Passengers[0].Code())
+	if err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{a}}); err != nil {
+		t.Fatal(err)
+	}
+	db := openRaw(t, f)
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER end_tx BEFORE INSERT ON invoices WHEN NEW.seq = 3
+		BEGIN SELECT RAISE(ROLLBACK, 'injected rollback'); END`); err != nil {
+		t.Fatal(err)
+	}
+	b := invoice(t, f, 2, a.Invoice.Hash(), f.Passengers[0].Code())
+	c := invoice(t, f, 3, b.Invoice.Hash(), f.Passengers[0].Code())
+	err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{b, c}, Declines: 1})
+	if err == nil || !strings.Contains(err.Error(), "injected rollback") || !strings.Contains(err.Error(), "rollback:") {
+		t.Fatalf("commit through a rolled-back transaction = %v, want the trigger's error and the failed rollback", err)
+	}
+	if n, _ := countInvoices(t, j); n != 1 {
+		t.Fatalf("journal holds %d invoices after the failed batch, want 1", n)
+	}
+	if _, err := db.Exec(`DROP TRIGGER end_tx`); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{b, c}, Declines: 1}); err != nil {
+		t.Fatalf("commit after the failed one: %v", err)
+	}
+	if n, _ := countInvoices(t, j); n != 3 {
+		t.Fatalf("journal holds %d invoices, want 3", n)
+	}
+	if d, err := j.Declines(ctx); err != nil || d != 1 {
+		t.Fatalf("declines = %d, %v; want 1", d, err)
+	}
+}
