@@ -674,3 +674,37 @@ func TestBatchPreload(t *testing.T) {
 		t.Errorf("revenue = %d, want 1005", got)
 	}
 }
+
+func TestBatchManyTransfers(t *testing.T) {
+	// More transfers than one INSERT writes (insertChunk), with a refused
+	// call among them: Flush writes exactly the accepted ones.
+	db := openDB(t)
+	f := newFixture(t, db)
+	ctx := context.Background()
+	err := inTx(t, db, func(tx *sql.Tx) error {
+		b := NewBatch(tx, t0)
+		for i := range 2*insertChunk + 3 {
+			if _, err := b.Post(ctx, f.topUp(protocol.NewID(nil), int64(i+1))); err != nil {
+				return err
+			}
+			if i == insertChunk {
+				inv := protocol.NewID(nil)
+				if _, err := b.Post(ctx, f.sale(inv, 1_000_000), f.walletCharge(inv, 1_000_000)); !errors.Is(err, ErrInsufficientFunds) {
+					t.Fatalf("err = %v, want ErrInsufficientFunds", err)
+				}
+			}
+		}
+		return b.Flush(ctx)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCheck(t, db)
+	n := int64(2*insertChunk + 3)
+	if got, want := balance(t, db, f.wallet).CreditBalance().Minor, n*(n+1)/2; got != want {
+		t.Errorf("wallet = %d, want %d", got, want)
+	}
+	if got := balance(t, db, f.revenue).CreditsPosted; got != 0 {
+		t.Errorf("revenue credited %d by a refused call, want 0", got)
+	}
+}

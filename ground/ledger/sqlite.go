@@ -172,13 +172,15 @@ func Post(ctx context.Context, tx *sql.Tx, now time.Time, batch ...Transfer) (Re
 // the accounts they touch in memory, writing each account's posted totals
 // once, at Flush, instead of once per transfer: a clearing batch moves the
 // same flight-revenue account hundreds of times. Each Post is atomic, as
-// the package-level Post is. Transfers are written as they are posted.
-// Preload reads what later Posts will touch in a few statements, instead
-// of one account and one transfer at a time.
+// the package-level Post is. The transfers a Post creates are written at
+// Flush too, insertChunk rows per INSERT; until then the batch's own reads
+// (Account, Transfer, Post) see them and the database does not. Preload
+// reads what later Posts will touch in a few statements, instead of one
+// account and one transfer at a time.
 //
 // Flush must be called before the transaction commits; until then the
-// accounts' stored totals lag the transfers (Check would fail). A Batch is
-// not safe for concurrent use.
+// accounts' stored totals lag the transfers and the transfers are not
+// stored (Check would fail). A Batch is not safe for concurrent use.
 type Batch struct {
 	q    Querier
 	now  time.Time
@@ -188,7 +190,10 @@ type Batch struct {
 	// stored, so it does not ask again; what the batch creates is in st.
 	noAccount  map[AccountID]bool
 	noTransfer map[TransferID]bool
-	done       bool
+	// pending are the transfers Post created, in order, for Flush to
+	// write.
+	pending []Transfer
+	done    bool
 }
 
 // NewBatch starts a batch in tx at time now (the transfers' timestamp).
@@ -393,19 +398,22 @@ func (b *Batch) Post(ctx context.Context, transfers ...Transfer) (Result, error)
 		b.st.restore(undo)
 		return Result{}, err
 	}
-	if err := b.insert(ctx, created); err != nil {
-		return Result{}, err
-	}
+	b.pending = append(b.pending, created...)
 	return Result{Created: len(created), Existed: existed}, nil
 }
 
-// Flush writes the posted totals of every account the batch changed. An
+// Flush writes the transfers the batch created and the posted totals of
+// every account it changed. An
 // account whose stored totals changed since the batch loaded it means a
 // second writer inside the transaction: a broken invariant, so it fails
 // with ErrChangedUnderTransaction. Any other error is the database's (a
 // lost connection): the transaction is lost, nothing is broken.
 func (b *Batch) Flush(ctx context.Context) error {
 	b.done = true
+	if err := b.insert(ctx, b.pending); err != nil {
+		return err
+	}
+	b.pending = nil
 	for id, o := range b.orig {
 		a := b.st.accounts[id]
 		if a.DebitsPosted == o.debits && a.CreditsPosted == o.credits {
@@ -506,23 +514,39 @@ func (b *Batch) load(ctx context.Context, transfers []Transfer) error {
 	return nil
 }
 
-// insert writes created transfers, one statement each: on SQLite a
-// statement writing many rows of a table with foreign keys keeps a
-// statement journal, a copy of every page it changes (the random ids put
-// each row on another index page), which costs more than the statements
-// it saves.
+// insertChunk is how many transfers one INSERT writes (9 parameters
+// each). On SQLite a statement writing several rows keeps a statement
+// journal of the pages it changes (to undo the statement alone), and
+// spills it to a file beyond 64 KiB: 16 rows, whose random ids put each on
+// other index pages, cost less than 16 statements; 32 cost more.
+const insertChunk = 16
+
+// insertQueries[n] is the INSERT of n transfers.
+var insertQueries = func() [insertChunk + 1]string {
+	var qs [insertChunk + 1]string
+	for n := 1; n <= insertChunk; n++ {
+		qs[n] = `INSERT INTO ledger_transfers
+			(id, debit_account, credit_account, amount, currency, code, ref, reverses, timestamp) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?), ", n), ", ")
+	}
+	return qs
+}()
+
+// insert writes created transfers, in order, insertChunk per statement.
 func (b *Batch) insert(ctx context.Context, created []Transfer) error {
-	for _, t := range created {
-		var rev []byte
-		if t.IsReversal() {
-			rev = t.Reverses[:]
+	args := make([]any, 0, 9*min(len(created), insertChunk))
+	for i := 0; i < len(created); i += insertChunk {
+		chunk := created[i:min(i+insertChunk, len(created))]
+		args = args[:0]
+		for _, t := range chunk {
+			var rev []byte
+			if t.IsReversal() {
+				rev = t.Reverses[:]
+			}
+			args = append(args, t.ID[:], t.Debit[:], t.Credit[:], t.Amount.Minor, string(t.Amount.Currency), int64(t.Code), t.Ref[:], rev, t.Timestamp.UnixNano())
 		}
-		_, err := b.q.ExecContext(ctx, `INSERT INTO ledger_transfers
-			(id, debit_account, credit_account, amount, currency, code, ref, reverses, timestamp)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			t.ID[:], t.Debit[:], t.Credit[:], t.Amount.Minor, string(t.Amount.Currency), int64(t.Code), t.Ref[:], rev, t.Timestamp.UnixNano())
-		if err != nil {
-			return fmt.Errorf("ledger: insert transfer %s: %w", t.ID, err)
+		if _, err := b.q.ExecContext(ctx, insertQueries[len(chunk)], args...); err != nil {
+			return fmt.Errorf("ledger: insert transfers %s to %s: %w", chunk[0].ID, chunk[len(chunk)-1].ID, err)
 		}
 	}
 	return nil
