@@ -35,9 +35,11 @@ import (
 const (
 	busyTimeoutMS = 5000
 	// cacheKiB is the page cache per connection. Three connections
-	// (one writer, two readers) take at most 3 × 2 MiB.
-	cacheKiB   = 2048
-	maxReaders = 2
+	// (one writer, two readers) take at most 3 × 2 MiB; the checkpoint's
+	// takes ckptCacheKiB, as it reads each page once.
+	cacheKiB     = 2048
+	ckptCacheKiB = 64
+	maxReaders   = 2
 
 	// checkpointFrames is about how many WAL frames (pages) the commits
 	// since the last checkpoint wrote when the background checkpoint
@@ -203,11 +205,15 @@ const (
 
 func openDB(path string, r role) (*sql.DB, error) {
 	writer := r == roleWriter
+	cache := cacheKiB
+	if r == roleCheckpointer {
+		cache = ckptCacheKiB
+	}
 	pragmas := []string{
 		"journal_mode(WAL)",
-		"synchronous(FULL)",
+		"synchronous(FULL)", // a checkpoint syncs the WAL before and the database after
 		fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS),
-		fmt.Sprintf("cache_size(-%d)", cacheKiB),
+		fmt.Sprintf("cache_size(-%d)", cache),
 		"foreign_keys(ON)",
 	}
 	switch r {
@@ -215,10 +221,6 @@ func openDB(path string, r role) (*sql.DB, error) {
 		pragmas = append(pragmas, fmt.Sprintf("wal_autocheckpoint(%d)", backstopFrames))
 	case roleReader:
 		pragmas = append(pragmas, "query_only(1)")
-	case roleCheckpointer:
-		// It only checkpoints: a page cache would hold nothing it reads
-		// again.
-		pragmas = append(pragmas[:3], "cache_size(-64)")
 	}
 	var q strings.Builder
 	for i, p := range pragmas {
