@@ -295,7 +295,7 @@ func beginCached(ctx context.Context, db *sql.DB) (*cachedTx, error) {
 // transaction on db begun with ctx. On SQLite it is ctx without its
 // cancellation: the SQLite driver starts a goroutine per statement run with
 // a cancellable context (to interrupt it) and database/sql one per query
-// (to close its rows), a tenth of a clearing batch's statement cost, while
+// (to close its rows), some 5% of a clearing batch's CPU, while
 // no statement of a transaction holding SQLite's one write lock waits for
 // anything. The transaction still ends with ctx: database/sql rolls it back
 // when ctx is done, and its next statement fails. On PostgreSQL, whose
