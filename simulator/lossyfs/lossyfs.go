@@ -109,6 +109,20 @@ type entryOp struct {
 	what    string
 	pending map[uint64]bool // directories still to be fsynced, by inode number
 	undo    func() error
+	in      []string // the directories' backing paths when it was made
+}
+
+// goneWith reports whether a directory the change was made in no longer
+// exists when the changes newer than it are undone: that directory's
+// removal was durable (its parent was fsynced after it), so nothing in it
+// comes back, as on a disk, where an entry lives only in its directory.
+func (e *entryOp) goneWith() bool {
+	for _, d := range e.in {
+		if _, err := os.Lstat(d); errors.Is(err, os.ErrNotExist) {
+			return true
+		}
+	}
+	return false
 }
 
 // Options configure Mount.
@@ -287,6 +301,9 @@ func (f *FS) rollback() (Loss, error) {
 	}
 	for i := len(f.entries) - 1; i >= 0; i-- {
 		e := f.entries[i]
+		if e.goneWith() {
+			continue
+		}
 		if err := e.undo(); err != nil {
 			errs = append(errs, fmt.Errorf("undo %s: %w", e.what, err))
 		}
@@ -370,6 +387,7 @@ func (f *FS) logEntryLocked(what string, undo func() error, dirs ...*node) {
 	e := &entryOp{what: what, pending: map[uint64]bool{}, undo: undo}
 	for _, d := range dirs {
 		e.pending[d.ino()] = true
+		e.in = append(e.in, d.backingPath())
 	}
 	f.entries = append(f.entries, e)
 }

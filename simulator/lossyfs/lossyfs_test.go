@@ -167,6 +167,34 @@ func TestDirectoryEntries(t *testing.T) {
 	}
 }
 
+// TestRemovedDirectory checks that a directory removed durably (its parent
+// fsynced after the removal) stays removed at a cut, with the unsynced
+// unlinks of what it held: nothing in it comes back, as JetStream's
+// batch stores, made and removed around each atomic batch, need.
+func TestRemovedDirectory(t *testing.T) {
+	f, _, mnt := setup(t)
+	d := filepath.Join(mnt, "batch")
+	if err := os.MkdirAll(filepath.Join(d, "msgs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, filepath.Join(d, "msgs", "1.blk"), []byte("staged"), true)
+	syncDir(t, filepath.Join(d, "msgs"))
+	syncDir(t, d)
+	syncDir(t, mnt)
+	// Removed: the unlink in msgs is never synced (msgs is gone), the
+	// removals of msgs and of the batch directory are.
+	if err := os.RemoveAll(d); err != nil {
+		t.Fatal(err)
+	}
+	syncDir(t, mnt)
+	f.Cut()
+	_, loss := remount(t, f)
+	t.Log(loss)
+	if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the durably removed directory after the cut: %v, want it gone", err)
+	}
+}
+
 func TestTornWrite(t *testing.T) {
 	f, _, mnt := setup(t)
 	p := filepath.Join(mnt, "a")
