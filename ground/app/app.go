@@ -256,6 +256,7 @@ type Main struct {
 	lock      *os.File // the data directory's lock, held while running
 	up        bool     // Run succeeded: Close logs the stop
 	db        *sql.DB
+	readDB    *sql.DB // SQLite: a read-only handle for clearing's lookups (openReadDB); nil on PostgreSQL
 	reg       *registry.Registry
 	ns        *server.Server
 	nc        *nats.Conn
@@ -318,7 +319,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	if m.reg, err = registry.New(ctx, m.db, registry.Config{Issuer: issuer, Trust: keySet.Trusted(), RevokedIssuers: keySet.Revoked(), Clock: cfg.Clock, Rand: cfg.Rand, Logger: m.log,
-		Scorer: cfg.Scorer, OnAircraft: m.reloadNATSAuth}); err != nil {
+		Scorer: cfg.Scorer, OnAircraft: m.reloadNATSAuth, ReadDB: m.readDB}); err != nil {
 		return err
 	}
 	js, err := m.startNATS(ctx)
@@ -750,7 +751,10 @@ func (m *Main) openDB(ctx context.Context) (err error) {
 	if shared && cfg.NATSURL != "" {
 		lock = store.LockDirShared
 	}
-	m.lock, err = lock(cfg.DataDir)
+	if m.lock, err = lock(cfg.DataDir); err != nil || shared {
+		return err
+	}
+	m.readDB, err = openReadDB(ctx, dsn)
 	return err
 }
 
@@ -854,6 +858,11 @@ func (m *Main) Close() error {
 	if m.ns != nil {
 		m.ns.Shutdown()
 		m.ns.WaitForShutdown()
+	}
+	if m.readDB != nil {
+		if err := m.readDB.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close database: %w", err))
+		}
 	}
 	if m.db != nil {
 		if err := m.db.Close(); err != nil {

@@ -42,7 +42,7 @@ func (r *Registry) Credentials(ctx context.Context, ids []protocol.ID) (map[prot
 }
 
 func (r *Registry) credentialChunk(ctx context.Context, chunk []protocol.ID, out map[protocol.ID]*protocol.SignedCredential) error {
-	rows, err := r.db.QueryContext(ctx, `SELECT id, raw FROM registry_credentials WHERE id IN `+lookupIn, chunkArgs(chunk)...)
+	rows, err := r.reads.QueryContext(ctx, `SELECT id, raw FROM registry_credentials WHERE id IN `+lookupIn, chunkArgs(chunk)...)
 	if err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func (r *Registry) Fundings(ctx context.Context, passengers []protocol.ID) (map[
 }
 
 func (r *Registry) fundingChunk(ctx context.Context, chunk []protocol.ID, out map[protocol.ID]ground.FundingSource) error {
-	rows, err := r.db.QueryContext(ctx, `SELECT id, funding FROM registry_passengers WHERE funding IS NOT NULL AND id IN `+lookupIn, chunkArgs(chunk)...)
+	rows, err := r.reads.QueryContext(ctx, `SELECT id, funding FROM registry_passengers WHERE funding IS NOT NULL AND id IN `+lookupIn, chunkArgs(chunk)...)
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,17 @@
 package registry
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground"
+	"github.com/airtab/airtab/ground/store"
+	"github.com/airtab/airtab/ground/store/storetest"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -109,4 +114,59 @@ func TestBatchLookups(t *testing.T) {
 			t.Errorf("after the raise, batch answered %+v, want the raised credential (first limit %s)", c, first.Body.Limit)
 		}
 	})
+}
+
+// TestReadDB checks that on SQLite, whose one read-write connection a
+// transaction may hold, the lookups clearing makes go through
+// Config.ReadDB and answer meanwhile, seeing what was committed.
+func TestReadDB(t *testing.T) {
+	if storetest.Dialect() != store.SQLite {
+		t.Skip("PostgreSQL's pool has connections to spare: no read-only handle")
+	}
+	ctx := context.Background()
+	path := storetest.DSN(t)
+	db, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ro, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ro.Close() })
+	f := newFixture(t)
+	f.db = db
+	if f.reg, err = New(ctx, db, Config{Issuer: f.issuer, Scorer: StaticScorer{ByDevice: f.scores}, Clock: f.clock.Now,
+		PINParams: crypto.PINParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1}, ReadDB: ro}); err != nil {
+		t.Fatal(err)
+	}
+	f.aircraft("D-AIUA")
+	fl := f.flight("100", "D-AIUA", "EUR")
+	p, dev := f.passenger(700)
+	cred := f.optIn(p, dev, fl)
+
+	tx, err := db.BeginTx(ctx, nil) // holds the one read-write connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	got, err := f.reg.Credentials(lctx, []protocol.ID{cred.Body.ID})
+	if err != nil {
+		t.Fatalf("Credentials while a transaction holds the database: %v", err)
+	}
+	if c := got[cred.Body.ID]; c == nil || !slices.Equal(c.Raw, cred.Raw) {
+		t.Errorf("Credentials = %v, want the credential issued", got)
+	}
+	if _, err := f.reg.Funding(lctx, p); err != nil {
+		t.Errorf("Funding while a transaction holds the database: %v", err)
+	}
+	if _, err := f.reg.AircraftKey(lctx, "D-AIUA"); err != nil {
+		t.Errorf("AircraftKey while a transaction holds the database: %v", err)
+	}
+	if _, err := ro.ExecContext(ctx, `DELETE FROM registry_credentials`); err == nil {
+		t.Error("the read-only handle took a write")
+	}
 }

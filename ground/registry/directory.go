@@ -14,13 +14,13 @@ import (
 
 // AircraftKey returns the signing key of a registered aircraft.
 func (r *Registry) AircraftKey(ctx context.Context, a protocol.AircraftID) (crypto.PublicKey, error) {
-	ac, err := getAircraft(ctx, r.db, a)
+	ac, err := getAircraft(ctx, r.reads, a)
 	return ac.Key, wrap(err, "registry: aircraft key of %s", a)
 }
 
 // Flight returns a registered flight's aircraft and currency.
 func (r *Registry) Flight(ctx context.Context, f protocol.FlightID) (ground.FlightInfo, error) {
-	fl, err := getFlight(ctx, r.db, f)
+	fl, err := getFlight(ctx, r.reads, f)
 	if err != nil {
 		return ground.FlightInfo{}, wrap(err, "registry: flight %s", f)
 	}
@@ -36,14 +36,14 @@ func (r *Registry) IssuerTrust(context.Context) (*crypto.TrustList, error) {
 // Credential returns a credential ground issued, revoked or not: clearing
 // needs the ones revoked after a sale too.
 func (r *Registry) Credential(ctx context.Context, id protocol.ID) (*protocol.SignedCredential, error) {
-	ic, err := getCredential(ctx, r.db, id)
+	ic, err := getCredential(ctx, r.reads, id)
 	return ic.Signed, wrap(err, "registry: credential %s", id)
 }
 
 // Funding returns the passenger's funding source; a passenger without one
 // is not found.
 func (r *Registry) Funding(ctx context.Context, passenger protocol.ID) (ground.FundingSource, error) {
-	p, err := getPassenger(ctx, r.db, passenger)
+	p, err := getPassenger(ctx, r.reads, passenger)
 	if err != nil {
 		return ground.FundingSource{}, wrap(err, "registry: funding of %s", passenger)
 	}

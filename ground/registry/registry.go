@@ -74,6 +74,14 @@ type Config struct {
 	// OnAircraft, when set, is called after an aircraft is registered, so
 	// the NATS server can let it in.
 	OnAircraft func(ctx context.Context)
+	// ReadDB, when set, is a read-only handle on the same database that
+	// the lookups clearing makes (AircraftKey, Flight, Credential, Funding,
+	// Credentials, Fundings) use instead of the one New is given: on
+	// SQLite, whose one connection clearing's batch transaction holds, a
+	// second connection lets the next batch's lookups run meanwhile (WAL
+	// readers see the last commit while the writer writes). Default: none,
+	// the lookups use the handle New is given.
+	ReadDB *sql.DB
 }
 
 // Registry is the ground registry over one SQLite database. It is safe for
@@ -97,6 +105,7 @@ type Registry struct {
 	notifier     atomic.Pointer[Notifier]         // see notify.go
 	flightClosed atomic.Pointer[FlightClosedFunc] // see notify.go
 	parsed       parseCache                       // see batch.go
+	reads        *sql.DB                          // Config.ReadDB, or db
 
 	randMu sync.Mutex
 	rand   io.Reader // nil: crypto/rand
@@ -113,7 +122,10 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Registry, error) {
 	r := &Registry{
 		db: db, issuer: cfg.Issuer, trust: cfg.Trust, revoked: cfg.RevokedIssuers, scorer: cfg.Scorer, pin: cfg.PINParams,
 		manifestTTL: cfg.ManifestTTL, reissueAfter: cfg.ReissueAfter, clock: cfg.Clock, log: cfg.Logger, rand: cfg.Rand,
-		onAircraft: cfg.OnAircraft,
+		onAircraft: cfg.OnAircraft, reads: cfg.ReadDB,
+	}
+	if r.reads == nil {
+		r.reads = db
 	}
 	if r.scorer == nil {
 		r.scorer = HashScorer{}
