@@ -65,13 +65,13 @@ func (w *world) clearing(ctx context.Context) (ClearingResult, error) {
 	if err != nil {
 		return r, err
 	}
-	runCtx, stop := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	var runErr error
 	stopProfile, err := startProfile(o.ClearingCPUProfile)
 	if err != nil {
 		return r, err
 	}
+	runCtx, stop := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	var runErr error
 	cpu0, cpuOK := selfCPU()
 	start := time.Now()
 	go func() {
