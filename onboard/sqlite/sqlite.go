@@ -22,6 +22,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 
@@ -52,6 +53,10 @@ const (
 	// checkpoints itself, if the background checkpoint fell behind (a
 	// PASSIVE checkpoint copies only what no reader still needs).
 	backstopFrames = 16000
+	// walSizeLimit is what the WAL file is cut back to when a checkpoint
+	// has copied all of it: without it the file keeps the size of its
+	// largest backlog (up to about 64 MiB at the backstop) for the flight.
+	walSizeLimit = 16 << 20
 	// Frames a commit writes, estimated from its size: the rowid table
 	// appends, but each invoice lands on random leaves of the two
 	// unique indexes (about 2.7 frames an invoice), and every commit
@@ -218,7 +223,8 @@ func openDB(path string, r role) (*sql.DB, error) {
 	}
 	switch r {
 	case roleWriter:
-		pragmas = append(pragmas, fmt.Sprintf("wal_autocheckpoint(%d)", backstopFrames))
+		pragmas = append(pragmas, fmt.Sprintf("wal_autocheckpoint(%d)", backstopFrames),
+			fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
 	case roleReader:
 		pragmas = append(pragmas, "query_only(1)")
 	}
@@ -302,7 +308,12 @@ func (j *Journal) init(ctx context.Context, f protocol.FlightID, a protocol.Airc
 func (j *Journal) checkpointer() {
 	defer close(j.ckptDone)
 	for range j.ckptWanted {
-		_, _ = j.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		if _, err := j.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+			// Not an error of any commit, but an operator should know the
+			// WAL is growing towards the backstop.
+			slog.Warn("journal: background checkpoint failed; the writer's own checkpoint is the backstop",
+				"journal", j.path, "err", err)
+		}
 	}
 }
 
@@ -422,6 +433,12 @@ func (j *Journal) stmtsOn(ctx context.Context, dc any) (*writeStmts, error) {
 	if w.conn == dc {
 		return w, nil
 	}
+	// The statements of a connection database/sql has discarded are
+	// dropped, not closed: the driver frees a closed connection's state,
+	// and finalizing a statement after that would crash. A failed
+	// rollback closes them itself before discarding the connection; any
+	// other discard (rare: the writer has no lifetime limit) leaves that
+	// connection's SQLite handle open until the process ends.
 	*w = writeStmts{}
 	pc, ok := dc.(driver.ConnPrepareContext)
 	if !ok {
@@ -465,11 +482,16 @@ func (j *Journal) commitOn(ctx context.Context, dc any, b onboard.Batch, closedA
 	if err := execStmt(ctx, w.begin); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	// Once the transaction is open, its end runs whatever ctx does: the
+	// driver reports a context that ended during a statement as that
+	// statement's error even when it completed, which would call a
+	// durable commit failed, and it refuses a rollback on an ended context.
+	end := context.WithoutCancel(ctx)
 	defer func() {
 		if err == nil {
 			return
 		}
-		if rerr := execStmt(ctx, w.rollback); rerr != nil {
+		if rerr := execStmt(end, w.rollback); rerr != nil {
 			w.closeAll()
 			err = fmt.Errorf("%w (rollback: %v; %w)", err, rerr, driver.ErrBadConn)
 		}
@@ -489,7 +511,7 @@ func (j *Journal) commitOn(ctx context.Context, dc any, b onboard.Batch, closedA
 			return fmt.Errorf("insert flight close: %w", err)
 		}
 	}
-	if err := execStmt(ctx, w.commit); err != nil {
+	if err := execStmt(end, w.commit); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
