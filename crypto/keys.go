@@ -243,7 +243,12 @@ func (k PublicKey) Check() error {
 type PrivateKey struct {
 	purpose Purpose
 	seed    [SeedSize]byte
-	full    [ed25519.PrivateKeySize]byte // seed || public key, expanded once
+	// full is seed || public key, expanded once, in storage every copy of
+	// the key shares: crypto/ed25519 caches the expanded signing key by
+	// the address of its first byte, so a key copied into each call (a
+	// value receiver over an array) would miss that cache and expand the
+	// key again on every signature.
+	full ed25519.PrivateKey
 	pub     PublicKey
 }
 
@@ -272,7 +277,7 @@ func PrivateKeyFromSeed(p Purpose, seed []byte) (PrivateKey, error) {
 	k := PrivateKey{purpose: p}
 	copy(k.seed[:], seed)
 	full := ed25519.NewKeyFromSeed(k.seed[:])
-	copy(k.full[:], full)
+	k.full = full
 	k.pub = PublicKey{purpose: p}
 	copy(k.pub.k[:], full.Public().(ed25519.PublicKey))
 	return k, nil
@@ -299,7 +304,7 @@ func (k PrivateKey) Sign(domain Domain, msg []byte) []byte {
 	if err := domain.check(); err != nil {
 		panic("crypto: " + err.Error())
 	}
-	return ed25519.Sign(ed25519.PrivateKey(k.full[:]), domain.frame(msg))
+	return ed25519.Sign(k.full, domain.frame(msg))
 }
 
 // SignRaw signs msg as it is, with no domain framing. Use it only for a
@@ -311,7 +316,7 @@ func (k PrivateKey) SignRaw(msg []byte) []byte {
 	if k.IsZero() {
 		panic("crypto: SignRaw with zero private key")
 	}
-	return ed25519.Sign(ed25519.PrivateKey(k.full[:]), msg)
+	return ed25519.Sign(k.full, msg)
 }
 
 // String never shows key material.
