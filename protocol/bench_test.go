@@ -59,3 +59,59 @@ func BenchmarkParseVerifyPaymentCode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseInvoice measures ground clearing's strict parse of one sale
+// invoice (the envelope, the body, the embedded payment code, validation),
+// without the signature checks.
+func BenchmarkParseInvoice(b *testing.B) {
+	w := newWorld(b, "bench parse invoice")
+	dev := w.key(crypto.Device)
+	cred := w.credential(dev.Public())
+	code, err := Sign(w.paymentCodeBody(7, cred, false), dev, cred.Body.ID[:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	inv, err := Sign(w.saleBody(1, Hash{}, cred, code.Raw), w.key(crypto.Aircraft), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseInvoice(inv.Raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSignReceipt measures what ground clearing pays to sign one
+// clearing receipt (validate, encode, Ed25519).
+func BenchmarkSignReceipt(b *testing.B) {
+	w := newWorld(b, "bench sign receipt")
+	dev := w.key(crypto.Device)
+	cred := w.credential(dev.Public())
+	code, err := Sign(w.paymentCodeBody(7, cred, false), dev, cred.Body.ID[:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := w.receiptBody(w.saleBody(1, Hash{}, cred, code.Raw))
+	issuer := w.key(crypto.Issuer)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Sign(body, issuer, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkValidateReceipt measures the validation Sign runs on a clearing
+// receipt before encoding it.
+func BenchmarkValidateReceipt(b *testing.B) {
+	w := newWorld(b, "bench validate receipt")
+	body := w.receiptBody(w.saleBody(1, Hash{}, w.credential(w.key(crypto.Device).Public()), []byte{1}))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := body.validate(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
