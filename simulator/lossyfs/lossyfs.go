@@ -91,6 +91,7 @@ type FS struct {
 	cutCh   chan struct{}         // closed at the cut
 	files   map[uint64]*fileState // files, by inode number, with writes since their last fsync
 	entries []*entryOp            // directory changes not yet durable, oldest first
+	rmdirs  map[string]bool       // backing paths of directories removed by rmdir
 	trashN  int                   // names in trash
 }
 
@@ -112,12 +113,20 @@ type entryOp struct {
 	in      []string // the directories' backing paths when it was made
 }
 
-// goneWith reports whether a directory the change was made in no longer
-// exists when the changes newer than it are undone: that directory's
-// removal was durable (its parent was fsynced after it), so nothing in it
-// comes back, as on a disk, where an entry lives only in its directory.
-func (e *entryOp) goneWith() bool {
+// goneWith reports whether a directory the change was made in was removed
+// by rmdir and no longer exists when the changes newer than it are undone
+// (newest first): that removal was durable (its parent was fsynced after
+// it; one that was not is undone before this and the directory is back),
+// so nothing in it comes back, as on a disk, where an entry lives only in
+// its directory. A directory missing for any other reason (a rename that
+// was durable while a change inside was not) is not skipped: its undo
+// fails and the rollback says so, since POSIX does not promise the change
+// survived.
+func (e *entryOp) goneWith(rmdirs map[string]bool) bool {
 	for _, d := range e.in {
+		if !rmdirs[d] {
+			continue
+		}
 		if _, err := os.Lstat(d); errors.Is(err, os.ErrNotExist) {
 			return true
 		}
@@ -301,7 +310,7 @@ func (f *FS) rollback() (Loss, error) {
 	}
 	for i := len(f.entries) - 1; i >= 0; i-- {
 		e := f.entries[i]
-		if e.goneWith() {
+		if e.goneWith(f.rmdirs) {
 			continue
 		}
 		if err := e.undo(); err != nil {

@@ -195,6 +195,30 @@ func TestRemovedDirectory(t *testing.T) {
 	}
 }
 
+// TestRenamedDirectoryKeepsItsLoss checks that the rule above is for
+// removed directories only: a file created in a directory that was never
+// fsynced, which is then renamed durably, is not promised to survive, and
+// the rollback says it cannot put that right rather than pass over it.
+func TestRenamedDirectoryKeepsItsLoss(t *testing.T) {
+	f, _, mnt := setup(t)
+	d := filepath.Join(mnt, "d")
+	if err := os.Mkdir(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	syncDir(t, mnt)
+	mustWrite(t, filepath.Join(d, "f"), []byte("unsynced entry"), true) // d itself is never fsynced
+	if err := os.Rename(d, filepath.Join(mnt, "d2")); err != nil {
+		t.Fatal(err)
+	}
+	syncDir(t, mnt)
+	f.Cut()
+	_, err := f.Unmount()
+	if err == nil {
+		t.Fatal("rollback after a durable rename of a directory holding an unsynced entry: no error, want one naming the entry it could not undo")
+	}
+	t.Log(err)
+}
+
 func TestTornWrite(t *testing.T) {
 	f, _, mnt := setup(t)
 	p := filepath.Join(mnt, "a")

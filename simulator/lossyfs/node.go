@@ -329,6 +329,10 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if err := syscall.Rmdir(p); err != nil {
 		return fs.ToErrno(err)
 	}
+	if f.rmdirs == nil {
+		f.rmdirs = map[string]bool{}
+	}
+	f.rmdirs[p] = true
 	f.logEntryLocked("rmdir "+p, func() error { return os.Mkdir(p, fi.Mode().Perm()) }, n)
 	return 0
 }
