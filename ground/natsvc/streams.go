@@ -114,7 +114,21 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Streams) err
 		default:
 			from = have.CachedInfo().Config.Replicas
 		}
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		_, err = js.CreateOrUpdateStream(ctx, sc)
+		if err != nil && sc.AllowAtomicPublish {
+			// Servers before 2.12, or a stream kept with asynchronous
+			// persistence, refuse atomic batches: clearing then publishes
+			// each receipt on its own (clearing/nats.go), which is slower,
+			// not wrong.
+			plain := sc
+			plain.AllowAtomicPublish = false
+			if _, perr := js.CreateOrUpdateStream(ctx, plain); perr == nil {
+				log.Warn("stream refuses atomic batch publishing; receipts will be published one at a time",
+					"stream", sc.Name, "err", err)
+				err = nil
+			}
+		}
+		if err != nil {
 			if sc.Replicas > 1 {
 				return fmt.Errorf("natsvc: ensure stream %s with %d replicas (it needs a JetStream cluster of at least %d servers): %w",
 					sc.Name, sc.Replicas, sc.Replicas, err)
