@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -160,29 +161,18 @@ func Parse[T message](b []byte) (*Signed[T], error) {
 	if b[0] != coseTag {
 		return nil, decodeErr(name, "not a COSE_Sign1 message (want CBOR tag 18)")
 	}
-	var env coseSign1
-	if err := decodeStrict(name+" envelope", b[1:], k.maxSize, &env); err != nil {
-		return nil, err
+	raw := bytes.Clone(b)
+	s := &Signed[T]{Raw: raw}
+	if protected, payload, sig, ok := fastEnvelope(raw[1:]); ok {
+		s.protected, s.payload, s.signature = protected, payload, sig
+		s.KeyID = crypto.KeyID(protected[len(fastHeaderPrefix):])
+	} else {
+		var err error
+		if s.KeyID, s.protected, s.payload, s.signature, err = strictEnvelope(name, raw[1:], k.maxSize); err != nil {
+			return nil, err
+		}
 	}
-	if !bytes.Equal(env.Unprotected, []byte{emptyMapCBOR}) {
-		return nil, decodeErr(name, "unprotected header must be empty")
-	}
-	var h coseHeader
-	if err := decodeStrict(name+" header", env.Protected, 32, &h); err != nil {
-		return nil, err
-	}
-	if h.Alg != coseAlgEdDSA {
-		return nil, decodeErr(name, "algorithm %d, want EdDSA (-8)", h.Alg)
-	}
-	kid, err := crypto.KeyIDFromBytes(h.Kid)
-	if err != nil {
-		return nil, &DecodeError{Kind: name, Reason: "bad key id", Err: err}
-	}
-	if len(env.Signature) != crypto.SignatureSize {
-		return nil, decodeErr(name, "signature is %d bytes, want %d", len(env.Signature), crypto.SignatureSize)
-	}
-	s := &Signed[T]{KeyID: kid, Raw: bytes.Clone(b), protected: env.Protected, payload: env.Payload, signature: env.Signature}
-	if err := decodeStrict(name, env.Payload, k.maxSize, &s.Body); err != nil {
+	if err := decodeStrict(name, s.payload, k.maxSize, &s.Body); err != nil {
 		return nil, err
 	}
 	if err := s.Body.validate(); err != nil {
@@ -263,4 +253,91 @@ func ExternalAAD(domain crypto.Domain, specific []byte) []byte {
 
 func sigStructure(protected, externalAAD, payload []byte) ([]byte, error) {
 	return marshal([]any{sigStructName, protected, externalAAD, payload})
+}
+
+// strictEnvelope decodes the COSE_Sign1 array env (after its tag) with the
+// strict decoder and checks its header and signature size; name names the
+// message kind in errors.
+func strictEnvelope(name string, env []byte, max int) (kid crypto.KeyID, protected, payload, sig []byte, err error) {
+	var e coseSign1
+	if err := decodeStrict(name+" envelope", env, max, &e); err != nil {
+		return kid, nil, nil, nil, err
+	}
+	if !bytes.Equal(e.Unprotected, []byte{emptyMapCBOR}) {
+		return kid, nil, nil, nil, decodeErr(name, "unprotected header must be empty")
+	}
+	var h coseHeader
+	if err := decodeStrict(name+" header", e.Protected, 32, &h); err != nil {
+		return kid, nil, nil, nil, err
+	}
+	if h.Alg != coseAlgEdDSA {
+		return kid, nil, nil, nil, decodeErr(name, "algorithm %d, want EdDSA (-8)", h.Alg)
+	}
+	kid, err = crypto.KeyIDFromBytes(h.Kid)
+	if err != nil {
+		return kid, nil, nil, nil, &DecodeError{Kind: name, Reason: "bad key id", Err: err}
+	}
+	if len(e.Signature) != crypto.SignatureSize {
+		return kid, nil, nil, nil, decodeErr(name, "signature is %d bytes, want %d", len(e.Signature), crypto.SignatureSize)
+	}
+	return kid, e.Protected, e.Payload, e.Signature, nil
+}
+
+// fastHeaderPrefix is the canonical protected header {1: -8, 4: kid} up to
+// the 8 bytes of the key id: the only protected header Parse accepts.
+var fastHeaderPrefix = []byte{0xa2, 0x01, 0x27 /* -8 */, 0x04, 0x40 + crypto.KeyIDSize}
+
+// fastEnvelope recognizes, without a CBOR decoder, the one form of a
+// COSE_Sign1 array (after its tag) that Parse's strict path accepts:
+// four elements, the protected header {1: -8, 4: kid} in canonical CBOR
+// (fastHeaderPrefix and the key id), an empty unprotected map, the payload
+// and a 64-byte signature, every byte string with its shortest definite
+// length and nothing after. It returns the three byte strings as slices of
+// env. For anything else ok is false and Parse takes the strict path, which
+// refuses it or, for a form this misses, accepts it as before: what Parse
+// accepts is unchanged (FuzzFastEnvelope holds the two to that).
+func fastEnvelope(env []byte) (protected, payload, sig []byte, ok bool) {
+	if len(env) < 2 || env[0] != 0x84 {
+		return nil, nil, nil, false
+	}
+	rest := env[1:]
+	if protected, rest, ok = cborBytes(rest); !ok || len(protected) != len(fastHeaderPrefix)+crypto.KeyIDSize ||
+		!bytes.Equal(protected[:len(fastHeaderPrefix)], fastHeaderPrefix) {
+		return nil, nil, nil, false
+	}
+	if len(rest) == 0 || rest[0] != emptyMapCBOR {
+		return nil, nil, nil, false
+	}
+	if payload, rest, ok = cborBytes(rest[1:]); !ok {
+		return nil, nil, nil, false
+	}
+	if sig, rest, ok = cborBytes(rest); !ok || len(sig) != crypto.SignatureSize || len(rest) != 0 {
+		return nil, nil, nil, false
+	}
+	return protected, payload, sig, true
+}
+
+// cborBytes splits a definite-length CBOR byte string with its shortest
+// length encoding off the front of b.
+func cborBytes(b []byte) (s, rest []byte, ok bool) {
+	if len(b) == 0 || b[0]>>5 != 2 {
+		return nil, nil, false
+	}
+	var n, min uint64
+	switch ai := b[0] & 0x1f; {
+	case ai < 24:
+		n, b = uint64(ai), b[1:]
+	case ai == 24 && len(b) >= 2:
+		n, min, b = uint64(b[1]), 24, b[2:]
+	case ai == 25 && len(b) >= 3:
+		n, min, b = uint64(binary.BigEndian.Uint16(b[1:])), 1<<8, b[3:]
+	case ai == 26 && len(b) >= 5:
+		n, min, b = uint64(binary.BigEndian.Uint32(b[1:])), 1<<16, b[5:]
+	default: // 8-byte lengths exceed every cap; indefinite; reserved
+		return nil, nil, false
+	}
+	if n < min || n > uint64(len(b)) {
+		return nil, nil, false
+	}
+	return b[:n:n], b[n:], true
 }
