@@ -249,7 +249,7 @@ type PrivateKey struct {
 	// value receiver over an array) would miss that cache and expand the
 	// key again on every signature.
 	full ed25519.PrivateKey
-	pub     PublicKey
+	pub  PublicKey
 }
 
 // GenerateKey makes a new private key of purpose p from rnd, or from
