@@ -115,3 +115,44 @@ func BenchmarkValidateReceipt(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseSaleAndProof measures what ground clearing pays to parse a
+// sale invoice and get its payment code (SaleProof), beside parsing the code
+// again after the invoice as it did before Parse kept it.
+func BenchmarkParseSaleAndProof(b *testing.B) {
+	w := newWorld(b, "bench parse sale")
+	dev := w.key(crypto.Device)
+	cred := w.credential(dev.Public())
+	code, err := Sign(w.paymentCodeBody(7, cred, false), dev, cred.Body.ID[:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	inv, err := Sign(w.saleBody(1, Hash{}, cred, code.Raw), w.key(crypto.Aircraft), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("SaleProof", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			p, err := ParseInvoice(inv.Raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, _, err := SaleProof(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ParseAgain", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			p, err := ParseInvoice(inv.Raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := ParsePaymentCode(p.Body.Code); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -77,6 +77,14 @@ type Signed[T message] struct {
 	protected []byte
 	payload   []byte
 	signature []byte
+	parts     any // what validating Body parsed of messages it embeds (see partsValidator)
+}
+
+// partsValidator is a message body whose validation parses signed messages
+// it embeds; Parse keeps what it returns on the Signed, so a reader that
+// wants them does not parse them again (SaleProof).
+type partsValidator interface {
+	validateParts() (any, error)
 }
 
 // ErrSignature is matched by every signature verification failure.
@@ -175,7 +183,13 @@ func Parse[T message](b []byte) (*Signed[T], error) {
 	if err := decodeStrict(name, s.payload, k.maxSize, &s.Body); err != nil {
 		return nil, err
 	}
-	if err := s.Body.validate(); err != nil {
+	var err error
+	if pv, ok := any(&s.Body).(partsValidator); ok {
+		s.parts, err = pv.validateParts()
+	} else {
+		err = s.Body.validate()
+	}
+	if err != nil {
 		return nil, &DecodeError{Kind: name, Reason: "invalid", Err: err}
 	}
 	return s, nil

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -68,6 +69,13 @@ func (Invoice) kind() kind {
 }
 
 func (v Invoice) validate() error {
+	_, err := v.validateParts()
+	return err
+}
+
+// validateParts validates v and returns the sale's payment code or order
+// consent as it parsed them (nil for a void), for Parse to keep (SaleProof).
+func (v Invoice) validateParts() (any, error) {
 	err := firstErr(
 		checkVersion(v.Version),
 		required("id", !v.ID.IsZero()),
@@ -82,59 +90,65 @@ func (v Invoice) validate() error {
 		textField("crew id", v.Crew, 1, 32),
 	)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if v.Seq > MaxSeq {
-		return fmt.Errorf("sequence number %d is over the limit %d", v.Seq, uint64(MaxSeq))
+		return nil, fmt.Errorf("sequence number %d is over the limit %d", v.Seq, uint64(MaxSeq))
 	}
 	if v.Seq == 1 && !v.Prev.IsZero() {
-		return errors.New("first invoice of a flight must have a zero previous hash")
+		return nil, errors.New("first invoice of a flight must have a zero previous hash")
 	}
 	switch v.Kind {
 	case KindSale:
 		return v.validateSale()
 	case KindVoid:
-		return firstErr(
+		return nil, firstErr(
 			required("voided sale", !v.Voids.IsZero()),
 			absent("lines", len(v.Lines) == 0),
 			absent("payment code", len(v.Code) == 0),
 			absent("consent", len(v.Consent) == 0 && len(v.Order) == 0),
 		)
 	}
-	return fmt.Errorf("unknown invoice kind %d", uint(v.Kind))
+	return nil, fmt.Errorf("unknown invoice kind %d", uint(v.Kind))
 }
 
-func (v Invoice) validateSale() error {
+func (v Invoice) validateSale() (any, error) {
 	err := firstErr(
 		validateLines(v.Lines, true),
 		absent("voided sale", v.Voids.IsZero()),
 	)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sum, err := LinesTotal(v.Lines, v.Total.Currency)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if sum != v.Total {
-		return fmt.Errorf("total %s is not the sum of the lines %s", v.Total, sum)
+		return nil, fmt.Errorf("total %s is not the sum of the lines %s", v.Total, sum)
 	}
 	hasCode, hasConsent, hasOrder := len(v.Code) > 0, len(v.Consent) > 0, len(v.Order) > 0
 	if hasCode == hasConsent {
-		return errors.New("a sale carries exactly one of payment code and order consent")
+		return nil, errors.New("a sale carries exactly one of payment code and order consent")
 	}
 	if hasConsent != hasOrder {
-		return errors.New("an order consent travels with its order")
+		return nil, errors.New("an order consent travels with its order")
 	}
 	if hasCode {
-		_, err = ParsePaymentCode(v.Code)
-		return err
+		pc, err := ParsePaymentCode(v.Code)
+		if err != nil {
+			return nil, err
+		}
+		return pc, nil
 	}
-	if _, err := ParseOrderConsent(v.Consent); err != nil {
-		return err
+	oc, err := ParseOrderConsent(v.Consent)
+	if err != nil {
+		return nil, err
 	}
-	_, err = DecodeOrder(v.Order)
-	return err
+	if _, err := DecodeOrder(v.Order); err != nil {
+		return nil, err
+	}
+	return oc, nil
 }
 
 func absent(field string, ok bool) error {
@@ -146,3 +160,33 @@ func absent(field string, ok bool) error {
 
 // ParseInvoice strictly decodes a signed invoice; see Parse.
 func ParseInvoice(b []byte) (*SignedInvoice, error) { return Parse[Invoice](b) }
+
+// SaleProof returns the passenger's authorization of sale inv: its payment
+// code, or its order consent, parsed strictly (form only; verify the
+// signature before believing it). Parse keeps what it parsed when it
+// checked the invoice, so a reader that parses a sale and then its proof
+// parses the proof once; for an invoice not from Parse, or whose Body.Code
+// or Body.Consent no longer holds what was parsed, it parses them now. The
+// result may be shared with other callers: read it, do not change it.
+func SaleProof(inv *SignedInvoice) (*SignedPaymentCode, *SignedOrderConsent, error) {
+	b := inv.Body
+	if b.Kind != KindSale {
+		return nil, nil, fmt.Errorf("invoice %s: a %s carries no payment code or consent", b.ID, b.Kind)
+	}
+	switch p := inv.parts.(type) {
+	case *SignedPaymentCode:
+		if len(b.Consent) == 0 && bytes.Equal(p.Raw, b.Code) {
+			return p, nil, nil
+		}
+	case *SignedOrderConsent:
+		if len(b.Code) == 0 && bytes.Equal(p.Raw, b.Consent) {
+			return nil, p, nil
+		}
+	}
+	if len(b.Code) > 0 {
+		pc, err := ParsePaymentCode(b.Code)
+		return pc, nil, err
+	}
+	oc, err := ParseOrderConsent(b.Consent)
+	return nil, oc, err
+}
