@@ -137,7 +137,7 @@ func parseForBatch(it *item) {
 	if inv.Body.Kind != protocol.KindSale {
 		return
 	}
-	if p, err := saleProof(inv.Body); err == nil {
+	if p, err := saleProof(inv); err == nil {
 		it.proof = &p
 	}
 }

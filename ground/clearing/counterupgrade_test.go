@@ -74,7 +74,7 @@ func TestCounterUpgradeKeepsClearedCounters(t *testing.T) {
 // mustCounter returns the counter of a sale's payment code.
 func mustCounter(t *testing.T, inv *protocol.SignedInvoice) uint64 {
 	t.Helper()
-	pr, err := saleProof(inv.Body)
+	pr, err := saleProof(inv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -153,7 +153,7 @@ func (b *batchTx) chargeDisputed(ctx context.Context, rec *InvoiceRecord, fs gro
 		if err != nil {
 			return fmt.Errorf("stored invoice: %v: %w", err, errInvariant)
 		}
-		pr, err := saleProof(inv.Body)
+		pr, err := saleProof(inv)
 		if err != nil {
 			return fmt.Errorf("stored invoice: payment code: %v: %w", err, errInvariant)
 		}

@@ -967,7 +967,7 @@ func upgradeCounters(ctx context.Context, tx *sql.Tx, d store.Dialect) error {
 			rows.Close()
 			return fmt.Errorf("upgrade counters: stored invoice %s: %v: %w", u.invoice, err, errInvariant)
 		}
-		pr, err := saleProof(inv.Body)
+		pr, err := saleProof(inv)
 		if err != nil {
 			rows.Close()
 			return fmt.Errorf("upgrade counters: stored invoice %s: payment code: %v: %w", u.invoice, err, errInvariant)

@@ -205,18 +205,16 @@ type proof struct {
 	consent  *protocol.SignedOrderConsent
 }
 
-func saleProof(inv protocol.Invoice) (proof, error) {
-	if inv.Code != nil {
-		pc, err := protocol.ParsePaymentCode(inv.Code)
-		if err != nil {
-			return proof{}, err
-		}
-		return proof{keyID: pc.KeyID, counter: pc.Body.Counter, at: pc.Body.Time, embedded: pc.Body.Credential,
-			verify: pc.Verify, add: pc.AddToBatch}, nil
-	}
-	oc, err := protocol.ParseOrderConsent(inv.Consent)
+// saleProof takes the sale's payment code or order consent as
+// protocol.ParseInvoice parsed it (protocol.SaleProof), not parsing it again.
+func saleProof(inv *protocol.SignedInvoice) (proof, error) {
+	pc, oc, err := protocol.SaleProof(inv)
 	if err != nil {
 		return proof{}, err
+	}
+	if pc != nil {
+		return proof{keyID: pc.KeyID, counter: pc.Body.Counter, at: pc.Body.Time, embedded: pc.Body.Credential,
+			verify: pc.Verify, add: pc.AddToBatch}, nil
 	}
 	return proof{keyID: oc.KeyID, counter: oc.Body.Counter, at: oc.Body.Time, embedded: oc.Body.Credential,
 		verify: oc.Verify, add: oc.AddToBatch, consent: oc}, nil
@@ -234,7 +232,7 @@ func (s *Service) verifySale(ctx context.Context, lk *lookups, it *item) {
 		p = *it.proof
 	} else {
 		var err error
-		if p, err = saleProof(inv); err != nil {
+		if p, err = saleProof(it.inv); err != nil {
 			it.fail(quarantine, protocol.ReasonMalformed, "%v", err)
 			return
 		}
