@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/ground/store/storetest"
 	"github.com/airtab/airtab/protocol"
 )
@@ -707,4 +709,56 @@ func TestBatchManyTransfers(t *testing.T) {
 	if got := balance(t, db, f.revenue).CreditsPosted; got != 0 {
 		t.Errorf("revenue credited %d by a refused call, want 0", got)
 	}
+}
+
+// TestReversesUpgrade posts transfers, a reversal among them, on the
+// schema of version 2, migrates to the last version (on SQLite a rebuild
+// of ledger_transfers), and checks that every transfer is still there, the
+// ledger balances, the triggers still refuse, and the store itself still
+// refuses a second reversal of a transfer.
+func TestReversesUpgrade(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t)
+	if err := store.Migrate(ctx, db, "ledger", migrations[:2]); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, db)
+	inv, other := protocol.NewID(nil), protocol.NewID(nil)
+	sale := f.sale(inv, 10)
+	rev := Transfer{ID: TransferIDFor(TransferSale, protocol.NewID(nil)), Debit: sale.Credit, Credit: sale.Debit,
+		Amount: sale.Amount, Code: TransferSale, Ref: inv, Reverses: sale.ID}
+	if _, err := post(t, db, sale, rev, f.sale(other, 20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatalf("Migrate from version 2: %v", err)
+	}
+	mustCheck(t, db)
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM ledger_transfers`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("transfers after the upgrade = %d, want 3", n)
+	}
+	if got, err := reversedBy(ctx, db, sale.ID); err != nil || got != rev.ID {
+		t.Errorf("reversal of the sale = %v, %v, want %v", got, err, rev.ID)
+	}
+	again := `INSERT INTO ledger_transfers (id, debit_account, credit_account, amount, currency, code, ref, reverses, timestamp)
+		VALUES (?, ?, ?, 10, 'EUR', ?, ?, ?, 1)`
+	second := protocol.NewID(nil)
+	if _, err := db.ExecContext(ctx, again, second[:], sale.Credit[:], sale.Debit[:], int64(TransferSale), inv[:], sale.ID[:]); err == nil || !strings.Contains(strings.ToLower(err.Error()), "unique") {
+		t.Errorf("a second reversal of the sale: %v, want the unique index to refuse it", err)
+	}
+	for _, q := range []string{`UPDATE ledger_transfers SET amount = 11`, `DELETE FROM ledger_transfers`} {
+		if _, err := db.ExecContext(ctx, q); err == nil {
+			t.Errorf("%s after the upgrade: no error, want the trigger to refuse", q)
+		}
+	}
+	// A reversal of a transfer that does not exist breaks the reference.
+	ghost := protocol.NewID(nil)
+	if _, err := db.ExecContext(ctx, again, second[:], sale.Credit[:], sale.Debit[:], int64(TransferSale), inv[:], ghost[:]); err == nil || !strings.Contains(strings.ToLower(err.Error()), "foreign key") {
+		t.Errorf("a reversal of no transfer: %v, want the foreign key to refuse it", err)
+	}
+	mustCheck(t, db)
 }

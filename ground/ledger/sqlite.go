@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS ledger_transfers (
 	currency       TEXT NOT NULL,
 	code           INTEGER NOT NULL CHECK (code > 0),
 	ref            BLOB NOT NULL CHECK (length(ref) = 16),
-	reverses       BLOB UNIQUE REFERENCES ledger_transfers (id), -- NULL unless a reversal; UNIQUE: reversed once
+	reverses       BLOB UNIQUE REFERENCES ledger_transfers (id), -- NULL unless a reversal; UNIQUE: reversed once (version 3: partial)
 	timestamp      INTEGER NOT NULL,
 	CHECK (debit_account <> credit_account)
 ) STRICT;
@@ -117,7 +117,51 @@ EXECUTE FUNCTION ledger_refuse('ledger accounts change only by posting transfers
 var migrations = []store.Migration{
 	{Version: 1, SQLite: schema, Postgres: schemaPostgres},
 	{Version: 2, Postgres: truncateTriggersPostgres},
+	{Version: 3, SQLite: partialReversesSQLite, Postgres: partialReversesPostgres},
 }
+
+// partialReversesSQLite rebuilds ledger_transfers so that only a reversal
+// has an entry in the index that lets a transfer be reversed once: the
+// column's UNIQUE constraint indexed every transfer, NULL reverses
+// included, and SQLite cannot drop a column constraint. Copy, drop, rename
+// (the self-reference names the new table, which the rename carries over),
+// then the indexes and triggers as version 1 made them. DROP TABLE drops
+// the triggers before it empties the table, so they refuse nothing here;
+// the rebuild runs in the migration's transaction, all or nothing.
+const partialReversesSQLite = `
+CREATE TABLE ledger_transfers_v3 (
+	id             BLOB PRIMARY KEY CHECK (length(id) = 16),
+	debit_account  BLOB NOT NULL REFERENCES ledger_accounts (id),
+	credit_account BLOB NOT NULL REFERENCES ledger_accounts (id),
+	amount         INTEGER NOT NULL CHECK (amount > 0),
+	currency       TEXT NOT NULL,
+	code           INTEGER NOT NULL CHECK (code > 0),
+	ref            BLOB NOT NULL CHECK (length(ref) = 16),
+	reverses       BLOB REFERENCES ledger_transfers_v3 (id), -- NULL unless a reversal
+	timestamp      INTEGER NOT NULL,
+	CHECK (debit_account <> credit_account)
+) STRICT;
+INSERT INTO ledger_transfers_v3 (id, debit_account, credit_account, amount, currency, code, ref, reverses, timestamp)
+	SELECT id, debit_account, credit_account, amount, currency, code, ref, reverses, timestamp FROM ledger_transfers ORDER BY rowid;
+DROP TABLE ledger_transfers;
+ALTER TABLE ledger_transfers_v3 RENAME TO ledger_transfers;
+CREATE INDEX ledger_transfers_ref ON ledger_transfers (ref);
+CREATE INDEX ledger_transfers_time ON ledger_transfers (timestamp);
+-- A transfer is reversed at most once.
+CREATE UNIQUE INDEX ledger_transfers_reverses ON ledger_transfers (reverses) WHERE reverses IS NOT NULL;
+CREATE TRIGGER ledger_transfers_no_update BEFORE UPDATE ON ledger_transfers
+BEGIN SELECT RAISE(ABORT, 'ledger transfers are immutable: post a reversal'); END;
+CREATE TRIGGER ledger_transfers_no_delete BEFORE DELETE ON ledger_transfers
+BEGIN SELECT RAISE(ABORT, 'ledger transfers are immutable: post a reversal'); END;
+`
+
+// partialReversesPostgres is partialReversesSQLite on PostgreSQL, where the
+// constraint can be dropped: its index, too, had an entry for every
+// transfer.
+const partialReversesPostgres = `
+ALTER TABLE ledger_transfers DROP CONSTRAINT ledger_transfers_reverses_key;
+CREATE UNIQUE INDEX ledger_transfers_reverses ON ledger_transfers (reverses) WHERE reverses IS NOT NULL;
+`
 
 // truncateTriggersPostgres refuses TRUNCATE of the ledger's tables, which
 // fires no row trigger on PostgreSQL (SQLite has no TRUNCATE: its DELETE
