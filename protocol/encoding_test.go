@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 
 	"github.com/fxamacker/cbor/v2"
@@ -62,3 +63,52 @@ func TestSignEncoding(t *testing.T) {
 		})
 	}
 }
+
+// TestFixedEncoding holds ID's and Hash's CBOR methods to the generic
+// encoder and decoder they stand in for.
+func TestFixedEncoding(t *testing.T) {
+	id := ID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	h := Sum([]byte("fixed"))
+	for _, c := range []struct {
+		name string
+		v    cbor.Marshaler
+		raw  []byte
+	}{{"ID", id, id[:]}, {"Hash", h, h[:]}} {
+		got, err := c.v.MarshalCBOR()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := encMode.Marshal(c.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s.MarshalCBOR = %x, encoder gives %x", c.name, got, want)
+		}
+	}
+	// Every encoding near the canonical one decodes as the decoder alone
+	// decodes it: the same value, or an error.
+	for _, n := range []int{15, 16, 17} {
+		raw := bytes.Repeat([]byte{7}, n)
+		for _, in := range [][]byte{
+			cborArgHead(2, uint64(n)), {0x58, byte(n)}, {0x59, 0, byte(n)}, {0x40 + byte(n)}, cborArgHead(3, uint64(n)), {0x5f},
+		} {
+			in = joinBytes(in, raw)
+			for _, b := range [][]byte{in, joinBytes(in, []byte{0})} {
+				var got, want [16]byte
+				gotErr := unmarshalFixed(b, got[:], "id")
+				var dec []byte
+				wantErr := decMode.Unmarshal(b, &dec)
+				if wantErr == nil && len(dec) != 16 {
+					wantErr = errTestLength
+				}
+				copy(want[:], dec)
+				if (gotErr == nil) != (wantErr == nil) || (gotErr == nil && got != want) {
+					t.Errorf("unmarshalFixed(%x) = %x, %v; decoder %x, %v", b, got, gotErr, want, wantErr)
+				}
+			}
+		}
+	}
+}
+
+var errTestLength = errors.New("length")

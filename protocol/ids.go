@@ -64,7 +64,9 @@ func (id *ID) UnmarshalText(b []byte) error {
 }
 
 // MarshalCBOR encodes the id as a 16-byte byte string.
-func (id ID) MarshalCBOR() ([]byte, error) { return encMode.Marshal(id[:]) }
+func (id ID) MarshalCBOR() ([]byte, error) {
+	return appendCBORBytes(make([]byte, 0, 1+len(id)), id[:]), nil
+}
 
 // UnmarshalCBOR decodes a byte string of exactly 16 bytes.
 func (id *ID) UnmarshalCBOR(b []byte) error { return unmarshalFixed(b, id[:], "id") }
@@ -99,14 +101,21 @@ func (h *Hash) UnmarshalText(b []byte) error {
 }
 
 // MarshalCBOR encodes the hash as a 32-byte byte string.
-func (h Hash) MarshalCBOR() ([]byte, error) { return encMode.Marshal(h[:]) }
+func (h Hash) MarshalCBOR() ([]byte, error) {
+	return appendCBORBytes(make([]byte, 0, 2+len(h)), h[:]), nil
+}
 
 // UnmarshalCBOR decodes a byte string of exactly 32 bytes.
 func (h *Hash) UnmarshalCBOR(b []byte) error { return unmarshalFixed(b, h[:], "hash") }
 
 // unmarshalFixed decodes a CBOR byte string that must be exactly len(dst)
-// bytes long.
+// bytes long. The one canonical encoding is copied straight out of b;
+// anything else goes through the decoder, as before.
 func unmarshalFixed(b []byte, dst []byte, what string) error {
+	if s, rest, ok := cborBytes(b); ok && len(rest) == 0 && len(s) == len(dst) {
+		copy(dst, s)
+		return nil
+	}
 	var raw []byte
 	if err := decMode.Unmarshal(b, &raw); err != nil {
 		return fmt.Errorf("%s: want a byte string: %w", what, err)
