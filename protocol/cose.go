@@ -130,7 +130,11 @@ func sign[T message](body T, key crypto.PrivateKey, external []byte) (*Signed[T]
 	// Keep in Body exactly what the wire says (times in whole seconds), so
 	// the signer and every verifier see the same values.
 	var wire T
-	if err := decMode.Unmarshal(payload, &wire); err != nil {
+	if wb, ok := any(&body).(wireBody[T]); ok {
+		if wire, err = wb.wire(); err != nil {
+			return nil, fmt.Errorf("sign %s: %w", k.name, err)
+		}
+	} else if err := decMode.Unmarshal(payload, &wire); err != nil {
 		return nil, fmt.Errorf("sign %s: decode back: %w", k.name, err)
 	}
 	kid := key.ID()

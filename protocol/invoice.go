@@ -190,3 +190,28 @@ func SaleProof(inv *SignedInvoice) (*SignedPaymentCode, *SignedOrderConsent, err
 	oc, err := ParseOrderConsent(b.Consent)
 	return nil, oc, err
 }
+
+// wire returns what decoding v's canonical encoding gives (see wireBody).
+func (v Invoice) wire() (Invoice, error) {
+	if len(v.Lines) > maxArrayElements {
+		return Invoice{}, fmt.Errorf("decode back: %d lines exceed the decoder's %d array elements", len(v.Lines), maxArrayElements)
+	}
+	err := wireStrings(string(v.Flight), string(v.Aircraft), string(v.Total.Currency), v.Crew)
+	if err != nil {
+		return Invoice{}, err
+	}
+	w := v
+	w.Lines = nil
+	if len(v.Lines) > 0 {
+		w.Lines = make([]OrderLine, len(v.Lines))
+		for i, l := range v.Lines {
+			if err := wireStrings(l.SKU, string(l.UnitPrice.Currency)); err != nil {
+				return Invoice{}, err
+			}
+			w.Lines[i] = l
+		}
+	}
+	w.CreatedAt = wireTime(v.CreatedAt)
+	w.Code, w.Consent, w.Order = wireBytes(v.Code), wireBytes(v.Consent), wireBytes(v.Order)
+	return w, nil
+}

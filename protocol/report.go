@@ -168,3 +168,13 @@ func (r ClearingReceipt) validate() error {
 
 // ParseReceipt strictly decodes a signed clearing receipt; see Parse.
 func ParseReceipt(b []byte) (*SignedReceipt, error) { return Parse[ClearingReceipt](b) }
+
+// wire returns what decoding r's canonical encoding gives (see wireBody).
+func (r ClearingReceipt) wire() (ClearingReceipt, error) {
+	if err := wireStrings(string(r.Flight), string(r.Aircraft), string(r.Amount.Currency)); err != nil {
+		return ClearingReceipt{}, err
+	}
+	w := r
+	w.At = wireTime(r.At)
+	return w, nil
+}
