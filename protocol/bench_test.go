@@ -156,3 +156,22 @@ func BenchmarkParseSaleAndProof(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkParsePaymentCodeText measures the cabin server's strict parse of
+// a compact code's QR text, without the signature check.
+func BenchmarkParsePaymentCodeText(b *testing.B) {
+	w := newWorld(b, "bench parse code text")
+	dev := w.key(crypto.Device)
+	cred := w.credential(dev.Public())
+	code, err := Sign(w.paymentCodeBody(7, cred, false), dev, cred.Body.ID[:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	text := QRText(PrefixPaymentCode, code.Raw)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParsePaymentCodeText(text); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -81,6 +81,13 @@ type Signed[T message] struct {
 	parts     any // what validating Body parsed of messages it embeds (see partsValidator)
 }
 
+// fastDecoder is a message body that recognizes its commonest canonical
+// encoding by its bytes and decodes it exactly as decodeStrict would; for
+// any other input decodeFast returns false, leaving the body untouched.
+type fastDecoder interface {
+	decodeFast(payload []byte) bool
+}
+
 // partsValidator is a message body whose validation parses signed messages
 // it embeds; Parse keeps what it returns on the Signed, so a reader that
 // wants them does not parse them again (SaleProof).
@@ -186,8 +193,10 @@ func Parse[T message](b []byte) (*Signed[T], error) {
 			return nil, err
 		}
 	}
-	if err := decodeStrict(name, s.payload, k.maxSize, &s.Body); err != nil {
-		return nil, err
+	if fd, ok := any(&s.Body).(fastDecoder); !ok || !fd.decodeFast(s.payload) {
+		if err := decodeStrict(name, s.payload, k.maxSize, &s.Body); err != nil {
+			return nil, err
+		}
 	}
 	var err error
 	if pv, ok := any(&s.Body).(partsValidator); ok {
@@ -390,4 +399,28 @@ func cborBytes(b []byte) (s, rest []byte, ok bool) {
 		return nil, nil, false
 	}
 	return b[:n:n], b[n:], true
+}
+
+// cborUint splits an unsigned CBOR integer with its shortest head off the
+// front of b.
+func cborUint(b []byte) (v uint64, rest []byte, ok bool) {
+	if len(b) == 0 || b[0]>>5 != 0 {
+		return 0, nil, false
+	}
+	var min uint64
+	switch ai := b[0] & 0x1f; {
+	case ai < 24:
+		return uint64(ai), b[1:], true
+	case ai == 24 && len(b) >= 2:
+		v, min, rest = uint64(b[1]), 24, b[2:]
+	case ai == 25 && len(b) >= 3:
+		v, min, rest = uint64(binary.BigEndian.Uint16(b[1:])), 1<<8, b[3:]
+	case ai == 26 && len(b) >= 5:
+		v, min, rest = uint64(binary.BigEndian.Uint32(b[1:])), 1<<16, b[5:]
+	case ai == 27 && len(b) >= 9:
+		v, min, rest = binary.BigEndian.Uint64(b[1:]), 1<<32, b[9:]
+	default:
+		return 0, nil, false
+	}
+	return v, rest, v >= min
 }

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 )
 
@@ -70,4 +71,61 @@ func FuzzFastEnvelope(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, env []byte) { checkFastEnvelope(t, env) })
+}
+
+// checkPaymentCodeFast holds PaymentCode.decodeFast to decodeStrict: what
+// it accepts, the strict decoder accepts as the same body.
+func checkPaymentCodeFast(t *testing.T, b []byte) {
+	t.Helper()
+	var got PaymentCode
+	if !got.decodeFast(b) {
+		if !reflect.DeepEqual(got, PaymentCode{}) {
+			t.Fatalf("decodeFast(%x) refuses but changed the body to %+v", b, got)
+		}
+		return
+	}
+	var want PaymentCode
+	if err := decodeStrict("payment code", b, MaxPaymentCodeSize, &want); err != nil {
+		t.Fatalf("decodeFast(%x) accepts, decodeStrict refuses: %v", b, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decodeFast(%x) = %#v, decodeStrict %#v", b, got, want)
+	}
+}
+
+// TestPaymentCodeFast checks that a compact code's payload takes the fast
+// path, and holds it to the strict decoder on near misses.
+func TestPaymentCodeFast(t *testing.T) {
+	w := newWorld(t, "fast code")
+	cred := w.credential(w.device.Public())
+	code := mustSign(t, w.paymentCodeBody(1, cred, false), w.device, cred.Body.ID[:])
+	var p PaymentCode
+	if !p.decodeFast(code.payload) {
+		t.Fatalf("decodeFast refuses a compact code's payload %x", code.payload)
+	}
+	full := mustSign(t, w.paymentCodeBody(2, cred, true), w.device, cred.Body.ID[:])
+	for _, b := range append(mutations(code.payload), mutations(full.payload)...) {
+		checkPaymentCodeFast(t, b)
+	}
+	for _, c := range []uint64{0, 1, 23, 24, 255, 256, 65535, 65536, 1<<32 - 1, 1 << 32, 1 << 62, 1<<62 + 1, 1<<63 + 5} {
+		for _, head := range [][]byte{cborArgHead(0, c), {0x18, byte(c)}, {0x19, byte(c >> 8), byte(c)}, cborArgHead(1, c)} {
+			checkPaymentCodeFast(t, joinBytes([]byte{0xa2, 0x01}, head, []byte{0x02}, cborArgHead(0, 1_800_000_000)))
+			checkPaymentCodeFast(t, joinBytes([]byte{0xa2, 0x01, 0x07, 0x02}, head))
+			checkPaymentCodeFast(t, joinBytes([]byte{0xa2, 0x01, 0x07, 0x02}, head, []byte{0}))
+		}
+	}
+}
+
+// FuzzPaymentCodeFast holds PaymentCode.decodeFast to decodeStrict on
+// arbitrary payloads.
+func FuzzPaymentCodeFast(f *testing.F) {
+	w := fuzzWorld(f)
+	cred := w.credential(w.device.Public())
+	for i, full := range []bool{false, true} {
+		code := mustSign(f, w.paymentCodeBody(uint64(i+1), cred, full), w.device, cred.Body.ID[:])
+		for _, m := range mutations(code.payload) {
+			f.Add(m)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkPaymentCodeFast(t, b) })
 }
