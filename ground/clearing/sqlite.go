@@ -294,12 +294,14 @@ func beginCached(ctx context.Context, db *sql.DB) (*cachedTx, error) {
 // statementContext returns the context for the statements of a write
 // transaction on db begun with ctx. On SQLite it is ctx without its
 // cancellation: the SQLite driver starts a goroutine per statement run with
-// a cancellable context (to interrupt it) and database/sql one per query
-// (to close its rows), some 5% of a clearing batch's CPU, while
-// no statement of a transaction holding SQLite's one write lock waits for
-// anything. The transaction still ends with ctx: database/sql rolls it back
-// when ctx is done, and its next statement fails. On PostgreSQL, whose
-// statements wait on the network, it is ctx.
+// a cancellable context, to interrupt it, while no statement of a
+// transaction holding SQLite's one write lock waits for anything
+// (database/sql still starts its own per query, since it also watches the
+// transaction's context). The transaction still ends with ctx: when ctx is
+// done database/sql rolls it back once the statement in progress, no longer
+// interrupted, has finished, and the next statement or the commit fails
+// (batches run under BatchTimeout, not the shutdown's cancellation). On
+// PostgreSQL, whose statements wait on the network, it is ctx.
 func statementContext(ctx context.Context, db *sql.DB) context.Context {
 	if store.DialectOf(db) == store.SQLite {
 		return context.WithoutCancel(ctx)
