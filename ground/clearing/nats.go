@@ -2,6 +2,7 @@ package clearing
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -237,7 +238,10 @@ const jsErrAtomicDisabled = 10174
 // only when the ack names the whole batch.
 func (s *Service) publishAtomic(ctx context.Context, items []*item) error {
 	nc := s.cfg.JS.Conn()
-	id := "receipts-" + protocol.NewID(nil).String()
+	// The batch headers stay on every stored receipt and travel to the
+	// aircraft with it, so the id is short: 128 random bits, base64url.
+	rid := protocol.NewID(nil)
+	id := base64.RawURLEncoding.EncodeToString(rid[:])
 	for i, it := range items {
 		m := nats.NewMsg(it.receiptSubject)
 		m.Data = it.receipt
