@@ -91,7 +91,7 @@ type FS struct {
 	cutCh   chan struct{}         // closed at the cut
 	files   map[uint64]*fileState // files, by inode number, with writes since their last fsync
 	entries []*entryOp            // directory changes not yet durable, oldest first
-	rmdirs  map[string]bool       // backing paths of directories removed by rmdir
+	rmdirs  map[uint64]bool       // inode numbers of directories removed by rmdir
 	trashN  int                   // names in trash
 }
 
@@ -111,20 +111,22 @@ type entryOp struct {
 	pending map[uint64]bool // directories still to be fsynced, by inode number
 	undo    func() error
 	in      []string // the directories' backing paths when it was made
+	inos    []uint64 // and their inode numbers
 }
 
 // goneWith reports whether a directory the change was made in was removed
-// by rmdir and no longer exists when the changes newer than it are undone
-// (newest first): that removal was durable (its parent was fsynced after
-// it; one that was not is undone before this and the directory is back),
-// so nothing in it comes back, as on a disk, where an entry lives only in
-// its directory. A directory missing for any other reason (a rename that
-// was durable while a change inside was not) is not skipped: its undo
-// fails and the rollback says so, since POSIX does not promise the change
-// survived.
-func (e *entryOp) goneWith(rmdirs map[string]bool) bool {
-	for _, d := range e.in {
-		if !rmdirs[d] {
+// by rmdir (under whatever name it had then: JetStream renames a store's
+// directory before removing it) and is not at its old path when the changes
+// newer than it are undone (newest first): that removal was durable (its
+// parent was fsynced after it; one that was not is undone before this and
+// the directory is back), so nothing in it comes back, as on a disk, where
+// an entry lives only in its directory. A directory missing for any other
+// reason (a rename that was durable while a change inside was not) is not
+// skipped: its undo fails and the rollback says so, since POSIX does not
+// promise the change survived.
+func (e *entryOp) goneWith(rmdirs map[uint64]bool) bool {
+	for i, d := range e.in {
+		if !rmdirs[e.inos[i]] {
 			continue
 		}
 		if _, err := os.Lstat(d); errors.Is(err, os.ErrNotExist) {
@@ -397,6 +399,7 @@ func (f *FS) logEntryLocked(what string, undo func() error, dirs ...*node) {
 	for _, d := range dirs {
 		e.pending[d.ino()] = true
 		e.in = append(e.in, d.backingPath())
+		e.inos = append(e.inos, d.ino())
 	}
 	f.entries = append(f.entries, e)
 }

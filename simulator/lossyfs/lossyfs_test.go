@@ -195,6 +195,36 @@ func TestRemovedDirectory(t *testing.T) {
 	}
 }
 
+// TestRenamedThenRemovedDirectory checks the same for a directory renamed
+// and then removed, as JetStream deletes a store: what was inside does not
+// come back under either name.
+func TestRenamedThenRemovedDirectory(t *testing.T) {
+	f, _, mnt := setup(t)
+	d := filepath.Join(mnt, "batch")
+	if err := os.MkdirAll(filepath.Join(d, "msgs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	syncDir(t, d)
+	syncDir(t, mnt)
+	mustWrite(t, filepath.Join(d, "msgs", "1.blk"), []byte("staged"), true) // msgs is never fsynced
+	gone := filepath.Join(mnt, "batch.deleting")
+	if err := os.Rename(d, gone); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		t.Fatal(err)
+	}
+	syncDir(t, mnt)
+	f.Cut()
+	_, loss := remount(t, f)
+	t.Log(loss)
+	for _, p := range []string{d, gone} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after the cut: %v, want it gone", p, err)
+		}
+	}
+}
+
 // TestRenamedDirectoryKeepsItsLoss checks that the rule above is for
 // removed directories only: a file created in a directory that was never
 // fsynced, which is then renamed durably, is not promised to survive, and

@@ -329,10 +329,12 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if err := syscall.Rmdir(p); err != nil {
 		return fs.ToErrno(err)
 	}
-	if f.rmdirs == nil {
-		f.rmdirs = map[string]bool{}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok { // the same number as the node's: see fs.LoopbackRoot
+		if f.rmdirs == nil {
+			f.rmdirs = map[uint64]bool{}
+		}
+		f.rmdirs[st.Ino] = true
 	}
-	f.rmdirs[p] = true
 	f.logEntryLocked("rmdir "+p, func() error { return os.Mkdir(p, fi.Mode().Perm()) }, n)
 	return 0
 }
