@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/airtab/airtab/ground/ledger"
+	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -23,24 +24,16 @@ import (
 // (process.go: batchTx.get, voids, insert, update).
 
 // prefetchChunk is how many ids one statement asks for.
-const prefetchChunk = 64
+const prefetchChunk = store.InChunk
 
 // inList is "(?, ?, …)" with prefetchChunk placeholders.
-var inList = "(" + strings.TrimSuffix(strings.Repeat("?, ", prefetchChunk), ", ") + ")"
+var inList = store.InList
 
 // chunkArgs returns the ids of chunk as statement arguments, padded to
 // prefetchChunk with the first.
-func chunkArgs(chunk []protocol.ID) []any {
-	args := make([]any, prefetchChunk)
-	for i := range args {
-		id := chunk[0]
-		if i < len(chunk) {
-			id = chunk[i]
-		}
-		args[i] = id[:]
-	}
-	return args
-}
+func chunkArgs(chunk []protocol.ID) []any { return store.InArgs(chunk, idArg) }
+
+func idArg(id protocol.ID) any { return id[:] }
 
 // invoicesByID returns the records (without raw) of those of ids that are
 // stored.

@@ -614,7 +614,7 @@ func TestBatchPreload(t *testing.T) {
 	b := NewBatch(tx, t0)
 	accounts := []AccountID{f.wallet.ID, f.receivable.ID, f.revenue.ID, other.ID, f.wallet.ID}
 	transfers := []TransferID{f.sale(inv1, 600).ID, f.walletCharge(inv1, 600).ID, f.sale(inv2, 1).ID}
-	for range 2 * preloadChunk { // more than one statement's worth, none stored
+	for range 2 * store.InChunk { // more than one statement's worth, none stored
 		transfers = append(transfers, TransferIDFor(TransferSale, protocol.NewID(nil)))
 	}
 	if err := b.Preload(ctx, accounts, transfers); err != nil {

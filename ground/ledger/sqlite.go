@@ -255,16 +255,8 @@ func NewBatchOn(q Querier, now time.Time) *Batch {
 		noAccount: map[AccountID]bool{}, noTransfer: map[TransferID]bool{}}
 }
 
-// preloadChunk is how many ids one Preload statement asks for: a fixed
-// arity (padded with the chunk's first id), so each is one prepared
-// statement however many ids a batch has.
-const preloadChunk = 64
-
-// inList is "(?, ?, …)" with preloadChunk placeholders.
-var inList = "(" + strings.TrimSuffix(strings.Repeat("?, ", preloadChunk), ", ") + ")"
-
 // Preload reads into the batch the accounts and transfers with the given
-// ids (duplicates and ids it holds already are skipped), preloadChunk ids
+// ids (duplicates and ids it holds already are skipped), store.InChunk ids
 // per statement, and remembers the ones not stored, so that later calls ask
 // the database nothing about any of them. It changes no rule: Post checks
 // the same state whether it was preloaded or read one id at a time.
@@ -278,7 +270,7 @@ func (b *Batch) Preload(ctx context.Context, accounts []AccountID, transfers []T
 		seenA[id] = true
 		as = append(as, id[:])
 	}
-	_, err := queryIn(ctx, b.q, `SELECT `+accountColumns+` FROM ledger_accounts WHERE id IN `+inList, as, func(rows *sql.Rows) error {
+	_, err := queryIn(ctx, b.q, `SELECT `+accountColumns+` FROM ledger_accounts WHERE id IN `+store.InList, as, func(rows *sql.Rows) error {
 		a, err := scanAccount(rows)
 		if err != nil {
 			return err
@@ -307,7 +299,7 @@ func (b *Batch) Preload(ctx context.Context, accounts []AccountID, transfers []T
 		seenT[id] = true
 		ts = append(ts, id[:])
 	}
-	_, err = queryIn(ctx, b.q, `SELECT `+transferColumns+` FROM ledger_transfers WHERE id IN `+inList, ts, func(rows *sql.Rows) error {
+	_, err = queryIn(ctx, b.q, `SELECT `+transferColumns+` FROM ledger_transfers WHERE id IN `+store.InList, ts, func(rows *sql.Rows) error {
 		t, err := scanTransfer(rows)
 		if err != nil {
 			return err
@@ -326,21 +318,14 @@ func (b *Batch) Preload(ctx context.Context, accounts []AccountID, transfers []T
 	return nil
 }
 
-// queryIn runs query, whose one parameter list is inList, over ids in
-// chunks of preloadChunk, calling row for every row. It returns how many
+// queryIn runs query, whose one parameter list is store.InList, over ids in
+// chunks of store.InChunk, calling row for every row. It returns how many
 // rows there were.
 func queryIn(ctx context.Context, q Querier, query string, ids [][]byte, row func(*sql.Rows) error) (int, error) {
 	n := 0
-	args := make([]any, preloadChunk)
-	for i := 0; i < len(ids); i += preloadChunk {
-		chunk := ids[i:min(i+preloadChunk, len(ids))]
-		for j := range args {
-			args[j] = chunk[0]
-			if j < len(chunk) {
-				args[j] = chunk[j]
-			}
-		}
-		rows, err := q.QueryContext(ctx, query, args...)
+	for i := 0; i < len(ids); i += store.InChunk {
+		chunk := ids[i:min(i+store.InChunk, len(ids))]
+		rows, err := q.QueryContext(ctx, query, store.InArgs(chunk, func(id []byte) any { return id })...)
 		if err != nil {
 			return n, err
 		}

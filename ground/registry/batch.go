@@ -5,27 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/airtab/airtab/ground"
+	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/protocol"
 )
 
 // Lookups of many ids at once, for ground clearing (ground.BatchDirectory):
 // a clearing batch of a few hundred invoices names a few hundred
-// credentials and passengers, and one statement per lookupChunk ids costs
+// credentials and passengers, and one statement per store.InChunk ids costs
 // far less than one statement per id. A credential's bytes are parsed once
 // per content: the parse is remembered by the SHA-256 of the stored bytes,
 // so a credential read again (every batch that has a sale of it) is not
 // decoded again, and a raised credential, whose bytes differ, is.
-
-// lookupChunk is how many ids one statement asks for; a shorter chunk is
-// padded with its first id, so each query is one prepared statement.
-const lookupChunk = 64
-
-// lookupIn is "(?, ?, …)" with lookupChunk placeholders.
-var lookupIn = "(" + strings.TrimSuffix(strings.Repeat("?, ", lookupChunk), ", ") + ")"
 
 var _ ground.BatchDirectory = (*Registry)(nil)
 
@@ -33,7 +26,7 @@ var _ ground.BatchDirectory = (*Registry)(nil)
 // not, keyed by id; an id ground did not issue is absent.
 func (r *Registry) Credentials(ctx context.Context, ids []protocol.ID) (map[protocol.ID]*protocol.SignedCredential, error) {
 	out := make(map[protocol.ID]*protocol.SignedCredential, len(ids))
-	for chunk := range slices.Chunk(distinct(ids), lookupChunk) {
+	for chunk := range slices.Chunk(distinct(ids), store.InChunk) {
 		if err := r.credentialChunk(ctx, chunk, out); err != nil {
 			return nil, fmt.Errorf("registry: credentials: %w", err)
 		}
@@ -42,7 +35,7 @@ func (r *Registry) Credentials(ctx context.Context, ids []protocol.ID) (map[prot
 }
 
 func (r *Registry) credentialChunk(ctx context.Context, chunk []protocol.ID, out map[protocol.ID]*protocol.SignedCredential) error {
-	rows, err := r.reads.QueryContext(ctx, `SELECT id, raw FROM registry_credentials WHERE id IN `+lookupIn, chunkArgs(chunk)...)
+	rows, err := r.reads.QueryContext(ctx, `SELECT id, raw FROM registry_credentials WHERE id IN `+store.InList, chunkArgs(chunk)...)
 	if err != nil {
 		return err
 	}
@@ -74,7 +67,7 @@ func (r *Registry) credentialChunk(ctx context.Context, chunk []protocol.ID, out
 // source, is absent (Funding says not found for both).
 func (r *Registry) Fundings(ctx context.Context, passengers []protocol.ID) (map[protocol.ID]ground.FundingSource, error) {
 	out := make(map[protocol.ID]ground.FundingSource, len(passengers))
-	for chunk := range slices.Chunk(distinct(passengers), lookupChunk) {
+	for chunk := range slices.Chunk(distinct(passengers), store.InChunk) {
 		if err := r.fundingChunk(ctx, chunk, out); err != nil {
 			return nil, fmt.Errorf("registry: funding sources: %w", err)
 		}
@@ -83,7 +76,7 @@ func (r *Registry) Fundings(ctx context.Context, passengers []protocol.ID) (map[
 }
 
 func (r *Registry) fundingChunk(ctx context.Context, chunk []protocol.ID, out map[protocol.ID]ground.FundingSource) error {
-	rows, err := r.reads.QueryContext(ctx, `SELECT id, funding FROM registry_passengers WHERE funding IS NOT NULL AND id IN `+lookupIn, chunkArgs(chunk)...)
+	rows, err := r.reads.QueryContext(ctx, `SELECT id, funding FROM registry_passengers WHERE funding IS NOT NULL AND id IN `+store.InList, chunkArgs(chunk)...)
 	if err != nil {
 		return err
 	}
@@ -122,18 +115,10 @@ func distinct(ids []protocol.ID) []protocol.ID {
 	return out
 }
 
-// chunkArgs returns the ids of chunk (at least one) as statement
-// arguments, padded to lookupChunk with the first.
+// chunkArgs returns the ids of chunk (at least one) as the arguments of a
+// store.InList.
 func chunkArgs(chunk []protocol.ID) []any {
-	args := make([]any, lookupChunk)
-	for i := range args {
-		id := chunk[0]
-		if i < len(chunk) {
-			id = chunk[i]
-		}
-		args[i] = idBytes(id)
-	}
-	return args
+	return store.InArgs(chunk, func(id protocol.ID) any { return idBytes(id) })
 }
 
 // parseCache remembers parsed credentials by the SHA-256 of their bytes.

@@ -25,7 +25,7 @@ func TestBatchLookups(t *testing.T) {
 	f.aircraft("D-AIUA")
 	fl := f.flight("100", "D-AIUA", "EUR")
 	var creds, pax []protocol.ID
-	for range lookupChunk + 6 {
+	for range store.InChunk + 6 {
 		p, dev := f.passenger(700)
 		creds = append(creds, f.optIn(p, dev, fl).Body.ID)
 		pax = append(pax, p)
@@ -42,7 +42,7 @@ func TestBatchLookups(t *testing.T) {
 		t.Fatal(err)
 	}
 	unknown := protocol.NewID(nil)
-	askCreds := append(slices.Clone(creds), unknown, creds[0], creds[lookupChunk+1])
+	askCreds := append(slices.Clone(creds), unknown, creds[0], creds[store.InChunk+1])
 	askPax := append(slices.Clone(pax), unknown, bare.ID, pax[0])
 
 	check := func(t *testing.T) {

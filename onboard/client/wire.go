@@ -41,14 +41,7 @@ func appendSaleRequest(b []byte, req *onboard.SaleRequest) []byte {
 	return append(b, '}')
 }
 
-func appendID(b []byte, id protocol.ID) []byte {
-	const digits = "0123456789abcdef"
-	b = append(b, '"')
-	for _, c := range id {
-		b = append(b, digits[c>>4], digits[c&0xf])
-	}
-	return append(b, '"')
-}
+func appendID(b []byte, id protocol.ID) []byte { return wirejson.AppendHexString(b, id[:]) }
 
 // decodeDecision decodes b into d on the fast path, and reports whether it
 // could. d must be zero; when it reports false, d is to be discarded.

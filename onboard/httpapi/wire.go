@@ -144,7 +144,7 @@ func appendSale(b []byte, s *onboard.Sale) ([]byte, bool) {
 		b = appendID(b, s.VoidedBy)
 	}
 	b = wirejson.AppendKey(b, "hash", false)
-	b = appendHex(b, s.Hash[:])
+	b = wirejson.AppendHexString(b, s.Hash[:])
 	b = wirejson.AppendKey(b, "status", false)
 	b = wirejson.AppendString(b, string(s.Status))
 	return append(b, '}'), true
@@ -160,13 +160,4 @@ func appendMoney(b []byte, m protocol.Money) []byte {
 }
 
 // appendID appends an id as its MarshalText does: lower-case hex.
-func appendID(b []byte, id protocol.ID) []byte { return appendHex(b, id[:]) }
-
-func appendHex(b []byte, v []byte) []byte {
-	const digits = "0123456789abcdef"
-	b = append(b, '"')
-	for _, c := range v {
-		b = append(b, digits[c>>4], digits[c&0xf])
-	}
-	return append(b, '"')
-}
+func appendID(b []byte, id protocol.ID) []byte { return wirejson.AppendHexString(b, id[:]) }

@@ -314,6 +314,17 @@ func AppendKey(b []byte, key string, first bool) []byte {
 	return append(b, '"', ':')
 }
 
+// AppendHexString appends v as a JSON string of lower-case hex digits, as
+// the MarshalText of the protocol's ids and hashes writes them.
+func AppendHexString(b []byte, v []byte) []byte {
+	const digits = "0123456789abcdef"
+	b = append(b, '"')
+	for _, c := range v {
+		b = append(b, digits[c>>4], digits[c&0xf])
+	}
+	return append(b, '"')
+}
+
 // AppendBool appends true or false.
 func AppendBool(b []byte, v bool) []byte { return strconv.AppendBool(b, v) }
 
