@@ -26,7 +26,10 @@
 // SameSite=Strict cookie (Secure when the request came over TLS) that
 // expires after Config.SessionTTL; each session has its own CSRF token,
 // checked on every POST; every response carries the headers set in
-// headers.go, a strict Content-Security-Policy among them.
+// security.go, a strict Content-Security-Policy among them. Wrong tokens
+// are limited per client address and in all (signinlimit.go): past the
+// limit the sign-in answers 429 with Retry-After without looking at the
+// token, and the token is compared in constant time.
 package backoffice
 
 import (
@@ -44,8 +47,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/airtab/airtab/ground/clearing"
-	"github.com/airtab/airtab/ground/ratelimit"
 	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/protocol"
 )
@@ -120,11 +124,28 @@ type Config struct {
 	PollSeconds int
 	// MaxFlights bounds the flights listed, newest first. Default 200.
 	MaxFlights int
-	// SignInFailuresPerMinute bounds the wrong tokens one remote address
+	// SignInFailuresPerMinute bounds the wrong tokens one client address
+	// (the connection's remote address; an IPv6 address counts as its /64)
 	// may send, per minute, after a burst of as many; beyond it the sign-in
 	// answers 429 with Retry-After without looking at the token. Only
 	// failures count, so a clerk who signs in is never slowed. Default 10.
 	SignInFailuresPerMinute int
+	// SignInGlobalFailuresPerMinute bounds the wrong tokens from all
+	// addresses together, per minute, after a burst of as many, so a guess
+	// spread over many addresses is slowed too; beyond it every sign-in
+	// answers 429 until the allowance recovers (sessions already open are
+	// not affected). Default 60.
+	SignInGlobalFailuresPerMinute int
+	// MaxSignInAddresses bounds the client addresses whose failures are
+	// remembered, in addresses; beyond it the one nearest to its whole
+	// allowance is forgotten (the global limit still counts it). Default
+	// 4096.
+	MaxSignInAddresses int
+	// Metrics is where the back office registers its counter of sign-in
+	// attempts, airtab_ground_backoffice_signins_total{outcome} (ground
+	// passes its metrics' registry, opsmetrics.Metrics.Registry). When nil
+	// the counter is kept but not exposed.
+	Metrics prometheus.Registerer
 }
 
 // Server is the back office as an http.Handler, to mount at Prefix.
@@ -138,7 +159,8 @@ type Server struct {
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 	rows     rowsCache
-	failures *ratelimit.Limiter // wrong sign-in tokens, by remote address
+	failures *signInLimit           // wrong sign-in tokens, by client address and in all
+	signIns  *prometheus.CounterVec // sign-in attempts by outcome
 }
 
 // New checks cfg and builds the server.
@@ -175,6 +197,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SignInFailuresPerMinute <= 0 {
 		cfg.SignInFailuresPerMinute = 10
 	}
+	if cfg.SignInGlobalFailuresPerMinute <= 0 {
+		cfg.SignInGlobalFailuresPerMinute = 60
+	}
+	if cfg.MaxSignInAddresses <= 0 {
+		cfg.MaxSignInAddresses = 4096
+	}
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err
@@ -188,7 +216,13 @@ func New(cfg Config) (*Server, error) {
 		sessions: newSessionStore(cfg.MaxSessions, cfg.Rand),
 		pages:    pages,
 		mux:      http.NewServeMux(),
-		failures: ratelimit.New(time.Minute, cfg.SignInFailuresPerMinute, cfg.SignInFailuresPerMinute, 1<<16),
+		failures: newSignInLimit(cfg.SignInFailuresPerMinute, cfg.SignInGlobalFailuresPerMinute, cfg.MaxSignInAddresses),
+		signIns:  newSignInCounter(),
+	}
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Register(s.signIns); err != nil {
+			return nil, fmt.Errorf("backoffice: register metrics: %w", err)
+		}
 	}
 	s.routes()
 	return s, nil

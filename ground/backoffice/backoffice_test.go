@@ -335,7 +335,7 @@ func TestSignInFailuresLimited(t *testing.T) {
 	if got := res.Header.Get("Retry-After"); got != "6" {
 		t.Errorf("Retry-After = %q, want 6 (one failure's share of a minute)", got)
 	}
-	if !strings.Contains(body, "Too many wrong tokens from this address: try again in 6 s.") {
+	if !strings.Contains(body, "Too many failed sign-ins from this address. Try again in 6 s.") {
 		t.Errorf("page does not say why or for how long:\n%s", body)
 	}
 	if res, _ := try(testToken); res.StatusCode != http.StatusTooManyRequests {
