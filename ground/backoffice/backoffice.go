@@ -133,8 +133,10 @@ type Config struct {
 	// SignInGlobalFailuresPerMinute bounds the wrong tokens from all
 	// addresses together, per minute, after a burst of as many, so a guess
 	// spread over many addresses is slowed too; beyond it every sign-in
-	// answers 429 until the allowance recovers (sessions already open are
-	// not affected). Default 60.
+	// answers 429 until the allowance recovers, except from an address
+	// that signed in with the right token in the last 7 days (held to its
+	// own limit only, so the guessing cannot lock the staff out); sessions
+	// already open are not affected. Default 60.
 	SignInGlobalFailuresPerMinute int
 	// MaxSignInAddresses bounds the client addresses whose failures are
 	// remembered, in addresses; beyond it the one nearest to its whole

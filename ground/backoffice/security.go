@@ -218,7 +218,8 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	addr := clientAddress(r.RemoteAddr)
-	if limit, retry := s.failures.take(addr, s.now()); limit != limitNone {
+	try, limit, retry := s.failures.take(addr, s.now())
+	if limit != limitNone {
 		s.signInLimited(w, r, addr, limit, retry)
 		return
 	}
@@ -229,7 +230,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		s.signInForm(w, r, http.StatusUnauthorized, "That is not the back-office token.")
 		return
 	}
-	s.failures.refund(addr)
+	s.failures.refund(try, s.now())
 	s.signIns.WithLabelValues(outcomeSignedIn).Inc()
 	id, _, err := s.sessions.create(s.now(), s.cfg.SessionTTL)
 	if err != nil {

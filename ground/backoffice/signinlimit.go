@@ -31,10 +31,22 @@ type signInLimit struct {
 	allInterval, allTolerance   time.Duration
 	maxAddrs                    int
 
-	mu  sync.Mutex
-	tat map[string]time.Time
-	all time.Time
+	mu    sync.Mutex
+	tat   map[string]time.Time
+	all   time.Time
+	known map[string]time.Time // address -> its last good sign-in
 }
+
+// The global limit is a lever against the staff too: wrong tokens from a
+// handful of addresses keep every new sign-in out. An address that signed
+// in with the right token in the last knownFor is exempt from it (its own
+// limit still holds), so the clerks' usual desks and offices keep signing
+// in while strangers are refused. At most maxKnown addresses are
+// remembered, the one whose last sign-in is oldest forgotten first.
+const (
+	knownFor = 7 * 24 * time.Hour
+	maxKnown = 256
+)
 
 // limitKind says which limit refused an attempt.
 type limitKind int
@@ -45,6 +57,12 @@ const (
 	limitGlobal            // all addresses' together
 )
 
+// attempt is what take counted, for refund to give back.
+type attempt struct {
+	addr   string
+	global bool // counted against the global limit too
+}
+
 // newSignInLimit allows each address perAddr failures a minute after a
 // burst of as many, all addresses together perAll a minute after a burst of
 // as many, and remembers at most maxAddrs addresses. All must be positive.
@@ -53,46 +71,65 @@ func newSignInLimit(perAddr, perAll, maxAddrs int) *signInLimit {
 	gi := time.Minute / time.Duration(perAll)
 	return &signInLimit{addrInterval: ai, addrTolerance: ai * time.Duration(perAddr),
 		allInterval: gi, allTolerance: gi * time.Duration(perAll),
-		maxAddrs: maxAddrs, tat: make(map[string]time.Time)}
+		maxAddrs: maxAddrs, tat: make(map[string]time.Time), known: make(map[string]time.Time)}
 }
 
-// take counts one attempt from addr at now against both limits, or returns
+// take counts one attempt from addr at now against its limits, or returns
 // which limit refuses it and how long until one would be taken. A refused
-// attempt counts against neither.
-func (l *signInLimit) take(addr string, now time.Time) (refused limitKind, retry time.Duration) {
+// attempt counts against neither. An address that signed in lately is not
+// held to the global limit, nor counted against it.
+func (l *signInLimit) take(addr string, now time.Time) (a attempt, refused limitKind, retry time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	a = attempt{addr: addr}
 	t, seen := l.tat[addr]
 	if !seen || t.Before(now) {
 		t = now
 	}
 	if ahead := t.Sub(now); ahead > l.addrTolerance-l.addrInterval {
-		return limitAddress, ahead - l.addrTolerance + l.addrInterval
+		return a, limitAddress, ahead - l.addrTolerance + l.addrInterval
 	}
+	last, known := l.known[addr]
+	a.global = !known || now.Sub(last) >= knownFor
 	g := l.all
 	if g.Before(now) {
 		g = now
 	}
-	if ahead := g.Sub(now); ahead > l.allTolerance-l.allInterval {
-		return limitGlobal, ahead - l.allTolerance + l.allInterval
+	if ahead := g.Sub(now); a.global && ahead > l.allTolerance-l.allInterval {
+		return a, limitGlobal, ahead - l.allTolerance + l.allInterval
 	}
 	if !seen && len(l.tat) >= l.maxAddrs {
 		l.makeRoom(now)
 	}
 	l.tat[addr] = t.Add(l.addrInterval)
-	l.all = g.Add(l.allInterval)
-	return limitNone, 0
+	if a.global {
+		l.all = g.Add(l.allInterval)
+	}
+	return a, limitNone, 0
 }
 
 // refund gives back an attempt take counted, for a sign-in whose token was
-// right. An address forgotten in between has nothing to give back.
-func (l *signInLimit) refund(addr string) {
+// right, and remembers its address as one staff sign in from. An address
+// forgotten in between has nothing to give back.
+func (l *signInLimit) refund(a attempt, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if t, ok := l.tat[addr]; ok {
-		l.tat[addr] = t.Add(-l.addrInterval)
+	if t, ok := l.tat[a.addr]; ok {
+		l.tat[a.addr] = t.Add(-l.addrInterval)
 	}
-	l.all = l.all.Add(-l.allInterval)
+	if a.global {
+		l.all = l.all.Add(-l.allInterval)
+	}
+	if _, ok := l.known[a.addr]; !ok && len(l.known) >= maxKnown {
+		var oldest string
+		for k, t := range l.known {
+			if oldest == "" || t.Before(l.known[oldest]) {
+				oldest = k
+			}
+		}
+		delete(l.known, oldest)
+	}
+	l.known[a.addr] = now
 }
 
 // makeRoom drops the addresses whose allowance is whole again and, if the
