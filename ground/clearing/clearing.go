@@ -277,9 +277,10 @@ type Service struct {
 	// stmts are the batch transactions' statements, prepared once
 	// (sqlite.go).
 	stmts stmtCache
-	// noAtomic is set once the receipt stream refused an atomic batch
-	// because it takes none: receipts are then published one at a time.
-	noAtomic atomic.Bool
+	// noAtomicUntil is set when the receipt stream refused an atomic batch
+	// because it takes none: receipts are published one at a time until
+	// then (Unix nanoseconds of the service's clock; 0 when it takes them).
+	noAtomicUntil atomic.Int64
 	// recon is what logCleared last said of each closed flight.
 	recon reconLog
 	// receiptsDone reports the end of the stage 5 (receipts and acks) in

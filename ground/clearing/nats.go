@@ -184,33 +184,75 @@ func drain(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
 // The receipts go as JetStream atomic batches of up to maxAtomicReceipts
 // (publishAtomic): a JetStream server that syncs every write to disk
 // (natsvc's default) then syncs once per batch instead of once per
-// receipt, and acknowledges the batch once. A batch the server refuses
-// (a receipt in it is a duplicate within the stream's window, as after a
-// redelivery; the stream does not allow atomic batches; no answer in
+// receipt, and acknowledges the batch once. JetStream refuses a whole
+// atomic batch holding a message id it has already (a receipt sent again
+// after a redelivery), so a receipt that may have been published before
+// (item.resent) is published alone, where JetStream drops a duplicate by
+// its message id, and the rest of the batch still goes atomically. A batch
+// the server refuses anyway (a duplicate nobody expected, no answer in
 // time) stored nothing, or, when its answer was lost, everything, so its
-// receipts are then published one at a time as before, where JetStream
-// drops the duplicates by message id.
+// receipts are then published one at a time; that refusal says nothing of
+// the next batch. A server or stream that takes no atomic batches at all
+// is noted (noteNoAtomic) and asked again after atomicRetryAfter.
 func (s *Service) publishReceipts(ctx context.Context, items []*item) {
-	var todo []*item
+	var fresh, resent []*item
 	for _, it := range items {
-		if it.verdict != retry && it.receipt != nil {
-			todo = append(todo, it)
+		switch {
+		case it.verdict == retry || it.receipt == nil:
+		case it.resent:
+			resent = append(resent, it)
+		default:
+			fresh = append(fresh, it)
 		}
 	}
-	for chunk := range slices.Chunk(todo, maxAtomicReceipts) {
-		if len(chunk) > 1 && !s.noAtomic.Load() {
+	for chunk := range slices.Chunk(fresh, maxAtomicReceipts) {
+		if len(chunk) > 1 && s.atomicAllowed() {
 			err := s.publishAtomic(ctx, chunk)
 			if err == nil {
+				s.noteAtomic()
 				continue
 			}
 			if errors.Is(err, errNoAtomic) {
-				s.noAtomic.Store(true)
-				s.log.Warn("the receipt stream takes no atomic batches: receipts are published one at a time", "err", err)
+				s.noteNoAtomic(err)
 			} else {
-				s.log.Debug("receipt batch not stored; publishing its receipts one at a time", "receipts", len(chunk), "err", err)
+				s.log.Info("receipt batch not stored; publishing its receipts one at a time", "receipts", len(chunk), "err", err)
 			}
 		}
 		s.publishEach(ctx, chunk)
+	}
+	if len(resent) > 0 {
+		s.publishEach(ctx, resent)
+	}
+}
+
+// atomicRetryAfter is how long receipts are published one at a time after
+// the receipt stream refused an atomic batch because it takes none, before
+// a batch is tried again: the server may have been upgraded, or the
+// stream's AllowAtomicPublish set, meanwhile. A try refused again costs
+// one batch sent twice per atomicRetryAfter.
+const atomicRetryAfter = 10 * time.Minute
+
+// atomicAllowed reports whether the next receipts may go as an atomic
+// batch: the stream has not refused one for taking none within
+// atomicRetryAfter (by the service's clock).
+func (s *Service) atomicAllowed() bool {
+	until := s.noAtomicUntil.Load()
+	return until == 0 || s.clock().UnixNano() >= until
+}
+
+// noteNoAtomic notes that the receipt stream takes no atomic batches, for
+// atomicRetryAfter.
+func (s *Service) noteNoAtomic(err error) {
+	until := s.clock().Add(atomicRetryAfter)
+	s.noAtomicUntil.Store(until.UnixNano())
+	s.log.Warn("the receipt stream takes no atomic batches: receipts are published one at a time", "retry_after", atomicRetryAfter, "err", err)
+}
+
+// noteAtomic notes that the receipt stream took an atomic batch, saying so
+// if it had refused them.
+func (s *Service) noteAtomic() {
+	if s.noAtomicUntil.Swap(0) != 0 {
+		s.log.Info("the receipt stream takes atomic batches again")
 	}
 }
 
@@ -228,9 +270,19 @@ const (
 // errNoAtomic is a server or stream that does not take atomic batches.
 var errNoAtomic = errors.New("atomic batch publish not available")
 
-// jsErrAtomicDisabled is JetStream's error code for a stream that does not
-// allow atomic batches.
-const jsErrAtomicDisabled = 10174
+// JetStream's error codes (nats-server's errors.json) for an atomic batch
+// refused: jsErrAtomicDisabled by a stream that does not allow atomic
+// batches (JSAtomicPublishDisabledErr), whatever the batch; and
+// jsErrAtomicDuplicate for a batch holding a message id the stream has in
+// its duplicate window, or twice (JSAtomicPublishContainsDuplicateMessageErr),
+// which says nothing of the next batch.
+const (
+	jsErrAtomicDisabled  = 10174
+	jsErrAtomicDuplicate = 10201
+)
+
+// errAtomicDuplicate is an atomic batch refused for a duplicate message id.
+var errAtomicDuplicate = errors.New("the receipt batch holds a receipt the stream has already")
 
 // publishAtomic publishes the receipts of items as one atomic batch and
 // waits for its commit's ack, which JetStream sends once every receipt is
@@ -281,6 +333,8 @@ func batchAck(data []byte, id string, n int) error {
 	switch {
 	case ack.Error != nil && ack.Error.ErrorCode == jsErrAtomicDisabled:
 		return fmt.Errorf("%w: %w", errNoAtomic, ack.Error)
+	case ack.Error != nil && ack.Error.ErrorCode == jsErrAtomicDuplicate:
+		return fmt.Errorf("%w: %w", errAtomicDuplicate, ack.Error)
 	case ack.Error != nil:
 		return fmt.Errorf("receipt batch refused: %w", ack.Error)
 	case ack.Batch != id || ack.Count != n:

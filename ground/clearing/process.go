@@ -1,6 +1,7 @@
 package clearing
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -76,6 +77,10 @@ type item struct {
 	receipt        []byte
 	receiptSubject string
 	receiptMsgID   string
+	// resent is set when the receipt was made for an earlier delivery
+	// (an invoice, reject or close stored already), so the stream may
+	// hold it: it is published alone (publishReceipts).
+	resent bool
 }
 
 func newItems(msgs []jetstream.Msg) []*item {
@@ -458,7 +463,7 @@ func (b *batchTx) apply(ctx context.Context, it *item) error {
 func (b *batchTx) again(it *item, old InvoiceRecord) {
 	switch {
 	case old.Status.ReceiptStatus() != 0:
-		it.rec = &old
+		it.rec, it.resent = &old, true
 	case old.Status == StatusPosted:
 		it.awaiting = old.ID
 		b.addJob(&job{kind: jobCapture, rec: old})
@@ -782,6 +787,7 @@ func (b *batchTx) reject(ctx context.Context, it *item) error {
 		return err
 	}
 	it.setStoredReceipt(stored, "reject-"+it.hash.String())
+	it.resent = !bytes.Equal(stored, r.Receipt)
 	return nil
 }
 
@@ -804,6 +810,7 @@ func (b *batchTx) close(ctx context.Context, it *item) error {
 		return err
 	}
 	it.setStoredReceipt(stored, "receipt-close-"+it.hash.String())
+	it.resent = !bytes.Equal(stored, c.Receipt)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package clearing
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/airtab/airtab/protocol"
 )
@@ -87,21 +88,34 @@ func TestReceiptBatches(t *testing.T) {
 		h.start()
 		h.waitReceipts(invs...)
 		h.waitAcked()
-		// The same invoices again under other message ids, with one new:
-		// the old receipts are re-sent, the batch holding them is refused
-		// as a duplicate, and each is published alone.
-		fresh := h.sale(h.passenger(card, 100_00), 6_00)
+		// The same invoices again under other message ids, with three new,
+		// in one fetch: the old receipts are re-sent one at a time, where
+		// JetStream drops them as duplicates, and the new ones go as an
+		// atomic batch, which a duplicate in it would have made JetStream
+		// refuse.
+		h.stop()
+		fresh := sales(h, 3)
 		for _, inv := range invs {
 			h.publish(h.fl.Subject(), inv.Raw, "again-"+inv.Body.ID.String())
 		}
-		h.send(fresh)
-		h.waitReceipts(fresh)
+		h.send(fresh...)
+		svc := h.start()
+		h.waitReceipts(fresh...)
 		h.waitAcked()
 		ids := h.receiptBatchIDs()
-		for _, inv := range append(invs, fresh) {
+		for _, inv := range invs {
 			if got := ids[inv.Body.ID]; len(got) != 1 {
 				t.Errorf("invoice %s: %d receipts stored, want 1", inv.Body.ID, len(got))
 			}
+		}
+		first := ids[fresh[0].Body.ID]
+		for _, inv := range fresh {
+			if got := ids[inv.Body.ID]; len(got) != 1 || got[0] == "" || got[0] != first[0] {
+				t.Errorf("new invoice %s: receipts in batches %q, want one in the batch of the other new ones (%q)", inv.Body.ID, got, first)
+			}
+		}
+		if !svc.atomicAllowed() {
+			t.Error("re-sent receipts stopped atomic batches")
 		}
 	})
 	t.Run("StreamWithoutAtomicBatches", func(t *testing.T) {
@@ -125,8 +139,139 @@ func TestReceiptBatches(t *testing.T) {
 				t.Errorf("invoice %s: receipts in batches %q, want one published alone", id, got)
 			}
 		}
-		if !svc.noAtomic.Load() {
+		if svc.atomicAllowed() {
 			t.Error("the service did not note that the stream takes no atomic batches")
+		}
+	})
+}
+
+// receiptItems returns n items of settled sales of the harness's flight
+// with their receipts signed by svc, as stage 5 gets them.
+func (h *harness) receiptItems(svc *Service, n int) []*item {
+	h.t.Helper()
+	var items []*item
+	for range n {
+		inv := h.sale(h.passenger(card, 100_00), 5_00).Body
+		rec := InvoiceRecord{ID: inv.ID, Flight: inv.Flight, Aircraft: inv.Aircraft, Seq: inv.Seq, Kind: inv.Kind,
+			Passenger: inv.Passenger, Total: inv.Total, UpdatedAt: h.clock.Now(), Status: StatusSettled}
+		items = append(items, &item{rec: &rec})
+	}
+	if err := svc.signReceipts(items); err != nil {
+		h.t.Fatal(err)
+	}
+	return items
+}
+
+// publishItems runs stage 5's publish of items on svc and fails the test
+// for any receipt not acknowledged.
+func (h *harness) publishItems(svc *Service, items ...*item) {
+	h.t.Helper()
+	svc.publishReceipts(h.ctx, items)
+	for _, it := range items {
+		if it.verdict == retry {
+			h.t.Fatalf("receipt of %s not published: %v", it.rec.ID, it.err)
+		}
+	}
+}
+
+// wantBatches checks the batches the receipts of items are stored in: one
+// receipt each, all in one atomic batch when atomic, else each alone.
+func wantBatches(t *testing.T, ids map[protocol.ID][]string, atomic bool, items ...*item) {
+	t.Helper()
+	first := ids[items[0].rec.ID]
+	for _, it := range items {
+		got := ids[it.rec.ID]
+		switch {
+		case len(got) != 1:
+			t.Errorf("invoice %s: %d receipts stored (batches %q), want 1", it.rec.ID, len(got), got)
+		case atomic && (got[0] == "" || got[0] != first[0]):
+			t.Errorf("invoice %s: receipt in batch %q, want in one atomic batch with the others (%q)", it.rec.ID, got[0], first)
+		case !atomic && got[0] != "":
+			t.Errorf("invoice %s: receipt in batch %q, want it published alone", it.rec.ID, got[0])
+		}
+	}
+}
+
+// TestReceiptBatchRefusals checks what an atomic batch the receipt stream
+// refuses does to the batches after it: one refused for a receipt the
+// stream has (JetStream's code 10201) is published one receipt at a time,
+// each stored once, and the next batch is atomic again; a stream that takes
+// no atomic batches (10174) gets one receipt at a time until
+// atomicRetryAfter has passed on the service's clock, then is asked again.
+func TestReceiptBatchRefusals(t *testing.T) {
+	t.Run("DuplicateInBatch", func(t *testing.T) {
+		h := newHarness(t)
+		svc, err := New(h.ctx, h.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items := h.receiptItems(svc, 5)
+		h.publishItems(svc, items[0])
+		// items[0] again, not known to be re-sent (as after a database
+		// restored from a backup): JetStream refuses the batch.
+		again := *items[0]
+		h.publishItems(svc, &again, items[1], items[2])
+		ids := h.receiptBatchIDs()
+		wantBatches(t, ids, false, items[:3]...)
+		if !svc.atomicAllowed() {
+			t.Fatal("a batch refused for a duplicate stopped atomic batches")
+		}
+		h.publishItems(svc, items[3], items[4])
+		wantBatches(t, h.receiptBatchIDs(), true, items[3:]...)
+	})
+	t.Run("ResentPublishedAlone", func(t *testing.T) {
+		h := newHarness(t)
+		svc, err := New(h.ctx, h.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items := h.receiptItems(svc, 4)
+		h.publishItems(svc, items[0], items[1])
+		again := *items[0]
+		again.resent = true
+		h.publishItems(svc, &again, items[2], items[3])
+		ids := h.receiptBatchIDs()
+		wantBatches(t, ids, true, items[:2]...)
+		wantBatches(t, ids, true, items[2:]...)
+		if ids[items[0].rec.ID][0] == ids[items[2].rec.ID][0] {
+			t.Errorf("the batches share id %q", ids[items[0].rec.ID][0])
+		}
+	})
+	t.Run("StreamWithoutAtomicBatches", func(t *testing.T) {
+		h := newHarness(t)
+		setAtomic := func(on bool) {
+			t.Helper()
+			s, err := h.js.Stream(h.ctx, protocol.StreamReceipts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := s.CachedInfo().Config
+			cfg.AllowAtomicPublish = on
+			if _, err := h.js.UpdateStream(h.ctx, cfg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setAtomic(false)
+		svc, err := New(h.ctx, h.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items := h.receiptItems(svc, 8)
+		h.publishItems(svc, items[0], items[1])
+		if svc.atomicAllowed() {
+			t.Fatal("the service did not note that the stream takes no atomic batches")
+		}
+		setAtomic(true) // the operator allows them
+		h.publishItems(svc, items[2], items[3])
+		h.clock.Advance(atomicRetryAfter - time.Second)
+		h.publishItems(svc, items[4], items[5])
+		ids := h.receiptBatchIDs()
+		wantBatches(t, ids, false, items[:6]...)
+		h.clock.Advance(time.Second)
+		h.publishItems(svc, items[6], items[7])
+		wantBatches(t, h.receiptBatchIDs(), true, items[6:]...)
+		if !svc.atomicAllowed() {
+			t.Error("atomic batches still off after the stream took one")
 		}
 	})
 }
