@@ -185,15 +185,18 @@ func drain(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
 // (publishAtomic): a JetStream server that syncs every write to disk
 // (natsvc's default) then syncs once per batch instead of once per
 // receipt, and acknowledges the batch once. JetStream refuses a whole
-// atomic batch holding a message id it has already (a receipt sent again
-// after a redelivery), so a receipt that may have been published before
-// (item.resent) is published alone, where JetStream drops a duplicate by
-// its message id, and the rest of the batch still goes atomically. A batch
-// the server refuses anyway (a duplicate nobody expected, no answer in
-// time) stored nothing, or, when its answer was lost, everything, so its
-// receipts are then published one at a time; that refusal says nothing of
-// the next batch. A server or stream that takes no atomic batches at all
-// is noted (noteNoAtomic) and asked again after atomicRetryAfter.
+// atomic batch holding a message id it has in its duplicate window, so
+// receipts made for an earlier delivery (item.resent), which the stream may
+// hold, go in batches of their own: new receipts are never held up by
+// them. A batch the server refuses (a duplicate, no answer in time) stored
+// nothing, or, when its answer was lost, everything, so its receipts are
+// then published one at a time, where JetStream drops a duplicate by its
+// message id; the refusal says nothing of the next batch. Trying the
+// re-sent receipts as a batch first costs a refused batch when the stream
+// has them, and saves a sync per receipt when it does not (they were never
+// published, or their window has passed). A server or stream that takes no
+// atomic batches at all is noted (noteNoAtomic) and asked again after
+// atomicRetryAfter.
 func (s *Service) publishReceipts(ctx context.Context, items []*item) {
 	var fresh, resent []*item
 	for _, it := range items {
@@ -205,23 +208,29 @@ func (s *Service) publishReceipts(ctx context.Context, items []*item) {
 			fresh = append(fresh, it)
 		}
 	}
-	for chunk := range slices.Chunk(fresh, maxAtomicReceipts) {
+	s.publishBatches(ctx, fresh)
+	s.publishBatches(ctx, resent)
+}
+
+// publishBatches publishes the receipts of items as atomic batches of up
+// to maxAtomicReceipts, and those of a batch not stored one at a time.
+func (s *Service) publishBatches(ctx context.Context, items []*item) {
+	for chunk := range slices.Chunk(items, maxAtomicReceipts) {
 		if len(chunk) > 1 && s.atomicAllowed() {
 			err := s.publishAtomic(ctx, chunk)
-			if err == nil {
+			switch {
+			case err == nil:
 				s.noteAtomic()
 				continue
-			}
-			if errors.Is(err, errNoAtomic) {
+			case errors.Is(err, errNoAtomic):
 				s.noteNoAtomic(err)
-			} else {
+			case errors.Is(err, errAtomicDuplicate) && chunk[0].resent:
+				s.log.Debug("re-sent receipts in the stream already; publishing them one at a time", "receipts", len(chunk))
+			default:
 				s.log.Info("receipt batch not stored; publishing its receipts one at a time", "receipts", len(chunk), "err", err)
 			}
 		}
 		s.publishEach(ctx, chunk)
-	}
-	if len(resent) > 0 {
-		s.publishEach(ctx, resent)
 	}
 }
 

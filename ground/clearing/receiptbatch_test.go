@@ -195,9 +195,10 @@ func wantBatches(t *testing.T, ids map[protocol.ID][]string, atomic bool, items 
 // TestReceiptBatchRefusals checks what an atomic batch the receipt stream
 // refuses does to the batches after it: one refused for a receipt the
 // stream has (JetStream's code 10201) is published one receipt at a time,
-// each stored once, and the next batch is atomic again; a stream that takes
-// no atomic batches (10174) gets one receipt at a time until
-// atomicRetryAfter has passed on the service's clock, then is asked again.
+// each stored once, and the next batch is atomic again; re-sent receipts go
+// in batches apart from new ones; a stream that takes no atomic batches
+// (10174) gets one receipt at a time until atomicRetryAfter has passed on
+// the service's clock, then is asked again.
 func TestReceiptBatchRefusals(t *testing.T) {
 	t.Run("DuplicateInBatch", func(t *testing.T) {
 		h := newHarness(t)
@@ -219,22 +220,34 @@ func TestReceiptBatchRefusals(t *testing.T) {
 		h.publishItems(svc, items[3], items[4])
 		wantBatches(t, h.receiptBatchIDs(), true, items[3:]...)
 	})
-	t.Run("ResentPublishedAlone", func(t *testing.T) {
+	t.Run("ResentInBatchesOfTheirOwn", func(t *testing.T) {
 		h := newHarness(t)
 		svc, err := New(h.ctx, h.cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		items := h.receiptItems(svc, 4)
+		items := h.receiptItems(svc, 6)
 		h.publishItems(svc, items[0], items[1])
-		again := *items[0]
-		again.resent = true
-		h.publishItems(svc, &again, items[2], items[3])
+		resent := func(it *item) *item {
+			again := *it
+			again.resent = true
+			return &again
+		}
+		// Re-sent receipts the stream has, with new ones: the new ones
+		// still go as one atomic batch.
+		h.publishItems(svc, resent(items[0]), items[2], resent(items[1]), items[3])
 		ids := h.receiptBatchIDs()
 		wantBatches(t, ids, true, items[:2]...)
-		wantBatches(t, ids, true, items[2:]...)
-		if ids[items[0].rec.ID][0] == ids[items[2].rec.ID][0] {
-			t.Errorf("the batches share id %q", ids[items[0].rec.ID][0])
+		wantBatches(t, ids, true, items[2:4]...)
+		if a, b := ids[items[0].rec.ID], ids[items[2].rec.ID]; len(a) == 1 && len(b) == 1 && a[0] == b[0] {
+			t.Errorf("the new receipts are in the first batch, %q", a[0])
+		}
+		// Re-sent receipts the stream never stored (a crash before their
+		// publish) go as one atomic batch.
+		h.publishItems(svc, resent(items[4]), resent(items[5]))
+		wantBatches(t, h.receiptBatchIDs(), true, items[4:]...)
+		if !svc.atomicAllowed() {
+			t.Error("re-sent receipts stopped atomic batches")
 		}
 	})
 	t.Run("StreamWithoutAtomicBatches", func(t *testing.T) {
