@@ -21,6 +21,12 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+// hangGuard bounds a test's wait for something that happens on its own
+// (a message, a login, a leader): only a hung test waits this long, so it
+// is generous for a loaded machine running -race, and never a measure of
+// speed.
+const hangGuard = time.Minute
+
 // startNATS starts an embedded nats-server on a free port with JetStream in
 // a temporary directory, and connects to it over TCP.
 func startNATS(t *testing.T) *nats.Conn {

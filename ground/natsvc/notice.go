@@ -2,6 +2,7 @@ package natsvc
 
 import (
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,17 +27,37 @@ const DefaultNoticeInterval = 250 * time.Millisecond
 // gives the aircraft a few deltas a second carrying many credentials each,
 // rather than one delta per passenger, and each change still reaches it
 // within about Interval plus a round trip.
+//
+// The flights it spaces are bounded (maxNoticeFlights), whatever the load:
+// when that many flights have had a notice within the last interval, the
+// ones whose last notice is oldest are forgotten to make room, and a
+// forgotten flight's trailing notice, if one is due, goes at once instead
+// of at its interval's end. So every change is still followed by a notice
+// within Interval; only the spacing gives way, for flights that change
+// again just after being forgotten.
 type Notifier struct {
 	Conn *nats.Conn
 	// Interval is the least time between two notices for one flight.
 	// Default: DefaultNoticeInterval.
 	Interval time.Duration
+	// Clock is the time notices are spaced by. Default time.Now.
+	Clock func() time.Time
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
+
+	// afterFunc schedules a trailing notice; tests replace it. Default
+	// time.AfterFunc.
+	afterFunc func(d time.Duration, f func()) stopper
 
 	mu      sync.Mutex
 	flights map[noticeKey]*noticeState
 	closed  bool
+}
+
+// stopper is a scheduled call that can be cancelled (*time.Timer).
+type stopper interface {
+	// Stop cancels the call; false when it has already started.
+	Stop() bool
 }
 
 type noticeKey struct {
@@ -48,27 +69,29 @@ type noticeKey struct {
 // whether a trailing one is scheduled.
 type noticeState struct {
 	last    time.Time
-	pending *time.Timer
+	pending stopper // nil: no trailing notice due
 }
 
-// maxNoticeFlights bounds the flights a Notifier remembers; beyond it the
-// oldest entries are forgotten (they only space notices).
+// maxNoticeFlights bounds the flights a Notifier remembers (about 100 bytes
+// each).
 const maxNoticeFlights = 4096
+
+// noticeEvictBatch is how many entries a full Notifier frees at once when
+// forgetting the idle ones is not enough, so the scan that picks them is
+// paid once per that many new flights rather than on every one.
+const noticeEvictBatch = maxNoticeFlights / 8
 
 // Notify says that flight f on aircraft a changed. It never blocks: the
 // notice goes now, or once the flight's interval has passed.
 func (n *Notifier) Notify(a protocol.AircraftID, f protocol.FlightID) {
-	interval := n.Interval
-	if interval <= 0 {
-		interval = DefaultNoticeInterval
-	}
+	interval := n.interval()
 	k := noticeKey{a, f}
-	now := time.Now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return
 	}
+	now := n.now()
 	if n.flights == nil {
 		n.flights = map[noticeKey]*noticeState{}
 	}
@@ -76,7 +99,7 @@ func (n *Notifier) Notify(a protocol.AircraftID, f protocol.FlightID) {
 	switch {
 	case st == nil:
 		if len(n.flights) >= maxNoticeFlights {
-			n.forgetIdleLocked(now, interval)
+			n.makeRoomLocked(now, interval)
 		}
 		st = &noticeState{}
 		n.flights[k] = st
@@ -84,31 +107,74 @@ func (n *Notifier) Notify(a protocol.AircraftID, f protocol.FlightID) {
 		return // the trailing notice will carry this change too
 	}
 	if wait := st.last.Add(interval).Sub(now); wait > 0 {
-		st.pending = time.AfterFunc(wait, func() { n.trailing(k) })
+		after := n.afterFunc
+		if after == nil {
+			after = func(d time.Duration, f func()) stopper { return time.AfterFunc(d, f) }
+		}
+		st.pending = after(wait, func() { n.trailing(k, st) })
 		return
 	}
 	st.last = now
 	n.publish(k)
 }
 
-// trailing sends the notice scheduled at the end of an interval.
-func (n *Notifier) trailing(k noticeKey) {
+func (n *Notifier) interval() time.Duration {
+	if n.Interval <= 0 {
+		return DefaultNoticeInterval
+	}
+	return n.Interval
+}
+
+func (n *Notifier) now() time.Time {
+	if n.Clock == nil {
+		return time.Now()
+	}
+	return n.Clock()
+}
+
+// trailing sends the notice scheduled at the end of st's interval, unless
+// it was sent early (makeRoomLocked) or the Notifier stopped.
+func (n *Notifier) trailing(k noticeKey, st *noticeState) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	st := n.flights[k]
-	if n.closed || st == nil {
+	if n.closed || st.pending == nil {
 		return
 	}
-	st.pending, st.last = nil, time.Now()
+	st.pending, st.last = nil, n.now()
 	n.publish(k)
 }
 
-// forgetIdleLocked drops the flights with nothing scheduled whose last
-// notice is older than interval.
-func (n *Notifier) forgetIdleLocked(now time.Time, interval time.Duration) {
+// makeRoomLocked brings the flights remembered below maxNoticeFlights. It
+// forgets the idle ones first (nothing scheduled, last notice an interval
+// old: forgetting them changes nothing). If more than
+// maxNoticeFlights-noticeEvictBatch remain, it forgets down to that many,
+// oldest last notice first (a trailing notice due soonest is sent least
+// early), sending the trailing notice of each that has one due now, so no
+// change is left without a notice.
+func (n *Notifier) makeRoomLocked(now time.Time, interval time.Duration) {
 	for k, st := range n.flights {
 		if st.pending == nil && now.Sub(st.last) >= interval {
 			delete(n.flights, k)
+		}
+	}
+	excess := len(n.flights) - (maxNoticeFlights - noticeEvictBatch)
+	if excess <= 0 {
+		return
+	}
+	keys := make([]noticeKey, 0, len(n.flights))
+	for k := range n.flights {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(x, y noticeKey) int { return n.flights[x].last.Compare(n.flights[y].last) })
+	for _, k := range keys[:excess] {
+		st := n.flights[k]
+		delete(n.flights, k)
+		if st.pending != nil {
+			// A timer that has fired already finds pending nil and
+			// sends nothing: this is the one notice.
+			st.pending.Stop()
+			st.pending = nil
+			n.publish(k)
 		}
 	}
 }
