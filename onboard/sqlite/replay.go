@@ -50,23 +50,22 @@ func (j *Journal) ReplayBatch(ctx context.Context, afterSeq uint64, resendBefore
 
 // MarkSent records JetStream's acknowledgement of the invoices. A cleared
 // invoice stays cleared.
-func (j *Journal) MarkSent(ctx context.Context, ids []protocol.ID, at time.Time) (err error) {
-	tx, err := j.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("mark sent: %w", err)
-	}
-	defer rollbackOnError(tx, &err)
-	stmt, err := tx.PrepareContext(ctx, `UPDATE invoices SET status = 'sent', sent_at = ? WHERE id = ? AND status != 'cleared'`)
-	if err != nil {
-		return fmt.Errorf("mark sent: %w", err)
-	}
-	defer stmt.Close()
-	for _, id := range ids {
-		if _, err := stmt.ExecContext(ctx, at.UnixMilli(), id[:]); err != nil {
-			return fmt.Errorf("mark invoice %s sent: %w", id, err)
+func (j *Journal) MarkSent(ctx context.Context, ids []protocol.ID, at time.Time) error {
+	w := j.w
+	err := w.do(ctx, func() error {
+		if err := w.tableStmts(ctx); err != nil {
+			return err
 		}
-	}
-	if err := tx.Commit(); err != nil {
+		return w.tx(ctx, func() error {
+			for _, id := range ids {
+				if err := execStmt(ctx, w.stmts.markSent, at.UnixMilli(), id[:]); err != nil {
+					return fmt.Errorf("invoice %s: %w", id, err)
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
 		return fmt.Errorf("mark sent: %w", err)
 	}
 	return nil
@@ -84,11 +83,18 @@ func (j *Journal) ApplyReceipt(ctx context.Context, r *protocol.SignedReceipt) (
 	}
 	at := b.At.UnixMilli()
 	if b.Status == protocol.StatusCloseAccepted {
-		res, err := j.w.ExecContext(ctx, `UPDATE flight_state SET status = 'cleared', receipt = ? WHERE id = 1`, r.Raw)
+		var n int64
+		err := j.w.do(ctx, func() error {
+			res, err := j.w.exec(ctx, `UPDATE flight_state SET status = 'cleared', receipt = ? WHERE id = 1`, r.Raw)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
 		if err != nil {
 			return false, fmt.Errorf("apply close receipt: %w", err)
 		}
-		n, _ := res.RowsAffected()
 		return n == 1, nil
 	}
 	var seq uint64
@@ -102,8 +108,11 @@ func (j *Journal) ApplyReceipt(ctx context.Context, r *protocol.SignedReceipt) (
 	if seq != b.Seq {
 		return false, fmt.Errorf("receipt for invoice %s says seq %d, journal has %d", b.Invoice, b.Seq, seq)
 	}
-	_, err = j.w.ExecContext(ctx, `UPDATE invoices SET status = 'cleared', receipt = ?, receipt_status = ?, cleared_at = ?
-		WHERE id = ? AND status != 'cleared'`, r.Raw, int64(b.Status), at, b.Invoice[:])
+	err = j.w.do(ctx, func() error {
+		_, err := j.w.exec(ctx, `UPDATE invoices SET status = 'cleared', receipt = ?, receipt_status = ?, cleared_at = ?
+			WHERE id = ? AND status != 'cleared'`, r.Raw, int64(b.Status), at, b.Invoice[:])
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("apply receipt for %s: %w", b.Invoice, err)
 	}
@@ -127,7 +136,11 @@ func (j *Journal) PendingClose(ctx context.Context, resendBefore time.Time) ([]b
 
 // MarkCloseSent records that JetStream acknowledged the close report.
 func (j *Journal) MarkCloseSent(ctx context.Context, at time.Time) error {
-	if _, err := j.w.ExecContext(ctx, `UPDATE flight_state SET status = 'sent', sent_at = ? WHERE id = 1 AND status != 'cleared'`, at.UnixMilli()); err != nil {
+	err := j.w.do(ctx, func() error {
+		_, err := j.w.exec(ctx, `UPDATE flight_state SET status = 'sent', sent_at = ? WHERE id = 1 AND status != 'cleared'`, at.UnixMilli())
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("mark flight close sent: %w", err)
 	}
 	return nil

@@ -3,9 +3,10 @@
 // and the flight-close report. It implements onboard.Journal.
 //
 // Durability: WAL with synchronous=FULL, so a commit returns only after the
-// WAL is fsynced; one writer connection that starts every transaction with
-// BEGIN IMMEDIATE; a busy timeout; a small page cache, as the whole cabin
-// server must stay under 64 MiB. Readers use a separate pool of two
+// WAL is fsynced; one writer connection, which the journal holds for its
+// whole life outside database/sql's pool (writer.go says why) and which
+// starts every transaction with BEGIN IMMEDIATE; a busy timeout; a small
+// page cache, as the whole cabin server must stay under 64 MiB. Readers use a separate pool of two
 // connections, which WAL lets run beside the writer.
 //
 // Checkpoints: a goroutine with a connection of its own copies the WAL into
@@ -157,10 +158,8 @@ const (
 type Journal struct {
 	path   string
 	flight protocol.FlightID
-	w      *sql.DB    // one connection: the only writer
-	r      *sql.DB    // readers
-	v1     bool       // a version 1 journal: Commit fills its extra columns
-	stmts  writeStmts // Commit's, used only inside the writer connection's Raw
+	w      *writer // the only writer
+	r      *sql.DB // readers
 
 	ckpt       *sql.DB       // one connection: the background checkpoint's
 	ckptWanted chan struct{} // a checkpoint is due (buffered, 1)
@@ -176,22 +175,22 @@ var _ onboard.Journal = (*Journal)(nil)
 // journal made for another flight or aircraft is refused: each flight has
 // its own file.
 func Open(ctx context.Context, path string, f protocol.FlightID, a protocol.AircraftID) (*Journal, error) {
-	j := &Journal{path: path, flight: f}
-	var err error
-	if j.w, err = openDB(path, roleWriter); err != nil {
+	w, err := newWriter(path, dsn(path, roleWriter))
+	if err != nil {
 		return nil, err
 	}
+	j := &Journal{path: path, flight: f, w: w}
 	if err := j.init(ctx, f, a); err != nil {
-		j.w.Close()
+		j.w.close()
 		return nil, err
 	}
 	if j.r, err = openDB(path, roleReader); err != nil {
-		j.w.Close()
+		j.w.close()
 		return nil, err
 	}
 	if j.ckpt, err = openDB(path, roleCheckpointer); err != nil {
 		j.r.Close()
-		j.w.Close()
+		j.w.close()
 		return nil, err
 	}
 	j.ckptWanted, j.ckptDone = make(chan struct{}, 1), make(chan struct{})
@@ -208,8 +207,9 @@ const (
 	roleCheckpointer
 )
 
-func openDB(path string, r role) (*sql.DB, error) {
-	writer := r == roleWriter
+// dsn returns the driver's data source name for a connection of role r to
+// the journal at path.
+func dsn(path string, r role) string {
 	cache := cacheKiB
 	if r == roleCheckpointer {
 		cache = ckptCacheKiB
@@ -235,11 +235,13 @@ func openDB(path string, r role) (*sql.DB, error) {
 		}
 		q.WriteString("_pragma=" + p)
 	}
-	if writer {
-		q.WriteString("&_txlock=immediate") // every transaction is BEGIN IMMEDIATE
-	}
 	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	db, err := sql.Open("sqlite", "file:"+escaped+"?"+q.String())
+	return "file:" + escaped + "?" + q.String()
+}
+
+// openDB opens the pool of the readers or of the checkpoint's connection.
+func openDB(path string, r role) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn(path, r))
 	if err != nil {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
@@ -257,48 +259,54 @@ func openDB(path string, r role) (*sql.DB, error) {
 // init creates the schema of a new journal, or checks the version of an
 // existing one, and checks the journal's flight and aircraft.
 func (j *Journal) init(ctx context.Context, f protocol.FlightID, a protocol.AircraftID) error {
-	tx, err := j.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("journal %s: %w", j.path, err)
+	w := j.w
+	return w.do(ctx, func() error {
+		if err := w.tx(ctx, func() error { return j.initTx(ctx, f, a) }); err != nil {
+			return fmt.Errorf("journal %s: %w", j.path, err)
+		}
+		return nil
+	})
+}
+
+// initTx is init's transaction. Its errors name what failed; init names
+// the journal.
+func (j *Journal) initTx(ctx context.Context, f protocol.FlightID, a protocol.AircraftID) error {
+	w := j.w
+	if _, err := w.exec(ctx, schemaShared); err != nil {
+		return fmt.Errorf("create schema: %w", err)
 	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, schemaShared); err != nil {
-		return fmt.Errorf("journal %s: create schema: %w", j.path, err)
-	}
-	var version string
-	err = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'schema'`).Scan(&version)
+	version, ok, err := w.queryText(ctx, `SELECT value FROM meta WHERE key = 'schema'`)
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return err
+	case !ok:
 		// A new journal, or one whose first open stopped before this
 		// transaction committed: either way it has no invoices table.
-		if _, err := tx.ExecContext(ctx, schemaInvoices); err != nil {
-			return fmt.Errorf("journal %s: create schema: %w", j.path, err)
+		if _, err := w.exec(ctx, schemaInvoices); err != nil {
+			return fmt.Errorf("create schema: %w", err)
 		}
 		version = schemaVersion
-	case err != nil:
-		return fmt.Errorf("journal %s: %w", j.path, err)
 	case version == schemaVersionV1:
-		j.v1 = true
+		w.v1 = true
 	case version != schemaVersion:
-		return fmt.Errorf("journal %s has schema version %q; this cabin server reads versions %s and %s",
-			j.path, version, schemaVersionV1, schemaVersion)
+		return fmt.Errorf("schema version %q, not one this cabin server reads (versions %s and %s)",
+			version, schemaVersionV1, schemaVersion)
 	}
 	want := map[string]string{"schema": version, "flight": string(f), "aircraft": string(a)}
 	for _, k := range []string{"schema", "flight", "aircraft"} {
-		var got string
-		err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, k).Scan(&got)
+		got, ok, err := w.queryText(ctx, `SELECT value FROM meta WHERE key = ?`, k)
 		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)`, k, want[k]); err != nil {
-				return fmt.Errorf("journal %s: %w", j.path, err)
-			}
 		case err != nil:
-			return fmt.Errorf("journal %s: %w", j.path, err)
+			return err
+		case !ok:
+			if _, err := w.exec(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)`, k, want[k]); err != nil {
+				return err
+			}
 		case got != want[k]:
-			return fmt.Errorf("journal %s holds %s %q, not %q: each flight needs its own journal", j.path, k, got, want[k])
+			return fmt.Errorf("made for %s %q, not %q: each flight needs its own journal", k, got, want[k])
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
 // checkpointer runs a PASSIVE checkpoint each time one is wanted, until
@@ -334,8 +342,9 @@ func (j *Journal) wrote(invoices int) {
 }
 
 // Close checkpoints the WAL into the database file (best effort: the WAL is
-// durable either way) and closes the connections. Closing again does no
-// harm.
+// durable either way) and closes the connections, the writer's last and
+// its statements before it. Closing again does no harm; a write after
+// Close is an error.
 func (j *Journal) Close() error {
 	var errs []error
 	if j.ckpt != nil {
@@ -354,17 +363,7 @@ func (j *Journal) Close() error {
 		errs = append(errs, j.r.Close())
 	}
 	if j.w != nil {
-		if conn, err := j.w.Conn(context.Background()); err == nil {
-			_ = conn.Raw(func(dc any) error {
-				if dc == j.stmts.conn {
-					j.stmts.closeAll()
-				}
-				return nil
-			})
-			conn.Close()
-		}
-		_, _ = j.w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
-		errs = append(errs, j.w.Close())
+		errs = append(errs, j.w.close())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close journal %s: %w", j.path, err)
@@ -387,145 +386,39 @@ func (j *Journal) Commit(ctx context.Context, b onboard.Batch) error {
 		}
 		closedAt = fc.Body.ClosedAt.Unix()
 	}
-	conn, err := j.w.Conn(ctx)
+	w := j.w
+	err := w.do(ctx, func() error {
+		if err := w.tableStmts(ctx); err != nil {
+			return err
+		}
+		return w.tx(ctx, func() error { return j.writeBatch(ctx, b, closedAt) })
+	})
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer conn.Close()
-	if err := conn.Raw(func(dc any) error { return j.commitOn(ctx, dc, b, closedAt) }); err != nil {
 		return err
 	}
 	j.wrote(len(b.Invoices))
 	return nil
 }
 
-// writeStmts are Commit's statements, prepared on the writer's driver
-// connection. Commit runs them on that connection directly rather than
-// through database/sql's Tx, which starts a goroutine for every
-// transaction (to watch its context) and checks and converts every
-// argument: at a few sales a commit, these were a fifth of a commit's CPU.
-type writeStmts struct {
-	conn                    any // the driver connection they belong to
-	begin, commit, rollback driver.Stmt
-	insert, declines, close driver.Stmt
-}
-
-func (w *writeStmts) all() []driver.Stmt {
-	return []driver.Stmt{w.begin, w.commit, w.rollback, w.insert, w.declines, w.close}
-}
-
-// closeAll closes the statements prepared so far.
-func (w *writeStmts) closeAll() {
-	for _, st := range w.all() {
-		if st != nil {
-			st.Close()
-		}
-	}
-	*w = writeStmts{}
-}
-
-// stmtsOn returns Commit's statements on the driver connection dc,
-// preparing them when dc is new: the first commit, or a connection
-// database/sql opened after discarding the one before (whose statements
-// went with it).
-func (j *Journal) stmtsOn(ctx context.Context, dc any) (*writeStmts, error) {
-	w := &j.stmts
-	if w.conn == dc {
-		return w, nil
-	}
-	// The statements of a connection database/sql has discarded are
-	// dropped, not closed: the driver frees a closed connection's state,
-	// and finalizing a statement after that would crash. A failed
-	// rollback closes them itself before discarding the connection; any
-	// other discard (rare: the writer has no lifetime limit) leaves that
-	// connection's SQLite handle open until the process ends.
-	*w = writeStmts{}
-	pc, ok := dc.(driver.ConnPrepareContext)
-	if !ok {
-		return nil, fmt.Errorf("driver connection %T cannot prepare statements", dc)
-	}
-	prepare := func(st *driver.Stmt, q string) error {
-		var err error
-		*st, err = pc.PrepareContext(ctx, q)
-		return err
-	}
-	err := errors.Join(
-		prepare(&w.begin, `BEGIN IMMEDIATE`),
-		prepare(&w.commit, `COMMIT`),
-		prepare(&w.rollback, `ROLLBACK`),
-		prepare(&w.declines, `INSERT INTO declines (id, n) VALUES (1, ?)
-			ON CONFLICT (id) DO UPDATE SET n = n + excluded.n`),
-		prepare(&w.close, `INSERT INTO flight_state (id, closed_at, close_raw) VALUES (1, ?, ?)`),
-	)
-	if j.v1 {
-		err = errors.Join(err, prepare(&w.insert, insertInvoiceV1))
-	} else {
-		err = errors.Join(err, prepare(&w.insert, insertInvoice))
-	}
-	if err != nil {
-		w.closeAll()
-		return nil, err
-	}
-	w.conn = dc
-	return w, nil
-}
-
-// commitOn writes the batch in one BEGIN IMMEDIATE transaction on the
-// writer's driver connection dc. On an error it rolls back; if even the
-// rollback fails, the connection is discarded (the error wraps
-// driver.ErrBadConn), so no later write can find a transaction open.
-func (j *Journal) commitOn(ctx context.Context, dc any, b onboard.Batch, closedAt int64) (err error) {
-	w, err := j.stmtsOn(ctx, dc)
-	if err != nil {
-		return fmt.Errorf("prepare: %w", err)
-	}
-	if err := execStmt(ctx, w.begin); err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	// Once the transaction is open, its end runs whatever ctx does: the
-	// driver reports a context that ended during a statement as that
-	// statement's error even when it completed, which would call a
-	// durable commit failed, and it refuses a rollback on an ended context.
-	end := context.WithoutCancel(ctx)
-	defer func() {
-		if err == nil {
-			return
-		}
-		if rerr := execStmt(end, w.rollback); rerr != nil {
-			w.closeAll()
-			err = fmt.Errorf("%w (rollback: %v; %w)", err, rerr, driver.ErrBadConn)
-		}
-	}()
+// writeBatch writes the batch inside Commit's transaction.
+func (j *Journal) writeBatch(ctx context.Context, b onboard.Batch, closedAt int64) error {
+	st := &j.w.stmts
 	for _, e := range b.Invoices {
-		if err := j.insert(ctx, w.insert, e); err != nil {
+		if err := j.insert(ctx, st.insert, e); err != nil {
 			return err
 		}
 	}
 	if b.Declines > 0 {
-		if err := execStmt(ctx, w.declines, int64(b.Declines)); err != nil {
+		if err := execStmt(ctx, st.declines, int64(b.Declines)); err != nil {
 			return fmt.Errorf("count %d declines: %w", b.Declines, err)
 		}
 	}
 	if b.Close != nil {
-		if err := execStmt(ctx, w.close, closedAt, b.Close); err != nil {
+		if err := execStmt(ctx, st.close, closedAt, b.Close); err != nil {
 			return fmt.Errorf("insert flight close: %w", err)
 		}
 	}
-	if err := execStmt(end, w.commit); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
 	return nil
-}
-
-// execStmt runs a driver statement with args, which are driver values
-// already (int64, []byte, string or nil).
-func execStmt(ctx context.Context, st driver.Stmt, args ...any) error {
-	named := make([]driver.NamedValue, len(args))
-	for i, a := range args {
-		named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
-	}
-	_, err := st.(driver.StmtExecContext).ExecContext(ctx, named)
-	return err
 }
 
 // code returns the device key and counter columns of an entry: a sale's
@@ -546,7 +439,7 @@ func (j *Journal) insert(ctx context.Context, st driver.Stmt, e onboard.Entry) e
 	inv := &e.Invoice.Body
 	device, counter := code(e)
 	var err error
-	if j.v1 {
+	if j.w.v1 {
 		h := e.Invoice.Hash()
 		err = execStmt(ctx, st, int64(inv.Seq), inv.ID[:], int64(inv.Kind), device, counter,
 			inv.Credential[:], inv.Passenger[:], inv.Total.Minor, string(inv.Total.Currency),
@@ -654,23 +547,18 @@ func (j *Journal) FlightClose(ctx context.Context) ([]byte, error) {
 
 // SaveManifest stores a manifest, replacing the one stored and its deltas,
 // in one transaction.
-func (j *Journal) SaveManifest(ctx context.Context, serial uint64, raw []byte) (err error) {
-	tx, err := j.w.BeginTx(ctx, nil)
+func (j *Journal) SaveManifest(ctx context.Context, serial uint64, raw []byte) error {
+	w := j.w
+	err := w.do(ctx, func() error {
+		return w.tx(ctx, func() error {
+			if _, err := w.exec(ctx, `DELETE FROM manifest_deltas`); err != nil {
+				return err
+			}
+			_, err := w.exec(ctx, `INSERT OR REPLACE INTO manifest (id, serial, raw) VALUES (1, ?, ?)`, int64(serial), raw)
+			return err
+		})
+	})
 	if err != nil {
-		return fmt.Errorf("save manifest: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-		}
-	}()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM manifest_deltas`); err != nil {
-		return fmt.Errorf("save manifest: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO manifest (id, serial, raw) VALUES (1, ?, ?)`, int64(serial), raw); err != nil {
-		return fmt.Errorf("save manifest: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("save manifest: %w", err)
 	}
 	return nil
@@ -679,8 +567,11 @@ func (j *Journal) SaveManifest(ctx context.Context, serial uint64, raw []byte) (
 // SaveDelta stores a manifest delta. A delta stored before under the same
 // serial and sequence number is replaced.
 func (j *Journal) SaveDelta(ctx context.Context, baseSerial, seq uint64, raw []byte) error {
-	_, err := j.w.ExecContext(ctx, `INSERT OR REPLACE INTO manifest_deltas (base_serial, seq, raw) VALUES (?, ?, ?)`,
-		int64(baseSerial), int64(seq), raw)
+	err := j.w.do(ctx, func() error {
+		_, err := j.w.exec(ctx, `INSERT OR REPLACE INTO manifest_deltas (base_serial, seq, raw) VALUES (?, ?, ?)`,
+			int64(baseSerial), int64(seq), raw)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("save manifest delta %d: %w", seq, err)
 	}
@@ -716,14 +607,6 @@ func (j *Journal) Manifest(ctx context.Context) ([]byte, [][]byte, error) {
 		return nil, nil, fmt.Errorf("read manifest deltas: %w", err)
 	}
 	return raw, deltas, nil
-}
-
-// rollbackOnError rolls tx back when the function deferring it returns an
-// error.
-func rollbackOnError(tx *sql.Tx, err *error) {
-	if *err != nil {
-		tx.Rollback()
-	}
 }
 
 // Declines returns how many declined sale requests the journal has counted.

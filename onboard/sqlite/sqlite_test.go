@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -217,27 +218,20 @@ func fileSize(t *testing.T, path string) int64 {
 
 // TestCommitAfterFailedRollback makes SQLite end a batch's transaction
 // itself (a trigger raising ROLLBACK), so the journal's own rollback
-// fails: the writer's connection is discarded, nothing of the batch is
-// written, and the next commit runs on a fresh connection.
+// fails: the writer's connection, its state unknown, is closed with its
+// statements, nothing of the batch is written, and the next commit runs on
+// a fresh connection; Close then leaves no handle open.
 func TestCommitAfterFailedRollback(t *testing.T) {
 	f := ft.New(t, ft.Options{Passengers: 1})
-	j := f.OpenJournal()
+	j, a, db := journalWithRollbackTrigger(t, f)
 	defer j.Close()
-	a := invoice(t, f, 1, protocol.Hash{}, f.Passengers[0].Code())
-	if err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{a}}); err != nil {
-		t.Fatal(err)
-	}
-	db := openRaw(t, f)
 	defer db.Close()
-	if _, err := db.Exec(`CREATE TRIGGER end_tx BEFORE INSERT ON invoices WHEN NEW.seq = 3
-		BEGIN SELECT RAISE(ROLLBACK, 'injected rollback'); END`); err != nil {
-		t.Fatal(err)
-	}
 	b := invoice(t, f, 2, a.Invoice.Hash(), f.Passengers[0].Code())
 	c := invoice(t, f, 3, b.Invoice.Hash(), f.Passengers[0].Code())
 	err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{b, c}, Declines: 1})
-	if err == nil || !strings.Contains(err.Error(), "injected rollback") || !strings.Contains(err.Error(), "rollback:") {
-		t.Fatalf("commit through a rolled-back transaction = %v, want the trigger's error and the failed rollback", err)
+	if err == nil || !strings.Contains(err.Error(), "injected rollback") || !strings.Contains(err.Error(), "rollback:") ||
+		!strings.Contains(err.Error(), "connection closed") {
+		t.Fatalf("commit through a rolled-back transaction = %v, want the trigger's error, the failed rollback and the connection closed", err)
 	}
 	if n, _ := countInvoices(t, j); n != 1 {
 		t.Fatalf("journal holds %d invoices after the failed batch, want 1", n)
@@ -245,6 +239,7 @@ func TestCommitAfterFailedRollback(t *testing.T) {
 	if _, err := db.Exec(`DROP TRIGGER end_tx`); err != nil {
 		t.Fatal(err)
 	}
+	db.Close()
 	if err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{b, c}, Declines: 1}); err != nil {
 		t.Fatalf("commit after the failed one: %v", err)
 	}
@@ -254,4 +249,64 @@ func TestCommitAfterFailedRollback(t *testing.T) {
 	if d, err := j.Declines(ctx); err != nil || d != 1 {
 		t.Fatalf("declines = %d, %v; want 1", d, err)
 	}
+	if err := j.MarkSent(ctx, []protocol.ID{b.Invoice.Body.ID}, f.Now()); err != nil {
+		t.Fatalf("mark sent on the fresh connection: %v", err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	assertReleased(t, f.JournalPath())
+}
+
+// TestFailedRollbackReopenFails abandons the writer's connection (a failed
+// rollback) while the journal's file is gone: the journal does not start
+// an empty file in its place, every later write fails naming the reason,
+// so the cabin server approves nothing, and Close still closes.
+func TestFailedRollbackReopenFails(t *testing.T) {
+	f := ft.New(t, ft.Options{Passengers: 1})
+	j, a, db := journalWithRollbackTrigger(t, f)
+	defer j.Close()
+	db.Close()
+	b := invoice(t, f, 2, a.Invoice.Hash(), f.Passengers[0].Code())
+	c := invoice(t, f, 3, b.Invoice.Hash(), f.Passengers[0].Code())
+	if err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{b, c}}); err == nil {
+		t.Fatal("commit through a rolled-back transaction: no error")
+	}
+	moved := filepath.Join(t.TempDir(), "moved.db")
+	if err := os.Rename(f.JournalPath(), moved); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{b}})
+		if err == nil || !strings.Contains(err.Error(), "open the writer connection") {
+			t.Fatalf("commit %d without the journal's file = %v, want the writer's open to fail", i+1, err)
+		}
+	}
+	if err := j.SaveDelta(ctx, 1, 1, []byte{1}); err == nil {
+		t.Fatal("save delta without the journal's file: no error")
+	}
+	if _, err := os.Stat(f.JournalPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a file at the journal's path after the failed reopen (%v): want none", err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatalf("close = %v", err)
+	}
+}
+
+// journalWithRollbackTrigger opens a journal, commits invoice 1 to it and
+// adds a trigger that ends the transaction inserting seq 3 (RAISE
+// ROLLBACK), through db, which the test closes.
+func journalWithRollbackTrigger(t *testing.T, f *ft.Flight) (*sqlite.Journal, onboard.Entry, *sql.DB) {
+	t.Helper()
+	j := f.OpenJournal()
+	a := invoice(t, f, 1, protocol.Hash{}, f.Passengers[0].Code())
+	if err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{a}}); err != nil {
+		t.Fatal(err)
+	}
+	db := openRaw(t, f)
+	if _, err := db.Exec(`CREATE TRIGGER end_tx BEFORE INSERT ON invoices WHEN NEW.seq = 3
+		BEGIN SELECT RAISE(ROLLBACK, 'injected rollback'); END`); err != nil {
+		t.Fatal(err)
+	}
+	return j, a, db
 }
