@@ -36,7 +36,7 @@ func newAircraftKeys(t *testing.T, id protocol.AircraftID) *aircraftKeys {
 // connect dials s as the aircraft, signing the server's nonce with its nkey.
 func (a *aircraftKeys) connect(t *testing.T, s *server.Server) (*nats.Conn, error) {
 	t.Helper()
-	nc, err := nats.Connect(s.ClientURL(),
+	nc, err := dial(s.ClientURL(),
 		nats.Nkey(a.pub, a.kp.Sign),
 		nats.CustomInboxPrefix(protocol.InboxPrefix(a.id)),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { a.errs <- err }),
@@ -66,10 +66,10 @@ func TestAircraftCannotPublishAsAnother(t *testing.T) {
 	auth.Aircraft = []AircraftIdentity{{ID: a.id, NKey: a.pub}, {ID: b.id, NKey: b.pub}}
 	s := startAuthServer(t, auth)
 
-	if _, err := nats.Connect(s.ClientURL()); err == nil {
+	if _, err := dial(s.ClientURL()); err == nil {
 		t.Fatal("a client with no credentials connected")
 	}
-	ground, err := nats.Connect(s.ClientURL(), nats.UserInfo(auth.GroundUser, auth.GroundPassword))
+	ground, err := dial(s.ClientURL(), nats.UserInfo(auth.GroundUser, auth.GroundPassword))
 	if err != nil {
 		t.Fatalf("ground: %v", err)
 	}
@@ -96,14 +96,14 @@ func TestAircraftCannotPublishAsAnother(t *testing.T) {
 		if !errors.Is(err, nats.ErrPermissionViolation) && !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
 			t.Fatalf("A publishing as B: error %v, want a permissions violation", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(hangGuard):
 		t.Fatal("A publishing as B: no permissions violation reported")
 	}
 	// A publishes as itself: ground receives it, and nothing else before it.
 	if err := ncA.Publish(protocol.InvoiceSubject(a.id, flight), []byte("own")); err != nil {
 		t.Fatal(err)
 	}
-	m, err := got.NextMsg(10 * time.Second)
+	m, err := got.NextMsg(hangGuard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestAircraftCannotPublishAsAnother(t *testing.T) {
 		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
 			t.Fatalf("A subscribing to B's inbox: error %v, want a permissions violation", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(hangGuard):
 		t.Fatal("A subscribing to B's inbox: no permissions violation reported")
 	}
 }
@@ -140,9 +140,11 @@ func TestSetAircraftAtRuntime(t *testing.T) {
 	if _, err := c.connect(t, s); err != nil {
 		t.Fatalf("after registration: %v", err)
 	}
-	if _, err := nats.Connect(s.ClientURL(), nats.UserInfo(auth.GroundUser, auth.GroundPassword)); err != nil {
+	ground, err := dial(s.ClientURL(), nats.UserInfo(auth.GroundUser, auth.GroundPassword))
+	if err != nil {
 		t.Fatalf("ground after reload: %v", err)
 	}
+	ground.Close()
 	if err := SetAircraft(s, auth, []AircraftIdentity{{ID: "bad id", NKey: c.pub}}); err == nil {
 		t.Fatal("an invalid aircraft id was accepted")
 	}

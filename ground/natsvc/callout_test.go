@@ -47,13 +47,17 @@ func startCalloutCluster(t *testing.T, edit ...func(*CalloutConfig)) *calloutClu
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := natscluster.Start(t.Context(), natscluster.Config{Dir: dir, Logger: quiet,
-		Callout: &natscluster.Callout{GroundNKey: mustPublic(groundKey), Issuer: mustPublic(issuer)}})
+	c, err := natscluster.Start(t.Context(), natscluster.Config{Dir: dir, ReadyTimeout: hangGuard, Logger: quiet,
+		Callout: &natscluster.Callout{GroundNKey: mustPublic(groundKey), Issuer: mustPublic(issuer)},
+		// A server waits AuthTimeout for the callout's answer (2 s by
+		// default) and then refuses the client: long enough for a
+		// loaded machine running -race.
+		Configure: func(_ int, opts *server.Options) error { opts.AuthTimeout = hangGuard.Seconds(); return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	nc, err := nats.Connect(c.URL(), nats.Nkey(mustPublic(groundKey), groundKey.Sign))
+	nc, err := dial(c.URL(), nats.Nkey(mustPublic(groundKey), groundKey.Sign))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +83,14 @@ func startCalloutCluster(t *testing.T, edit ...func(*CalloutConfig)) *calloutClu
 		t.Fatal(err)
 	}
 	t.Cleanup(co.Stop)
+	// Ground subscribed on one node; a node that has not yet heard of the
+	// subscription over its routes sends a login's request to no one.
+	for i := range c.Nodes() {
+		waitFor(t, "auth callout subscription known on "+c.NodeName(i), func() bool {
+			acc, err := c.Server(i).LookupAccount(natscluster.Account)
+			return err == nil && acc.SubscriptionInterest(CalloutSubject)
+		})
+	}
 	return &calloutCluster{c: c, ground: nc, groundKP: groundKey, aircraft: aircraft, retiring: retiring, expired: expired,
 		issuer: mustPublic(issuer), until: until, log: log}
 }
@@ -88,7 +100,7 @@ func TestCalloutLetsInRegisteredAircraft(t *testing.T) {
 	for i, url := range cc.c.URLs() {
 		t.Run(cc.c.NodeName(i), func(t *testing.T) {
 			errs := make(chan error, 8)
-			nc, err := nats.Connect(url, nats.Nkey(mustPublic(cc.aircraft), cc.aircraft.Sign),
+			nc, err := dial(url, nats.Nkey(mustPublic(cc.aircraft), cc.aircraft.Sign),
 				nats.CustomInboxPrefix(protocol.InboxPrefix("D-AIUA")),
 				nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
 			if err != nil {
@@ -98,7 +110,7 @@ func TestCalloutLetsInRegisteredAircraft(t *testing.T) {
 			// Its own subject reaches ground; another aircraft's is refused.
 			// Ground listens on the same node, so the subscription is known
 			// there once flushed (interest reaches other nodes later).
-			local, err := nats.Connect(url, nats.Nkey(mustPublic(cc.groundKP), cc.groundKP.Sign))
+			local, err := dial(url, nats.Nkey(mustPublic(cc.groundKP), cc.groundKP.Sign))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +131,7 @@ func TestCalloutLetsInRegisteredAircraft(t *testing.T) {
 			if err := nc.Flush(); err != nil {
 				t.Fatal(err)
 			}
-			if m, err := sub.NextMsg(10 * time.Second); err != nil || string(m.Data) != "own" {
+			if m, err := sub.NextMsg(hangGuard); err != nil || string(m.Data) != "own" {
 				t.Fatalf("own invoice subject: %v %v", m, err)
 			}
 			select {
@@ -127,7 +139,7 @@ func TestCalloutLetsInRegisteredAircraft(t *testing.T) {
 				if !errors.Is(err, nats.ErrPermissionViolation) && !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
 					t.Fatalf("async error %v, want a permissions violation", err)
 				}
-			case <-time.After(10 * time.Second):
+			case <-time.After(hangGuard):
 				t.Fatal("publishing as another aircraft raised no permissions violation")
 			}
 		})
@@ -147,7 +159,7 @@ func TestCalloutRefuses(t *testing.T) {
 		"ErrGraceOver":        {nats.Nkey(mustPublic(cc.expired), cc.expired.Sign), "is not registered to an aircraft"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			nc, err := nats.Connect(cc.c.URLs()[1], tc.opt, nats.MaxReconnects(0))
+			nc, err := dial(cc.c.URLs()[1], tc.opt, nats.MaxReconnects(0))
 			if err == nil {
 				nc.Close()
 				t.Fatal("connected")
@@ -187,7 +199,7 @@ func TestLoadOrCreateNKey(t *testing.T) {
 
 func TestCalloutLetsInRetiringNKeyUntilGraceEnds(t *testing.T) {
 	cc := startCalloutCluster(t)
-	nc, err := nats.Connect(cc.c.URL(), nats.Nkey(mustPublic(cc.retiring), cc.retiring.Sign), nats.MaxReconnects(0))
+	nc, err := dial(cc.c.URL(), nats.Nkey(mustPublic(cc.retiring), cc.retiring.Sign), nats.MaxReconnects(0))
 	if err != nil {
 		t.Fatalf("nkey in its grace refused: %v", err)
 	}
@@ -236,7 +248,7 @@ func (cc *calloutCluster) serverRequest(t *testing.T, kp nkeys.KeyPair, edit fun
 // the answer.
 func (cc *calloutCluster) request(t *testing.T, token string) *jwt.AuthorizationResponseClaims {
 	t.Helper()
-	m, err := cc.ground.Request(CalloutSubject, []byte(token), 10*time.Second)
+	m, err := cc.ground.Request(CalloutSubject, []byte(token), hangGuard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +341,8 @@ func TestCalloutLooksUpAircraftOncePerMaxAge(t *testing.T) {
 }
 
 func TestCalloutGrantIsTheEmbeddedServersPermissions(t *testing.T) {
-	cc := startCalloutCluster(t)
+	at := time.Now().Truncate(time.Second) // requests are dated by the wall clock
+	cc := startCalloutCluster(t, func(c *CalloutConfig) { c.Clock = func() time.Time { return at } })
 	token := cc.serverRequest(t, cc.aircraft, nil)
 	req, err := jwt.DecodeAuthorizationRequestClaims(token)
 	if err != nil {
@@ -362,7 +375,9 @@ func TestCalloutGrantIsTheEmbeddedServersPermissions(t *testing.T) {
 	if got := uc.AllowedConnectionTypes; len(got) != 1 || !got.Contains(jwt.ConnectionTypeStandard) {
 		t.Errorf("connection types %v, want only %s", got, jwt.ConnectionTypeStandard)
 	}
-	if d := time.Unix(uc.Expires, 0).Sub(time.Unix(uc.IssuedAt, 0)); d != DefaultCalloutUserTTL {
-		t.Errorf("user JWT lasts %v, want %v", d, DefaultCalloutUserTTL)
+	// Not measured from its iat: Encode dates that by the wall clock, a
+	// second later than the callout's clock now and then.
+	if got, want := time.Unix(uc.Expires, 0), at.Add(DefaultCalloutUserTTL); !got.Equal(want) {
+		t.Errorf("user JWT expires %v, want %v (the default lifetime)", got, want)
 	}
 }

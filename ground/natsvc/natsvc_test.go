@@ -25,7 +25,27 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // (a message, a login, a leader): only a hung test waits this long, so it
 // is generous for a loaded machine running -race, and never a measure of
 // speed.
-const hangGuard = time.Minute
+const hangGuard = 2 * time.Minute
+
+// dial connects to url with opts, and waits up to hangGuard for the
+// login: nats.go gives up after 2 s by default, which a bcrypt password
+// check or an auth callout round trip can take under -race on a loaded
+// machine.
+func dial(url string, opts ...nats.Option) (*nats.Conn, error) {
+	return nats.Connect(url, append([]nats.Option{nats.Timeout(hangGuard)}, opts...)...)
+}
+
+// waitFor polls cond until it holds; only a hung test waits hangGuard.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for wait := time.Millisecond; !cond(); wait = min(2*wait, 50*time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, hangGuard)
+		}
+		time.Sleep(wait)
+	}
+}
 
 // startNATS starts an embedded nats-server on a free port with JetStream in
 // a temporary directory, and connects to it over TCP.
@@ -36,7 +56,7 @@ func startNATS(t *testing.T) *nats.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc, err := nats.Connect(s.ClientURL())
+	nc, err := dial(s.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +141,7 @@ func (w *world) passenger(t *testing.T, ref string) (protocol.ID, *protocol.Sign
 // header's code and message.
 func (w *world) request(t *testing.T, subject string, body []byte) ([]byte, registry.Code, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(w.ctx, hangGuard)
 	defer cancel()
 	msg, err := w.nc.RequestWithContext(ctx, subject, body)
 	if err != nil {
@@ -269,11 +289,11 @@ func TestResponderStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := nc.Request(protocol.ManifestSubject("D-AIUA", "XX1-2026-11-21"), nil, 5*time.Second); err != nil {
+	if _, err := nc.Request(protocol.ManifestSubject("D-AIUA", "XX1-2026-11-21"), nil, hangGuard); err != nil {
 		t.Fatal(err)
 	}
 	r.Stop()
-	_, err = nc.Request(protocol.ManifestSubject("D-AIUA", "XX1-2026-11-21"), nil, 5*time.Second)
+	_, err = nc.Request(protocol.ManifestSubject("D-AIUA", "XX1-2026-11-21"), nil, hangGuard)
 	if !errors.Is(err, nats.ErrNoResponders) {
 		t.Fatalf("request after Stop: %v, want no responders", err)
 	}
@@ -296,7 +316,7 @@ func TestInternalErrorHidden(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Stop()
-	msg, err := nc.Request(protocol.ManifestSubject("D-AIUA", "XX1-2026-11-21"), nil, 5*time.Second)
+	msg, err := nc.Request(protocol.ManifestSubject("D-AIUA", "XX1-2026-11-21"), nil, hangGuard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +382,7 @@ func TestHeartbeat(t *testing.T) {
 	}
 	defer h.Stop()
 	for range 2 { // the first at start, then from the ticker
-		msg, err := sub.NextMsg(10 * time.Second)
+		msg, err := sub.NextMsg(hangGuard)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -31,7 +31,7 @@ func startNoticeWatch(t *testing.T, buffer int) *noticeWatch {
 		t.Fatal("nats-server not ready")
 	}
 	t.Cleanup(s.Shutdown)
-	nc, err := nats.Connect(s.ClientURL(), nats.Timeout(hangGuard))
+	nc, err := dial(s.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,14 +41,17 @@ func TestRefusedLoginsAtWarnOnce(t *testing.T) {
 	}
 	// Another aircraft is registered, so the server takes nkeys at all.
 	auth.Aircraft = []AircraftIdentity{{ID: "D-AIUB", NKey: newAircraftKeys(t, "D-AIUB").pub}}
-	s, err := StartServer(ServerConfig{Port: -1, StoreDir: t.TempDir(), Auth: auth, Logger: log})
+	// A clock that stands still: the five refusals fall in one interval
+	// however long they take.
+	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	s, err := StartServer(ServerConfig{Port: -1, StoreDir: t.TempDir(), Auth: auth, Logger: log, Clock: func() time.Time { return at }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	a := newAircraftKeys(t, "D-AIUA")
 	for range 5 {
-		if nc, err := nats.Connect(s.ClientURL(), nats.Nkey(a.pub, a.kp.Sign), nats.NoReconnect()); err == nil {
+		if nc, err := dial(s.ClientURL(), nats.Nkey(a.pub, a.kp.Sign), nats.NoReconnect()); err == nil {
 			nc.Close()
 			t.Fatal("an unregistered nkey connected")
 		}

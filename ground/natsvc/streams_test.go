@@ -1,10 +1,10 @@
 package natsvc
 
 import (
+	"context"
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/airtab/airtab/ground/natsvc/natscluster"
@@ -12,13 +12,18 @@ import (
 )
 
 func TestEnsureStreamsReplicas(t *testing.T) {
-	ctx := t.Context()
-	c, err := natscluster.Start(ctx, natscluster.Config{Dir: t.TempDir(), Logger: quiet})
+	// A deadline, so that each JetStream request waits for it rather than
+	// for the client's default of 5 s: placing or growing a replicated
+	// stream takes a cluster election, which a loaded machine running
+	// -race can stretch past that.
+	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+	defer cancel()
+	c, err := natscluster.Start(ctx, natscluster.Config{Dir: t.TempDir(), ReadyTimeout: hangGuard, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	nc, err := nats.Connect(c.URL())
+	nc, err := dial(c.URL())
 	if err != nil {
 		t.Fatal(err)
 	}

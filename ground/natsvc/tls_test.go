@@ -36,7 +36,7 @@ func TestTLS(t *testing.T) {
 	// Ground connects in process, without TLS: the server waives it for
 	// in-process clients. The URL must say nats://: with tls:// the client
 	// would insist on a handshake and verify the certificate.
-	ground, err := nats.Connect("nats://"+addr, nats.UserInfo(auth.GroundUser, auth.GroundPassword), nats.InProcessServer(s))
+	ground, err := dial("nats://"+addr, nats.UserInfo(auth.GroundUser, auth.GroundPassword), nats.InProcessServer(s))
 	if err != nil {
 		t.Fatalf("ground in process: %v", err)
 	}
@@ -54,7 +54,7 @@ func TestTLS(t *testing.T) {
 
 	t.Run("OK", func(t *testing.T) {
 		for _, url := range []string{"tls://" + addr, "nats://" + addr} {
-			nc, err := nats.Connect(url, nats.Nkey(a.pub, a.kp.Sign), nats.RootCAs(certFile),
+			nc, err := dial(url, nats.Nkey(a.pub, a.kp.Sign), nats.RootCAs(certFile),
 				nats.CustomInboxPrefix(protocol.InboxPrefix(a.id)))
 			if err != nil {
 				t.Fatalf("aircraft at %s with the CA: %v", url, err)
@@ -69,7 +69,7 @@ func TestTLS(t *testing.T) {
 			if err := nc.Publish(protocol.InvoiceSubject(a.id, flight), []byte(url)); err != nil {
 				t.Fatal(err)
 			}
-			m, err := got.NextMsg(10 * time.Second)
+			m, err := got.NextMsg(hangGuard)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,7 +79,7 @@ func TestTLS(t *testing.T) {
 		}
 	})
 	t.Run("ErrUnknownCA", func(t *testing.T) {
-		nc, err := nats.Connect("tls://"+addr, nats.Nkey(a.pub, a.kp.Sign), nats.MaxReconnects(0))
+		nc, err := dial("tls://"+addr, nats.Nkey(a.pub, a.kp.Sign), nats.MaxReconnects(0))
 		if err == nil {
 			nc.Close()
 			t.Fatal("a client without the CA connected")
@@ -92,12 +92,12 @@ func TestTLS(t *testing.T) {
 		// A client that insists on plaintext: a raw socket reading INFO and
 		// sending CONNECT without a handshake. nats.go itself always
 		// upgrades when the server's INFO says tls_required.
-		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		conn, err := net.DialTimeout("tcp", addr, hangGuard)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		if err := conn.SetDeadline(time.Now().Add(hangGuard)); err != nil {
 			t.Fatal(err)
 		}
 		buf := make([]byte, 4096)
@@ -130,7 +130,7 @@ func TestTLS(t *testing.T) {
 		if err := SetAircraft(s, auth, []AircraftIdentity{{ID: a.id, NKey: a.pub}, {ID: b.id, NKey: b.pub}}); err != nil {
 			t.Fatal(err)
 		}
-		nc, err := nats.Connect("tls://"+addr, nats.Nkey(b.pub, b.kp.Sign), nats.RootCAs(certFile))
+		nc, err := dial("tls://"+addr, nats.Nkey(b.pub, b.kp.Sign), nats.RootCAs(certFile))
 		if err != nil {
 			t.Fatalf("new aircraft after reload: %v", err)
 		}

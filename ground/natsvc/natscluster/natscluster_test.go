@@ -15,9 +15,16 @@ import (
 // TestKillStreamLeader runs three nodes, writes to an R3 stream, kills the
 // stream's leader, and checks another node takes over with every message,
 // and that the killed node rejoins.
+// hangGuard bounds the test's waits: only a hung test waits this long, so
+// it is generous for a loaded machine running -race. Each JetStream request
+// waits for ctx's deadline rather than the client's default of 5 s, which a
+// leader election under load can take.
+const hangGuard = 2 * time.Minute
+
 func TestKillStreamLeader(t *testing.T) {
-	ctx := t.Context()
-	c, err := natscluster.Start(ctx, natscluster.Config{Dir: t.TempDir()})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*hangGuard)
+	defer cancel()
+	c, err := natscluster.Start(ctx, natscluster.Config{Dir: t.TempDir(), ReadyTimeout: hangGuard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +32,7 @@ func TestKillStreamLeader(t *testing.T) {
 	if got, want := len(c.URLs()), 3; got != want {
 		t.Fatalf("URLs = %d, want %d", got, want)
 	}
-	nc, err := nats.Connect(c.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	nc, err := nats.Connect(c.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.Timeout(hangGuard))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,21 +71,22 @@ func TestKillStreamLeader(t *testing.T) {
 		t.Fatalf("leader after kill = node %d, the killed one", next+1)
 	}
 	publish(50, 100)
-	waitMsgs(t, js, 100)
+	waitMsgs(t, ctx, js, 100)
 	if err := c.Restart(old); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitMsgs(t, js, 100)
+	waitMsgs(t, ctx, js, 100)
 }
 
-func waitMsgs(t *testing.T, js jetstream.JetStream, want uint64) {
+// waitMsgs polls until stream T holds want messages.
+func waitMsgs(t *testing.T, ctx context.Context, js jetstream.JetStream, want uint64) {
 	t.Helper()
-	ctx := t.Context()
 	var got uint64
-	for range 1000 {
+	deadline := time.Now().Add(hangGuard)
+	for {
 		s, err := js.Stream(ctx, "T")
 		if err == nil {
 			got = s.CachedInfo().State.Msgs
@@ -86,13 +94,15 @@ func waitMsgs(t *testing.T, js jetstream.JetStream, want uint64) {
 				return
 			}
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream messages = %d (%v), want %d", got, err, want)
+		}
 		select {
 		case <-ctx.Done():
 			t.Fatal(ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	t.Fatalf("stream messages = %d, want %d", got, want)
 }
 
 func TestStartRefusesBadConfig(t *testing.T) {
