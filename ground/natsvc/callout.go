@@ -95,8 +95,9 @@ type CalloutConfig struct {
 	// Queue is the queue group, so several ground processes share the
 	// requests. Default "airtab-ground-auth".
 	Queue string
-	// UserTTL bounds an authorization's life. Default
-	// DefaultCalloutUserTTL (1 hour).
+	// UserTTL bounds an authorization's life: the user JWT expires UserTTL
+	// after Clock's now (or at a retiring nkey's grace's end, if sooner).
+	// Default DefaultCalloutUserTTL (1 hour).
 	UserTTL time.Duration
 	// MaxAge is how long the callout answers from the aircraft and nkeys
 	// it last looked up before looking them up again: it bounds the
@@ -108,7 +109,9 @@ type CalloutConfig struct {
 	// Timeout bounds the registry lookup of one request. Default 2 s,
 	// under the servers' default authorization timeout.
 	Timeout time.Duration
-	// Clock. Default time.Now.
+	// Clock is the time requests are checked against and grants expire
+	// from. The servers check a grant's expiry on their own clocks, so it
+	// must be the wall clock outside tests. Default time.Now.
 	Clock func() time.Time
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
@@ -279,7 +282,8 @@ func (c *Callout) authorize(req *jwt.AuthorizationRequestClaims) (userJWT string
 	uc := jwt.NewUserClaims(req.UserNkey)
 	uc.Name = string(aircraft)
 	uc.Audience = c.cfg.Account
-	uc.IssuedAt = now.Unix()
+	// Encode dates the JWT (iat) by the wall clock whatever is set here;
+	// its expiry is from Clock.
 	uc.Expires = expires.Unix()
 	uc.Pub.Allow.Add(pub...)
 	uc.Sub.Allow.Add(sub...)

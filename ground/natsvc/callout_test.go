@@ -381,3 +381,23 @@ func TestCalloutGrantIsTheEmbeddedServersPermissions(t *testing.T) {
 		t.Errorf("user JWT expires %v, want %v (the default lifetime)", got, want)
 	}
 }
+
+// TestCalloutUserTTL: a grant expires UserTTL after the callout's clock.
+func TestCalloutUserTTL(t *testing.T) {
+	at := time.Now().Truncate(time.Second) // requests are dated by the wall clock
+	cc := startCalloutCluster(t, func(c *CalloutConfig) {
+		c.Clock = func() time.Time { return at }
+		c.UserTTL = 10 * time.Minute
+	})
+	resp := cc.request(t, cc.serverRequest(t, cc.aircraft, nil))
+	if resp.Error != "" {
+		t.Fatalf("refused: %s", resp.Error)
+	}
+	uc, err := jwt.DecodeUserClaims(resp.Jwt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := time.Unix(uc.Expires, 0), at.Add(10*time.Minute); !got.Equal(want) {
+		t.Errorf("user JWT expires %v, want %v", got, want)
+	}
+}
