@@ -1,8 +1,6 @@
 package api
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strconv"
 	"time"
 
@@ -91,10 +89,10 @@ func newRateLimits(cfg RateLimits) *rateLimits {
 }
 
 // limit takes one call of the client the request authenticated as (a
-// passenger's device key, or the back-office token) or, for a call not yet
-// authenticated (registration, before its proof of possession is checked),
-// of its remote IP address; or it sets Retry-After and returns a
-// rate_limited error. Nothing taken from an unverified header names the
+// passenger's device key, or the back-office token once it matched) or,
+// for a call not yet authenticated (registration, before its proof of
+// possession is checked), of its client address (ratelimit.ClientAddress);
+// or it sets Retry-After and returns a rate_limited error. Nothing taken from an unverified header names the
 // bucket: that would let anyone spend the allowance of the key it names.
 func (s *Server) limit(c *call, a auth) error {
 	if s.limits == nil {
@@ -104,10 +102,9 @@ func (s *Server) limit(c *call, a auth) error {
 	case authDevice:
 		return s.take(c, s.limits.passenger, "device:"+c.device.Key.ID().String())
 	case authProof:
-		return s.take(c, s.limits.unauthenticated, "ip:"+ratelimit.RemoteIP(c.r.RemoteAddr))
-	case authToken:
-		h := sha256.Sum256([]byte(c.r.Header.Get("Authorization")))
-		return s.take(c, s.limits.backOffice, "token:"+hex.EncodeToString(h[:8]))
+		return s.take(c, s.limits.unauthenticated, "ip:"+ratelimit.ClientAddress(c.r.RemoteAddr))
+	case authToken: // only the right token gets here (checkToken)
+		return s.take(c, s.limits.backOffice, "token")
 	}
 	return nil
 }
@@ -133,4 +130,37 @@ func (s *Server) take(c *call, l *ratelimit.Limiter, client string) error {
 	secs := ratelimit.RetrySeconds(retry)
 	c.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	return registry.Errorf(registry.CodeRateLimited, "too many calls: retry in %d s", secs)
+}
+
+// checkToken decides a call that needs the back-office token. Every call
+// carrying an Authorization header is an attempt at the token, decided by
+// the sign-in limit (Config.SignIns, shared with the back office's sign-in
+// form) with the token already compared: a call from an address past a
+// limit is refused 429 rate_limited with Retry-After whatever its token, a
+// wrong token is counted and refused 401, and the right one is never
+// counted. A call with no Authorization header is no guess: 401, not
+// counted. The token itself is never logged.
+func (s *Server) checkToken(c *call) error {
+	const missing = "missing or wrong back-office token (Authorization: Bearer …)"
+	if _, sent := c.r.Header["Authorization"]; !sent {
+		return unauthorized(missing)
+	}
+	addr := ratelimit.ClientAddress(c.r.RemoteAddr)
+	right := tokenMatches(c.r, s.token)
+	limit, retry := s.signIns.Attempt(ratelimit.DoorAPI, addr, right, s.clock())
+	switch {
+	case limit != ratelimit.NotRefused:
+		secs := ratelimit.RetrySeconds(retry)
+		c.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		if limit == ratelimit.RefusedGlobal {
+			s.log.Warn("api back-office token refused: too many wrong tokens", "limit", "global", "remote", c.r.RemoteAddr, "client", addr, "retry_after_s", secs)
+			return registry.Errorf(registry.CodeRateLimited, "too many wrong back-office tokens from all addresses together just now: retry in %d s", secs)
+		}
+		s.log.Warn("api back-office token refused: too many wrong tokens", "limit", "address", "remote", c.r.RemoteAddr, "client", addr, "retry_after_s", secs)
+		return registry.Errorf(registry.CodeRateLimited, "too many wrong back-office tokens from this address: retry in %d s", secs)
+	case !right:
+		s.log.Warn("api back-office token refused: wrong token", "method", c.r.Method, "path", c.r.URL.Path, "remote", c.r.RemoteAddr, "client", addr)
+		return unauthorized(missing)
+	}
+	return nil
 }

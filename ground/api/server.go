@@ -56,6 +56,7 @@ import (
 	"time"
 
 	"github.com/airtab/airtab/ground"
+	"github.com/airtab/airtab/ground/ratelimit"
 	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/protocol"
 	"github.com/airtab/airtab/protocol/passengerapi"
@@ -95,6 +96,15 @@ type Config struct {
 	// RateLimits bound each client's calls (429 with Retry-After over
 	// them). Default: see RateLimits.
 	RateLimits RateLimits
+	// SignIns bounds the wrong back-office tokens, per client address and
+	// across all addresses (ratelimit.SignInLimit): past a limit a call
+	// carrying a token answers 429 rate_limited with Retry-After whatever
+	// the token, and a right token is never counted. It holds whatever
+	// RateLimits says (Off too). Ground passes the one its back office's
+	// sign-in form is limited by, so guesses through either count against
+	// the same allowance. Default: one of the API's own, with
+	// ratelimit.SignInConfig's defaults, its counter not exposed.
+	SignIns *ratelimit.SignInLimit
 	// Clock is the time request timestamps are checked against. Default
 	// time.Now.
 	Clock func() time.Time
@@ -115,6 +125,7 @@ type Server struct {
 	reports http.Handler
 	wallet  http.Handler
 	limits  *rateLimits // nil: no limits
+	signIns *ratelimit.SignInLimit
 }
 
 // New checks cfg and builds the server's routes.
@@ -134,10 +145,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.SignIns == nil {
+		l, err := ratelimit.NewSignInLimit(ratelimit.SignInConfig{})
+		if err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
+		cfg.SignIns = l
+	}
 	s := &Server{
 		reg: cfg.Registry, funder: cfg.Funder, charges: cfg.Charges, token: sha256.Sum256([]byte(cfg.BackOfficeToken)),
 		replay: newReplayCache(cfg.ReplayCacheSize), clock: cfg.Clock, log: cfg.Logger, mux: http.NewServeMux(), reports: cfg.Reports, wallet: cfg.Wallet,
-		limits: newRateLimits(cfg.RateLimits),
+		limits: newRateLimits(cfg.RateLimits), signIns: cfg.SignIns,
 	}
 	s.routes()
 	return s, nil
@@ -244,8 +262,10 @@ func (s *Server) route(pattern string, a auth, maxBody int64, h handler) {
 }
 
 func (s *Server) serve(c *call, a auth, maxBody int64, h handler) error {
-	if a == authToken && !tokenMatches(c.r, s.token) {
-		return unauthorized("missing or wrong back-office token (Authorization: Bearer …)")
+	if a == authToken {
+		if err := s.checkToken(c); err != nil {
+			return err
+		}
 	}
 	if a == authToken || a == authProof {
 		if err := s.limit(c, a); err != nil {
@@ -306,12 +326,13 @@ func (s *Server) authenticate(c *call) error {
 
 func (s *Server) tokenOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !tokenMatches(r, s.token) {
-			s.writeError(&call{w: w, r: r}, unauthorized("missing or wrong back-office token (Authorization: Bearer …)"))
+		c := &call{w: w, r: r}
+		if err := s.checkToken(c); err != nil {
+			s.writeError(c, err)
 			return
 		}
-		if err := s.limit(&call{w: w, r: r}, authToken); err != nil {
-			s.writeError(&call{w: w, r: r}, err)
+		if err := s.limit(c, authToken); err != nil {
+			s.writeError(c, err)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBackOfficeBody)

@@ -33,6 +33,7 @@ import (
 	"github.com/airtab/airtab/ground/keys"
 	"github.com/airtab/airtab/ground/natsvc"
 	"github.com/airtab/airtab/ground/opsmetrics"
+	"github.com/airtab/airtab/ground/ratelimit"
 	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/ground/walletweb"
@@ -769,12 +770,22 @@ func (m *Main) startWorkerHTTP() error {
 	return m.listenHTTP(mux)
 }
 
+// startHTTP serves the API with the back office and /metrics beside it
+// (withOps). The API's bearer token and the back office's sign-in form
+// take the same token, so one limit on wrong tokens holds for both: a guess
+// through either counts against the same allowance per address and in all,
+// counted on /metrics as airtab_ground_backoffice_signins_total{door}.
 func (m *Main) startHTTP(cfg api.Config) error {
+	signIns, err := ratelimit.NewSignInLimit(ratelimit.SignInConfig{Metrics: m.metrics.Registry()})
+	if err != nil {
+		return err
+	}
+	cfg.SignIns = signIns
 	a, err := api.New(cfg)
 	if err != nil {
 		return err
 	}
-	h, err := m.withOps(a, cfg.BackOfficeToken)
+	h, err := m.withOps(a, cfg.BackOfficeToken, signIns)
 	if err != nil {
 		return err
 	}

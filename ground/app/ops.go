@@ -5,13 +5,15 @@ import (
 
 	"github.com/airtab/airtab/ground/backoffice"
 	"github.com/airtab/airtab/ground/opsmetrics"
+	"github.com/airtab/airtab/ground/ratelimit"
 )
 
 // withOps puts the operators' and the back office's endpoints beside the
 // API: /metrics (Prometheus text format, no authentication: expose it to
 // the monitoring network only) and the back-office web app at /backoffice/,
-// signed in with the same token as the API's back-office endpoints.
-func (m *Main) withOps(api http.Handler, token string) (http.Handler, error) {
+// signed in with the same token as the API's back-office endpoints and
+// limited on wrong tokens by the same signIns.
+func (m *Main) withOps(api http.Handler, token string, signIns *ratelimit.SignInLimit) (http.Handler, error) {
 	var (
 		retrier  backoffice.Retrier
 		outcomes backoffice.FlightOutcomes
@@ -21,7 +23,7 @@ func (m *Main) withOps(api http.Handler, token string) (http.Handler, error) {
 		retrier, outcomes, disputes = m.clearing, m.clearing, m.clearing
 	}
 	bo, err := backoffice.New(backoffice.Config{Token: token, Registry: m.reg, DB: m.db, Retrier: retrier,
-		Outcomes: outcomes, Disputes: disputes, Clock: m.Config.Clock, Logger: m.log})
+		Outcomes: outcomes, Disputes: disputes, Clock: m.Config.Clock, Logger: m.log, SignIns: signIns, Metrics: m.metrics.Registry()})
 	if err != nil {
 		return nil, err
 	}

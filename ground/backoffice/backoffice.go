@@ -27,9 +27,10 @@
 // expires after Config.SessionTTL; each session has its own CSRF token,
 // checked on every POST; every response carries the headers set in
 // security.go, a strict Content-Security-Policy among them. Wrong tokens
-// are limited per client address and in all (signinlimit.go): past the
-// limit the sign-in answers 429 with Retry-After without looking at the
-// token, and the token is compared in constant time.
+// are limited per client address and in all (Config.SignIns, shared with
+// the API's bearer token): past the limit the sign-in answers 429 with
+// Retry-After without looking at the token, and the token is compared in
+// constant time.
 package backoffice
 
 import (
@@ -50,6 +51,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/airtab/airtab/ground/clearing"
+	"github.com/airtab/airtab/ground/ratelimit"
 	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/protocol"
 )
@@ -124,29 +126,19 @@ type Config struct {
 	PollSeconds int
 	// MaxFlights bounds the flights listed, newest first. Default 200.
 	MaxFlights int
-	// SignInFailuresPerMinute bounds the wrong tokens one client address
-	// (the connection's remote address; an IPv6 address counts as its /64)
-	// may send, per minute, after a burst of as many; beyond it the sign-in
-	// answers 429 with Retry-After without looking at the token. Only
-	// failures count, so a clerk who signs in is never slowed. Default 10.
-	SignInFailuresPerMinute int
-	// SignInGlobalFailuresPerMinute bounds the wrong tokens from all
-	// addresses together, per minute, after a burst of as many, so a guess
-	// spread over many addresses is slowed too; beyond it every sign-in
-	// answers 429 until the allowance recovers, except from an address
-	// that signed in with the right token in the last 7 days (held to its
-	// own limit only, so the guessing cannot lock the staff out); sessions
-	// already open are not affected. Default 60.
-	SignInGlobalFailuresPerMinute int
-	// MaxSignInAddresses bounds the client addresses whose failures are
-	// remembered, in addresses; beyond it the one nearest to its whole
-	// allowance is forgotten (the global limit still counts it). Default
-	// 4096.
-	MaxSignInAddresses int
+	// SignIns bounds the wrong tokens the sign-in takes, per client
+	// address and across all addresses (ratelimit.SignInLimit): past a
+	// limit the sign-in answers 429 with Retry-After without looking at
+	// the token, and a right token is never counted. Ground passes the one
+	// its API's bearer token is limited by, so guesses through either
+	// count against the same allowance. Default: one of the back office's
+	// own, with ratelimit.SignInConfig's defaults (10 wrong tokens a
+	// minute per address, 60 in all), its counter registered on Metrics.
+	SignIns *ratelimit.SignInLimit
 	// Metrics is where the back office registers its counter of sign-in
-	// attempts, airtab_ground_backoffice_signins_total{outcome} (ground
-	// passes its metrics' registry, opsmetrics.Metrics.Registry). When nil
-	// the counter is kept but not exposed.
+	// attempts, airtab_ground_backoffice_signins_total{door,outcome}, when
+	// it makes its own SignIns (whoever makes a shared one registers it).
+	// When nil the counter is kept but not exposed.
 	Metrics prometheus.Registerer
 }
 
@@ -161,8 +153,7 @@ type Server struct {
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
 	rows     rowsCache
-	failures *signInLimit           // wrong sign-in tokens, by client address and in all
-	signIns  *prometheus.CounterVec // sign-in attempts by outcome
+	signIns  *ratelimit.SignInLimit // wrong sign-in tokens, by client address and in all
 }
 
 // New checks cfg and builds the server.
@@ -196,14 +187,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxFlights <= 0 {
 		cfg.MaxFlights = 200
 	}
-	if cfg.SignInFailuresPerMinute <= 0 {
-		cfg.SignInFailuresPerMinute = 10
-	}
-	if cfg.SignInGlobalFailuresPerMinute <= 0 {
-		cfg.SignInGlobalFailuresPerMinute = 60
-	}
-	if cfg.MaxSignInAddresses <= 0 {
-		cfg.MaxSignInAddresses = 4096
+	if cfg.SignIns == nil {
+		l, err := ratelimit.NewSignInLimit(ratelimit.SignInConfig{Metrics: cfg.Metrics})
+		if err != nil {
+			return nil, fmt.Errorf("backoffice: %w", err)
+		}
+		cfg.SignIns = l
 	}
 	pages, err := parsePages()
 	if err != nil {
@@ -218,13 +207,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: newSessionStore(cfg.MaxSessions, cfg.Rand),
 		pages:    pages,
 		mux:      http.NewServeMux(),
-		failures: newSignInLimit(cfg.SignInFailuresPerMinute, cfg.SignInGlobalFailuresPerMinute, cfg.MaxSignInAddresses),
-		signIns:  newSignInCounter(),
-	}
-	if cfg.Metrics != nil {
-		if err := cfg.Metrics.Register(s.signIns); err != nil {
-			return nil, fmt.Errorf("backoffice: register metrics: %w", err)
-		}
+		signIns:  cfg.SignIns,
 	}
 	s.routes()
 	return s, nil

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airtab/airtab/ground/backoffice"
+	"github.com/airtab/airtab/ground/ratelimit"
 	"github.com/airtab/airtab/protocol/browsertest"
 )
 
@@ -47,7 +47,7 @@ func TestSignInInBrowser(t *testing.T) {
 // desktop width.
 func TestSignInLimitInBrowser(t *testing.T) {
 	b := browsertest.New(t, browsertest.Options{})
-	e := newSignInEnv(t, backoffice.Config{SignInFailuresPerMinute: 1})
+	e := newSignInEnv(t, ratelimit.SignInConfig{PerAddressPerMinute: 1})
 	b.Navigate(e.base + "/backoffice/flights")
 	b.WaitText("Back-office token")
 	b.Type("#token", wrongToken)

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/airtab/airtab/ground/ratelimit"
 )
 
@@ -217,21 +215,18 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, nil, http.StatusForbidden, "The sign-in form's security token is missing or stale: reload the page and try again.")
 		return
 	}
-	addr := clientAddress(r.RemoteAddr)
-	try, limit, retry := s.failures.take(addr, s.now())
-	if limit != limitNone {
+	addr := ratelimit.ClientAddress(r.RemoteAddr)
+	got := sha256.Sum256([]byte(r.PostFormValue("token")))
+	right := subtle.ConstantTimeCompare(got[:], s.token[:]) == 1
+	if limit, retry := s.signIns.Attempt(ratelimit.DoorBackOffice, addr, right, s.now()); limit != ratelimit.NotRefused {
 		s.signInLimited(w, r, addr, limit, retry)
 		return
 	}
-	got := sha256.Sum256([]byte(r.PostFormValue("token")))
-	if subtle.ConstantTimeCompare(got[:], s.token[:]) != 1 {
-		s.signIns.WithLabelValues(outcomeWrongToken).Inc()
+	if !right {
 		s.log.Warn("back-office sign-in refused: wrong token", "remote", r.RemoteAddr, "client", addr)
 		s.signInForm(w, r, http.StatusUnauthorized, "That is not the back-office token.")
 		return
 	}
-	s.failures.refund(try, s.now())
-	s.signIns.WithLabelValues(outcomeSignedIn).Inc()
 	id, _, err := s.sessions.create(s.now(), s.cfg.SessionTTL)
 	if err != nil {
 		s.fail(w, r, nil, http.StatusInternalServerError, "")
@@ -244,18 +239,17 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 }
 
 // signInLimited answers a sign-in refused by a limit on wrong tokens: 429
-// with Retry-After, and the sign-in page saying why and for how long. The
-// token was not looked at, so nothing here says anything about it.
-func (s *Server) signInLimited(w http.ResponseWriter, r *http.Request, addr string, limit limitKind, retry time.Duration) {
+// with Retry-After, and the sign-in page saying why and for how long,
+// whatever the token was, so nothing here says anything about it.
+func (s *Server) signInLimited(w http.ResponseWriter, r *http.Request, addr string, limit ratelimit.Refusal, retry time.Duration) {
 	secs := ratelimit.RetrySeconds(retry)
 	msg := fmt.Sprintf("Too many failed sign-ins from this address. Try again in %d s.", secs)
-	outcome := outcomeLimitedAddress
-	if limit == limitGlobal {
+	which := "address"
+	if limit == ratelimit.RefusedGlobal {
 		msg = fmt.Sprintf("Too many failed sign-ins to the back office just now, from all addresses together. Try again in %d s. Staff already signed in are not affected.", secs)
-		outcome = outcomeLimitedGlobal
+		which = "global"
 	}
-	s.signIns.WithLabelValues(outcome).Inc()
-	s.log.Warn("back-office sign-in refused: too many wrong tokens", "limit", outcome, "remote", r.RemoteAddr, "client", addr, "retry_after_s", secs)
+	s.log.Warn("back-office sign-in refused: too many wrong tokens", "limit", which, "remote", r.RemoteAddr, "client", addr, "retry_after_s", secs)
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	s.signInForm(w, r, http.StatusTooManyRequests, msg)
 }
@@ -270,27 +264,6 @@ func (s *Server) signInForm(w http.ResponseWriter, r *http.Request, status int, 
 	}
 	http.SetCookie(w, cookie(r, preCookie, pre, 600))
 	s.render(w, r, status, "signin", nil, map[string]any{"Pre": pre, "Next": safeNext(r.PostFormValue("next")), "Error": msg})
-}
-
-// Outcomes of a sign-in attempt, the values of the counter's outcome label.
-const (
-	outcomeSignedIn       = "signed_in"
-	outcomeWrongToken     = "wrong_token"
-	outcomeLimitedAddress = "limited_address" // refused by the per-address limit, the token not looked at
-	outcomeLimitedGlobal  = "limited_global"  // refused by the limit over all addresses
-)
-
-// newSignInCounter is the counter of sign-in attempts by outcome, every
-// outcome present from the start so a rate over it is never missing.
-func newSignInCounter() *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "airtab_ground_backoffice_signins_total",
-		Help: "Back-office sign-in attempts that passed the form's CSRF check, in attempts, by outcome (signed_in, wrong_token, limited_address and limited_global: refused by the per-address or the all-addresses limit on wrong tokens, the token not looked at).",
-	}, []string{"outcome"})
-	for _, o := range []string{outcomeSignedIn, outcomeWrongToken, outcomeLimitedAddress, outcomeLimitedGlobal} {
-		c.WithLabelValues(o)
-	}
-	return c
 }
 
 func (s *Server) signOut(w http.ResponseWriter, r *http.Request, sess *session) {

@@ -16,12 +16,13 @@ import (
 
 	"github.com/airtab/airtab/crypto"
 	"github.com/airtab/airtab/ground/backoffice"
+	"github.com/airtab/airtab/ground/ratelimit"
 	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/ground/store"
 )
 
 // signInEnv is the back office alone (a real SQLite registry, the real
-// handler) behind a real HTTP server, with the limits a test sets.
+// handler) behind a real HTTP server, with the sign-in limits a test sets.
 type signInEnv struct {
 	t       *testing.T
 	base    string
@@ -29,7 +30,7 @@ type signInEnv struct {
 	metrics *prometheus.Registry
 }
 
-func newSignInEnv(t *testing.T, cfg backoffice.Config) *signInEnv {
+func newSignInEnv(t *testing.T, limits ratelimit.SignInConfig) *signInEnv {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "ground.db"))
@@ -48,8 +49,12 @@ func newSignInEnv(t *testing.T, cfg backoffice.Config) *signInEnv {
 		t.Fatal(err)
 	}
 	metrics := prometheus.NewRegistry()
-	cfg.Token, cfg.Registry, cfg.DB, cfg.Clock, cfg.Logger, cfg.Metrics = testToken, reg, db, clk.now, quiet, metrics
-	bo, err := backoffice.New(cfg)
+	limits.Metrics = metrics
+	signIns, err := ratelimit.NewSignInLimit(limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bo, err := backoffice.New(backoffice.Config{Token: testToken, Registry: reg, DB: db, Clock: clk.now, Logger: quiet, SignIns: signIns})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,14 +107,16 @@ func (e *signInEnv) counted(outcome string) float64 {
 			continue
 		}
 		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" && l.GetValue() == outcome {
-					return m.GetCounter().GetValue()
-				}
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["door"] == "backoffice" && labels["outcome"] == outcome {
+				return m.GetCounter().GetValue()
 			}
 		}
 	}
-	e.t.Fatalf("no airtab_ground_backoffice_signins_total{outcome=%q}", outcome)
+	e.t.Fatalf("no airtab_ground_backoffice_signins_total{door=\"backoffice\",outcome=%q}", outcome)
 	return 0
 }
 
@@ -117,7 +124,7 @@ const wrongToken = "not-the-back-office-token-at-all"
 
 func TestSignInLimit(t *testing.T) {
 	t.Run("FailuresThen429", func(t *testing.T) {
-		e := newSignInEnv(t, backoffice.Config{})
+		e := newSignInEnv(t, ratelimit.SignInConfig{})
 		for range 10 {
 			e.want("127.0.0.2", wrongToken, http.StatusUnauthorized, "")
 		}
@@ -144,7 +151,7 @@ func TestSignInLimit(t *testing.T) {
 	})
 
 	t.Run("AllowedAgainAfterTheWait", func(t *testing.T) {
-		e := newSignInEnv(t, backoffice.Config{})
+		e := newSignInEnv(t, ratelimit.SignInConfig{})
 		for range 10 {
 			e.want("127.0.0.2", wrongToken, http.StatusUnauthorized, "")
 		}
@@ -159,7 +166,7 @@ func TestSignInLimit(t *testing.T) {
 	})
 
 	t.Run("OtherAddressSignsIn", func(t *testing.T) {
-		e := newSignInEnv(t, backoffice.Config{})
+		e := newSignInEnv(t, ratelimit.SignInConfig{})
 		for range 10 {
 			e.want("127.0.0.2", wrongToken, http.StatusUnauthorized, "")
 		}
@@ -169,7 +176,7 @@ func TestSignInLimit(t *testing.T) {
 	})
 
 	t.Run("SuccessNotCounted", func(t *testing.T) {
-		e := newSignInEnv(t, backoffice.Config{SignInGlobalFailuresPerMinute: 10})
+		e := newSignInEnv(t, ratelimit.SignInConfig{GlobalPerMinute: 10})
 		for range 30 {
 			e.want("127.0.0.2", testToken, http.StatusSeeOther, "")
 		}
@@ -186,7 +193,7 @@ func TestSignInLimit(t *testing.T) {
 	})
 
 	t.Run("GlobalCeiling", func(t *testing.T) {
-		e := newSignInEnv(t, backoffice.Config{SignInFailuresPerMinute: 3, SignInGlobalFailuresPerMinute: 5})
+		e := newSignInEnv(t, ratelimit.SignInConfig{PerAddressPerMinute: 3, GlobalPerMinute: 5})
 		e.want("127.0.0.7", testToken, http.StatusSeeOther, "") // a clerk's desk, before the guessing
 		for _, ip := range []string{"127.0.0.2", "127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"} {
 			e.want(ip, wrongToken, http.StatusUnauthorized, "")
@@ -210,7 +217,7 @@ func TestSignInLimit(t *testing.T) {
 	})
 
 	t.Run("TrackedAddressesBounded", func(t *testing.T) {
-		e := newSignInEnv(t, backoffice.Config{SignInFailuresPerMinute: 2, SignInGlobalFailuresPerMinute: 1000, MaxSignInAddresses: 2})
+		e := newSignInEnv(t, ratelimit.SignInConfig{PerAddressPerMinute: 2, GlobalPerMinute: 1000, MaxAddresses: 2})
 		e.want("127.0.0.2", wrongToken, http.StatusUnauthorized, "")
 		e.want("127.0.0.2", wrongToken, http.StatusUnauthorized, "")
 		e.want("127.0.0.2", wrongToken, http.StatusTooManyRequests, "30")
@@ -226,7 +233,7 @@ func TestSignInLimit(t *testing.T) {
 	})
 
 	t.Run("ForwardedForIgnored", func(t *testing.T) {
-		e := newSignInEnv(t, backoffice.Config{SignInFailuresPerMinute: 1})
+		e := newSignInEnv(t, ratelimit.SignInConfig{PerAddressPerMinute: 1})
 		c := from(t, "127.0.0.2")
 		for i, fwd := range []string{"192.0.2.1", "192.0.2.2"} {
 			_, page := get(t, c, e.base+"/backoffice/signin")

@@ -1,19 +1,31 @@
 // Package ratelimit bounds how often one client may do something: the
 // generic cell rate algorithm, one timestamp per client, over a bounded
 // table of clients. Ground's HTTP API limits passengers, registrations and
-// the back-office token with it; the back office limits failed sign-ins.
+// the back-office token's calls with a Limiter; SignInLimit bounds the
+// wrong back-office tokens sent to the API and to the back-office sign-in
+// together.
 package ratelimit
 
 import (
-	"net"
+	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
 
-// Limiter is one limit over many clients. Each call moves the client's
-// theoretical arrival time (tat) on by one interval; a call is refused while
-// the tat is more than burst intervals ahead of now. A Limiter is safe for
-// concurrent use.
+// Limiter is one limit over many clients: the generic cell rate algorithm.
+// Each call taken moves the client's theoretical arrival time (tat) on by
+// one interval; a call is refused when that would put the tat more than
+// burst intervals ahead of now, and the wait it is told is exactly until it
+// would not. A Limiter is safe for concurrent use.
+//
+// The table of clients is bounded: a new client when it is full first
+// drops the clients whose allowance is whole again (remembering them
+// changes nothing), then the ones nearest to whole (the least restricted),
+// a sixteenth of the table at once so that the scan is paid for by the
+// clients it makes room for. A new client is always taken and recorded; a
+// full table costs the forgotten clients what they had spent, never a
+// newcomer its call.
 type Limiter struct {
 	interval  time.Duration // 1 / rate
 	tolerance time.Duration // interval * burst
@@ -23,61 +35,87 @@ type Limiter struct {
 	tat map[string]time.Time
 }
 
-// New returns a limiter allowing each client n calls per period per with
-// burst calls at once on top, tracking at most clients clients (a new one
-// is refused while the table is full of clients whose allowance is not yet
-// whole again). n, burst and clients must be positive.
+// New returns a limiter allowing each client n calls per period per, with
+// at most burst calls at once, tracking at most clients clients. n, burst
+// and clients must be positive.
 func New(per time.Duration, n, burst, clients int) *Limiter {
 	iv := per / time.Duration(n)
 	return &Limiter{interval: iv, tolerance: iv * time.Duration(burst), max: clients, tat: map[string]time.Time{}}
 }
 
 // Allow takes one call for client at now, or returns how long until one
-// would be allowed.
+// would be taken.
 func (l *Limiter) Allow(client string, now time.Time) (ok bool, retry time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t, seen := l.tat[client]
-	if !seen || t.Before(now) {
-		t = now
+	if retry := l.wait(client, now); retry > 0 {
+		return false, retry
 	}
-	if ahead := t.Sub(now); ahead >= l.tolerance {
-		return false, ahead - l.tolerance + l.interval
-	}
-	if !seen && len(l.tat) >= l.max {
-		l.sweep(now)
-		if len(l.tat) >= l.max {
-			return false, l.interval
-		}
-	}
-	l.tat[client] = t.Add(l.interval)
+	l.take(client, now)
 	return true, 0
 }
 
-// Blocked reports whether client's next call at now would be refused, and
-// for how long, without taking anything: for limits counted only on failure
-// (a sign-in), checked before the attempt and taken after it fails.
-func (l *Limiter) Blocked(client string, now time.Time) (blocked bool, retry time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	t, seen := l.tat[client]
-	if !seen || t.Before(now) {
-		return false, 0
+// wait is how long until client's next call would be taken at now, 0 when
+// it would be now. The caller holds l.mu.
+func (l *Limiter) wait(client string, now time.Time) time.Duration {
+	t := l.tat[client]
+	if t.Before(now) {
+		t = now
 	}
-	if ahead := t.Sub(now); ahead >= l.tolerance {
-		return true, ahead - l.tolerance + l.interval
-	}
-	return false, 0
+	return max(t.Add(l.interval).Sub(now)-l.tolerance, 0)
 }
 
-// sweep forgets the clients whose allowance is whole again: remembering
-// them changes nothing.
-func (l *Limiter) sweep(now time.Time) {
+// take takes one call for client at now, whether wait allows it or not.
+// The caller holds l.mu.
+func (l *Limiter) take(client string, now time.Time) {
+	t, seen := l.tat[client]
+	if !seen && len(l.tat) >= l.max {
+		l.makeRoom(now)
+	}
+	if t.Before(now) {
+		t = now
+	}
+	l.tat[client] = t.Add(l.interval)
+}
+
+// makeRoom drops the clients whose allowance is whole again and, if the
+// table is still full, the ones nearest to whole: a sixteenth of the
+// table, at least one. The caller holds l.mu.
+func (l *Limiter) makeRoom(now time.Time) {
 	for c, t := range l.tat {
 		if !t.After(now) {
 			delete(l.tat, c)
 		}
 	}
+	if len(l.tat) < l.max {
+		return
+	}
+	drop := max(l.max/16, len(l.tat)-l.max+1)
+	tats := make([]time.Time, 0, len(l.tat))
+	for _, t := range l.tat {
+		tats = append(tats, t)
+	}
+	slices.SortFunc(tats, time.Time.Compare)
+	limit := tats[drop-1]
+	for c, t := range l.tat { // first all those nearer to whole than the limit,
+		if t.Before(limit) {
+			delete(l.tat, c)
+			drop--
+		}
+	}
+	for c, t := range l.tat { // then as many as are left at it
+		if drop > 0 && t.Equal(limit) {
+			delete(l.tat, c)
+			drop--
+		}
+	}
+}
+
+// clients is how many clients the table remembers now.
+func (l *Limiter) clients() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.tat)
 }
 
 // RetrySeconds is retry rounded up to whole seconds, at least 1: the value
@@ -86,11 +124,26 @@ func RetrySeconds(retry time.Duration) int64 {
 	return max(int64((retry+time.Second-1)/time.Second), 1)
 }
 
-// RemoteIP is the host part of a request's RemoteAddr (the address the
-// connection came from; forwarding headers are not trusted).
-func RemoteIP(addr string) string {
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
+// ClientAddress names the client a request is counted against: the host of
+// the connection's remote address (http.Request.RemoteAddr). Ground serves
+// its API and the back office itself, with no proxy it trusts, so
+// X-Forwarded-For and the like are ignored: anyone can write them. An IPv6
+// address counts as its /64, the block one subscriber or host is usually
+// given (an attacker holds the whole block, not one address of it); an
+// IPv4-mapped IPv6 address as the IPv4 address.
+func ClientAddress(remoteAddr string) string {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		a, err := netip.ParseAddr(remoteAddr)
+		if err != nil {
+			return remoteAddr[:min(len(remoteAddr), 64)] // not an IP (a test's pipe): itself, bounded
+		}
+		ap = netip.AddrPortFrom(a, 0)
 	}
-	return addr[:min(len(addr), 64)]
+	a := ap.Addr().Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
 }
