@@ -408,8 +408,7 @@ func (s *Service) RetryCollections(ctx context.Context) (RetryStats, error) {
 // Run charges them at once, without waiting for its RetryInterval; without
 // one, the next RetryCollections does.
 func (s *Service) RetryPassenger(ctx context.Context, passenger protocol.ID) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE clearing_invoices SET next_retry_at = ?
-		WHERE passenger = ? AND kind = 1 AND status = 'collections'`, s.clock().UTC().UnixNano(), passenger[:])
+	res, err := s.db.ExecContext(ctx, retryPassengerQuery, s.clock().UTC().UnixNano(), passenger[:])
 	if err != nil {
 		return fmt.Errorf("clearing: retry passenger %s: %w", passenger, err)
 	}
@@ -421,6 +420,11 @@ func (s *Service) RetryPassenger(ctx context.Context, passenger protocol.ID) err
 	}
 	return nil
 }
+
+// retryPassengerQuery makes a passenger's sales in collections due; it
+// finds them by the passenger and kind prefix of clearing_invoices_passenger.
+const retryPassengerQuery = `UPDATE clearing_invoices SET next_retry_at = ?
+	WHERE passenger = ? AND kind = 1 AND status = 'collections'`
 
 // retryJob returns the job for a due invoice, or nil if there is none.
 func (s *Service) retryJob(ctx context.Context, lk *lookups, r InvoiceRecord) *job {

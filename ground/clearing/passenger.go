@@ -16,8 +16,7 @@ func (s *Service) PassengerCharges(ctx context.Context, passenger protocol.ID, l
 	if limit < 1 || limit > passengerapi.MaxCharges {
 		return nil, false, fmt.Errorf("clearing: charges of %s: limit %d out of 1..%d", passenger, limit, passengerapi.MaxCharges)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+invoiceColumns+`, raw FROM clearing_invoices
-		WHERE passenger = ? ORDER BY created_at DESC, seq DESC LIMIT ?`, passenger[:], limit+1)
+	rows, err := s.db.QueryContext(ctx, passengerChargesQuery, passenger[:], limit+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("clearing: charges of %s: %w", passenger, err)
 	}
@@ -39,6 +38,13 @@ func (s *Service) PassengerCharges(ctx context.Context, passenger protocol.ID, l
 	}
 	return out, more, nil
 }
+
+// passengerChargesQuery lists a passenger's invoices, newest sale first. It
+// finds them by the first column of clearing_invoices_passenger and sorts
+// them: a passenger has a few dozen invoices, where the table has every
+// passenger's.
+const passengerChargesQuery = `SELECT ` + invoiceColumns + `, raw FROM clearing_invoices
+	WHERE passenger = ? ORDER BY created_at DESC, seq DESC LIMIT ?`
 
 // chargeOf maps a clearing record to the passenger's view of it.
 func chargeOf(r InvoiceRecord) passengerapi.Charge {

@@ -205,7 +205,25 @@ CREATE INDEX clearing_closes_flight ON clearing_closes (flight, closed_at);
 // that has shipped.
 var migrations = []store.Migration{
 	{Version: 1, SQLite: schema, Postgres: schemaPostgres, Func: upgradeCounters},
+	{Version: 2, SQLite: passengerIndex, Postgres: passengerIndex},
 }
+
+// passengerIndex replaces the partial spend index (sales only) by one over
+// every invoice, led by the passenger, the same on both stores. Nothing
+// else has the passenger first, so a passenger's receipt listing
+// (PassengerCharges) read the whole table; a second index would cost the
+// batch transaction, which writes every index of clearing_invoices, one
+// more entry per invoice. With kind second, the spend queries (passenger,
+// kind = 1, flight, currency, status) still search all five columns and
+// take the amount from the index (SQLite reads no table row for them), and
+// the collections retries (passenger, kind = 1, status) a prefix. Voids,
+// a small share of invoices, get an entry they did not have. Idempotent,
+// like version 1, which it follows when version 1 adopts a database whose
+// versions were not recorded.
+const passengerIndex = `
+DROP INDEX IF EXISTS clearing_invoices_spend;
+CREATE INDEX IF NOT EXISTS clearing_invoices_passenger ON clearing_invoices (passenger, kind, flight, currency, status, amount);
+`
 
 // cachedTx is a transaction that prepares each statement once: SQLite
 // takes about as long to parse a statement as to run it, and a batch runs
@@ -562,12 +580,16 @@ func insertCounter(ctx context.Context, tx ledger.Querier, credential protocol.I
 // limit: posted and not voided or quarantined.
 const activeStatuses = `('posted', 'settled', 'collections', 'pending-retry')`
 
+// spentOnFlightQuery sums a passenger's active sales on a flight in one
+// currency, found by five columns of clearing_invoices_passenger, which
+// holds the amount too.
+const spentOnFlightQuery = `SELECT COALESCE(SUM(amount), 0) FROM clearing_invoices
+	WHERE passenger = ? AND kind = 1 AND flight = ? AND currency = ? AND status IN ` + activeStatuses
+
 // spentOnFlight sums the passenger's active sales on the flight in currency c.
 func spentOnFlight(ctx context.Context, tx ledger.Querier, pax protocol.ID, f protocol.FlightID, c protocol.Currency) (int64, error) {
 	var sum int64
-	err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(amount), 0) FROM clearing_invoices
-		WHERE passenger = ? AND flight = ? AND kind = 1 AND currency = ? AND status IN `+activeStatuses,
-		pax[:], string(f), string(c)).Scan(&sum)
+	err := tx.QueryRowContext(ctx, spentOnFlightQuery, pax[:], string(f), string(c)).Scan(&sum)
 	if err != nil {
 		return 0, fmt.Errorf("sum spend of %s on %s: %w", pax, f, err)
 	}
@@ -588,11 +610,12 @@ type spendKey struct {
 const spendChunk = 64
 
 // spendQuery sums the active sales of spendChunk passengers on one flight in
-// one currency. The IN list on the index's first column is one index
-// search per passenger, as spentOnFlight's equality is.
+// one currency. The IN list on the first column of clearing_invoices_passenger
+// is one index search per passenger, as spentOnFlight's equality is, and
+// the index holds every column the query reads.
 var spendQuery = `SELECT passenger, SUM(amount) FROM clearing_invoices
 	WHERE passenger IN (` + strings.TrimSuffix(strings.Repeat("?, ", spendChunk), ", ") + `)
-	AND flight = ? AND kind = 1 AND currency = ? AND status IN ` + activeStatuses + ` GROUP BY passenger`
+	AND kind = 1 AND flight = ? AND currency = ? AND status IN ` + activeStatuses + ` GROUP BY passenger`
 
 // spentByPassenger returns spentOnFlight of every key, spendChunk
 // passengers of a flight and currency per statement.
@@ -729,12 +752,16 @@ func setArrears(ctx context.Context, tx ledger.Querier, id protocol.ID, from, to
 	return nil
 }
 
+// retryWalletQuery makes a passenger's wallet sales in collections in one
+// currency due; it finds them by the passenger and kind prefix of
+// clearing_invoices_passenger.
+const retryWalletQuery = `UPDATE clearing_invoices SET next_retry_at = ?
+	WHERE passenger = ? AND kind = 1 AND status = 'collections' AND funding = 'wallet' AND currency = ?`
+
 // retryWalletNow makes the passenger's wallet invoices in collections due at
 // once: a top-up may now cover them.
 func retryWalletNow(ctx context.Context, tx ledger.Querier, pax protocol.ID, c protocol.Currency, now time.Time) error {
-	_, err := tx.ExecContext(ctx, `UPDATE clearing_invoices SET next_retry_at = ?
-		WHERE passenger = ? AND kind = 1 AND status = 'collections' AND funding = 'wallet' AND currency = ?`,
-		now.UnixNano(), pax[:], string(c))
+	_, err := tx.ExecContext(ctx, retryWalletQuery, now.UnixNano(), pax[:], string(c))
 	if err != nil {
 		return fmt.Errorf("schedule wallet retries of %s: %w", pax, err)
 	}
