@@ -92,8 +92,9 @@ func newRateLimits(cfg RateLimits) *rateLimits {
 // passenger's device key, or the back-office token once it matched) or,
 // for a call not yet authenticated (registration, before its proof of
 // possession is checked), of its client address (ratelimit.ClientAddress);
-// or it sets Retry-After and returns a rate_limited error. Nothing taken from an unverified header names the
-// bucket: that would let anyone spend the allowance of the key it names.
+// or it sets Retry-After and returns a rate_limited error. Nothing taken
+// from an unverified header names the bucket: that would let anyone spend
+// the allowance of the key it names.
 func (s *Server) limit(c *call, a auth) error {
 	if s.limits == nil {
 		return nil

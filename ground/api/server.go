@@ -16,7 +16,10 @@
 //
 // Their bodies, signing and errors are the contract in protocol/passengerapi.
 //
-// Back-office endpoints ("Authorization: Bearer <token>"):
+// Back-office endpoints ("Authorization: Bearer <token>"; wrong tokens are
+// limited per client address and in all, with the back office's sign-in
+// form, by Config.SignIns: past a limit 429 rate_limited, whatever the
+// token):
 //
 //	PUT  /v1/aircraft/{aircraft}             register an aircraft          → 201 or 200 AircraftView
 //	GET  /v1/aircraft?limit=N                registered aircraft           → 200 AircraftList

@@ -93,7 +93,7 @@ const (
 	outcomeLimitedGlobal  = "limited_global"
 )
 
-const signInHelp = "Attempts at the back-office token, in attempts, by door (api: the API's bearer token; backoffice: the sign-in form, once past its CSRF check) and outcome (signed_in, wrong_token, and limited_address or limited_global: refused by the per-address or the all-addresses limit on wrong tokens, the token not looked at)."
+const signInHelp = "Attempts at the back-office token, in attempts, by door (api: the API's bearer token; backoffice: the sign-in form, once past its CSRF check) and outcome (signed_in, wrong_token, and limited_address or limited_global: refused by the per-address or the all-addresses limit on wrong tokens, whatever the token)."
 
 // NewSignInLimit builds the limit and registers its counter on
 // cfg.Metrics.
