@@ -29,13 +29,15 @@ const DefaultNoticeInterval = 250 * time.Millisecond
 // within about Interval plus a round trip.
 //
 // The flights it spaces are bounded (maxNoticeFlights), whatever the load:
-// when that many flights have had a notice within the last interval, the
-// ones whose last notice is oldest are forgotten to make room, and a
+// when that many are remembered, those with nothing due are forgotten, and
+// if most of them had a notice within the last interval, the ones whose
+// last notice is oldest are forgotten too, to make room, and a
 // forgotten flight's trailing notice, if one is due, goes at once instead
 // of at its interval's end. So every change is still followed by a notice
 // within Interval; only the spacing gives way, for flights that change
 // again just after being forgotten.
 type Notifier struct {
+	// Conn is where notices are published. Required.
 	Conn *nats.Conn
 	// Interval is the least time between two notices for one flight.
 	// Default: DefaultNoticeInterval.
@@ -72,8 +74,7 @@ type noticeState struct {
 	pending stopper // nil: no trailing notice due
 }
 
-// maxNoticeFlights bounds the flights a Notifier remembers (about 100 bytes
-// each).
+// maxNoticeFlights bounds the flights a Notifier remembers.
 const maxNoticeFlights = 4096
 
 // noticeEvictBatch is how many entries a full Notifier frees at once when
