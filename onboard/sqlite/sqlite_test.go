@@ -310,3 +310,52 @@ func journalWithRollbackTrigger(t *testing.T, f *ft.Flight) (*sqlite.Journal, on
 	}
 	return j, a, db
 }
+
+// TestFailedRollbackReopenReplacedFile abandons the writer's connection (a
+// failed rollback) and puts another journal, of the same flight, at the
+// journal's path: the fresh connection must not be opened on it, so no
+// sale is made durable in a file that is not the journal the cabin server
+// rebuilt its state from and whose invoices its readers see.
+func TestFailedRollbackReopenReplacedFile(t *testing.T) {
+	f := ft.New(t, ft.Options{Passengers: 1})
+	j, a, db := journalWithRollbackTrigger(t, f)
+	defer j.Close()
+	db.Close()
+	b := invoice(t, f, 2, a.Invoice.Hash(), f.Passengers[0].Code())
+	c := invoice(t, f, 3, b.Invoice.Hash(), f.Passengers[0].Code())
+	if err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{b, c}}); err == nil {
+		t.Fatal("commit through a rolled-back transaction: no error")
+	}
+	other := filepath.Join(t.TempDir(), "other.db")
+	oj, err := sqlite.Open(ctx, other, f.ID, f.Aircraft)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := oj.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(f.JournalPath(), filepath.Join(t.TempDir(), "moved.db")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, f.JournalPath()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{b}})
+		if err == nil || !strings.Contains(err.Error(), "open the writer connection") || !strings.Contains(err.Error(), "replaced") {
+			t.Fatalf("commit %d with another file at the journal's path = %v, want the writer's open to fail saying the file was replaced", i+1, err)
+		}
+	}
+	if err := j.MarkSent(ctx, []protocol.ID{a.Invoice.Body.ID}, f.Now()); err == nil {
+		t.Fatal("mark sent with another file at the journal's path: no error")
+	}
+	if err := j.Close(); err != nil {
+		t.Fatalf("close = %v", err)
+	}
+	rdb := openRaw(t, f)
+	defer rdb.Close()
+	var n int
+	if err := rdb.QueryRow(`SELECT count(*) FROM invoices`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the file put at the journal's path holds %d invoices (%v), want 0", n, err)
+	}
+}

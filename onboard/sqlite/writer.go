@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 
 	msqlite "modernc.org/sqlite"
@@ -25,14 +26,18 @@ import (
 // first: Close does, and so does abandon, for a connection whose state is
 // unknown (a rollback that failed). The next write after an abandon opens a
 // fresh connection and prepares the statements again; if it cannot, every
-// write fails with that error, and the cabin server approves nothing.
+// write fails with that error, and the cabin server approves nothing. A
+// fresh connection is opened only on the file the first one opened: a
+// journal whose file went missing, or was replaced by another file at its
+// path, is not written to.
 type writer struct {
 	path string
 	// create opens the first connection, creating a new journal's file;
 	// reopen every later one, and only an existing file: a journal whose
 	// file went missing fails, rather than start an empty one.
 	create, reopen driver.Connector
-	opened         bool // a connection was opened before
+	opened         bool        // a connection was opened before
+	file           os.FileInfo // the journal's file, as the first connection found it
 
 	mu     sync.Mutex  // one write at a time: a driver connection is not safe for concurrent use
 	dc     driver.Conn // nil before the first write, after an abandon, and once closed
@@ -88,10 +93,20 @@ func (w *writer) open(ctx context.Context) error {
 	c := w.create
 	if w.opened {
 		c = w.reopen
+		// Before connecting, not only after: a connection to another file
+		// at the path would take the journal's WAL, left at the path's
+		// name, for that file's, and the last connection to that file to
+		// close may checkpoint the WAL into it and delete it.
+		if err := w.sameFile(); err != nil {
+			return err
+		}
 	}
 	dc, err := c.Connect(ctx)
 	if err != nil {
 		return fmt.Errorf("journal %s: open the writer connection: %w", w.path, err)
+	}
+	if err := w.sameFile(); err != nil {
+		return errors.Join(err, dc.Close())
 	}
 	w.dc, w.opened = dc, true
 	err = errors.Join(
@@ -101,6 +116,21 @@ func (w *writer) open(ctx context.Context) error {
 	)
 	if err != nil {
 		return fmt.Errorf("journal %s: prepare: %w", w.path, errors.Join(err, w.abandon()))
+	}
+	return nil
+}
+
+// sameFile checks that the file at the journal's path is the one the first
+// connection opened, and records it at the first.
+func (w *writer) sameFile() error {
+	fi, err := os.Stat(w.path)
+	switch {
+	case err != nil:
+		return fmt.Errorf("journal %s: open the writer connection: %w", w.path, err)
+	case w.file == nil:
+		w.file = fi
+	case !os.SameFile(fi, w.file):
+		return fmt.Errorf("journal %s: open the writer connection: the file at that path is not the journal's (it was replaced since the journal opened)", w.path)
 	}
 	return nil
 }
