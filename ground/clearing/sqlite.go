@@ -219,10 +219,14 @@ var migrations = []store.Migration{
 // the collections retries (passenger, kind = 1, status) a prefix. Voids,
 // a small share of invoices, get an entry they did not have. Idempotent,
 // like version 1, which it follows when version 1 adopts a database whose
-// versions were not recorded.
+// versions were not recorded. The new index is built before the old one
+// is dropped: on PostgreSQL, CREATE INDEX holds a lock that lets readers
+// of the table (the wallet API, the back office, the metrics) go on while
+// it builds, where DROP INDEX holds one that stops them until the
+// transaction ends, so dropping first would stop them for the whole build.
 const passengerIndex = `
-DROP INDEX IF EXISTS clearing_invoices_spend;
 CREATE INDEX IF NOT EXISTS clearing_invoices_passenger ON clearing_invoices (passenger, kind, flight, currency, status, amount);
+DROP INDEX IF EXISTS clearing_invoices_spend;
 `
 
 // cachedTx is a transaction that prepares each statement once: SQLite
