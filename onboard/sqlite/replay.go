@@ -85,12 +85,14 @@ func (j *Journal) ApplyReceipt(ctx context.Context, r *protocol.SignedReceipt) (
 	if b.Status == protocol.StatusCloseAccepted {
 		var n int64
 		err := j.w.do(ctx, func() error {
-			res, err := j.w.exec(ctx, `UPDATE flight_state SET status = 'cleared', receipt = ? WHERE id = 1`, r.Raw)
-			if err != nil {
+			return j.w.tx(ctx, func() error { // SaveDelta says why
+				res, err := j.w.exec(ctx, `UPDATE flight_state SET status = 'cleared', receipt = ? WHERE id = 1`, r.Raw)
+				if err != nil {
+					return err
+				}
+				n, err = res.RowsAffected()
 				return err
-			}
-			n, err = res.RowsAffected()
-			return err
+			})
 		})
 		if err != nil {
 			return false, fmt.Errorf("apply close receipt: %w", err)
@@ -109,9 +111,11 @@ func (j *Journal) ApplyReceipt(ctx context.Context, r *protocol.SignedReceipt) (
 		return false, fmt.Errorf("receipt for invoice %s says seq %d, journal has %d", b.Invoice, b.Seq, seq)
 	}
 	err = j.w.do(ctx, func() error {
-		_, err := j.w.exec(ctx, `UPDATE invoices SET status = 'cleared', receipt = ?, receipt_status = ?, cleared_at = ?
-			WHERE id = ? AND status != 'cleared'`, r.Raw, int64(b.Status), at, b.Invoice[:])
-		return err
+		return j.w.tx(ctx, func() error {
+			_, err := j.w.exec(ctx, `UPDATE invoices SET status = 'cleared', receipt = ?, receipt_status = ?, cleared_at = ?
+				WHERE id = ? AND status != 'cleared'`, r.Raw, int64(b.Status), at, b.Invoice[:])
+			return err
+		})
 	})
 	if err != nil {
 		return false, fmt.Errorf("apply receipt for %s: %w", b.Invoice, err)
@@ -137,8 +141,10 @@ func (j *Journal) PendingClose(ctx context.Context, resendBefore time.Time) ([]b
 // MarkCloseSent records that JetStream acknowledged the close report.
 func (j *Journal) MarkCloseSent(ctx context.Context, at time.Time) error {
 	err := j.w.do(ctx, func() error {
-		_, err := j.w.exec(ctx, `UPDATE flight_state SET status = 'sent', sent_at = ? WHERE id = 1 AND status != 'cleared'`, at.UnixMilli())
-		return err
+		return j.w.tx(ctx, func() error { // SaveDelta says why
+			_, err := j.w.exec(ctx, `UPDATE flight_state SET status = 'sent', sent_at = ? WHERE id = 1 AND status != 'cleared'`, at.UnixMilli())
+			return err
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("mark flight close sent: %w", err)

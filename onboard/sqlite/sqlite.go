@@ -566,11 +566,19 @@ func (j *Journal) SaveManifest(ctx context.Context, serial uint64, raw []byte) e
 
 // SaveDelta stores a manifest delta. A delta stored before under the same
 // serial and sequence number is replaced.
+//
+// Its one statement runs in a transaction, as every write does: on its own
+// it would be its own commit, and the driver reports a context that ended
+// while a statement ran as its error even when it completed, which would
+// call a durable write failed. In a transaction it is rolled back.
 func (j *Journal) SaveDelta(ctx context.Context, baseSerial, seq uint64, raw []byte) error {
-	err := j.w.do(ctx, func() error {
-		_, err := j.w.exec(ctx, `INSERT OR REPLACE INTO manifest_deltas (base_serial, seq, raw) VALUES (?, ?, ?)`,
-			int64(baseSerial), int64(seq), raw)
-		return err
+	w := j.w
+	err := w.do(ctx, func() error {
+		return w.tx(ctx, func() error {
+			_, err := w.exec(ctx, `INSERT OR REPLACE INTO manifest_deltas (base_serial, seq, raw) VALUES (?, ?, ?)`,
+				int64(baseSerial), int64(seq), raw)
+			return err
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("save manifest delta %d: %w", seq, err)
