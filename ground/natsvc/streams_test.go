@@ -2,22 +2,41 @@ package natsvc
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/airtab/airtab/ground/natsvc/natscluster"
 	"github.com/airtab/airtab/protocol"
 )
 
+// jsAttempt bounds one JetStream request in the cluster tests, which are
+// retried until hangGuard: under load a JetStream meta leader can lose its
+// leadership, and a request it had is then never answered (clients ask
+// again).
+const jsAttempt = 20 * time.Second
+
+// retryJS calls f with a context of jsAttempt until it returns anything but
+// a request that went unanswered, or hangGuard passes.
+func retryJS(ctx context.Context, f func(ctx context.Context) error) error {
+	deadline := time.Now().Add(hangGuard)
+	for {
+		actx, cancel := context.WithTimeout(ctx, jsAttempt)
+		err := f(actx)
+		cancel()
+		unanswered := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)
+		if !unanswered || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+	}
+}
+
 func TestEnsureStreamsReplicas(t *testing.T) {
-	// A deadline, so that each JetStream request waits for it rather than
-	// for the client's default of 5 s: placing or growing a replicated
-	// stream takes a cluster election, which a loaded machine running
-	// -race can stretch past that.
-	ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
-	defer cancel()
+	ctx := t.Context()
 	c, err := natscluster.Start(ctx, natscluster.Config{Dir: t.TempDir(), ReadyTimeout: hangGuard, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -29,20 +48,28 @@ func TestEnsureStreamsReplicas(t *testing.T) {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
+	ensure := func(cfg Streams) error {
+		return retryJS(ctx, func(ctx context.Context) error { return EnsureStreams(ctx, js, cfg) })
+	}
 	replicas := func(t *testing.T) map[string]int {
 		t.Helper()
 		got := map[string]int{}
 		for _, name := range []string{protocol.StreamInvoices, protocol.StreamReceipts} {
-			s, err := js.Stream(ctx, name)
+			err := retryJS(ctx, func(ctx context.Context) error {
+				s, err := js.Stream(ctx, name)
+				if err == nil {
+					got[name] = s.CachedInfo().Config.Replicas
+				}
+				return err
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			got[name] = s.CachedInfo().Config.Replicas
 		}
 		return got
 	}
 	t.Run("CreateR1", func(t *testing.T) {
-		if err := EnsureStreams(ctx, js, Streams{Logger: quiet}); err != nil {
+		if err := ensure(Streams{Logger: quiet}); err != nil {
 			t.Fatal(err)
 		}
 		for name, n := range replicas(t) {
@@ -52,7 +79,7 @@ func TestEnsureStreamsReplicas(t *testing.T) {
 		}
 	})
 	t.Run("UpdateR1ToR3", func(t *testing.T) {
-		if err := EnsureStreams(ctx, js, Streams{Replicas: 3, Logger: quiet}); err != nil {
+		if err := ensure(Streams{Replicas: 3, Logger: quiet}); err != nil {
 			t.Fatal(err)
 		}
 		for name, n := range replicas(t) {
@@ -62,12 +89,12 @@ func TestEnsureStreamsReplicas(t *testing.T) {
 		}
 	})
 	t.Run("AgainR3", func(t *testing.T) {
-		if err := EnsureStreams(ctx, js, Streams{Replicas: 3, Logger: quiet}); err != nil {
+		if err := ensure(Streams{Replicas: 3, Logger: quiet}); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("ErrMoreReplicasThanNodes", func(t *testing.T) {
-		err := EnsureStreams(ctx, js, Streams{Replicas: 5, Logger: quiet})
+		err := ensure(Streams{Replicas: 5, Logger: quiet})
 		if err == nil || !strings.Contains(err.Error(), "needs a JetStream cluster of at least 5 servers") {
 			t.Fatalf("err = %v, want the cluster size named", err)
 		}

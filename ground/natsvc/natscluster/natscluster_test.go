@@ -2,6 +2,7 @@ package natscluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -16,10 +17,25 @@ import (
 // stream's leader, and checks another node takes over with every message,
 // and that the killed node rejoins.
 // hangGuard bounds the test's waits: only a hung test waits this long, so
-// it is generous for a loaded machine running -race. Each JetStream request
-// waits for ctx's deadline rather than the client's default of 5 s, which a
-// leader election under load can take.
+// it is generous for a loaded machine running -race.
 const hangGuard = 2 * time.Minute
+
+// retryJS calls f with a context of 20 s (not the client's default of 5 s,
+// which a leader election under load can take) until it returns anything
+// but a request that went unanswered (a leader that lost its leadership
+// drops the requests it had; clients ask again), or hangGuard passes.
+func retryJS(ctx context.Context, f func(ctx context.Context) error) error {
+	deadline := time.Now().Add(hangGuard)
+	for {
+		actx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err := f(actx)
+		cancel()
+		unanswered := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)
+		if !unanswered || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+	}
+}
 
 func TestKillStreamLeader(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*hangGuard)
@@ -41,13 +57,23 @@ func TestKillStreamLeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3, Storage: jetstream.FileStorage}); err != nil {
+	if err := retryJS(ctx, func(ctx context.Context) error {
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3, Storage: jetstream.FileStorage})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil // an earlier attempt made it
+		}
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	publish := func(from, to int) {
 		t.Helper()
 		for i := from; i < to; i++ {
-			if _, err := js.Publish(ctx, "t.x", fmt.Appendf(nil, "%d", i), jetstream.WithMsgID(fmt.Sprint(i)), jetstream.WithRetryAttempts(50)); err != nil {
+			// Sent again after no answer: the message id makes it once.
+			if err := retryJS(ctx, func(ctx context.Context) error {
+				_, err := js.Publish(ctx, "t.x", fmt.Appendf(nil, "%d", i), jetstream.WithMsgID(fmt.Sprint(i)), jetstream.WithRetryAttempts(50))
+				return err
+			}); err != nil {
 				t.Fatalf("publish %d: %v", i, err)
 			}
 		}
