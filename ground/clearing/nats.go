@@ -187,11 +187,12 @@ func drain(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
 // receipt, and acknowledges the batch once. JetStream refuses a whole
 // atomic batch holding a message id it has in its duplicate window, so
 // receipts made for an earlier delivery (item.resent), which the stream may
-// hold, go in batches of their own: new receipts are never held up by
-// them. A batch the server refuses (a duplicate, no answer in time) stored
-// nothing, or, when its answer was lost, everything, so its receipts are
-// then published one at a time, where JetStream drops a duplicate by its
-// message id; the refusal says nothing of the next batch. Trying the
+// hold, go in batches of their own, and so does a receipt a batch holds
+// twice: new receipts are never held up by them. A batch the server
+// refuses (a duplicate, no answer in time) stored nothing, or, when its
+// answer was lost, everything, so its receipts are then published one at
+// a time, where JetStream drops a duplicate by its message id; the refusal
+// says nothing of the next batch. Trying the
 // re-sent receipts as a batch first costs a refused batch when the stream
 // has them, and saves a sync per receipt when it does not (they were never
 // published, or their window has passed). A server or stream that takes no
@@ -199,12 +200,19 @@ func drain(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
 // atomicRetryAfter.
 func (s *Service) publishReceipts(ctx context.Context, items []*item) {
 	var fresh, resent []*item
+	// A message the batch holds twice (the aircraft sent it again after
+	// the invoice stream's duplicate window) gives the same receipt, with
+	// the same message id, to both copies, neither of them known to be
+	// re-sent: a card sale cleared by both, a reject or close stored by the
+	// first at the same instant. The second goes with the re-sent ones.
+	seen := make(map[string]bool, len(items))
 	for _, it := range items {
 		switch {
 		case it.verdict == retry || it.receipt == nil:
-		case it.resent:
+		case it.resent || seen[it.receiptMsgID]:
 			resent = append(resent, it)
 		default:
+			seen[it.receiptMsgID] = true
 			fresh = append(fresh, it)
 		}
 	}

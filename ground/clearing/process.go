@@ -79,7 +79,8 @@ type item struct {
 	receiptMsgID   string
 	// resent is set when the receipt was made for an earlier delivery
 	// (an invoice, reject or close stored already), so the stream may
-	// hold it: it is published alone (publishReceipts).
+	// hold it: it goes in batches apart from new receipts
+	// (publishReceipts).
 	resent bool
 }
 

@@ -118,6 +118,34 @@ func TestReceiptBatches(t *testing.T) {
 			t.Error("re-sent receipts stopped atomic batches")
 		}
 	})
+	t.Run("SameMessageTwiceInOneFetch", func(t *testing.T) {
+		// A card sale and the flight's close, each in the stream twice
+		// (the aircraft sent them again after the stream's duplicate
+		// window), with other sales, all in one fetch: the second copy's
+		// receipt is the first's, with its message id, and a batch holding
+		// one message id twice JetStream refuses whole; so the copy goes
+		// apart, and the new receipts still go as one atomic batch.
+		h := newHarness(t)
+		invs := sales(h, 4)
+		h.send(invs...)
+		h.publish(h.fl.Subject(), invs[1].Raw, "again-"+invs[1].Body.ID.String())
+		h.sendClose()
+		c, err := h.fl.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.publish(h.fl.CloseSubject(), c.Raw, "again-close-"+string(h.fl.ID))
+		h.start()
+		h.waitReceipts(invs...)
+		h.waitAcked()
+		ids := h.receiptBatchIDs()
+		first := ids[invs[0].Body.ID]
+		for _, id := range []protocol.ID{invs[0].Body.ID, invs[1].Body.ID, invs[2].Body.ID, invs[3].Body.ID, {}} {
+			if got := ids[id]; len(got) != 1 || got[0] == "" || got[0] != first[0] {
+				t.Errorf("receipt of %s (zero: the close): in batches %q, want one in the batch of the others (%q)", id, got, first)
+			}
+		}
+	})
 	t.Run("StreamWithoutAtomicBatches", func(t *testing.T) {
 		h := newHarness(t)
 		s, err := h.js.Stream(h.ctx, protocol.StreamReceipts)
