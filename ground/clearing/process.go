@@ -135,12 +135,20 @@ func (s *Service) clearBatch(ctx context.Context, lk *lookups, items []*item) er
 
 // receipts is stage 5: it signs and publishes the receipts of items, then
 // acks or naks every message. It returns an error only for a broken
-// invariant.
+// invariant: a receipt that could not be signed, when nothing is published
+// and every message with a receipt is nak'd, to come back once the service
+// is mended (a message is acked only once its receipt is stored).
 func (s *Service) receipts(ctx context.Context, items []*item, start time.Time) error {
 	defer s.observeBatch(items, start)
 	err := s.signReceipts(items)
 	if err == nil {
 		s.publishReceipts(ctx, items)
+	} else {
+		for _, it := range items {
+			if it.verdict != retry && (it.rec != nil || it.receipt != nil) {
+				it.infra(err)
+			}
+		}
 	}
 	s.settle(items)
 	if err == nil {

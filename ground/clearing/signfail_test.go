@@ -1,0 +1,96 @@
+package clearing
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/airtab/airtab/protocol"
+)
+
+// batchLog is an Observer keeping the outcomes of every batch cleared.
+type batchLog struct {
+	mu  sync.Mutex
+	out []BatchOutcomes
+}
+
+func (l *batchLog) BatchCleared(_ int, _ time.Duration, o BatchOutcomes) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.out = append(l.out, o)
+}
+
+func (l *batchLog) ChargeRecorded(string, string) {}
+
+// batches returns the outcomes so far.
+func (l *batchLog) batches() []BatchOutcomes {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]BatchOutcomes(nil), l.out...)
+}
+
+// TestReceiptNotSignedNotAcked: a receipt that cannot be signed (a stored
+// record broken under clearing: here a quarantined status without its
+// reason, which no receipt may carry) is a broken invariant that stops the
+// service, and the message whose receipt it is, and the batch's other
+// messages with a receipt, are nak'd, not acked: a message is acked only
+// once its receipt is stored. Once the record is mended, the message comes
+// back and is acked with its receipt.
+func TestReceiptNotSignedNotAcked(t *testing.T) {
+	h := newHarness(t)
+	inv := h.sale(h.passenger(card, 100_00), 5_00)
+	h.send(inv)
+	h.start()
+	h.waitReceipts(inv)
+	h.waitAcked()
+	h.stop()
+	good := h.record(inv.Body.ID)
+	if _, err := h.db.ExecContext(h.ctx, `UPDATE clearing_invoices SET status = 'quarantined', reason = 0 WHERE id = ?`, inv.Body.ID[:]); err != nil {
+		t.Fatal(err)
+	}
+
+	// The aircraft sends it again: its receipt is made anew from the record.
+	h.publish(h.fl.Subject(), inv.Raw, "again-"+inv.Body.ID.String())
+	log := &batchLog{}
+	h.cfg.Observer = log
+	h.start()
+	waitFor(t, func() error {
+		if len(log.batches()) == 0 {
+			return errors.New("no batch cleared")
+		}
+		return nil
+	})
+	h.cancel()
+	err := <-h.done
+	h.cancel = nil
+	if !errors.Is(err, errInvariant) {
+		t.Fatalf("Run after a receipt that cannot be signed = %v, want a broken invariant", err)
+	}
+	if got := log.batches()[0]; got.Redelivered != 1 || got.Invoices != 0 {
+		t.Fatalf("the batch with the receipt that cannot be signed: %d nak'd, %d acked, want 1 nak'd, 0 acked", got.Redelivered, got.Invoices)
+	}
+
+	if _, err := h.db.ExecContext(h.ctx, `UPDATE clearing_invoices SET status = ?, reason = ? WHERE id = ?`,
+		string(good.Status), int64(good.Reason), inv.Body.ID[:]); err != nil {
+		t.Fatal(err)
+	}
+	log = &batchLog{}
+	h.cfg.Observer = log
+	h.start()
+	waitFor(t, func() error {
+		var acked int
+		for _, o := range log.batches() {
+			acked += o.Invoices
+		}
+		if acked != 1 {
+			return fmt.Errorf("after the record is mended: %d invoices acked, want the one sent again", acked)
+		}
+		return nil
+	})
+	h.waitAcked()
+	if got := h.receipts()[inv.Body.ID]; len(got) != 1 || got[0].Body.Status != protocol.StatusSettled {
+		t.Errorf("receipts of %s: %d, want its one settled receipt", inv.Body.ID, len(got))
+	}
+}
