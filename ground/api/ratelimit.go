@@ -140,7 +140,8 @@ func (s *Server) take(c *call, l *ratelimit.Limiter, client string) error {
 // limit is refused 429 rate_limited with Retry-After whatever its token, a
 // wrong token is counted and refused 401, and the right one is never
 // counted. A call with no Authorization header is no guess: 401, not
-// counted. The token itself is never logged.
+// counted. The token itself is never logged, and refusals are logged as
+// SignInLimit.WarnRefusal allows.
 func (s *Server) checkToken(c *call) error {
 	const missing = "missing or wrong back-office token (Authorization: Bearer …)"
 	if _, sent := c.r.Header["Authorization"]; !sent {
@@ -148,17 +149,20 @@ func (s *Server) checkToken(c *call) error {
 	}
 	addr := ratelimit.ClientAddress(c.r.RemoteAddr)
 	right := tokenMatches(c.r, s.token)
-	limit, retry := s.signIns.Attempt(ratelimit.DoorAPI, addr, right, s.clock())
+	now := s.clock()
+	limit, retry := s.signIns.Attempt(ratelimit.DoorAPI, addr, right, now)
 	switch {
 	case limit != ratelimit.NotRefused:
 		secs := ratelimit.RetrySeconds(retry)
 		c.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		which, err := "address", registry.Errorf(registry.CodeRateLimited, "too many wrong back-office tokens from this address: retry in %d s", secs)
 		if limit == ratelimit.RefusedGlobal {
-			s.log.Warn("api back-office token refused: too many wrong tokens", "limit", "global", "remote", c.r.RemoteAddr, "client", addr, "retry_after_s", secs)
-			return registry.Errorf(registry.CodeRateLimited, "too many wrong back-office tokens from all addresses together just now: retry in %d s", secs)
+			which, err = "global", registry.Errorf(registry.CodeRateLimited, "too many wrong back-office tokens from all addresses together just now: retry in %d s", secs)
 		}
-		s.log.Warn("api back-office token refused: too many wrong tokens", "limit", "address", "remote", c.r.RemoteAddr, "client", addr, "retry_after_s", secs)
-		return registry.Errorf(registry.CodeRateLimited, "too many wrong back-office tokens from this address: retry in %d s", secs)
+		if warn, unlogged := s.signIns.WarnRefusal(now); warn {
+			s.log.Warn("api back-office token refused: too many wrong tokens", "limit", which, "remote", c.r.RemoteAddr, "client", addr, "retry_after_s", secs, "unlogged", unlogged)
+		}
+		return err
 	case !right:
 		s.log.Warn("api back-office token refused: wrong token", "method", c.r.Method, "path", c.r.URL.Path, "remote", c.r.RemoteAddr, "client", addr)
 		return unauthorized(missing)

@@ -218,8 +218,9 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	addr := ratelimit.ClientAddress(r.RemoteAddr)
 	got := sha256.Sum256([]byte(r.PostFormValue("token")))
 	right := subtle.ConstantTimeCompare(got[:], s.token[:]) == 1
-	if limit, retry := s.signIns.Attempt(ratelimit.DoorBackOffice, addr, right, s.now()); limit != ratelimit.NotRefused {
-		s.signInLimited(w, r, addr, limit, retry)
+	now := s.now()
+	if limit, retry := s.signIns.Attempt(ratelimit.DoorBackOffice, addr, right, now); limit != ratelimit.NotRefused {
+		s.signInLimited(w, r, addr, limit, retry, now)
 		return
 	}
 	if !right {
@@ -240,8 +241,9 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 
 // signInLimited answers a sign-in refused by a limit on wrong tokens: 429
 // with Retry-After, and the sign-in page saying why and for how long,
-// whatever the token was, so nothing here says anything about it.
-func (s *Server) signInLimited(w http.ResponseWriter, r *http.Request, addr string, limit ratelimit.Refusal, retry time.Duration) {
+// whatever the token was, so nothing here says anything about it. The
+// warning is logged as SignInLimit.WarnRefusal allows.
+func (s *Server) signInLimited(w http.ResponseWriter, r *http.Request, addr string, limit ratelimit.Refusal, retry time.Duration, now time.Time) {
 	secs := ratelimit.RetrySeconds(retry)
 	msg := fmt.Sprintf("Too many failed sign-ins from this address. Try again in %d s.", secs)
 	which := "address"
@@ -249,7 +251,9 @@ func (s *Server) signInLimited(w http.ResponseWriter, r *http.Request, addr stri
 		msg = fmt.Sprintf("Too many failed sign-ins to the back office just now, from all addresses together. Try again in %d s. Staff already signed in are not affected.", secs)
 		which = "global"
 	}
-	s.log.Warn("back-office sign-in refused: too many wrong tokens", "limit", which, "remote", r.RemoteAddr, "client", addr, "retry_after_s", secs)
+	if warn, unlogged := s.signIns.WarnRefusal(now); warn {
+		s.log.Warn("back-office sign-in refused: too many wrong tokens", "limit", which, "remote", r.RemoteAddr, "client", addr, "retry_after_s", secs, "unlogged", unlogged)
+	}
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	s.signInForm(w, r, http.StatusTooManyRequests, msg)
 }

@@ -31,14 +31,20 @@ import (
 // What the bounded table of addresses forgets (Limiter), the global limit
 // still counts; and since every address in the table got there by a
 // failure the global limit let through, the table stays small unless the
-// global limit is raised far above the per-address one. A SignInLimit is
-// safe for concurrent use.
+// global limit is raised far above the per-address one.
+//
+// A refused attempt costs the sender nothing, so refusals can come at
+// network speed: WarnRefusal bounds the warnings the doors log about them
+// (every refusal is still counted). A SignInLimit is safe for concurrent
+// use.
 type SignInLimit struct {
-	mu    sync.Mutex
-	addrs *Limiter // by client address; guarded by mu, not its own lock
-	all   *Limiter // one client, ""; guarded by mu
-	known map[string]time.Time
-	count *prometheus.CounterVec
+	mu       sync.Mutex
+	addrs    *Limiter // by client address; guarded by mu, not its own lock
+	all      *Limiter // one client, ""; guarded by mu
+	warns    *Limiter // warnings about refusals, one client ""; guarded by mu
+	unlogged int64    // refusals not warned of since the last warning; guarded by mu
+	known    map[string]time.Time
+	count    *prometheus.CounterVec
 }
 
 // SignInConfig configures a SignInLimit. A zero field takes its default.
@@ -66,6 +72,14 @@ type SignInConfig struct {
 const (
 	knownFor = 7 * 24 * time.Hour
 	maxKnown = 256
+)
+
+// The warnings about refused attempts WarnRefusal lets through, from all
+// addresses and doors together: warnBurst at once, then warnPerMinute a
+// minute.
+const (
+	warnPerMinute = 60
+	warnBurst     = 10
 )
 
 // Doors that take the back-office token: the values of the counter's door
@@ -110,6 +124,7 @@ func NewSignInLimit(cfg SignInConfig) (*SignInLimit, error) {
 	l := &SignInLimit{
 		addrs: New(time.Minute, cfg.PerAddressPerMinute, cfg.PerAddressPerMinute, cfg.MaxAddresses),
 		all:   New(time.Minute, cfg.GlobalPerMinute, cfg.GlobalPerMinute, 1),
+		warns: New(time.Minute, warnPerMinute, warnBurst, 1),
 		known: make(map[string]time.Time),
 		count: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airtab_ground_backoffice_signins_total",
@@ -161,6 +176,24 @@ func (l *SignInLimit) Attempt(door, addr string, right bool, now time.Time) (Ref
 	}
 	l.count.WithLabelValues(door, outcomeWrongToken).Inc()
 	return NotRefused, 0
+}
+
+// WarnRefusal says whether to log the warning about an attempt Attempt
+// refused at now: warnBurst at once and warnPerMinute a minute after, from
+// all addresses and doors together, so a flood of refused attempts cannot
+// flood the log. When it says yes, unlogged is how many refused attempts
+// were not warned of since the last warning, to log with it. Call it once
+// for each refused attempt.
+func (l *SignInLimit) WarnRefusal(now time.Time) (warn bool, unlogged int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.warns.wait("", now) > 0 {
+		l.unlogged++
+		return false, 0
+	}
+	l.warns.take("", now)
+	unlogged, l.unlogged = l.unlogged, 0
+	return true, unlogged
 }
 
 // remember marks addr as signed in at now, forgetting the address whose
