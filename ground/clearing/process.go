@@ -2,6 +2,7 @@ package clearing
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -109,11 +110,13 @@ func (s *Service) clearBatch(ctx context.Context, lk *lookups, items []*item) er
 	prev := s.awaitReceipts()
 	switch {
 	case errors.Is(err, errAbandon):
-	case err != nil:
-		s.settle(items)
-	case prev != nil: // the service stops: this batch's receipts are sent when it comes back
+	case err != nil || prev != nil:
+		// The service stops on a broken invariant, of this batch or of
+		// the one before: this batch's messages are nak'd, none acked
+		// with its receipt unpublished, and cleared again (found stored,
+		// their receipts sent) when it comes back.
 		for _, it := range items {
-			it.infra(prev)
+			it.infra(cmp.Or(err, prev))
 		}
 		s.settle(items)
 	default:

@@ -31,6 +31,14 @@ func (l *batchLog) batches() []BatchOutcomes {
 	return append([]BatchOutcomes(nil), l.out...)
 }
 
+// comeBack sets the harness's configuration for a test whose nak'd
+// messages must come back to the next Service: a nak delay beyond the
+// stopped Service's last fetch (IdleWait), so the redelivery is not handed
+// to it, and, should it be, an AckWait well within waitFor's patience.
+func comeBack(c *Config) {
+	c.NakDelay, c.BatchTimeout, c.ChargePhaseTimeout, c.AckWait = time.Second, 2*time.Second, time.Second, 5*time.Second
+}
+
 // TestReceiptNotSignedNotAcked: a receipt that cannot be signed (a stored
 // record broken under clearing: here a quarantined status without its
 // reason, which no receipt may carry) is a broken invariant that stops the
@@ -39,7 +47,7 @@ func (l *batchLog) batches() []BatchOutcomes {
 // once its receipt is stored. Once the record is mended, the message comes
 // back and is acked with its receipt.
 func TestReceiptNotSignedNotAcked(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, comeBack)
 	inv := h.sale(h.passenger(card, 100_00), 5_00)
 	h.send(inv)
 	h.start()
@@ -93,4 +101,64 @@ func TestReceiptNotSignedNotAcked(t *testing.T) {
 	if got := h.receipts()[inv.Body.ID]; len(got) != 1 || got[0].Body.Status != protocol.StatusSettled {
 		t.Errorf("receipts of %s: %d, want its one settled receipt", inv.Body.ID, len(got))
 	}
+}
+
+// TestFatalBatchNotAcked: a batch that stops the service on a broken
+// invariant after its first commit (here the card sale's record vanished
+// before its charge was recorded) acks none of its messages: the flight's
+// close, whose receipt was stored with it, and the sale are nak'd, and
+// come back once the record is restored, with their receipts.
+func TestFatalBatchNotAcked(t *testing.T) {
+	h := newHarness(t, comeBack)
+	sale := h.sale(h.passenger(card, 100_00), 5_00)
+	h.send(sale)
+	h.sendClose()
+	log := &batchLog{}
+	h.cfg.Observer = log
+	svc, err := New(h.ctx, h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vanished InvoiceRecord
+	svc.hooks.afterPost = func() error {
+		svc.hooks.afterPost = nil
+		r, ok, err := getInvoice(h.ctx, h.db, sale.Body.ID)
+		if err != nil || !ok {
+			t.Errorf("the sale's record after the first commit: %v, %v", ok, err)
+			return nil
+		}
+		vanished = r
+		_, err = h.db.ExecContext(h.ctx, `DELETE FROM clearing_invoices WHERE id = ?`, sale.Body.ID[:])
+		if err != nil {
+			t.Error(err)
+		}
+		return nil
+	}
+	if err := svc.Run(h.ctx); !errors.Is(err, errInvariant) {
+		t.Fatalf("Run with a record vanished under it = %v, want a broken invariant", err)
+	}
+	b := log.batches()
+	if len(b) != 1 || b[0].Redelivered != 2 || b[0].Invoices != 0 || b[0].Closes != 0 {
+		t.Fatalf("batches cleared: %+v, want one with both messages nak'd, none acked", b)
+	}
+
+	vanished.Raw = sale.Raw
+	if err := insertInvoice(h.ctx, h.db, vanished); err != nil {
+		t.Fatal(err)
+	}
+	h.cfg.Observer = nil
+	h.start()
+	rs := h.waitReceipts(sale)
+	if got := rs[sale.Body.ID]; len(got) != 1 || got[0].Body.Status != protocol.StatusSettled {
+		t.Errorf("receipts of the sale: %d, want its one settled receipt", len(got))
+	}
+	waitFor(t, func() error {
+		for _, r := range h.receipts()[protocol.ID{}] {
+			if r.Body.Status == protocol.StatusCloseAccepted {
+				return nil
+			}
+		}
+		return errors.New("no close receipt")
+	})
+	h.waitAcked()
 }
