@@ -186,7 +186,7 @@ func (s *Server) flightsPage(w http.ResponseWriter, r *http.Request, sess *sessi
 		return
 	}
 	s.render(w, r, http.StatusOK, "flights", sess, map[string]any{"Rows": rows, "More": more, "Max": registry.MaxListed,
-		"PollMS": s.cfg.PollSeconds * 1000, "Now": s.now()})
+		"PollMS": s.cfg.PollSeconds * 1000, "PollSeconds": s.cfg.PollSeconds, "Now": s.now()})
 }
 
 // flightRows serves the table body alone: the flights page's poll swaps it
