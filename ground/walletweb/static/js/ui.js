@@ -33,7 +33,9 @@ export function message(kind, text) {
   box.hidden = !text;
   // A notice answers what the passenger just did, often at the foot of a
   // long form: bring it into view, or the tap looks like it did nothing.
-  if (text && box.getBoundingClientRect().top < 0) {
+  // The sticky top bar covers the page's first 52 px.
+  const bar = document.querySelector(".top")?.getBoundingClientRect().bottom || 0;
+  if (text && box.getBoundingClientRect().top < bar) {
     box.scrollIntoView({ block: "start", behavior: "instant" });
   }
 }

@@ -29,6 +29,9 @@ export async function registerScreen() {
 }
 
 async function register(ref) {
+  if (ref && !/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$/.test(ref)) {
+    throw new Error(`The airline reference "${ref}" cannot be used: it takes letters, digits and _ . : @ - only, starting with a letter or digit, with no spaces.`);
+  }
   let device = await store.getDevice();
   if (!device) {
     device = await generateDeviceKey();
