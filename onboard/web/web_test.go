@@ -271,7 +271,7 @@ func TestHandheldApp(t *testing.T) {
 		b.Click("#basket-scan")
 		wedge(b, p.Code())
 		b.WaitTextVisibleIn("#answer-verdict", "Declined")
-		b.WaitTextVisibleIn("#answer-next", "Passenger is over the flight limit: remaining 5.00 EUR.")
+		b.WaitTextVisibleIn("#answer-next", "Take items off the basket to bring it to 5.00 EUR or less.")
 		b.WaitTextVisibleIn("#answer-detail", "over_passenger_limit (15)")
 		shot(t, b, "declined")
 		b.Click("#answer-done")

@@ -232,10 +232,13 @@ function render(rec) {
       let advice = ADVICE[d.name] || '';
       const rem = remainingOf(rec.answer);
       if (d.name === 'over_transaction_cap' && d.amount) {
-        advice = 'The most one sale may be is ' + format(d.amount) + ': take items off the basket.';
+        advice = 'Take items off the basket to bring it to ' + format(d.amount) + ' or less.';
       }
       if (d.name === 'over_passenger_limit') {
-        advice = 'Passenger is over the flight limit' + (rem ? ': remaining ' + format(rem) : '') + '.';
+        // The message already names what is left: say what to do with it.
+        if (!rem) advice = 'Passenger is over the flight limit.';
+        else if (rem.minor > 0) advice = 'Take items off the basket to bring it to ' + format(rem) + ' or less.';
+        else advice = 'Nothing is left on this passenger\'s limit for the flight: do not sell more.';
       }
       next.textContent = advice;
       detail.textContent = 'Reason ' + (d.name || '?') + ' (' + (d.reason ?? '?') + ') · not charged';

@@ -20,7 +20,10 @@ export async function drawSales() {
   for (const r of recs) {
     const voided = r.kind === 'sale' && r.voided_by;
     const state = voided ? 'voided' : r.state;
-    const stateText = voided ? 'voided' : (r.kind === 'void' && r.state === 'approved' ? 'void done' : STATE_TEXT[r.state]);
+    let stateText = voided ? 'voided' : (r.kind === 'void' && r.state === 'approved' ? 'void done' : STATE_TEXT[r.state]);
+    // A declined sale says why, so the crew can answer the passenger later.
+    const why = r.state === 'declined' && r.answer && r.answer.decline && r.answer.decline.message;
+    if (why) stateText += ': ' + why;
     let seq = '';
     if (r.state === 'approved') seq = '#' + (r.kind === 'void' ? r.answer.seq : r.answer.sale.seq) + ' · ';
     const li = el('li', 'sale', null,

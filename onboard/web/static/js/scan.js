@@ -82,7 +82,7 @@ function stopCamera(a) {
 // cameraState starts or stops the camera as the crew chose.
 function cameraState(a) {
   const on = cameraOn();
-  $('scan-camera').textContent = on ? 'Camera off' : 'Camera on';
+  $('scan-camera').textContent = on ? 'Stop camera' : 'Start camera';
   document.querySelector('.viewfinder').hidden = !on;
   if (on && !a.camera) { a.camera = true; startCamera(a); }
   if (!on) {
