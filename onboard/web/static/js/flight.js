@@ -22,6 +22,8 @@ export function drawFlight() {
   const purser = s && s.role === 'purser';
   $('flight-close').hidden = !purser;
   $('flight-close').textContent = st && st.closed ? 'Show the close report' : 'Close the flight';
+  // Once closed, the button only shows the report: nothing to warn about.
+  $('flight-close').className = (st && st.closed ? 'secondary' : 'danger') + ' big';
   $('flight-note').textContent = purser ? '' : 'Only the purser can close the flight.';
 }
 
@@ -32,7 +34,7 @@ function drawReport(r) {
   box.replaceChildren(
     el('div', 'big', 'Flight closed'),
     facts([
-      ['Closed at', new Date(r.closed_at).toLocaleString()], ['Sales', String(r.sales)], ['Sales total', totals(r.sales_total)],
+      ['Closed at', new Date(r.closed_at).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' })], ['Sales', String(r.sales)], ['Sales total', totals(r.sales_total)],
       ['Voids', String(r.voids)], ['Voids total', totals(r.voids_total)], ['Last invoice', '#' + r.last_seq],
       ['Chain head', (r.head || '').slice(0, 16)],
     ]));
