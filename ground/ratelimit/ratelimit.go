@@ -8,7 +8,6 @@ package ratelimit
 
 import (
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 )
@@ -82,33 +81,66 @@ func (l *Limiter) take(client string, now time.Time) {
 // table is still full, the ones nearest to whole: a sixteenth of the
 // table, at least one. The caller holds l.mu.
 func (l *Limiter) makeRoom(now time.Time) {
+	tats := make([]int64, 0, len(l.tat))
 	for c, t := range l.tat {
 		if !t.After(now) {
 			delete(l.tat, c)
+		} else {
+			tats = append(tats, t.UnixNano())
 		}
 	}
 	if len(l.tat) < l.max {
 		return
 	}
 	drop := max(l.max/16, len(l.tat)-l.max+1)
-	tats := make([]time.Time, 0, len(l.tat))
-	for _, t := range l.tat {
-		tats = append(tats, t)
-	}
-	slices.SortFunc(tats, time.Time.Compare)
-	limit := tats[drop-1]
-	for c, t := range l.tat { // first all those nearer to whole than the limit,
-		if t.Before(limit) {
-			delete(l.tat, c)
-			drop--
+	limit := nth(tats, drop-1) // selected, not sorted: a full table is large
+	atLimit := drop            // how many at the limit go: those below it all go
+	for _, t := range tats {
+		if t < limit {
+			atLimit--
 		}
 	}
-	for c, t := range l.tat { // then as many as are left at it
-		if drop > 0 && t.Equal(limit) {
+	for c, t := range l.tat {
+		switch n := t.UnixNano(); {
+		case n < limit:
 			delete(l.tat, c)
-			drop--
+		case n == limit && atLimit > 0:
+			delete(l.tat, c)
+			atLimit--
 		}
 	}
+}
+
+// nth is the value that would be at index k were a sorted: Hoare's
+// selection, in expected linear time, reordering a. 0 <= k < len(a).
+func nth(a []int64, k int) int64 {
+	lo, hi := 0, len(a)-1
+	for lo < hi {
+		p := a[lo+(hi-lo)/2]
+		i, j := lo, hi
+		for i <= j {
+			for a[i] < p {
+				i++
+			}
+			for a[j] > p {
+				j--
+			}
+			if i <= j {
+				a[i], a[j] = a[j], a[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return a[k]
+		}
+	}
+	return a[k]
 }
 
 // clients is how many clients the table remembers now.
