@@ -445,9 +445,49 @@ func TestReportCommand(t *testing.T) {
 	if out.Len() == 0 {
 		t.Fatal("settlement printed nothing")
 	}
-	errb.Reset()
-	if code := run(ctx, []string{"report", "--data-dir", dir, "--flight", "XX1-2026-11-21"}, &out, &errb); code != 1 || errb.Len() == 0 {
-		t.Fatalf("report of a flight with no clearing data = %d %q, want 1 and a reason", code, errb.String())
+	t.Run("UnknownFlight", func(t *testing.T) {
+		out.Reset()
+		errb.Reset()
+		code := run(ctx, []string{"report", "--data-dir", dir, "--flight", "XX999-2026-12-03"}, &out, &errb)
+		if want := "flight XX999-2026-12-03 is not known to ground"; code != 1 || !strings.Contains(errb.String(), want) || out.Len() != 0 {
+			t.Fatalf("report of a flight never registered = %d, stderr %q, stdout %q; want 1, %q and nothing on stdout", code, errb.String(), out.String(), want)
+		}
+	})
+	t.Run("RegisteredNothingReceived", func(t *testing.T) {
+		// Registration takes no date in the past: tomorrow's flight.
+		date := time.Now().UTC().AddDate(0, 0, 1).Format(time.DateOnly)
+		registerFlight(t, dir, "XX", "7", date, "D-AIUA")
+		out.Reset()
+		errb.Reset()
+		code := run(ctx, []string{"report", "--data-dir", dir, "--flight", "XX7-" + date}, &out, &errb)
+		got := errb.String()
+		if want := "flight XX7-" + date + " (aircraft D-AIUA) is registered but nothing has been received for it yet"; code != 1 || !strings.Contains(got, want) || strings.Contains(got, "not known") {
+			t.Fatalf("report of a registered flight with nothing received = %d %q; want 1 and %q", code, got, want)
+		}
+	})
+}
+
+// registerFlight starts ground on dir, registers an aircraft and its flight
+// on date (YYYY-MM-DD) through the back-office API, and stops ground again.
+func registerFlight(t *testing.T, dir, carrier, number, date string, aircraft protocol.AircraftID) {
+	t.Helper()
+	ctx := context.Background()
+	m := startMain(t, dir, nil)
+	defer m.Close()
+	token, err := os.ReadFile(filepath.Join(dir, "backoffice.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &api.Client{BaseURL: "http://" + m.HTTPAddr(), Token: strings.TrimSpace(string(token))}
+	ak, _ := crypto.GenerateKey(crypto.Aircraft, nil)
+	nk, _ := nkeys.CreateUser()
+	nkPub, _ := nk.PublicKey()
+	if _, err := c.RegisterAircraft(ctx, aircraft, ak.Public(), nkPub); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RegisterFlight(ctx, api.FlightRequest{Carrier: carrier, Number: number, Date: date, Aircraft: aircraft, Currency: "EUR",
+		Catalog: []protocol.CatalogItem{{SKU: "water", Name: "Water", Price: protocol.M(200, "EUR")}}}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -460,6 +500,10 @@ func TestReportCommandPostgres(t *testing.T) {
 	}
 	if out.Len() == 0 {
 		t.Fatal("settlement printed nothing")
+	}
+	errb.Reset()
+	if code := run(ctx, []string{"report", "--postgres", url, "--flight", "XX999-2026-12-03"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "is not known to ground") {
+		t.Fatalf("report of an unknown flight from PostgreSQL = %d %q, want 1 and the flight not known", code, errb.String())
 	}
 	t.Run("FromEnvironment", func(t *testing.T) {
 		getenv = func(k string) string {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,7 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airtab/airtab/ground"
 	"github.com/airtab/airtab/ground/clearing"
+	"github.com/airtab/airtab/ground/registry"
 	"github.com/airtab/airtab/ground/store"
 	"github.com/airtab/airtab/protocol"
 	"github.com/airtab/airtab/protocol/cli"
@@ -98,11 +102,30 @@ func report(ctx context.Context, dsn, flight, day, format string, page clearing.
 		if err != nil {
 			return err
 		}
-		return clearing.WriteReport(ctx, db, f, format, page, w)
+		err = clearing.WriteReport(ctx, db, f, format, page, w)
+		if errors.Is(err, clearing.ErrNoData) {
+			return noData(ctx, db, f)
+		}
+		return err
 	}
 	d, err := time.Parse(time.DateOnly, day)
 	if err != nil {
 		return fmt.Errorf("--settlement %q: want YYYY-MM-DD", day)
 	}
 	return clearing.WriteSettlement(ctx, db, d, format, w)
+}
+
+// noData explains a flight of which clearing holds nothing: either ground
+// has never heard of it (a mistyped id, or a flight registered on another
+// ground), or it is registered and nothing has arrived from its aircraft
+// yet (it has not flown, or not landed and replayed).
+func noData(ctx context.Context, db *sql.DB, f protocol.FlightID) error {
+	info, err := registry.LookupFlight(ctx, db, f)
+	if errors.Is(err, ground.ErrNotFound) {
+		return fmt.Errorf("flight %s is not known to ground: no flight is registered with this id (check the id and the database; GET /v1/flights lists the registered ones; POST /v1/flights registers one)", f)
+	}
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("flight %s (aircraft %s) is registered but nothing has been received for it yet: no invoice, no reject, no close report (the aircraft sends them once it lands and replays)", f, info.Aircraft)
 }
