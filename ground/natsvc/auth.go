@@ -96,6 +96,9 @@ func SetAircraft(s *server.Server, a *Auth, aircraft []AircraftIdentity) error {
 	if err := next.apply(opts); err != nil {
 		return err
 	}
+	if a.refusals != nil {
+		defer a.refusals.reloading()()
+	}
 	if err := s.ReloadOptions(opts); err != nil {
 		return fmt.Errorf("nats auth: reload: %w", err)
 	}

@@ -50,8 +50,9 @@ type ServerConfig struct {
 	TLSCert, TLSKey string
 	// Logger receives the server's log lines: notices (its start-up banner
 	// among them), debug and trace at Debug; warnings at Warn; errors and
-	// fatal errors at Error, except refused logins: at Warn, once per
-	// RefusalLogInterval for each nkey (see refusals.go). Default:
+	// fatal errors at Error, except refused logins: at Warn (at Info for a
+	// connection an authorization reload closed before it logged in), once
+	// per RefusalLogInterval for each nkey (see refusals.go). Default:
 	// slog.Default().
 	Logger *slog.Logger
 	// RefusalLogInterval is how often a refused login is logged again for
