@@ -531,7 +531,18 @@ func TestInstalledCA(t *testing.T) {
 		b := b.For(t)
 		// The worker claims the page once it has cached the shell.
 		b.WaitTrue(`navigator.serviceWorker.controller !== null`)
+		signIn(b, ft.Attendant)
 		e.hs.Close()
+		// Signed in: the app opens on Sell, which says the catalog needs
+		// the cabin server and offers to try again, instead of a blank screen.
+		b.Navigate(e.url + "/")
+		b.WaitTextVisibleIn("#catalog", "Catalog not loaded")
+		b.WaitVisible("#catalog-retry")
+		if !browsertest.Eval[bool](b, `document.getElementById('basket-scan').disabled`) {
+			t.Fatal("Scan code is enabled with no catalog and an empty basket")
+		}
+		// Signed out: the sign-in screen.
+		browsertest.Eval[bool](b, `(localStorage.removeItem('airtab.session'), true)`)
 		b.Navigate(e.url + "/")
 		b.WaitText("Airtab crew")
 		b.WaitVisible("#signin-submit")

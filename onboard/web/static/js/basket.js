@@ -9,10 +9,36 @@ const qty = new Map(); // SKU -> quantity
 // MAX_QTY bounds a line, as a slip of the thumb should not sell 40 coffees.
 const MAX_QTY = 20;
 
-// loadCatalog fetches the catalog and draws it.
+let failed = false; // the last catalog fetch got no catalog
+
+// loadCatalog fetches the catalog and draws it. When it cannot, the Sell
+// screen says so and offers to try again, rather than staying blank.
 export async function loadCatalog() {
-  catalog = await call('GET', '/v1/catalog');
+  try {
+    catalog = await call('GET', '/v1/catalog');
+  } catch (e) {
+    failed = true;
+    if (e.kind !== 'session') unavailable(e.message);
+    throw e;
+  }
+  failed = false;
   draw();
+}
+
+// reloadIfFailed fetches the catalog again if the last try got none.
+export function reloadIfFailed() {
+  if (failed) loadCatalog().catch(() => { /* the Sell screen says why */ });
+}
+
+function unavailable(why) {
+  draw();
+  const again = el('button', 'secondary big', 'Try again');
+  again.id = 'catalog-retry';
+  again.addEventListener('click', reloadIfFailed);
+  $('catalog').replaceChildren(el('div', 'card', null,
+    el('p', '', 'Catalog not loaded: ' + why),
+    el('p', 'hint', 'The catalog comes from the cabin server: try again once the status bar no longer says it is unreachable.'),
+    again));
 }
 
 export function lines() {

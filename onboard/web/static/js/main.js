@@ -23,7 +23,7 @@ async function signedIn(s) {
     await basket.loadCatalog();
   } catch (e) {
     if (e.kind === 'session') { sessionLost(e.message); return; }
-    banner('Catalog not loaded: ' + e.message);
+    // The Sell screen says the catalog is missing and offers to try again.
   }
   resume();
 }
@@ -84,6 +84,7 @@ function init() {
   initLimit((e) => { if (e.kind === 'session') sessionLost(e.message); });
   initFlight();
   initStatus(sessionLost);
+  onShow('sell', basket.reloadIfFailed);
   onShow('sales', drawSales);
   onShow('flight', drawFlight);
   $('basket-scan').addEventListener('click', payByCode);
