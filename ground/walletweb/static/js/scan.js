@@ -23,13 +23,13 @@ export class Scanner {
   }
 
   async start() {
-    if (!navigator.mediaDevices?.getUserMedia) throw new CameraError("this browser gives no camera access (it needs HTTPS): type or paste the order text instead");
+    if (!navigator.mediaDevices?.getUserMedia) throw new CameraError("This browser gives no camera access (it needs HTTPS): type or paste the order text instead.");
     if (typeof self.jsQR !== "function") throw new CameraError("QR decoder missing (vendor/jsqr not loaded)");
     try {
       this.stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
     } catch (e) {
       const why = e.name === "NotAllowedError" ? "camera permission was refused" : e.name === "NotFoundError" ? "this device has no camera" : e.message;
-      throw new CameraError(`cannot use the camera: ${why}. Type or paste the order text instead.`, e);
+      throw new CameraError(`Cannot use the camera: ${why}. Type or paste the order text instead.`, e);
     }
     this.video.srcObject = this.stream;
     this.video.setAttribute("playsinline", "");
