@@ -71,7 +71,7 @@ func (s *Server) flightPage(w http.ResponseWriter, r *http.Request, sess *sessio
 	state, progress, hasProgress := stateOf(e, rep, s.now())
 	s.render(w, r, http.StatusOK, "flight", sess, map[string]any{
 		"Flight": f, "Report": rep, "Lines": lines, "State": state, "Progress": progress, "HasProgress": hasProgress,
-		"Buckets": []Bucket{{"Settled", rep.Settled}, {"Collections", rep.Collections}, {"Charge under way", rep.Posted},
+		"Buckets": []Bucket{{"Settled", rep.Settled}, {"Collections", rep.Collections}, {"Posted, not yet charged", rep.Posted},
 			{"Voided", rep.Voided}, {"Voids applied", rep.Voids}, {"Voids pending", rep.VoidsPending}, {"Quarantined", rep.Quarantined},
 			{"Disputed", rep.Disputed}},
 		"SalesByHour": salesByHour(lines),

@@ -37,8 +37,8 @@ const (
 	// StateReplaying: the flight-close report is in and sequence numbers
 	// it names are still missing.
 	StateReplaying FlightState = "landed, replaying"
-	// StateCleared: everything the aircraft reported is in, some charges
-	// are still under way.
+	// StateCleared: everything the aircraft reported is in, some sales are
+	// posted and not yet charged (the report's posted bucket).
 	StateCleared FlightState = "cleared"
 	// StateReconciled: the report's Reconciled: everything matches.
 	StateReconciled FlightState = "reconciled"
@@ -123,7 +123,7 @@ func stateOf(e flightEntry, rep *clearing.FlightReport, now time.Time) (FlightSt
 }
 
 // onlyChargesUnderWay reports whether the one thing keeping the report from
-// reconciling is charges whose outcome is not known yet.
+// reconciling is sales posted and not yet charged.
 func onlyChargesUnderWay(rep *clearing.FlightReport) bool {
 	return len(rep.Problems) == 1 && rep.Posted.Count > 0
 }

@@ -28,7 +28,7 @@ func TestStateOf(t *testing.T) {
 		{"ReplayingMissing", true, day, &clearing.FlightReport{Reported: closed, Missing: 6, Received: clearing.Received{Invoices: 4}}, StateReplaying, 0.4},
 		{"Reconciled", true, day, &clearing.FlightReport{Reported: closed, Reconciled: true}, StateReconciled, 1},
 		{"Cleared", true, day, &clearing.FlightReport{Reported: closed, Posted: clearing.Bucket{Count: 2},
-			Problems: []string{"2 sales with a charge under way"}}, StateCleared, 1},
+			Problems: []string{"2 sales posted, not yet charged"}}, StateCleared, 1},
 		{"Discrepancies", true, day, &clearing.FlightReport{Reported: closed, Problems: []string{"hash chain broken at 1 invoices"}}, StateDiscrepancies, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -250,6 +250,8 @@ func (rep *FlightReport) summaryRows() [][]string {
 		name string
 		b    *Bucket
 	}{
+		// "charging" is the JSON's posted (sales posted, not yet charged),
+		// named so since the CSV's first version: readers match it.
 		{"settled", &rep.Settled}, {"collections", &rep.Collections}, {"charging", &rep.Posted},
 		{"voided", &rep.Voided}, {"voids", &rep.Voids}, {"voids_pending", &rep.VoidsPending},
 		{"quarantined", &rep.Quarantined}, {"disputed", &rep.Disputed},

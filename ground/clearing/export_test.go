@@ -136,21 +136,33 @@ func TestLogLines(t *testing.T) {
 		t.Fatalf("no invoices-cleared line in the log:\n%s", out)
 	}
 	// However JetStream cut the batches, the lines add up to the flight.
-	invoices, settled, collections := 0, 0, 0
+	invoices, settled, collections, posted := 0, 0, 0, 0
 	for _, l := range cleared {
 		if !strings.Contains(l, "level=INFO") || !strings.Contains(l, "flight="+string(testFlight)) {
 			t.Errorf("cleared line %q: want info level and the flight", l)
 		}
-		var n, st, co int
+		// The buckets go by the report's names: posted, not "charging".
+		if !strings.Contains(l, " posted=") || strings.Contains(l, "charging") {
+			t.Errorf("cleared line %q: want the report's bucket name posted", l)
+		}
+		var n, st, co, po int
 		for f := range strings.FieldsSeq(l) {
 			fmt.Sscanf(f, "invoices=%d", &n)
 			fmt.Sscanf(f, "settled=%d", &st)
 			fmt.Sscanf(f, "collections=%d", &co)
+			fmt.Sscanf(f, "posted=%d", &po)
 		}
-		invoices, settled, collections = invoices+n, settled+st, collections+co
+		invoices, settled, collections, posted = invoices+n, settled+st, collections+co, posted+po
 	}
-	if invoices != 3 || settled != 2 || collections != 1 {
-		t.Errorf("cleared lines count %d invoices, %d settled, %d in collections; want 3, 2, 1:\n%s", invoices, settled, collections, strings.Join(cleared, ""))
+	if invoices != 3 || settled != 2 || collections != 1 || posted != 0 {
+		t.Errorf("cleared lines count %d invoices, %d settled, %d in collections, %d posted; want 3, 2, 1, 0:\n%s", invoices, settled, collections, posted, strings.Join(cleared, ""))
+	}
+	rep, err := h.svc.Reports().Flight(h.ctx, testFlight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Settled.Count != settled || rep.Collections.Count != collections || rep.Posted.Count != posted {
+		t.Errorf("report buckets settled %d, collections %d, posted %d; the log said %d, %d, %d", rep.Settled.Count, rep.Collections.Count, rep.Posted.Count, settled, collections, posted)
 	}
 	if len(cleared) == 1 && !strings.Contains(cleared[0], `sales_amount="14.50 EUR"`) {
 		t.Errorf("cleared line %q: want the amount 14.50 EUR", cleared[0])

@@ -12,7 +12,8 @@ import (
 
 // What clearing says at info level, for an operator watching flights land:
 // one line per flight per cleared batch ("invoices cleared": how many, what
-// became of them, the amount), and one line when a closed flight's
+// became of them in the report's buckets and by their names, posted being
+// "posted, not yet charged", the amount), and one line when a closed flight's
 // reconciliation verdict is reached or changes ("flight reconciled", or
 // "flight not reconciled" with the problems).
 
@@ -66,9 +67,11 @@ func (s *Service) logCleared(ctx context.Context, items []*item) {
 		switch r.Status {
 		case StatusSettled:
 			t.settled++
-		case StatusCollections:
+		case StatusCollections, StatusPendingRetry:
+			// As in the report: a charge of unknown outcome is in
+			// collections.
 			t.collections++
-		case StatusPosted, StatusPendingRetry:
+		case StatusPosted:
 			t.posted++
 		case StatusDisputed:
 			t.disputed++
@@ -79,7 +82,7 @@ func (s *Service) logCleared(ctx context.Context, items []*item) {
 	for _, f := range slices.Sorted(maps.Keys(tallies)) {
 		t := tallies[f]
 		s.log.Info("invoices cleared", "flight", f, "aircraft", t.aircraft, "invoices", t.invoices, "sales", t.sales, "voids", t.voids,
-			"settled", t.settled, "collections", t.collections, "charging", t.posted, "disputed", t.disputed, "quarantined", t.quarantined,
+			"settled", t.settled, "collections", t.collections, "posted", t.posted, "disputed", t.disputed, "quarantined", t.quarantined,
 			"sales_amount", fmtMoney(sortedMoney(t.sold)))
 	}
 	s.logReconciliations(ctx, touched)

@@ -64,7 +64,7 @@ type FlightReport struct {
 
 	Settled      Bucket `json:"settled"`       // sales paid
 	Collections  Bucket `json:"collections"`   // sales declined or with a charge of unknown outcome
-	Posted       Bucket `json:"posted"`        // sales whose charge is under way
+	Posted       Bucket `json:"posted"`        // sales posted to the ledger, not yet charged (status posted; the CSV's total "charging")
 	Voided       Bucket `json:"voided"`        // sales reversed by a void
 	Voids        Bucket `json:"voids"`         // void invoices applied
 	VoidsPending Bucket `json:"voids_pending"` // void invoices whose sale has not arrived
@@ -394,7 +394,7 @@ func (rep *FlightReport) decide() {
 		p("hash chain broken at %d invoices", len(rep.ChainBreaks))
 	}
 	if rep.Posted.Count > 0 {
-		p("%d sales with a charge under way", rep.Posted.Count)
+		p("%d sales posted, not yet charged", rep.Posted.Count)
 	}
 	if rep.VoidsPending.Count > 0 {
 		p("%d voids whose sale has not arrived", rep.VoidsPending.Count)
