@@ -27,8 +27,8 @@ import (
 // registration or key change) closes each such connection, and the server
 // logs that as a refused login with nobody named. Those are logged at Info,
 // saying so: the client (a cabin server in the middle of its retry)
-// connects again at once. Outside a reload the client sent something other
-// than a CONNECT first: not a NATS client.
+// connects again at its next retry. Outside a reload the client sent
+// something other than a CONNECT first: not a NATS client.
 
 // DefaultRefusalLogInterval is how often a refused nkey is logged again.
 const DefaultRefusalLogInterval = time.Minute
