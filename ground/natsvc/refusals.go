@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,9 +19,10 @@ import (
 // logged at Warn instead, at most once per interval for each nkey (with
 // how many refusals the interval held), naming what the server's line
 // tells of the client: its address always, the nkey or user it presented,
-// and the aircraft when the nkey is a registered aircraft's. The name a
-// client gives in its CONNECT is not in the server's line, so it is not
-// logged.
+// and the aircraft when the nkey is a registered aircraft's. The name the
+// client gave in its CONNECT ("airtab-onboard D-AIUA" for a cabin server;
+// the client's word, unchecked) is not in the server's line: it is looked
+// up by connection id while the refused connection is still open.
 //
 // A connection with no credentials at all is one that had not sent its
 // CONNECT yet: an authorization reload (SetAircraft, after every aircraft
@@ -44,6 +46,9 @@ type refusals struct {
 	now      func() time.Time
 	known    atomic.Pointer[map[string]protocol.AircraftID] // nkey → aircraft
 	reloads  atomic.Int32                                   // authorization reloads under way
+	// clientName returns the CONNECT name of the open connection cid;
+	// nil or "" when not known.
+	clientName func(cid uint64) string
 
 	mu   sync.Mutex
 	seen map[string]*refusal
@@ -173,6 +178,15 @@ func (r *refusals) note(line string) bool {
 	attrs := []any{"refusals", n, "next_log_after", r.interval.String()}
 	if l.remote != "" {
 		attrs = append(attrs, "remote", l.remote)
+	}
+	// Only a client that presented a credential sent a CONNECT, so has a
+	// name; its refusal is logged from the server's CONNECT (or reload)
+	// path, which holds no server or client lock (Connz takes both; so in
+	// nats-server 2.15).
+	if cid, err := strconv.ParseUint(l.cid, 10, 64); err == nil && l.cred != "" && r.clientName != nil {
+		if name := r.clientName(cid); name != "" {
+			attrs = append(attrs, "client_name", name)
+		}
 	}
 	level := slog.LevelWarn
 	switch aircraft, ok := (*r.known.Load())[l.nkey]; {

@@ -54,7 +54,7 @@ func TestRefusedLoginsAtWarnOnce(t *testing.T) {
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	a := newAircraftKeys(t, "D-AIUA")
 	for range 5 {
-		if nc, err := dial(s.ClientURL(), nats.Nkey(a.pub, a.kp.Sign), nats.NoReconnect()); err == nil {
+		if nc, err := dial(s.ClientURL(), nats.Name("airtab-onboard D-AIUA"), nats.Nkey(a.pub, a.kp.Sign), nats.NoReconnect()); err == nil {
 			nc.Close()
 			t.Fatal("an unregistered nkey connected")
 		}
@@ -67,8 +67,9 @@ func TestRefusedLoginsAtWarnOnce(t *testing.T) {
 			errs++
 		case strings.Contains(l, "level=WARN") && strings.Contains(l, "NATS login refused"):
 			warns++
-			if !strings.Contains(l, "nkey="+a.pub) || !strings.Contains(l, "aircraft=unregistered") || !strings.Contains(l, "remote=127.0.0.1:") {
-				t.Errorf("refusal line %q does not name the nkey as unregistered and the client's address", l)
+			if !strings.Contains(l, "nkey="+a.pub) || !strings.Contains(l, "aircraft=unregistered") || !strings.Contains(l, "remote=127.0.0.1:") ||
+				!strings.Contains(l, `client_name="airtab-onboard D-AIUA"`) {
+				t.Errorf("refusal line %q does not name the nkey as unregistered, the client's address and its name", l)
 			}
 		}
 	}
@@ -201,13 +202,13 @@ func TestRefusedLoginNamesWhatItCan(t *testing.T) {
 	})
 	t.Run("WrongUser", func(t *testing.T) {
 		buf, _, s := start(t)
-		if nc, err := dial(s.ClientURL(), nats.UserInfo("someone", "guess"), nats.NoReconnect()); err == nil {
+		if nc, err := dial(s.ClientURL(), nats.Name("a tool"), nats.UserInfo("someone", "guess"), nats.NoReconnect()); err == nil {
 			nc.Close()
 			t.Fatal("a wrong password connected")
 		}
 		waitFor(t, "the refusal logged", func() bool { return len(refusalLines(buf.String())) > 0 })
 		l := refusalLines(buf.String())[0]
-		for _, want := range []string{"level=WARN", "remote=127.0.0.1:", "user=someone"} {
+		for _, want := range []string{"level=WARN", "remote=127.0.0.1:", "user=someone", `client_name="a tool"`} {
 			if !strings.Contains(l, want) {
 				t.Errorf("line %q: want %q in it", l, want)
 			}

@@ -136,6 +136,13 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 	}
 	log := cfg.Logger.With("component", "nats-server")
 	refused := newRefusals(log, cfg.RefusalLogInterval, cfg.Clock)
+	refused.clientName = func(cid uint64) string {
+		cz, err := s.Connz(&server.ConnzOptions{CID: cid, State: server.ConnOpen})
+		if err != nil || len(cz.Conns) == 0 {
+			return ""
+		}
+		return cz.Conns[0].Name
+	}
 	if cfg.Auth != nil {
 		refused.setKnown(cfg.Auth.Aircraft)
 		cfg.Auth.refusals = refused
