@@ -75,14 +75,16 @@ type XLabel struct {
 	Anchor string
 }
 
-// niceMax rounds v up to 1, 2 or 5 times a power of ten.
+// niceMax rounds v up to 1, 2, 4 or 5 times a power of ten, and to an even
+// number, so that the grid's middle line (half of it) is a whole number: a
+// top of 5 would label its lines 0, 2, 5.
 func niceMax(v int64) int64 {
-	if v <= 0 {
-		return 1
+	if v <= 2 {
+		return 2
 	}
 	p := int64(math.Pow10(int(math.Floor(math.Log10(float64(v))))))
-	for _, m := range []int64{1, 2, 5, 10} {
-		if m*p >= v {
+	for _, m := range []int64{1, 2, 4, 5, 10} {
+		if m*p >= v && m*p%2 == 0 {
 			return m * p
 		}
 	}
@@ -210,8 +212,12 @@ func replayChart(rep *clearing.FlightReport) *LineChart {
 	if span < time.Minute {
 		layout = "15:04:05.000" // a replay at the gate takes seconds
 	}
-	c.XLabels = []XLabel{{X: padL, Label: first.UTC().Format(layout), Anchor: "start"},
-		{X: padL + plotW, Label: last.UTC().Format(layout), Anchor: "end"}}
+	end := XLabel{X: padL + plotW, Label: last.UTC().Format(layout), Anchor: "end"}
+	if span <= 0 { // everything at one instant, drawn at the right: one label, there
+		c.XLabels = []XLabel{end}
+		return c
+	}
+	c.XLabels = []XLabel{{X: padL, Label: first.UTC().Format(layout), Anchor: "start"}, end}
 	return c
 }
 

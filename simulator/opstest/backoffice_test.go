@@ -185,6 +185,17 @@ func TestBackOfficeInBrowser(t *testing.T) {
 		}
 		b.Screenshot(filepath.Join(shots, "flight-1280.png"), 1280, 1500)
 		b.Screenshot(filepath.Join(shots, "flight-360.png"), 360, 740)
+		// On a phone a chart keeps a readable width and scrolls sideways
+		// in its card rather than shrink its labels to a few pixels.
+		b.SetViewport(360, 740)
+		b.WaitTrue(`(() => { const s = document.querySelector("svg.chart");
+			return s.getBoundingClientRect().width >= 540 && s.parentElement.scrollWidth > s.parentElement.clientWidth })()`)
+		axis := browsertest.Eval[float64](b, `(() => { const a = document.querySelector("svg.chart .axis").getBoundingClientRect();
+			document.querySelector("svg.chart").scrollIntoView({block: "center"}); return a.height })()`)
+		if axis < 9 {
+			t.Errorf("a chart's axis label is %.1f px high at 360 px, want at least 9", axis)
+		}
+		b.Screenshot(filepath.Join(shots, "flight-chart-360.png"), 360, 740)
 		b.SetViewport(1280, 900)
 	})
 
