@@ -54,6 +54,15 @@ func (s *Server) flightPage(w http.ResponseWriter, r *http.Request, sess *sessio
 		s.fail(w, r, sess, http.StatusInternalServerError, "", err)
 		return
 	}
+	if rep == nil { // nothing received: a flight still to land, or a mistyped id
+		if _, err := s.reg.Flight(r.Context(), f); errors.Is(err, ground.ErrNotFound) {
+			s.fail(w, r, sess, http.StatusNotFound, fmt.Sprintf("Flight %s is not known to ground: no flight is registered with this id. Check it against the flights list.", f))
+			return
+		} else if err != nil {
+			s.fail(w, r, sess, http.StatusInternalServerError, "", err)
+			return
+		}
+	}
 	if format != "" {
 		s.download(w, r, sess, rep, string(f)+"."+format)
 		return
