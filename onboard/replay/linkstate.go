@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // What the status says about the link, for an operator. nats.go clears its
@@ -48,16 +50,20 @@ func (c *ConnectErrors) Last() (error, time.Time) {
 }
 
 // explainLocked sets s.LastError to what an operator needs: with the link
-// down, "ground unreachable since T; N invoices waiting", and the cause
-// when one is known; with the link up, the last replay error, unless it was
-// only the symptom of an earlier outage.
+// down, "ground unreachable since T; N invoices waiting", N the pending
+// invoices of s.Counts (read when the status is), then those sent that
+// await their receipt, if any, and the cause when one is known; with the
+// link up, the last replay error, unless it was only the symptom of an
+// earlier outage.
 func (r *Replayer) explainLocked(s *Status) {
-	waiting := s.Counts.Pending + s.Counts.Sent
 	since := s.LastHeartbeat
 	if since.IsZero() {
 		since = r.started
 	}
-	unreachable := fmt.Sprintf("ground unreachable since %s; %d invoices waiting", since.UTC().Format(time.RFC3339), waiting)
+	unreachable := fmt.Sprintf("ground unreachable since %s; %s waiting", since.UTC().Format(time.RFC3339), invoices(s.Counts.Pending))
+	if s.Counts.Sent > 0 {
+		unreachable += fmt.Sprintf(", %d sent awaiting a receipt", s.Counts.Sent)
+	}
 	if !s.LinkUp {
 		s.LastError = unreachable
 		if cause := r.causeLocked(since); cause != "" {
@@ -90,10 +96,56 @@ func (r *Replayer) causeLocked(since time.Time) string {
 	return ""
 }
 
+// invoices is "1 invoice" or "n invoices".
+func invoices(n int) string {
+	if n == 1 {
+		return "1 invoice"
+	}
+	return fmt.Sprintf("%d invoices", n)
+}
+
+// cause is why ground is unreachable, for a log line: causeLocked since
+// the last heartbeat, or "unknown" yet.
+func (r *Replayer) cause() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	since := r.status.LastHeartbeat
+	if since.IsZero() {
+		since = r.started
+	}
+	return cmp.Or(r.causeLocked(since), "unknown")
+}
+
+// connected reports whether the connection Run uses is up now.
+func (r *Replayer) connected() bool {
+	r.mu.Lock()
+	nc := r.nc
+	r.mu.Unlock()
+	return nc != nil && nc.IsConnected()
+}
+
+// linkCameUp starts the count of invoices sent on this link.
+func (r *Replayer) linkCameUp() {
+	r.mu.Lock()
+	r.status.SentThisLink = 0
+	r.mu.Unlock()
+}
+
+// logLinkDown says why the link went down: ground's heartbeats stopped
+// on a live connection, or the connection itself is gone.
+func (r *Replayer) logLinkDown(nc *nats.Conn) {
+	if nc.IsConnected() {
+		r.cfg.Log.Info("link down: no ground heartbeat", "timeout", r.cfg.HeartbeatTimeout)
+		return
+	}
+	r.cfg.Log.Info("link down: ground unreachable", "cause", r.cause())
+}
+
 // isOutage reports whether a replay error only says the connection was
 // gone.
 func isOutage(err error) bool {
 	return errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrConnectionClosed) ||
 		errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, jetstream.ErrServerShutdown) ||
 		strings.Contains(err.Error(), nats.ErrReconnectBufExceeded.Error())
 }

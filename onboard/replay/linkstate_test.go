@@ -1,11 +1,17 @@
 package replay
 
 import (
+	"log/slog"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/airtab/airtab/protocol"
 )
 
 // TestLinkStateSaysWhy checks what the status tells an operator while
@@ -51,13 +57,147 @@ func TestLinkStateSaysWhy(t *testing.T) {
 		e.srv.Shutdown()
 		r.Kick()
 		var last string
-		// 2 sent without a receipt and 4 pending wait.
-		poll(t, "ground unreachable, 6 invoices waiting, in the status", func() bool {
+		// 4 pending wait, and 2 sent without a receipt.
+		poll(t, "ground unreachable, 4 invoices waiting, in the status", func() bool {
 			last = r.Status().LastError
-			return strings.HasPrefix(last, "ground unreachable since ") && strings.Contains(last, "; 6 invoices waiting")
+			return strings.HasPrefix(last, "ground unreachable since ") &&
+				strings.Contains(last, "; 4 invoices waiting, 2 sent awaiting a receipt")
 		})
 		if strings.Contains(last, "outbound buffer limit exceeded") {
 			t.Errorf("last_error %q still speaks of NATS buffers", last)
 		}
 	})
+}
+
+// logBuf keeps what a test's logger writes, to check what an operator
+// reads.
+type logBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestSentThisLink: sent_this_link counts the invoices published since the
+// link last came up, across the drains of one link, and starts again at 0
+// when the link comes up again.
+func TestSentThisLink(t *testing.T) {
+	e := newEnv(t)
+	const timeout = 15 * time.Second
+	var (
+		mu    sync.Mutex
+		links []bool
+	)
+	onLink := func() []bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(links)
+	}
+	e.j.add(4, 400)
+	nc := e.dial(e.srv.ClientURL())
+	r := e.run(nc, func(c *Config) {
+		c.HeartbeatTimeout = timeout
+		c.OnLink = func(up bool) { mu.Lock(); links = append(links, up); mu.Unlock() }
+	})
+	e.linkUp(r)
+	poll(t, "4 invoices sent", func() bool { return e.j.counts().Sent == 4 })
+
+	t.Run("LaterDrainsOfTheSameLink", func(t *testing.T) {
+		// Two more journal reads: at least one is a later drain's, which
+		// finds nothing to send.
+		n := e.j.nBatches()
+		r.Kick()
+		poll(t, "a later drain", func() bool { return e.j.nBatches() >= n+2 })
+		if got := r.Status().SentThisLink; got != 4 {
+			t.Errorf("sent_this_link %d after a later drain on the same link, want 4", got)
+		}
+	})
+
+	t.Run("LinkDown", func(t *testing.T) {
+		e.clock.Add(timeout)
+		poll(t, "OnLink(false)", func() bool { return slices.Equal(onLink(), []bool{true, false}) })
+		if got := r.Status().SentThisLink; got != 4 {
+			t.Errorf("sent_this_link %d with the link down, want 4 (sent on the link that was up)", got)
+		}
+	})
+
+	t.Run("LinkUpAgain", func(t *testing.T) {
+		e.j.add(2, 400)
+		e.linkUp(r)
+		poll(t, "OnLink(true) again", func() bool { return slices.Equal(onLink(), []bool{true, false, true}) })
+		poll(t, "the 2 new invoices sent", func() bool { return e.j.counts().Sent == 6 })
+		poll(t, "sent_this_link 2", func() bool { return r.Status().SentThisLink == 2 })
+	})
+}
+
+// TestStatusCountsWhenRead: with the link down, the invoices waiting in
+// last_error are those pending when the status is read, not when the
+// replayer last looked.
+func TestStatusCountsWhenRead(t *testing.T) {
+	e := newEnv(t)
+	e.j.add(3, 400)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "nats://" + l.Addr().String()
+	l.Close()
+	nc := e.dial(url, nats.RetryOnFailedConnect(true))
+	r := e.run(nc, nil)
+	poll(t, "3 invoices waiting", func() bool { return strings.Contains(r.Status().LastError, "; 3 invoices waiting") })
+	for _, tc := range []struct {
+		add  int
+		want string
+	}{{1, "; 4 invoices waiting"}, {3, "; 7 invoices waiting"}} {
+		t.Run(strings.TrimPrefix(tc.want, "; "), func(t *testing.T) {
+			e.j.add(tc.add, 400)
+			st := r.Status()
+			if !strings.Contains(st.LastError, tc.want) {
+				t.Errorf("last_error %q right after the sale, want it to say %q", st.LastError, tc.want)
+			}
+			if c := e.j.counts(); st.Counts != c {
+				t.Errorf("status counts %+v, journal %+v", st.Counts, c)
+			}
+		})
+	}
+}
+
+// TestReceiptsSayLinkDown: when ground goes away, the receipt consumer
+// says the link is down, not nats.go's "outbound buffer limit exceeded"
+// that a pull gets while the connection is away.
+func TestReceiptsSayLinkDown(t *testing.T) {
+	e := newEnv(t)
+	e.j.add(2, 400)
+	logs := &logBuf{}
+	nc := e.dial(e.srv.ClientURL())
+	r := e.run(nc, func(c *Config) { c.Log = slog.New(slog.NewTextHandler(logs, nil)) })
+	e.linkUp(r)
+	poll(t, "the invoices sent", func() bool { return e.j.counts().Sent == 2 })
+	poll(t, "the receipt consumer created", func() bool {
+		_, err := e.js.Consumer(e.ctx, protocol.StreamReceipts, protocol.ReceiptConsumer(testAircraft))
+		return err == nil
+	})
+	e.srv.Shutdown()
+	t.Cleanup(func() { t.Log(logs.String()) }) // with -v, or when it fails
+	// The heartbeat is still fresh by the test's clock: only the
+	// connection says the link is down.
+	for _, want := range []string{
+		`msg="receipts wait for the link to ground: link down, ground unreachable"`,
+		`msg="link down: ground unreachable"`,
+	} {
+		poll(t, want, func() bool { return strings.Contains(logs.String(), want) })
+	}
+	if got := logs.String(); strings.Contains(got, "outbound buffer limit exceeded") {
+		t.Errorf("the log speaks of NATS buffers:\n%s", got)
+	}
 }

@@ -194,6 +194,7 @@ type Replayer struct {
 	window  int                // publishes allowed in flight now; see publishAll
 	cons    jetstream.Consumer // the receipt consumer, once created
 	drainT  time.Time          // when the current drain started
+	drained int                // invoices acked in the current drain, for its rate
 	started time.Time          // when New made the replayer
 	nc      *nats.Conn         // the connection Run uses, for Status
 	lastErr error              // the last replay error, as LastError
@@ -221,11 +222,20 @@ func (r *Replayer) Kick() {
 	}
 }
 
-// Status returns a snapshot of the replay state.
+// Status returns a snapshot of the replay state. Its counts are the
+// journal's as Status reads them (the last ones the replayer saw if the
+// journal fails to answer), so "N invoices waiting" agrees with the cabin
+// server's own count even while nothing drains.
 func (r *Replayer) Status() Status {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	live, err := r.cfg.Journal.Counts(ctx)
+	cancel()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.status
+	if err == nil {
+		s.Counts = live
+	}
 	s.ReceiptsApplied = s.Counts.Cleared
 	// A heartbeat is good for HeartbeatTimeout, but a dropped connection
 	// is news at once.
@@ -312,17 +322,14 @@ func (r *Replayer) Run(ctx context.Context, nc *nats.Conn) error {
 		up := r.LinkUp() && nc.IsConnected()
 		if up != wasUp {
 			wasUp = up
-			if !up {
-				r.cfg.Log.Info("link down: no ground heartbeat", "timeout", r.cfg.HeartbeatTimeout)
+			if up {
+				r.linkCameUp()
+			} else {
+				r.logLinkDown(nc)
 			}
 			if r.cfg.OnLink != nil {
 				r.cfg.OnLink(up)
 			}
-		}
-		if !up {
-			// Keep the counts true while nothing drains, for the status's
-			// "N invoices waiting"; an error here is only a stale count.
-			_ = r.refreshCounts(ctx)
 		}
 		if up {
 			select { // a reconnect before this drain is not news
@@ -338,7 +345,13 @@ func (r *Replayer) Run(ctx context.Context, nc *nats.Conn) error {
 					return nil
 				}
 				r.setErr(err)
-				r.cfg.Log.Warn("replay interrupted; will resume", "err", err, "sent", sent, "retry_in", backoff)
+				if !nc.IsConnected() && isOutage(err) {
+					// The link went down under the drain: that is the
+					// news, not the buffer error a publish then gets.
+					r.cfg.Log.Info("replay paused: link down, ground unreachable; it resumes when the link is back", "sent", sent)
+				} else {
+					r.cfg.Log.Warn("replay interrupted; will resume", "err", err, "sent", sent, "retry_in", backoff)
+				}
 				if !r.wait(ctx, backoff, reconnected) {
 					return nil
 				}
@@ -410,7 +423,7 @@ func (r *Replayer) drain(ctx context.Context, js jetstream.JetStream) (int, erro
 	r.mu.Lock()
 	pending := r.status.Counts.Pending
 	r.drainT = r.cfg.Clock()
-	r.status.SentThisLink = 0
+	r.drained = 0
 	r.mu.Unlock()
 	if pending > 0 {
 		r.cfg.Log.Info("replay starting", "pending", pending, "flight", r.cfg.Flight)
@@ -675,22 +688,43 @@ func (r *Replayer) publishClose(ctx context.Context, js jetstream.JetStream) err
 // lasts, re-creating it after link failures. A failure after receipts were
 // applied, or a reconnect, retries at once: on a link that drops every few
 // seconds a growing backoff would leave the receipts waiting.
+//
+// While the connection is down it does not ask: a pull then fails at once
+// with nats.go's "outbound buffer limit exceeded" (there is no reconnect
+// buffer, see CheckConn), which says nothing to an operator. It says once
+// per outage that the receipts wait for the link, and why.
 func (r *Replayer) receiptLoop(ctx context.Context, js jetstream.JetStream, reconnected <-chan struct{}) {
 	backoff := pollInterval
+	said := true // "receipts wait for the link", this outage; none before the first link
 	for ctx.Err() == nil {
-		if !r.LinkUp() {
+		if !r.LinkUp() || !r.connected() {
 			r.setReceiptsIdle(false)
+			if !said && !r.connected() {
+				said = true
+				r.cfg.Log.Info("receipts wait for the link to ground: link down, ground unreachable", "cause", r.cause())
+			}
 			if !r.wait(ctx, pollInterval, reconnected) {
 				return
 			}
 			continue
 		}
+		said = false
 		applied, err := r.readReceipts(ctx, js)
 		if ctx.Err() != nil {
 			return
 		}
 		if applied > 0 {
 			backoff = pollInterval
+		}
+		if err != nil && (errors.Is(err, jetstream.ErrServerShutdown) || !r.connected() && isOutage(err)) {
+			// Ground's server is going away, or the link went down under
+			// the fetch: said above once the connection is down, and
+			// after a reconnect to another server nothing is amiss.
+			r.setReceiptsIdle(false)
+			if !r.wait(ctx, pollInterval, reconnected) {
+				return
+			}
+			continue
 		}
 		if err != nil {
 			r.setReceiptsIdle(false)
@@ -744,7 +778,7 @@ func (r *Replayer) readReceipts(ctx context.Context, js jetstream.JetStream) (in
 // fetchReceipts pulls and applies receipts while the link is up.
 func (r *Replayer) fetchReceipts(ctx context.Context, cons jetstream.Consumer) (int, error) {
 	applied := 0
-	for ctx.Err() == nil && r.LinkUp() {
+	for ctx.Err() == nil && r.LinkUp() && r.connected() {
 		// The fetch's expiry is left to the server (the client waits a
 		// second longer): a client deadline shorter than a slow link's
 		// delay would abandon pulls the server still fills, and each
@@ -863,11 +897,12 @@ func (r *Replayer) progress(n int) {
 	now := r.cfg.Clock()
 	r.mu.Lock()
 	r.status.SentThisLink += n
+	r.drained += n
 	r.status.Counts.Pending = max(0, r.status.Counts.Pending-n)
 	r.status.Counts.Sent += n
 	elapsed := now.Sub(r.drainT).Seconds()
 	if elapsed > 0 {
-		r.status.RatePerSecond = float64(r.status.SentThisLink) / elapsed
+		r.status.RatePerSecond = float64(r.drained) / elapsed
 	}
 	if r.status.RatePerSecond > 0 {
 		r.status.ETASeconds = float64(r.status.Counts.Pending) / r.status.RatePerSecond

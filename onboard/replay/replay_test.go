@@ -782,13 +782,13 @@ func TestCloseWaitsForEveryInvoice(t *testing.T) {
 	// Two drains that failed on invoice 3: the second after the retry backoff.
 	poll(t, "two drains refused on invoice 3", func() bool {
 		e.j.mu.Lock()
-		defer e.j.mu.Unlock()
 		starts := 0
 		for _, b := range e.j.batches {
 			if b.after == 0 {
 				starts++
 			}
 		}
+		e.j.mu.Unlock() // Status reads the journal's counts
 		return starts >= 2 && strings.Contains(r.Status().LastError, "invoice 3")
 	})
 	for _, it := range items {
