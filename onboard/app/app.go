@@ -154,6 +154,11 @@ type Main struct {
 
 	// connErrs holds the NATS dial errors, for the status's link state.
 	connErrs replay.ConnectErrors
+	// dialLogged: a dial error was logged since the link was last up, so
+	// the retries every ReconnectWait log at debug only.
+	dialLogged atomic.Bool
+	// upAt is when the NATS connection was last established (Unix ns).
+	upAt atomic.Int64
 
 	cancel   context.CancelFunc // stops the background goroutines
 	stopping atomic.Bool        // Close is closing the NATS connection
@@ -212,7 +217,7 @@ Flags:
 	fs.DurationVar(&c.ReceiptAckWait, "receipt-ack-wait", 10*time.Second, "deliver a clearing receipt again after this long when the link dropped before this server acknowledged it")
 	fs.DurationVar(&c.ReconnectWait, "reconnect-wait", cmp.Or(c.ReconnectWait, 2*time.Second), "wait this long before reconnecting to ground's NATS after losing it")
 	fs.DurationVar(&c.SyncInterval, "sync-interval", c.SyncInterval, "how often to fetch manifest deltas over NATS")
-	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate `file` (default <data-dir>/tls.crt, self-signed and generated if missing)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate `file` (default <data-dir>/tls.crt; if it and its key are missing, issued by the aircraft CA (--tls-ca) for the listen address and --tls-host names)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS key `file` (default <data-dir>/tls.key)")
 	fs.StringVar(&c.TLSCA, "tls-ca", "", "aircraft CA certificate `file` to install on handhelds (default <data-dir>/ca.crt, generated if missing)")
 	fs.StringVar(&c.TLSCAKey, "tls-ca-key", "", "aircraft CA key `file` (default <data-dir>/ca.key)")
@@ -512,10 +517,20 @@ func (m *Main) startSync(ctx context.Context) error {
 				return
 			}
 			if errors.Is(err, nats.ErrNkeysNotSupported) {
-				m.Logger.Warn("NATS server has no authorization set up, so it cannot take this aircraft's nkey: give the servers ground's auth callout (README, NATS identities and an external NATS server) or start the cabin server with --nats-creds", "err", err)
+				// The server sent no nonce to sign. Ground's embedded NATS
+				// asks for nkeys only once it knows one, so there this
+				// means no aircraft is registered yet.
+				m.Logger.Warn("NATS server asks for no nkey, so it cannot take this aircraft's: if it is ground's embedded NATS, "+
+					"ground does not know this aircraft yet: register it (PUT /v1/aircraft/"+string(c.Aircraft)+
+					" on ground's API with aircraft.pub and aircraft.nk.pub; this server connects once it is); if it is an external NATS server, "+
+					"give the servers ground's auth callout (README, NATS identities and an external NATS server) or start the cabin server with --nats-creds", "err", err)
 				return
 			}
-			m.Logger.Debug("NATS connect failed; will retry", "err", err)
+			if errors.Is(err, nats.ErrNoServers) || !m.dialLogged.CompareAndSwap(false, true) {
+				m.Logger.Debug("NATS connect failed; will retry", "err", err)
+				return
+			}
+			m.Logger.Info("link down: cannot connect to ground's NATS; retrying", "err", err, "every", cmp.Or(c.ReconnectWait, 2*time.Second))
 		}),
 		// nats.go gives up after the same authorization error twice in a
 		// row; an aircraft whose nkey ground registers later (or re-keys)
@@ -527,7 +542,11 @@ func (m *Main) startSync(ctx context.Context) error {
 			}
 			m.Logger.Error("NATS connection closed for good: no manifest sync or replay until the cabin server restarts", "last_error", nc.LastError())
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { m.Logger.Info("NATS link back", "server", nc.ConnectedUrlRedacted()) }),
+		nats.ConnectHandler(func(*nats.Conn) { m.linkBack() }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			m.linkBack()
+			m.Logger.Info("NATS link back", "server", nc.ConnectedUrlRedacted())
+		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			m.Logger.Warn("NATS error (an authorization error means ground has not registered this aircraft's nkey)", "err", err)
 		}),
@@ -555,9 +574,27 @@ func (m *Main) startSync(ctx context.Context) error {
 		return fmt.Errorf("nats: %w", err)
 	}
 	m.nc = nc
-	s := &natslink.Syncer{Conn: nc, Cabin: m.cabin, Interval: c.SyncInterval, Logger: m.Logger}
+	s := &natslink.Syncer{Conn: nc, Cabin: m.cabin, Interval: c.SyncInterval, Logger: m.Logger,
+		DialError: m.dialError}
 	m.wg.Go(func() { s.Run(ctx) })
 	return m.startReplay(ctx, nc)
+}
+
+// linkBack notes that the NATS connection is (re)established: the next
+// dial error is news again, and the earlier ones are not.
+func (m *Main) linkBack() {
+	m.upAt.Store(m.Clock().UnixNano())
+	m.dialLogged.Store(false)
+}
+
+// dialError is the latest NATS dial error noted since the connection was
+// last up, or nil.
+func (m *Main) dialError() error {
+	err, at := m.connErrs.Last()
+	if err == nil || at.UnixNano() < m.upAt.Load() {
+		return nil
+	}
+	return err
 }
 
 // startReplay runs the replayer on nc: invoices out, receipts in, and the

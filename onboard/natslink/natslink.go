@@ -126,6 +126,11 @@ type Syncer struct {
 	RequestTimeout time.Duration
 	// Logger receives structured logs. Default: discard.
 	Logger *slog.Logger
+	// DialError, if set, returns the latest error connecting to ground:
+	// nats.go clears its LastError on every retry and reports dial errors
+	// only to its ReconnectErrHandler, so the cabin server keeps them. The
+	// wait for the link names it.
+	DialError func() error
 }
 
 // Run syncs at once and then every Interval until ctx ends, and at once
@@ -169,7 +174,11 @@ func (s *Syncer) Run(ctx context.Context) {
 			}
 		} else if !waiting {
 			waiting = true
-			log.Info("manifest sync waits for the link to ground", "nats_status", s.Conn.Status().String(), "last_error", lastError(s.Conn))
+			args := []any{"nats_status", s.Conn.Status().String()}
+			if err := s.linkError(); err != nil {
+				args = append(args, "last_error", err.Error())
+			}
+			log.Info("manifest sync waits for the link to ground: link down", args...)
 		}
 		t.Reset(next)
 		select {
@@ -227,10 +236,14 @@ func (s *Syncer) subscribeNotices(log *slog.Logger) (<-chan struct{}, func()) {
 	return ch, func() { sub.Unsubscribe() }
 }
 
-// lastError is the connection's last error as text, or "none".
-func lastError(nc *nats.Conn) string {
-	if err := nc.LastError(); err != nil {
-		return err.Error()
+// linkError is why the connection is down, as far as is known: its own
+// last error, or the latest dial error; nil when neither is known yet.
+func (s *Syncer) linkError() error {
+	if err := s.Conn.LastError(); err != nil {
+		return err
 	}
-	return "none"
+	if s.DialError != nil {
+		return s.DialError()
+	}
+	return nil
 }
