@@ -152,7 +152,11 @@ func TestIneligible(t *testing.T) {
 	b.WaitTextIn("#eligibility", "Not eligible: credit score 510 is below the eligibility threshold of 550")
 	b.SetValue("#flight", string(g.flight))
 	b.Click("#optin")
-	b.WaitTextIn("#notice", "Ground refused (ineligible)")
+	b.WaitTextIn("#notice", "Ground refused: Credit score 510 is below the eligibility threshold of 550.")
+	if got := b.Text("#notice"); strings.Contains(got, "(ineligible)") {
+		t.Errorf("notice %q shows the API's error code to the passenger", got)
+	}
+	shot(t, b, "wallet-ineligible-360.png")
 	b.Navigate(g.url + "/wallet/#/pay")
 	b.WaitText("Opt in to a flight first")
 }

@@ -26,9 +26,22 @@ export const state = {
 // explain turns any error into a sentence for the passenger.
 export function explain(e) {
   if (e instanceof OfflineError) return "No connection to ground. Registering, funding, opting in and receipts need the network; payment codes do not.";
-  if (e instanceof ApiError) return `Ground refused (${e.code}): ${e.message}`;
+  if (e instanceof ApiError) return refusal(e);
   if (e?.name === "StorageError") return e.message;
   return e?.message || String(e);
+}
+
+// refusal is ground's answer as a sentence: its message, which names the
+// problem, without the code, which is for programs. A fault on ground's
+// side says to try again rather than blame what the passenger did.
+function refusal(e) {
+  let msg = (e.message || "").trim();
+  msg = msg.charAt(0).toUpperCase() + msg.slice(1);
+  if (msg && !/[.!?]$/.test(msg)) msg += ".";
+  if (e.status >= 500 || e.code === "internal") {
+    return `Ground could not do that just now; try again in a minute. ${msg}`.trim();
+  }
+  return `Ground refused: ${msg || "no reason given."}`;
 }
 
 export async function loadCredentials() {
