@@ -427,6 +427,11 @@ func TestHandheldApp(t *testing.T) {
 	step(t, "SessionExpiredThenRetried", func(t *testing.T) {
 		// The cabin server no longer knows the page's session (it
 		// restarted, or the session expired) when a sale goes out.
+		n := len(e.sentIDs()) // sale requests before this one
+		before, err := e.cabin.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		browsertest.Eval[bool](b, `(() => { const s = JSON.parse(localStorage.getItem('airtab.session'));
 			s.token = 'expired-token'; localStorage.setItem('airtab.session', JSON.stringify(s)); return true; })()`)
 		b.Click("#tab-sell")
@@ -435,23 +440,42 @@ func TestHandheldApp(t *testing.T) {
 		wedge(b, e.f.Passengers[1].Code())
 		b.WaitTextIn("#signin-error", "Session ended")
 		b.WaitTextIn("#signin-error", "retried after sign-in")
-		n := len(e.sentIDs())
 		signIn(b, ft.Attendant)
 		b.Click("#tab-sales")
-		b.WaitTextIn("#sales-list li:first-child", "approved")
-		id, err := protocol.ParseID(browsertest.Eval[string](b, `document.querySelector('#sales-list li:first-child').dataset.id`))
+		// The sale is the one its requests carry (the refused one, then
+		// the retry); its own line in the list turns approved.
+		deadline := time.Now().Add(b.Timeout())
+		for len(e.sentIDs()) <= n {
+			if time.Now().After(deadline) {
+				t.Fatal("no sale request reached the cabin server")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		id, err := protocol.ParseID(e.sentIDs()[n])
 		if err != nil {
 			t.Fatal(err)
 		}
+		b.WaitTextIn(fmt.Sprintf("#sales-list li[data-id=%q]", id.String()), "approved")
 		if _, err := e.journal.Invoice(ctx, id); err != nil {
 			t.Fatalf("sale retried after sign-in is not in the journal: %v", err)
 		}
-		sent := e.sentIDs()
-		if got := sent[len(sent)-1]; got != id.String() || len(sent) <= n {
-			t.Fatalf("retry after sign-in carried %v, want %s", sent[n-1:], id)
+		// The refused request and the retry after sign-in (and any retry
+		// between) carry one invoice id, and the journal holds one sale.
+		sent := e.sentIDs()[n:]
+		if len(sent) < 2 {
+			t.Fatalf("sale requests %v, want the refused one and the retry after sign-in", sent)
 		}
-		if sent[n-1] != id.String() {
-			t.Fatalf("the refused request carried %s, the retry %s: want one id", sent[n-1], id)
+		for _, s := range sent {
+			if s != id.String() {
+				t.Fatalf("sale requests carried ids %v, want every one %s", sent, id)
+			}
+		}
+		after, err := e.cabin.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := after.LastSeq, before.LastSeq+1; got != want {
+			t.Fatalf("journal sequence = %d after the refusal and the retry, want %d: one sale", got, want)
 		}
 	})
 	step(t, "AttendantCannotClose", func(t *testing.T) {
