@@ -157,8 +157,9 @@ type Main struct {
 	// dialLogged: a dial error was logged since the link was last up, so
 	// the retries every ReconnectWait log at debug only.
 	dialLogged atomic.Bool
-	// upAt is when the NATS connection was last established (Unix ns).
-	upAt atomic.Int64
+	// upAfter is connErrs.Noted() when the NATS connection was last
+	// established: the dial errors noted since are the current outage's.
+	upAfter atomic.Uint64
 
 	cancel   context.CancelFunc // stops the background goroutines
 	stopping atomic.Bool        // Close is closing the NATS connection
@@ -583,18 +584,16 @@ func (m *Main) startSync(ctx context.Context) error {
 // linkBack notes that the NATS connection is (re)established: the next
 // dial error is news again, and the earlier ones are not.
 func (m *Main) linkBack() {
-	m.upAt.Store(m.Clock().UnixNano())
+	m.upAfter.Store(m.connErrs.Noted())
 	m.dialLogged.Store(false)
 }
 
 // dialError is the latest NATS dial error noted since the connection was
-// last up, or nil.
+// last up, or nil. It goes by the order errors were noted in, not by
+// their times: the cabin's clock may be a simulated one, or step back
+// when the box sets its time.
 func (m *Main) dialError() error {
-	err, at := m.connErrs.Last()
-	if err == nil || at.UnixNano() < m.upAt.Load() {
-		return nil
-	}
-	return err
+	return m.connErrs.LastSince(m.upAfter.Load())
 }
 
 // startReplay runs the replayer on nc: invoices out, receipts in, and the

@@ -27,6 +27,7 @@ type ConnectErrors struct {
 	mu  sync.Mutex
 	err error
 	at  time.Time
+	n   uint64 // errors noted so far
 }
 
 // Note records err (nil errors are ignored). now is when it happened.
@@ -36,7 +37,34 @@ func (c *ConnectErrors) Note(err error, now time.Time) {
 	}
 	c.mu.Lock()
 	c.err, c.at = err, now
+	c.n++
 	c.mu.Unlock()
+}
+
+// Noted returns how many errors have been noted so far, so a caller can
+// tell errors noted after some event from those before it without
+// comparing clock readings.
+func (c *ConnectErrors) Noted() uint64 {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// LastSince returns the latest error if any was noted after Noted
+// returned n, or nil.
+func (c *ConnectErrors) LastSince(n uint64) error {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n <= n {
+		return nil
+	}
+	return c.err
 }
 
 // Last returns the latest error and when it was noted.

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/airtab/airtab/onboard/linkemu"
 	"github.com/airtab/airtab/protocol"
 )
 
@@ -138,6 +140,49 @@ func TestSentThisLink(t *testing.T) {
 		poll(t, "the 2 new invoices sent", func() bool { return e.j.counts().Sent == 6 })
 		poll(t, "sent_this_link 2", func() bool { return r.Status().SentThisLink == 2 })
 	})
+}
+
+// TestSentThisLinkAfterQuickReconnect: a connection that drops and comes
+// back before ground's heartbeat goes stale (the replayer may never see
+// the link down) is a new link all the same, and sent_this_link counts
+// from the reconnect.
+func TestSentThisLinkAfterQuickReconnect(t *testing.T) {
+	e := newEnv(t)
+	l := e.link(linkemu.Config{})
+	e.j.add(4, 400)
+	nc := e.dial(l.URL())
+	r := e.run(nc, func(c *Config) { c.HeartbeatTimeout = time.Hour }) // the fake clock stands still
+	e.linkUp(r)
+	poll(t, "4 invoices sent", func() bool { return e.j.counts().Sent == 4 })
+	poll(t, "sent_this_link 4", func() bool { return r.Status().SentThisLink == 4 })
+
+	before := nc.Stats().Reconnects
+	l.SetState(linkemu.Down) // drops the connection
+	l.SetState(linkemu.Up)
+	poll(t, "reconnected", func() bool { return nc.Stats().Reconnects > before && nc.IsConnected() })
+	e.j.add(2, 400)
+	r.Kick()
+	poll(t, "the 2 new invoices sent", func() bool { return e.j.counts().Sent == 6 })
+	poll(t, "sent_this_link 2 on the new connection", func() bool { return r.Status().SentThisLink == 2 })
+}
+
+// TestConnectErrorsLastSince: the errors of an outage are those noted
+// after the link was last up, whatever the clock said when.
+func TestConnectErrorsLastSince(t *testing.T) {
+	var c ConnectErrors
+	if err := c.LastSince(c.Noted()); err != nil {
+		t.Fatalf("LastSince with nothing noted = %v, want nil", err)
+	}
+	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	c.Note(errors.New("dial tcp: connection refused"), at)
+	up := c.Noted() // the link comes up at the same clock reading
+	if err := c.LastSince(up); err != nil {
+		t.Fatalf("LastSince(link up) = %v, want nil: the error came before", err)
+	}
+	c.Note(errors.New("dial tcp: i/o timeout"), at.Add(-time.Hour)) // the clock stepped back
+	if err := c.LastSince(up); err == nil || err.Error() != "dial tcp: i/o timeout" {
+		t.Fatalf("LastSince(link up) = %v, want the error noted after it", err)
+	}
 }
 
 // TestStatusCountsWhenRead: with the link down, the invoices waiting in

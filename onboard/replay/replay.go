@@ -318,11 +318,13 @@ func (r *Replayer) Run(ctx context.Context, nc *nats.Conn) error {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	wasUp := false
+	var conns uint64 // nc's reconnects when the link last came up
 	for {
 		up := r.LinkUp() && nc.IsConnected()
 		if up != wasUp {
 			wasUp = up
 			if up {
+				conns = nc.Stats().Reconnects
 				r.linkCameUp()
 			} else {
 				r.logLinkDown(nc)
@@ -330,6 +332,12 @@ func (r *Replayer) Run(ctx context.Context, nc *nats.Conn) error {
 			if r.cfg.OnLink != nil {
 				r.cfg.OnLink(up)
 			}
+		} else if n := nc.Stats().Reconnects; up && n != conns {
+			// The connection dropped and came back between two looks
+			// (ground's heartbeat never went stale): a new link all the
+			// same, so its count starts again.
+			conns = n
+			r.linkCameUp()
 		}
 		if up {
 			select { // a reconnect before this drain is not news
@@ -345,10 +353,11 @@ func (r *Replayer) Run(ctx context.Context, nc *nats.Conn) error {
 					return nil
 				}
 				r.setErr(err)
-				if !nc.IsConnected() && isOutage(err) {
+				if !nc.IsConnected() {
 					// The link went down under the drain: that is the
-					// news, not the buffer error a publish then gets.
-					r.cfg.Log.Info("replay paused: link down, ground unreachable; it resumes when the link is back", "sent", sent)
+					// news, not the buffer error or the missing answer a
+					// publish then gets (the error stays in the status).
+					r.cfg.Log.Info("replay paused: link down, ground unreachable; it resumes when the link is back", "sent", sent, "err", err)
 				} else {
 					r.cfg.Log.Warn("replay interrupted; will resume", "err", err, "sent", sent, "retry_in", backoff)
 				}
@@ -695,7 +704,8 @@ func (r *Replayer) publishClose(ctx context.Context, js jetstream.JetStream) err
 // per outage that the receipts wait for the link, and why.
 func (r *Replayer) receiptLoop(ctx context.Context, js jetstream.JetStream, reconnected <-chan struct{}) {
 	backoff := pollInterval
-	said := true // "receipts wait for the link", this outage; none before the first link
+	said := true      // "receipts wait for the link", this outage; none before the first link
+	shutdown := false // "ground's NATS server is shutting down" said since the last good fetch
 	for ctx.Err() == nil {
 		if !r.LinkUp() || !r.connected() {
 			r.setReceiptsIdle(false)
@@ -719,8 +729,14 @@ func (r *Replayer) receiptLoop(ctx context.Context, js jetstream.JetStream, reco
 		if err != nil && (errors.Is(err, jetstream.ErrServerShutdown) || !r.connected() && isOutage(err)) {
 			// Ground's server is going away, or the link went down under
 			// the fetch: said above once the connection is down, and
-			// after a reconnect to another server nothing is amiss.
+			// after a reconnect to another server nothing is amiss. A
+			// server that stays in lame-duck mode with the connection up
+			// is said once.
 			r.setReceiptsIdle(false)
+			if !shutdown && r.connected() && errors.Is(err, jetstream.ErrServerShutdown) {
+				shutdown = true
+				r.cfg.Log.Info("receipts wait: ground's NATS server is shutting down; retrying", "err", err)
+			}
 			if !r.wait(ctx, pollInterval, reconnected) {
 				return
 			}
@@ -735,6 +751,7 @@ func (r *Replayer) receiptLoop(ctx context.Context, js jetstream.JetStream, reco
 			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
+		shutdown = false
 		backoff = pollInterval
 	}
 }
