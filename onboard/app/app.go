@@ -157,6 +157,8 @@ type Main struct {
 	// dialLogged: a dial error was logged since the link was last up, so
 	// the retries every ReconnectWait log at debug only.
 	dialLogged atomic.Bool
+	// authLogged: a refused login was logged since the link was last up.
+	authLogged atomic.Bool
 	// upAfter is connErrs.Noted() when the NATS connection was last
 	// established: the dial errors noted since are the current outage's.
 	upAfter atomic.Uint64
@@ -514,7 +516,15 @@ func (m *Main) startSync(ctx context.Context) error {
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			m.connErrs.Note(err, m.Clock())
 			if errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(fmt.Sprint(err)), "authorization") {
-				m.Logger.Warn("NATS refused this aircraft: register its nkey with ground", "err", err)
+				// Once per outage: the retries every ReconnectWait say
+				// nothing new.
+				if !m.authLogged.CompareAndSwap(false, true) {
+					m.Logger.Debug("NATS refused this aircraft's login again; will retry", "err", err)
+					return
+				}
+				m.Logger.Warn("NATS refused this aircraft's login: ground does not know its nkey (register the aircraft: PUT /v1/aircraft/"+string(c.Aircraft)+
+					" on ground's API with aircraft.pub and aircraft.nk.pub), or ground has just reloaded its NATS authorization after a registration, "+
+					"and the next retry logs in; retrying", "err", err, "every", cmp.Or(c.ReconnectWait, 2*time.Second))
 				return
 			}
 			if errors.Is(err, nats.ErrNkeysNotSupported) {
@@ -586,6 +596,7 @@ func (m *Main) startSync(ctx context.Context) error {
 func (m *Main) linkBack() {
 	m.upAfter.Store(m.connErrs.Noted())
 	m.dialLogged.Store(false)
+	m.authLogged.Store(false)
 }
 
 // dialError is the latest NATS dial error noted since the connection was

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 
 	"github.com/airtab/airtab/onboard/app"
 	ft "github.com/airtab/airtab/onboard/internal/flighttest"
@@ -134,6 +135,66 @@ func TestNkeyNotAskedSaysRegister(t *testing.T) {
 	}
 	if strings.Index(line, "PUT /v1/aircraft/") > strings.Index(line, "auth callout") {
 		t.Errorf("warning %q speaks of the auth callout before registering the aircraft", line)
+	}
+}
+
+// TestLoginRefusedSaysRegisterOnce: a NATS server that refuses this
+// aircraft's nkey is warned of once while the cabin server keeps trying,
+// with how to register the aircraft and the harmless refusal just after a
+// registration.
+func TestLoginRefusedSaysRegisterOnce(t *testing.T) {
+	other, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := other.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server knows one nkey, not this aircraft's.
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		Nkeys: []*server.NkeyUser{{Nkey: pub}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	m, logs := startWithNATS(t, s.ClientURL())
+	const warn = "NATS refused this aircraft's login"
+	waitLog(t, logs, warn, 1)
+	// The cabin server goes on trying: three more logins refused.
+	conns := func() uint64 {
+		v, err := s.Varz(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.TotalConnections
+	}
+	n0 := conns()
+	deadline := time.Now().Add(30 * time.Second)
+	for conns() < n0+3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cabin server stopped trying to log in after %d connections", conns())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := logs.String()
+	var lines []string
+	for _, l := range strings.Split(got, "\n") {
+		if strings.Contains(l, "level=WARN") && strings.Contains(l, warn) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 {
+		t.Fatalf("%d warnings of the refused login in one outage, want 1:\n%s", len(lines), got)
+	}
+	for _, want := range []string{"PUT /v1/aircraft/" + string(m.Config.Aircraft), "just reloaded its NATS authorization", "uthorization"} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("warning %q does not say %q", lines[0], want)
+		}
 	}
 }
 
