@@ -53,6 +53,22 @@ func waitLog(t *testing.T, logs *logBuf, want string, n int) string {
 	}
 }
 
+// startNATSServer starts a plain nats-server (not ground's: onboard never
+// imports ground) with opts until the test ends.
+func startNATSServer(t *testing.T, opts *server.Options) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
 // startWithNATS runs a cabin server in process with --nats-url url,
 // logging at debug into the returned buffer.
 func startWithNATS(t *testing.T, url string) (*app.Main, *logBuf) {
@@ -111,15 +127,7 @@ func TestLinkDownSaysWhy(t *testing.T) {
 // with ground's embedded NATS, one that knows no aircraft yet; the warning
 // says to register this one on ground before it speaks of auth callouts.
 func TestNkeyNotAskedSaysRegister(t *testing.T) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	s := startNATSServer(t, &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	m, logs := startWithNATS(t, s.ClientURL())
 	got := waitLog(t, logs, "nkeys not supported by the server", 1)
 	var line string
@@ -152,16 +160,8 @@ func TestLoginRefusedSaysRegisterOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The server knows one nkey, not this aircraft's.
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+	s := startNATSServer(t, &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		Nkeys: []*server.NkeyUser{{Nkey: pub}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	m, logs := startWithNATS(t, s.ClientURL())
 	const warn = "NATS refused this aircraft's login"
 	waitLog(t, logs, warn, 1)

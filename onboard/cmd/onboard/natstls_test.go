@@ -43,18 +43,10 @@ func TestNATSCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+	s := startNATSServer(t, &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		TLS: true, TLSConfig: tlsCfg, TLSCert: certFile, TLSKey: keyFile,
 		Users: []*server.User{{Username: "ground", Password: "ground-test-password"}},
 		Nkeys: []*server.NkeyUser{{Nkey: pub}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	ground, err := nats.Connect(s.ClientURL(), nats.RootCAs(certFile), nats.UserInfo("ground", "ground-test-password"))
 	if err != nil {
 		t.Fatal(err)

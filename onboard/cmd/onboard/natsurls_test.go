@@ -39,17 +39,9 @@ func TestNATSURLs(t *testing.T) {
 	var servers []*server.Server
 	var urls []string
 	for i := range 2 {
-		s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		s := startNATSServer(t, &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 			Users: []*server.User{{Username: "ground", Password: "ground-test-password"}},
 			Nkeys: []*server.NkeyUser{{Nkey: pub}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Start()
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatal("nats-server not ready")
-		}
-		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 		ground, err := nats.Connect(s.ClientURL(), nats.UserInfo("ground", "ground-test-password"))
 		if err != nil {
 			t.Fatal(err)
