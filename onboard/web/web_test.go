@@ -118,6 +118,30 @@ func (e *cabinEnv) interpose(next http.Handler) http.Handler {
 	})
 }
 
+// oneSale checks that the sale requests since the first n (the first
+// and its retries, two at least) all carried id, and that the journal
+// grew by one sale since before; it returns the status after.
+func (e *cabinEnv) oneSale(t *testing.T, n int, before onboard.Status, id protocol.ID) onboard.Status {
+	t.Helper()
+	sent := e.sentIDs()[n:]
+	if len(sent) < 2 {
+		t.Fatalf("sale requests %v, want the first and at least one retry", sent)
+	}
+	for _, s := range sent {
+		if s != id.String() {
+			t.Fatalf("sale requests carried ids %v, want every one %s", sent, id)
+		}
+	}
+	after, err := e.cabin.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := after.LastSeq, before.LastSeq+1; got != want {
+		t.Fatalf("journal sequence = %d after the retries, want %d: one sale", got, want)
+	}
+	return after
+}
+
 func (e *cabinEnv) sentIDs() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -358,22 +382,7 @@ func TestHandheldApp(t *testing.T) {
 		e.drop.Store(false)
 		b.WaitTextVisibleIn("#answer-verdict", "Approved")
 		id := invoiceID(t, b)
-		sent := e.sentIDs()[n:]
-		if len(sent) < 2 {
-			t.Fatalf("sale requests = %v, want the lost one and at least one retry", sent)
-		}
-		for _, s := range sent {
-			if s != id.String() {
-				t.Fatalf("sale requests carried ids %v, want every one %s", sent, id)
-			}
-		}
-		after, err := e.cabin.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, want := after.LastSeq, before.LastSeq+1; got != want {
-			t.Fatalf("journal sequence = %d after the retries, want %d: one sale", got, want)
-		}
+		after := e.oneSale(t, n, before, id)
 		if got := after.Stats.Approved - before.Stats.Approved; got != 1 {
 			t.Fatalf("approved %d invoices, want 1", got)
 		}
@@ -461,22 +470,7 @@ func TestHandheldApp(t *testing.T) {
 		}
 		// The refused request and the retry after sign-in (and any retry
 		// between) carry one invoice id, and the journal holds one sale.
-		sent := e.sentIDs()[n:]
-		if len(sent) < 2 {
-			t.Fatalf("sale requests %v, want the refused one and the retry after sign-in", sent)
-		}
-		for _, s := range sent {
-			if s != id.String() {
-				t.Fatalf("sale requests carried ids %v, want every one %s", sent, id)
-			}
-		}
-		after, err := e.cabin.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, want := after.LastSeq, before.LastSeq+1; got != want {
-			t.Fatalf("journal sequence = %d after the refusal and the retry, want %d: one sale", got, want)
-		}
+		e.oneSale(t, n, before, id)
 	})
 	step(t, "AttendantCannotClose", func(t *testing.T) {
 		b := b.For(t)
