@@ -142,6 +142,29 @@ func TestManifestRejectsBadCredential(t *testing.T) {
 	mustApprove(t, c, sale(f.Passengers[0].Code(), coffee(1)...))
 }
 
+// TestSalesOpenLogged: the first manifest that opens sales is logged as
+// such (the start-up log said "sales are off" for want of one); a later
+// manifest is not news of that kind.
+func TestSalesOpenLogged(t *testing.T) {
+	f := ft.New(t, ft.Options{Passengers: 1})
+	var logs bytes.Buffer
+	c, _ := f.OpenCabin(nil, func(cfg *onboard.Config) {
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	if err := c.LoadManifest(ctx, f.SignManifest(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "sales are open"); n != 1 {
+		t.Fatalf("%d lines say sales are open after the first manifest, want 1:\n%s", n, logs.String())
+	}
+	if err := c.LoadManifest(ctx, f.SignManifest(func(m *protocol.Manifest) { m.Serial++ })); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "sales are open"); n != 1 {
+		t.Errorf("%d lines say sales are open after a second manifest, want still 1:\n%s", n, logs.String())
+	}
+}
+
 func TestManifestDeltas(t *testing.T) {
 	f := ft.New(t, ft.Options{Passengers: 2})
 	c, j := f.OpenCabin(f.SignManifest(nil), nil)

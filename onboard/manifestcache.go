@@ -36,9 +36,20 @@ func (c *Cabin) LoadManifest(ctx context.Context, raw []byte) error {
 	if err := c.cfg.Journal.SaveManifest(ctx, m.Serial(), raw); err != nil {
 		return fmt.Errorf("load manifest serial %d: %w", m.Serial(), err)
 	}
+	first := c.manifest.Load() == nil
 	c.manifest.Store(m)
 	c.revokeIssuers(m)
 	c.logManifest("manifest loaded", m)
+	if first {
+		// The start-up log said "sales are off" for want of a manifest;
+		// say when that is over.
+		c.stateMu.RLock()
+		closed, broken := c.state.close != nil, c.broken != nil
+		c.stateMu.RUnlock()
+		if r := sellable(m, closed, c.cfg.Clock()); r == 0 && !broken {
+			c.log.Info("sales are open: the flight's manifest is loaded; crew can sign in", "flight", c.id.Flight)
+		}
+	}
 	return nil
 }
 

@@ -553,7 +553,10 @@ func (m *Main) startSync(ctx context.Context) error {
 			}
 			m.Logger.Error("NATS connection closed for good: no manifest sync or replay until the cabin server restarts", "last_error", nc.LastError())
 		}),
-		nats.ConnectHandler(func(*nats.Conn) { m.linkBack() }),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			m.linkBack()
+			m.Logger.Info("NATS connected to ground", "server", nc.ConnectedUrlRedacted())
+		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			m.linkBack()
 			m.Logger.Info("NATS link back", "server", nc.ConnectedUrlRedacted())

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -168,7 +169,12 @@ func (s *Syncer) Run(ctx context.Context) {
 				// Soon again: a link just up may not reach ground's
 				// responders yet, and a manifest missing means no sales.
 				next, retry = min(retry, interval), min(2*retry, interval)
-				log.Warn("manifest sync failed; will retry", "in", next, "err", err)
+				args := []any{"in", next, "err", err}
+				if errors.Is(err, ErrGround) && strings.Contains(err.Error(), "not_found") {
+					// Ground knows the aircraft but not this flight.
+					args = append(args, "hint", "create the flight on ground (POST /v1/flights with this aircraft and the flight's carrier, number and date); sales open once its manifest arrives")
+				}
+				log.Warn("manifest sync failed; will retry", args...)
 			} else {
 				retry = time.Second
 			}

@@ -128,8 +128,12 @@ func TestSentThisLink(t *testing.T) {
 	t.Run("LinkDown", func(t *testing.T) {
 		e.clock.Add(timeout)
 		poll(t, "OnLink(false)", func() bool { return slices.Equal(onLink(), []bool{true, false}) })
-		if got := r.Status().SentThisLink; got != 4 {
-			t.Errorf("sent_this_link %d with the link down, want 4 (sent on the link that was up)", got)
+		st := r.Status()
+		if st.SentThisLink != 4 {
+			t.Errorf("sent_this_link %d with the link down, want 4 (sent on the link that was up)", st.SentThisLink)
+		}
+		if st.RatePerSecond != 0 || st.ETASeconds != 0 {
+			t.Errorf("rate %v/s, eta %v s with the link down, want 0 and 0: no drain runs", st.RatePerSecond, st.ETASeconds)
 		}
 	})
 
@@ -214,6 +218,37 @@ func TestStatusCountsWhenRead(t *testing.T) {
 				t.Errorf("status counts %+v, journal %+v", st.Counts, c)
 			}
 		})
+	}
+}
+
+// TestDrainLogLevels: the first drain on a link (the backlog at landing)
+// is logged at info; the sales sent one at a time after it, with the link
+// up, at debug.
+func TestDrainLogLevels(t *testing.T) {
+	e := newEnv(t)
+	e.j.add(3, 400)
+	logs := &logBuf{}
+	nc := e.dial(e.srv.ClientURL())
+	r := e.run(nc, func(c *Config) {
+		c.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	t.Cleanup(func() { t.Log(logs.String()) }) // with -v, or when it fails
+	e.linkUp(r)
+	poll(t, "the backlog sent", func() bool { return e.j.counts().Sent == 3 })
+	e.j.add(1, 400)
+	r.Kick()
+	poll(t, "the next sale sent", func() bool { return e.j.counts().Sent == 4 })
+	poll(t, "the next drain done", func() bool { return strings.Count(logs.String(), `msg="replay done"`) == 2 })
+	var levels []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `msg="replay starting"`) || strings.Contains(l, `msg="replay done"`) {
+			_, lv, _ := strings.Cut(l, "level=")
+			lv, _, _ = strings.Cut(lv, " ")
+			levels = append(levels, lv)
+		}
+	}
+	if want := []string{"INFO", "INFO", "DEBUG", "DEBUG"}; !slices.Equal(levels, want) {
+		t.Errorf("replay starting/done levels %v, want %v", levels, want)
 	}
 }
 

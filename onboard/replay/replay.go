@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -111,7 +112,10 @@ const (
 	receiptBatch   = 256
 	receiptWait    = 2 * time.Second
 	progressPeriod = 5 * time.Second
-	apiTimeout     = 5 * time.Second // one JetStream API call
+	// quietDrain is the size from which a drain on a link already
+	// carrying traffic is logged at info; smaller ones log at debug.
+	quietDrain = 100
+	apiTimeout = 5 * time.Second // one JetStream API call
 )
 
 func (c *Config) setDefaults() error {
@@ -189,16 +193,17 @@ type Replayer struct {
 	cfg  Config
 	kick chan struct{}
 
-	mu      sync.Mutex
-	status  Status
-	window  int                // publishes allowed in flight now; see publishAll
-	cons    jetstream.Consumer // the receipt consumer, once created
-	drainT  time.Time          // when the current drain started
-	drained int                // invoices acked in the current drain, for its rate
-	started time.Time          // when New made the replayer
-	nc      *nats.Conn         // the connection Run uses, for Status
-	lastErr error              // the last replay error, as LastError
-	lastLog time.Time          // when progress was last logged
+	mu         sync.Mutex
+	status     Status
+	window     int                // publishes allowed in flight now; see publishAll
+	cons       jetstream.Consumer // the receipt consumer, once created
+	drainT     time.Time          // when the current drain started
+	drained    int                // invoices acked in the current drain, for its rate
+	drainLevel slog.Level         // the current drain's log level
+	started    time.Time          // when New made the replayer
+	nc         *nats.Conn         // the connection Run uses, for Status
+	lastErr    error              // the last replay error, as LastError
+	lastLog    time.Time          // when progress was last logged
 	// receiptsIdle: the receipt consumer, on the current connection, has
 	// nothing more to deliver, by ground's word (see consumerIdle). Only
 	// then are invoices without a receipt sent again (see publish).
@@ -240,6 +245,13 @@ func (r *Replayer) Status() Status {
 	// A heartbeat is good for HeartbeatTimeout, but a dropped connection
 	// is news at once.
 	s.LinkUp = r.linkUpLocked() && (r.nc == nil || r.nc.IsConnected())
+	if !s.LinkUp {
+		// The rate and the time remaining are the drain's, and none runs
+		// with the link down: last_error says what waits.
+		s.RatePerSecond, s.ETASeconds = 0, 0
+	}
+	s.RatePerSecond = math.Round(s.RatePerSecond*10) / 10
+	s.ETASeconds = math.Round(s.ETASeconds*10) / 10
 	r.explainLocked(&s)
 	return s
 }
@@ -433,9 +445,17 @@ func (r *Replayer) drain(ctx context.Context, js jetstream.JetStream) (int, erro
 	pending := r.status.Counts.Pending
 	r.drainT = r.cfg.Clock()
 	r.drained = 0
+	// The first drain on a link (the backlog at landing) and a large one
+	// are news; with the link up, the sales sent one or two at a time as
+	// they are made are not.
+	r.drainLevel = slog.LevelDebug
+	if r.status.SentThisLink == 0 || pending >= quietDrain {
+		r.drainLevel = slog.LevelInfo
+	}
+	level := r.drainLevel
 	r.mu.Unlock()
 	if pending > 0 {
-		r.cfg.Log.Info("replay starting", "pending", pending, "flight", r.cfg.Flight)
+		r.cfg.Log.Log(ctx, level, "replay starting", "pending", pending, "flight", r.cfg.Flight)
 	}
 	sent, err := r.publishAll(ctx, js)
 	if err != nil {
@@ -443,7 +463,7 @@ func (r *Replayer) drain(ctx context.Context, js jetstream.JetStream) (int, erro
 	}
 	if sent > 0 {
 		elapsed := r.cfg.Clock().Sub(r.drainT)
-		r.cfg.Log.Info("replay done", "sent", sent, "seconds", elapsed.Seconds())
+		r.cfg.Log.Log(ctx, level, "replay done", "sent", sent, "seconds", elapsed.Seconds())
 	}
 	if err := r.publishClose(ctx, js); err != nil {
 		return sent, err
@@ -928,10 +948,10 @@ func (r *Replayer) progress(n int) {
 	if logNow {
 		r.lastLog = now
 	}
-	s := r.status
+	s, level := r.status, r.drainLevel
 	r.mu.Unlock()
 	if logNow {
-		r.cfg.Log.Info("replay progress", "sent", s.SentThisLink, "pending", s.Counts.Pending,
+		r.cfg.Log.Log(context.Background(), level, "replay progress", "sent", s.SentThisLink, "pending", s.Counts.Pending,
 			"per_second", int(s.RatePerSecond), "eta_seconds", int(s.ETASeconds))
 	}
 }
