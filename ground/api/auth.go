@@ -75,9 +75,11 @@ func parseSigned(r *http.Request, body []byte, now time.Time) (signedRequest, er
 	if s.keyID, err = crypto.ParseKeyID(kid); err != nil {
 		return s, unauthorized("%s: %v", HeaderDevice, err)
 	}
+	// One spelling per instant: the signature covers the number, so
+	// "+1795161600" or "001795161600" would verify as "1795161600" does.
 	unix, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || len(ts) > 12 {
-		return s, unauthorized("%s %q: want Unix seconds", HeaderTimestamp, trunc(ts))
+	if err != nil || len(ts) > 12 || strconv.FormatInt(unix, 10) != ts {
+		return s, unauthorized("%s %q: want Unix seconds in decimal, no sign or leading zeros", HeaderTimestamp, trunc(ts))
 	}
 	s.at = time.Unix(unix, 0)
 	if d := now.Sub(s.at); d > MaxClockSkew || d < -MaxClockSkew {
