@@ -66,10 +66,9 @@ func TestRun(t *testing.T) {
 		}
 		near(t, "authorize server CPU total", a.ServerCPUSeconds, a.ServerCPUUSPerApproval*float64(a.Approved)/1e6)
 		positive(t, "authorize invoice_sign_us", a.InvoiceSignUS)
+		// Not compared with invoice_sign_us: the two are timed apart, and
+		// on a busy machine the part can time slower than the whole.
 		positive(t, "authorize ed25519_sign_us", a.Ed25519SignUS)
-		if a.Ed25519SignUS > a.InvoiceSignUS {
-			t.Errorf("ed25519.Sign alone %g µs over the whole invoice signing %g µs", a.Ed25519SignUS, a.InvoiceSignUS)
-		}
 		near(t, "authorize invoice_sign_share", a.InvoiceSignShare, a.InvoiceSignUS/a.ServerCPUUSPerApproval)
 		near(t, "authorize cpu_ratio_unsigned", a.CPURatioUnsigned, a.VerifyUS/(a.ServerCPUUSPerApproval-a.InvoiceSignUS))
 	})
