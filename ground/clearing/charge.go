@@ -90,8 +90,11 @@ func (s *Service) runJob(ctx context.Context, lk *lookups, j *job) {
 		}
 		j.res, j.err = s.acq.Capture(cctx, CaptureRequest{Key: r.ID, Attempt: max(r.Attempt, 1), Card: j.card, Amount: r.Total})
 	}
-	if j.err != nil || j.notTried != nil {
-		s.log.Warn("acquirer call failed or not made; will retry", "invoice", r.ID, "kind", j.kind, "err", j.err, "not_tried", j.notTried)
+	switch {
+	case j.notTried != nil:
+		s.log.Warn("acquirer not called; will retry", "invoice", r.ID, "kind", j.kind, "why", j.notTried)
+	case j.err != nil:
+		s.log.Warn("acquirer call failed; will retry", "invoice", r.ID, "kind", j.kind, "err", j.err)
 	}
 }
 
