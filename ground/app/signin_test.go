@@ -12,11 +12,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/airtab/airtab/ground/app"
+	"github.com/airtab/airtab/ground/clearing/clearingtest"
 )
 
 const (
@@ -24,25 +24,12 @@ const (
 	wrongToken = "not-the-back-office-token-at-all"
 )
 
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // startGround runs a real ground service (SQLite, embedded NATS, clearing,
 // HTTP) in a temporary directory.
-func startGround(t *testing.T, clk *clock) string {
+func startGround(t *testing.T, clk *clearingtest.Clock) string {
 	t.Helper()
 	m := &app.Main{Config: app.Config{DataDir: filepath.Join(t.TempDir(), "ground"), HTTPAddr: "127.0.0.1:0",
-		NATSListen: "127.0.0.1:0", BackOfficeToken: testToken, Clock: clk.now, Logger: slog.New(slog.DiscardHandler)}}
+		NATSListen: "127.0.0.1:0", BackOfficeToken: testToken, Clock: clk.Now, Logger: slog.New(slog.DiscardHandler)}}
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +108,7 @@ func want(t *testing.T, d door, base, ip, tok string, status int, retryAfter str
 // allowance, per address and in all; right tokens through either are never
 // counted; every attempt shows on /metrics by door and outcome.
 func TestSignInLimitShared(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)}
+	clk := clearingtest.NewClock(time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC))
 	base := startGround(t, clk)
 	const ok, unauth, limited = http.StatusOK, http.StatusUnauthorized, http.StatusTooManyRequests
 	const signedIn = http.StatusSeeOther
@@ -158,7 +145,7 @@ func TestSignInLimitShared(t *testing.T) {
 		want(t, viaAPI, base, "127.0.0.2", testToken, ok, "") // another address
 	})
 	t.Run("GlobalCeilingAcrossDoors", func(t *testing.T) {
-		clk.advance(time.Minute) // every allowance whole again
+		clk.Advance(time.Minute) // every allowance whole again
 		// 60 wrong tokens in all, the global ceiling, at most 8 from one
 		// address, half through each door.
 		for i := range 60 {

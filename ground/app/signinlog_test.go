@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/airtab/airtab/ground/app"
+	"github.com/airtab/airtab/ground/clearing/clearingtest"
 )
 
 // records keeps the warnings logged, message and attributes.
@@ -54,10 +55,10 @@ func (r *records) refusals() (lines int, unlogged int64) {
 // warnings (each refusal is still counted on /metrics), and a warning says
 // how many refusals before it went unlogged, so none goes unaccounted.
 func TestSignInRefusalsLogBounded(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)}
+	clk := clearingtest.NewClock(time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC))
 	log := &records{}
 	m := &app.Main{Config: app.Config{DataDir: filepath.Join(t.TempDir(), "ground"), HTTPAddr: "127.0.0.1:0",
-		NATSListen: "127.0.0.1:0", BackOfficeToken: testToken, Clock: clk.now, Logger: slog.New(log)}}
+		NATSListen: "127.0.0.1:0", BackOfficeToken: testToken, Clock: clk.Now, Logger: slog.New(log)}}
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func TestSignInRefusalsLogBounded(t *testing.T) {
 	if lines == 0 {
 		t.Fatal("no refusal logged")
 	}
-	clk.advance(time.Minute) // the address's allowance whole again, and the log's
+	clk.Advance(time.Minute) // the address's allowance whole again, and the log's
 	for range 10 {
 		want(t, viaAPI, base, "127.0.0.3", wrongToken, http.StatusUnauthorized, "")
 	}

@@ -23,12 +23,7 @@ func TestLinkStateSaysWhy(t *testing.T) {
 	t.Run("DialErrorNamed", func(t *testing.T) {
 		e := newEnv(t)
 		e.j.add(3, 400)
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		url := "nats://" + l.Addr().String()
-		l.Close() // nothing listens there now
+		url := refusedURL(t)
 		ce := &ConnectErrors{}
 		nc := e.dial(url, nats.RetryOnFailedConnect(true),
 			nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { ce.Note(err, e.clock.Now()) }))
@@ -96,20 +91,13 @@ func (l *logBuf) String() string {
 func TestSentThisLink(t *testing.T) {
 	e := newEnv(t)
 	const timeout = 15 * time.Second
-	var (
-		mu    sync.Mutex
-		links []bool
-	)
-	onLink := func() []bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(links)
-	}
+	links := &linkCalls{}
+	onLink := links.seen
 	e.j.add(4, 400)
 	nc := e.dial(e.srv.ClientURL())
 	r := e.run(nc, func(c *Config) {
 		c.HeartbeatTimeout = timeout
-		c.OnLink = func(up bool) { mu.Lock(); links = append(links, up); mu.Unlock() }
+		c.OnLink = links.record
 	})
 	e.linkUp(r)
 	poll(t, "4 invoices sent", func() bool { return e.j.counts().Sent == 4 })
@@ -195,12 +183,7 @@ func TestConnectErrorsLastSince(t *testing.T) {
 func TestStatusCountsWhenRead(t *testing.T) {
 	e := newEnv(t)
 	e.j.add(3, 400)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "nats://" + l.Addr().String()
-	l.Close()
+	url := refusedURL(t)
 	nc := e.dial(url, nats.RetryOnFailedConnect(true))
 	r := e.run(nc, nil)
 	poll(t, "3 invoices waiting", func() bool { return strings.Contains(r.Status().LastError, "; 3 invoices waiting") })
@@ -280,4 +263,15 @@ func TestReceiptsSayLinkDown(t *testing.T) {
 	if got := logs.String(); strings.Contains(got, "outbound buffer limit exceeded") {
 		t.Errorf("the log speaks of NATS buffers:\n%s", got)
 	}
+}
+
+// refusedURL is a NATS URL at which nothing listens: a dial is refused.
+func refusedURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return "nats://" + l.Addr().String()
 }

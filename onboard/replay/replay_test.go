@@ -1436,23 +1436,12 @@ func TestLinkFollowsHeartbeats(t *testing.T) {
 	e := newEnv(t)
 	const timeout = 15 * time.Second
 	e.j.add(3, 400)
-	var (
-		mu    sync.Mutex
-		links []bool
-	)
-	onLink := func() []bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(links)
-	}
+	links := &linkCalls{}
+	onLink := links.seen
 	nc := e.dial(e.srv.ClientURL())
 	r := e.run(nc, func(c *Config) {
 		c.HeartbeatTimeout = timeout
-		c.OnLink = func(up bool) {
-			mu.Lock()
-			links = append(links, up)
-			mu.Unlock()
-		}
+		c.OnLink = links.record
 	})
 
 	// Connected, but no heartbeat: the link is down and nothing is sent,
@@ -1535,4 +1524,19 @@ func TestRunRefusesReconnectBuffer(t *testing.T) {
 	if c := e.j.counts(); c.Pending != 3 {
 		t.Errorf("counts after the refusal %+v, want 3 pending", c)
 	}
+}
+
+// linkCalls records the replayer's OnLink calls.
+type linkCalls struct {
+	mu  sync.Mutex
+	ups []bool
+}
+
+func (l *linkCalls) record(up bool) { l.mu.Lock(); l.ups = append(l.ups, up); l.mu.Unlock() }
+
+// seen returns the calls so far, in order.
+func (l *linkCalls) seen() []bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.ups)
 }

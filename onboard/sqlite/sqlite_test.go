@@ -264,14 +264,8 @@ func TestCommitAfterFailedRollback(t *testing.T) {
 // so the cabin server approves nothing, and Close still closes.
 func TestFailedRollbackReopenFails(t *testing.T) {
 	f := ft.New(t, ft.Options{Passengers: 1})
-	j, a, db := journalWithRollbackTrigger(t, f)
+	j, _, b := journalAfterFailedRollback(t, f)
 	defer j.Close()
-	db.Close()
-	b := invoice(t, f, 2, a.Invoice.Hash(), f.Passengers[0].Code())
-	c := invoice(t, f, 3, b.Invoice.Hash(), f.Passengers[0].Code())
-	if err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{b, c}}); err == nil {
-		t.Fatal("commit through a rolled-back transaction: no error")
-	}
 	moved := filepath.Join(t.TempDir(), "moved.db")
 	if err := os.Rename(f.JournalPath(), moved); err != nil {
 		t.Fatal(err)
@@ -311,6 +305,22 @@ func journalWithRollbackTrigger(t *testing.T, f *ft.Flight) (*sqlite.Journal, on
 	return j, a, db
 }
 
+// journalAfterFailedRollback is journalWithRollbackTrigger's journal after
+// a commit of invoices 2 and 3 that the trigger ended, so the writer's
+// connection was abandoned; it returns invoice 1 (committed) and 2 (not).
+func journalAfterFailedRollback(t *testing.T, f *ft.Flight) (*sqlite.Journal, onboard.Entry, onboard.Entry) {
+	t.Helper()
+	j, a, db := journalWithRollbackTrigger(t, f)
+	db.Close()
+	b := invoice(t, f, 2, a.Invoice.Hash(), f.Passengers[0].Code())
+	c := invoice(t, f, 3, b.Invoice.Hash(), f.Passengers[0].Code())
+	if err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{b, c}}); err == nil {
+		j.Close()
+		t.Fatal("commit through a rolled-back transaction: no error")
+	}
+	return j, a, b
+}
+
 // TestFailedRollbackReopenReplacedFile abandons the writer's connection (a
 // failed rollback) and puts another journal, of the same flight, at the
 // journal's path: the fresh connection must not be opened on it, so no
@@ -318,14 +328,8 @@ func journalWithRollbackTrigger(t *testing.T, f *ft.Flight) (*sqlite.Journal, on
 // rebuilt its state from and whose invoices its readers see.
 func TestFailedRollbackReopenReplacedFile(t *testing.T) {
 	f := ft.New(t, ft.Options{Passengers: 1})
-	j, a, db := journalWithRollbackTrigger(t, f)
+	j, a, b := journalAfterFailedRollback(t, f)
 	defer j.Close()
-	db.Close()
-	b := invoice(t, f, 2, a.Invoice.Hash(), f.Passengers[0].Code())
-	c := invoice(t, f, 3, b.Invoice.Hash(), f.Passengers[0].Code())
-	if err := j.Commit(ctx, onboard.Batch{Invoices: []onboard.Entry{b, c}}); err == nil {
-		t.Fatal("commit through a rolled-back transaction: no error")
-	}
 	other := filepath.Join(t.TempDir(), "other.db")
 	oj, err := sqlite.Open(ctx, other, f.ID, f.Aircraft)
 	if err != nil {
